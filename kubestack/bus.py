@@ -1,0 +1,105 @@
+"""Talking to Kafka: client options from settings, readiness, and creating the registry's topics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError as AIOKafkaError
+from aiokafka.helpers import create_ssl_context
+
+from kubestack.contract.topics import TOPICS, TopicSpec
+from kubestack.errors import KafkaError, KafkaUnavailableError
+from kubestack.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+def client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Keyword arguments shared by aiokafka producers, consumers and admin clients."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "client_id": kafka.client_id,
+        "security_protocol": kafka.security_protocol,
+        "request_timeout_ms": int(kafka.request_timeout_s * 1000),
+    }
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        context = create_ssl_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None,
+            certfile=str(kafka.ssl_certfile) if kafka.ssl_certfile else None,
+            keyfile=str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None,
+        )
+        context.check_hostname = kafka.ssl_check_hostname
+        options["ssl_context"] = context
+    if kafka.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username
+        options["sasl_plain_password"] = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+    return options
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    cluster_id: str | None
+    controller_id: int | None
+    brokers: list[str]
+    topics: list[str]
+
+
+async def describe_cluster(kafka: KafkaSettings) -> ClusterInfo:
+    """One real metadata round-trip; ``KafkaUnavailableError`` if nothing answers."""
+    admin = AIOKafkaAdminClient(**client_options(kafka))
+    try:
+        await admin.start()
+        meta = await admin.describe_cluster()
+        topics = await admin.list_topics()
+    except (KafkaConnectionError, AIOKafkaError, OSError) as exc:
+        raise KafkaUnavailableError(f"Kafka at {kafka.bootstrap} does not answer: {exc}") from exc
+    finally:
+        await admin.close()
+    brokers = [f"{b['host']}:{b['port']}" for b in meta.get("brokers", [])]
+    return ClusterInfo(meta.get("cluster_id"), meta.get("controller_id"), brokers, sorted(topics))
+
+
+async def wait_for_cluster(kafka: KafkaSettings, timeout_s: float, interval_s: float = 0.5) -> ClusterInfo:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await describe_cluster(kafka)
+        except KafkaUnavailableError:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(interval_s)
+
+
+async def ensure_topics(kafka: KafkaSettings, specs: tuple[TopicSpec, ...] = TOPICS) -> dict[str, str]:
+    """Create the registry's topics with their partitions and retention; name → 'created' or 'exists'."""
+    new = [
+        NewTopic(spec.qualified(kafka.topic_prefix), spec.partitions, 1, topic_configs=spec.topic_configs)
+        for spec in specs
+    ]
+    admin = AIOKafkaAdminClient(**client_options(kafka))
+    try:
+        await admin.start()
+        response = await admin.create_topics(new)
+    except (KafkaConnectionError, AIOKafkaError, OSError) as exc:
+        raise KafkaUnavailableError(f"cannot create topics on {kafka.bootstrap}: {exc}") from exc
+    finally:
+        await admin.close()
+    outcome = {}
+    for name, code, *rest in response.topic_errors:
+        if code == 0:
+            outcome[name] = "created"
+        elif code == _TOPIC_ALREADY_EXISTS:
+            outcome[name] = "exists"
+        else:
+            message = rest[0] if rest else ""
+            raise KafkaError(f"creating topic {name} failed with Kafka error {code}: {message}")
+    log.info("topics: %s", ", ".join(f"{n} {s}" for n, s in sorted(outcome.items())))
+    return outcome

@@ -1,0 +1,220 @@
+"""The messages on the bus, one pydantic model each. The registry (``topics.py``) binds them to topics."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from kubestack.contract.base import ContractModel, Event, Name, ResourceRef, UtcDatetime, new_id
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Risk(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    FORBIDDEN = "forbidden"
+
+
+# --- collection -------------------------------------------------------------------------------
+
+
+class Sample(ContractModel):
+    name: Name = Field(description="Metric name, e.g. redis_used_memory_bytes")
+    value: float
+    ts: UtcDatetime
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class MetricBatch(Event):
+    """Samples of one resource collected in one round."""
+
+    samples: list[Sample] = Field(min_length=1)
+    interval_s: float | None = Field(default=None, gt=0, description="Collection interval of the target")
+
+
+class LogLine(ContractModel):
+    ts: UtcDatetime
+    line: str
+    path: str | None = Field(default=None, description="File, journald unit or pod/container it came from")
+    offset: int | None = Field(default=None, ge=0, description="Byte offset in the file, for tails")
+
+
+class LogBatch(Event):
+    """Log lines of one resource, in order."""
+
+    lines: list[LogLine] = Field(min_length=1)
+
+
+class ConfigSnapshot(Event):
+    """The full effective configuration of a resource at one time."""
+
+    config: dict[str, str]
+    digest: str = Field(description="sha256 of the canonical config, to spot changes cheaply")
+
+
+class ConfigDiff(ContractModel):
+    key: Name
+    old: str | None = None
+    new: str | None = None
+
+
+class ConfigChange(Event):
+    """What changed between two snapshots of a resource."""
+
+    previous_digest: str
+    digest: str
+    changes: list[ConfigDiff] = Field(min_length=1)
+
+
+# --- analysis --------------------------------------------------------------------------------
+
+
+class Anomaly(Event):
+    """A detector found a series (or a set of series) unusual."""
+
+    detector: Name
+    signal: Name = Field(description="Metric name, log template id or config key the anomaly is about")
+    score: float = Field(ge=0.0, le=1.0)
+    value: float | None = None
+    expected: float | None = None
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    severity: Severity = Severity.WARNING
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _window_ordered(self) -> Anomaly:
+        if self.window_end < self.window_start:
+            raise ValueError("window_end is before window_start")
+        return self
+
+
+class PredictionStatus(StrEnum):
+    ACTIVE = "active"
+    UPDATED = "updated"
+    WITHDRAWN = "withdrawn"
+
+
+class Prediction(Event):
+    """A capacity-like series is expected to run out."""
+
+    prediction_id: str = Field(default_factory=new_id)
+    signal: Name
+    capacity: float
+    exhaustion_at: UtcDatetime | None = Field(description="Likely exhaustion time; None when withdrawn")
+    exhaustion_lower_bound: UtcDatetime | None = Field(description="Early bound of the prediction interval")
+    confidence: float = Field(ge=0.0, le=1.0)
+    model: Name
+    status: PredictionStatus = PredictionStatus.ACTIVE
+    severity: Severity = Severity.WARNING
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    UPDATED = "updated"
+    RESOLVED = "resolved"
+
+
+class Incident(Event):
+    """Correlated signals across resources, told once."""
+
+    incident_id: str = Field(default_factory=new_id)
+    title: Name
+    status: IncidentStatus = IncidentStatus.OPEN
+    severity: Severity
+    opened_at: UtcDatetime
+    resources: list[ResourceRef] = Field(default_factory=list)
+    member_event_ids: list[str] = Field(min_length=1, description="Anomalies, predictions, findings")
+    summary: str = ""
+
+
+# --- diagnosis and action --------------------------------------------------------------------
+
+
+class Hypothesis(ContractModel):
+    rank: int = Field(ge=1)
+    component: Name = Field(description="Resource key of the suspected root cause")
+    cause: Name
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence_ids: list[str] = Field(min_length=1)
+    runbooks: list[str] = Field(default_factory=list)
+
+
+class RcaReport(Event):
+    incident_id: str
+    hypotheses: list[Hypothesis]
+    narrative: str = ""
+    narrator: str = Field(default="rules", description="'rules' or the LLM that wrote the narrative")
+
+
+class RemediationProposal(Event):
+    proposal_id: str = Field(default_factory=new_id)
+    incident_id: str
+    action: Name = Field(description="Plugin action id, e.g. redis.config_set")
+    params: dict[str, Any] = Field(default_factory=dict)
+    risk: Risk
+    preconditions: list[str] = Field(default_factory=list)
+    expected_effect: str = ""
+    rollback: str = ""
+    dry_run: str = ""
+
+
+class ResultStatus(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXECUTED = "executed"
+    VERIFIED = "verified"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+class RemediationResult(Event):
+    proposal_id: str
+    incident_id: str
+    status: ResultStatus
+    actor: Name = Field(description="Who or what decided or acted: a user, 'policy:auto'")
+    output: str = ""
+
+
+class Notification(Event):
+    channel: Name = Field(description="slack, pagerduty, webhook:<name>, ...")
+    subject_id: str = Field(description="Incident, prediction or proposal id the notice is about")
+    severity: Severity
+    title: Name
+    body: str = ""
+    delivered: bool
+    attempts: int = Field(default=1, ge=1)
+    error: str | None = None
+
+
+class AuditRecord(Event):
+    """One link of the tamper-evident audit chain."""
+
+    actor: Name
+    action: Name
+    subject_id: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class DeadLetter(Event):
+    """A message that could not be processed, kept with the reason so nothing is lost silently."""
+
+    original_topic: Name
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+    payload: str = Field(description="The original bytes, decoded as UTF-8 with backslash escapes")
+    reason: str
+    error_type: Name
+    stage: Name = Field(description="Stage that gave up on the message")
+

@@ -1,0 +1,137 @@
+"""The topic registry: the one place that binds topic name, model, partition key, partitions and retention.
+
+Producers, Faust topics, the CLI, topic creation and the docs all derive from ``TOPICS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Generic, TypeVar
+
+from pydantic import ValidationError
+
+from kubestack.contract.base import Event
+from kubestack.contract.events import (
+    Anomaly,
+    AuditRecord,
+    ConfigChange,
+    ConfigSnapshot,
+    DeadLetter,
+    Incident,
+    LogBatch,
+    MetricBatch,
+    Notification,
+    Prediction,
+    RcaReport,
+    RemediationProposal,
+    RemediationResult,
+)
+from kubestack.errors import ContractError, EventDecodeError, UnknownTopicError
+
+E = TypeVar("E", bound=Event)
+
+_MAX_REASON_ERRORS = 3
+
+
+@dataclass(frozen=True)
+class TopicSpec(Generic[E]):
+    short: str
+    model: type[E]
+    key: Callable[[E], str] = field(repr=False)
+    key_doc: str
+    partitions: int
+    retention: timedelta
+    description: str
+    compact: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"kubestack.{self.short}.v1"
+
+    def qualified(self, prefix: str = "") -> str:
+        """The topic's name on a broker whose topics carry ``prefix`` (e.g. ``staging.``)."""
+        return f"{prefix}{self.name}"
+
+    @property
+    def topic_configs(self) -> dict[str, str]:
+        policy = "compact,delete" if self.compact else "delete"
+        return {"retention.ms": str(int(self.retention.total_seconds() * 1000)), "cleanup.policy": policy}
+
+    def encode(self, event: E) -> tuple[bytes, bytes]:
+        """Key and value bytes of ``event``; refuses an event of another model."""
+        if not isinstance(event, self.model):
+            raise ContractError(f"{self.name} carries {self.model.__name__}, not {type(event).__name__}")
+        return self.key(event).encode(), event.model_dump_json().encode()
+
+    def decode(self, raw: bytes | str | None) -> E:
+        """The event in ``raw``, or ``EventDecodeError`` with a reason a person can act on."""
+        if raw is None or raw in (b"", ""):
+            raise EventDecodeError(self.name, "empty message (tombstone or missing value)")
+        try:
+            return self.model.model_validate_json(raw)
+        except ValidationError as exc:
+            raise EventDecodeError(self.name, describe_validation_error(self.model, exc)) from exc
+
+
+def describe_validation_error(model: type[Event], exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:_MAX_REASON_ERRORS]:
+        where = ".".join(str(p) for p in err["loc"]) or "<message>"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    tail = f" (+{more} more)" if more > 0 else ""
+    return f"not a valid {model.__name__}: " + "; ".join(parts) + tail
+
+
+def _by_resource(event: Event) -> str:
+    return event.resource.key
+
+
+DAY = timedelta(days=1)
+
+METRICS = TopicSpec("metrics", MetricBatch, _by_resource, "resource.key", 8, 3 * DAY,
+                    "Batched metric samples, one batch per resource and collection round")
+LOGS = TopicSpec("logs", LogBatch, _by_resource, "resource.key", 8, 3 * DAY,
+                 "Log lines tailed from files, journald and pods, batched per resource")
+CONFIG_SNAPSHOTS = TopicSpec("config-snapshots", ConfigSnapshot, _by_resource, "resource.key", 4, 30 * DAY,
+                             "Full configuration of a resource; compacted to the latest per resource",
+                             compact=True)
+CONFIG_CHANGES = TopicSpec("config-changes", ConfigChange, _by_resource, "resource.key", 4, 30 * DAY,
+                           "Differences between consecutive configuration snapshots")
+ANOMALIES = TopicSpec("anomalies", Anomaly, _by_resource, "resource.key", 4, 7 * DAY,
+                      "Anomalies found by the detectors, with score and window")
+PREDICTIONS = TopicSpec("predictions", Prediction, _by_resource, "resource.key", 4, 7 * DAY,
+                        "Time-to-exhaustion notices: raised, updated and withdrawn")
+INCIDENTS = TopicSpec("incidents", Incident, lambda e: e.incident_id, "incident_id", 4, 30 * DAY,
+                      "Correlated incidents across middleware")
+RCA_REPORTS = TopicSpec("rca-reports", RcaReport, lambda e: e.incident_id, "incident_id", 4, 30 * DAY,
+                        "Ranked root-cause hypotheses with evidence and runbooks")
+REMEDIATION_PROPOSALS = TopicSpec("remediation-proposals", RemediationProposal, lambda e: e.incident_id,
+                                  "incident_id", 4, 30 * DAY, "Proposed fixes with risk, preconditions, rollback")
+REMEDIATION_RESULTS = TopicSpec("remediation-results", RemediationResult, lambda e: e.incident_id,
+                                "incident_id", 4, 30 * DAY,
+                                "Approvals, rejections, executions, verifications and rollbacks")
+NOTIFICATIONS = TopicSpec("notifications", Notification, lambda e: e.subject_id, "subject_id", 2, 7 * DAY,
+                          "Notices sent to Slack, PagerDuty and webhooks, with delivery status")
+AUDIT = TopicSpec("audit", AuditRecord, lambda e: e.subject_id, "subject_id", 1, 365 * DAY,
+                  "Hash-chained audit trail; one partition keeps the chain in order")
+DEAD_LETTER = TopicSpec("dead-letter", DeadLetter, lambda e: e.original_topic, "original_topic", 1, 14 * DAY,
+                        "Messages no stage could process, with the reason")
+
+TOPICS: tuple[TopicSpec, ...] = (
+    METRICS, LOGS, CONFIG_SNAPSHOTS, CONFIG_CHANGES, ANOMALIES, PREDICTIONS, INCIDENTS, RCA_REPORTS,
+    REMEDIATION_PROPOSALS, REMEDIATION_RESULTS, NOTIFICATIONS, AUDIT, DEAD_LETTER,
+)
+
+_BY_NAME = {spec.name: spec for spec in TOPICS} | {spec.short: spec for spec in TOPICS}
+
+
+def topic(name: str) -> TopicSpec:
+    """The spec of a topic, by full name (``kubestack.metrics.v1``) or short name (``metrics``)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        known = ", ".join(spec.short for spec in TOPICS)
+        raise UnknownTopicError(f"no topic {name!r} in the registry; known: {known}") from None

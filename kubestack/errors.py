@@ -1,0 +1,77 @@
+"""Every error KubeStack-AI raises on purpose.
+
+    KubestackError                  base; ``retriable`` says whether trying again may help
+    ├── ConfigError                 settings or a config file are wrong
+    ├── ContractError               a message does not fit the event contract
+    │   ├── UnknownTopicError       no topic of that name in the registry
+    │   └── EventDecodeError        bytes that are not a valid event of the topic's model
+    └── KafkaError
+        ├── KafkaUnavailableError   the bootstrap servers do not answer (retriable)
+        └── LauncherError           the local broker cannot be prepared, started or stopped
+            ├── JavaNotFoundError
+            ├── MavenNotFoundError
+            ├── JarResolutionError
+            ├── PortBusyError
+            └── BrokerStartError
+
+Messages say what to do, not only what went wrong: they are shown to users as they are.
+"""
+
+from __future__ import annotations
+
+
+class KubestackError(Exception):
+    retriable: bool = False
+
+
+class ConfigError(KubestackError):
+    pass
+
+
+class ContractError(KubestackError):
+    pass
+
+
+class UnknownTopicError(ContractError):
+    pass
+
+
+class EventDecodeError(ContractError):
+    """Carries the topic and a one-line reason fit for a dead-letter record."""
+
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"{topic}: {reason}")
+        self.topic = topic
+        self.reason = reason
+
+
+class KafkaError(KubestackError):
+    pass
+
+
+class KafkaUnavailableError(KafkaError):
+    retriable = True
+
+
+class LauncherError(KafkaError):
+    pass
+
+
+class JavaNotFoundError(LauncherError):
+    pass
+
+
+class MavenNotFoundError(LauncherError):
+    pass
+
+
+class JarResolutionError(LauncherError):
+    retriable = True
+
+
+class PortBusyError(LauncherError):
+    pass
+
+
+class BrokerStartError(LauncherError):
+    pass

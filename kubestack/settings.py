@@ -1,0 +1,124 @@
+"""One ``Settings`` object, built once at start-up by ``load_settings`` and passed down.
+
+Sources, strongest first: keyword overrides, environment (``KUBESTACK_`` prefix, ``__`` between nested
+names, e.g. ``KUBESTACK_KAFKA__BOOTSTRAP``), a YAML file (``--config`` or ``KUBESTACK_CONFIG``), defaults.
+``KUBESTACK_KAFKA_BOOTSTRAP`` is accepted as a shortcut for ``KUBESTACK_KAFKA__BOOTSTRAP``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+from kubestack.errors import ConfigError
+
+BOOTSTRAP_SHORTCUT_ENV = "KUBESTACK_KAFKA_BOOTSTRAP"
+CONFIG_FILE_ENV = "KUBESTACK_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """How to reach the Kafka cluster the product uses (local or remote)."""
+
+    bootstrap: str = Field(default="127.0.0.1:9092", description="host:port[,host:port...]")
+    topic_prefix: str = Field(default="", description="Prepended to every topic name, e.g. 'staging.'")
+    client_id: str = "kubestack"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+    request_timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL"):
+            if not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+                raise ValueError(f"{self.security_protocol} needs sasl_mechanism, sasl_username and sasl_password")
+        return self
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [part.strip() for part in self.bootstrap.split(",") if part.strip()]
+
+
+class LocalKafkaSettings(_Section):
+    """The single-node broker ``kubestack kafka up`` runs on this machine."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9092, ge=1, le=65535)
+    controller_port: int = Field(default=19093, ge=1, le=65535, description="Not 9093: Alertmanager's port")
+    heap: str = Field(default="1g", pattern=r"^\d+[mMgG]$")
+    start_timeout_s: float = Field(default=120.0, gt=0)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class WorkerSettings(_Section):
+    """The Faust stream processor."""
+
+    app_id: str = Field(default="kubestack-worker", description="Faust app id: consumer group and table prefix")
+    store: str = Field(default="memory://", description="Table store: memory:// or rocksdb://")
+    web_enabled: bool = False
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KUBESTACK_", env_nested_delimiter="__", extra="forbid")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "kubestack",
+                       description="State: broker jars and data, spools, indexes")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    tenant: str = Field(default="default", min_length=1)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    local_kafka: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, YamlConfigSettingsSource(settings_cls), file_secret_settings
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: object) -> Settings:
+    """Build the settings once; ``ConfigError`` says which file or value is wrong."""
+    path = config_file or os.environ.get(CONFIG_FILE_ENV)
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"config file {path} not found")
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(yaml_file=path)
+
+    shortcut = os.environ.get(BOOTSTRAP_SHORTCUT_ENV)
+    try:
+        settings = _FromFile(**overrides)
+        if shortcut and "kafka" not in overrides:
+            settings = settings.model_copy(
+                update={"kafka": KafkaSettings.model_validate(settings.kafka.model_dump() | {"bootstrap": shortcut})}
+            )
+        return settings
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"invalid settings{where}: {problems}") from exc

@@ -1,0 +1,42 @@
+"""Decoding at the edge of every stage: valid bytes become contract events, the rest dead letters."""
+
+from __future__ import annotations
+
+import socket
+
+from kubestack.contract.base import ResourceRef, Source
+from kubestack.contract.events import DeadLetter
+from kubestack.errors import EventDecodeError
+
+_MAX_PAYLOAD = 64 * 1024
+
+
+def dead_letter(
+    *,
+    topic: str,
+    raw: bytes | None,
+    key: bytes | None,
+    partition: int | None,
+    offset: int | None,
+    error: Exception,
+    stage: str,
+    tenant: str = "default",
+) -> DeadLetter:
+    """The dead-letter record for a message ``stage`` could not process, keeping its bytes and the reason."""
+    payload = (raw or b"")[:_MAX_PAYLOAD].decode("utf-8", errors="backslashreplace")
+    reason = error.reason if isinstance(error, EventDecodeError) else f"{type(error).__name__}: {error}"
+    host = socket.gethostname()
+    return DeadLetter(
+        source=Source(agent=f"worker/{stage}", host=host),
+        resource=ResourceRef(kind="topic", name=topic, host=host),
+        tenant=tenant,
+        original_topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key.decode("utf-8", errors="backslashreplace") if key is not None else None,
+        payload=payload,
+        reason=reason,
+        error_type=type(error).__name__,
+        stage=stage,
+    )
+

@@ -1,0 +1,106 @@
+"""``kubestack kafka up | status | down`` and ``kubestack up`` against a broker of their own, with clear errors."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+
+import pytest
+
+from kubestack.deploy.kafka.launcher import LocalKafka, min_heap
+from kubestack.errors import JavaNotFoundError
+from kubestack.settings import LocalKafkaSettings
+from tests.cli import cli_env, run, start, wait_for_line
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.kafka
+
+
+def _env(home, port, controller_port, **extra):
+    return cli_env(KUBESTACK_HOME=str(home), KUBESTACK_LOCAL_KAFKA__PORT=str(port),
+                   KUBESTACK_LOCAL_KAFKA__CONTROLLER_PORT=str(controller_port), **extra)
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_kafka_up_status_down_cycle(tmp_path) -> None:
+    port, controller = free_port(), free_port()
+    env = _env(tmp_path, port, controller)
+    assert run("kafka", "status", env=env).returncode == 1, "not running yet"
+
+    up = run("kafka", "up", env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"Kafka up on 127.0.0.1:{port}" in up.stdout
+
+    status = run("kafka", "status", "--json", env=env)
+    assert status.returncode == 0
+    state = json.loads(status.stdout)
+    assert state["running"] and state["cluster"]["cluster_id"]
+    assert "kubestack.metrics.v1" in state["cluster"]["topics"] and len(state["cluster"]["topics"]) >= 13
+    assert run("kafka", "up", env=env).returncode == 0, "up is idempotent"
+
+    down = run("kafka", "down", env=env)
+    assert down.returncode == 0 and "Kafka stopped" in down.stdout
+    assert not _accepts(port)
+    assert "not running" in run("kafka", "status", env=env).stdout
+
+
+def test_a_busy_port_fails_fast_and_says_what_to_do(tmp_path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("kafka", "up", env=_env(tmp_path, port, free_port()), timeout=60)
+    assert result.returncode == 1
+    assert f"port {port} busy" in result.stderr and "KUBESTACK_LOCAL_KAFKA__PORT" in result.stderr
+    assert not (tmp_path / "kafka" / "lib").exists(), "nothing slow happened before the port check"
+
+
+def test_missing_java_says_install_a_jdk(tmp_path) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = run("kafka", "up", env=_env(tmp_path, free_port(), free_port(), PATH=str(empty)))
+    assert result.returncode == 1 and "Java 17+ not found: install a JDK" in result.stderr
+
+
+def test_missing_maven_says_install_maven(tmp_path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "java").symlink_to(os.path.realpath(shutil.which("java")))
+    result = run("kafka", "up", env=_env(tmp_path, free_port(), free_port(), PATH=str(bin_dir)))
+    assert result.returncode == 1 and "Maven not found: install it" in result.stderr
+
+
+def test_java_check_reads_the_real_version(monkeypatch, tmp_path) -> None:
+    broker = LocalKafka(LocalKafkaSettings(), tmp_path)
+    assert broker.check_java().endswith("java")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(JavaNotFoundError):
+        broker.check_java()
+
+
+def test_min_heap() -> None:
+    assert min_heap("1g") == "256m" and min_heap("256m") == "128m"
+
+
+def test_up_runs_broker_and_worker_in_the_foreground_and_ctrl_c_stops_both(tmp_path) -> None:
+    port, controller = free_port(), free_port()
+    env = _env(tmp_path, port, controller, KUBESTACK_WORKER__APP_ID="test-up")
+    proc = start("up", env=env)
+    lines: list[str] = []
+    try:
+        assert wait_for_line(proc, "Worker ready", lines), "".join(lines)
+        assert _accepts(port)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(lines) + rest
+    assert proc.returncode == 0, output
+    assert "stopping Kafka" in output and not _accepts(port)
+    assert run("kafka", "status", env=env).returncode == 1

@@ -1,0 +1,45 @@
+"""The Faust worker against the real broker: valid batches update the inventory table (changelog-backed),
+malformed messages go to the dead-letter topic with the reason, and Ctrl-C stops it cleanly."""
+
+import json
+import signal
+
+import pytest
+
+from kubestack.contract.base import ResourceRef
+from kubestack.contract.topics import DEAD_LETTER, METRICS
+from tests.cli import cli_env, start, wait_for_line
+from tests.factories import example
+from tests.kafka_io import consume, produce
+
+pytestmark = pytest.mark.kafka
+
+
+async def test_worker_dead_letters_malformed_input_and_keeps_processing(kafka, unique, tmp_path) -> None:
+    prefix, app_id = f"test.{unique}.", f"test-worker-{unique}"
+    env = cli_env(KUBESTACK_KAFKA__BOOTSTRAP=kafka.bootstrap, KUBESTACK_KAFKA__TOPIC_PREFIX=prefix,
+                  KUBESTACK_WORKER__APP_ID=app_id, KUBESTACK_HOME=str(tmp_path))
+    proc = start("worker", env=env)
+    lines: list[str] = []
+    try:
+        assert wait_for_line(proc, "Worker ready", lines), "".join(lines)
+        redis = ResourceRef(kind="redis", name="cache-1", host="db-1")
+        before, after = example(METRICS, redis), example(METRICS, redis)
+        garbage = [(redis.key.encode(), b"{not json"), (redis.key.encode(), b'{"samples": []}')]
+        await produce(kafka, METRICS.qualified(prefix), [METRICS.encode(before), *garbage, METRICS.encode(after)])
+
+        letters = await consume(kafka, DEAD_LETTER.qualified(prefix), 2, f"{app_id}-dlq")
+        decoded = [DEAD_LETTER.decode(r.value) for r in letters]
+        assert [d.offset for d in decoded] == [1, 2]
+        assert all(d.original_topic == METRICS.qualified(prefix) and d.stage == "intake" for d in decoded)
+        assert "Invalid JSON" in decoded[0].reason and decoded[0].payload == "{not json"
+        assert "source: Field required" in decoded[1].reason and decoded[1].key == redis.key
+
+        changelog = await consume(kafka, f"{app_id}-resource-inventory-changelog", 2, f"{app_id}-cl")
+        entries = [json.loads(r.value) for r in changelog]
+        assert [e["batches"] for e in entries] == [1, 2], "both valid batches counted, around the garbage"
+        assert json.loads(changelog[-1].key) == redis.key
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, "".join(lines) + rest
