@@ -5,6 +5,13 @@
     ├── ContractError               a message does not fit the event contract
     │   ├── UnknownTopicError       no topic of that name in the registry
     │   └── EventDecodeError        bytes that are not a valid event of the topic's model
+    ├── PluginError
+    │   ├── PluginNotFoundError     no installed plugin of that name
+    │   ├── CommandFailedError      a command a plugin ran (locally or over SSH) exited non-zero
+    │   └── TargetError             a target could not be collected; becomes a "target down" finding
+    │       ├── TargetUnreachableError  connection refused, DNS, no route (retriable)
+    │       ├── TargetAuthError         wrong password, key refused, host key mismatch
+    │       └── TargetTimeoutError      no answer in time (retriable)
     └── KafkaError
         ├── KafkaUnavailableError   the bootstrap servers do not answer (retriable)
         └── LauncherError           the local broker cannot be prepared, started or stopped
@@ -43,6 +50,38 @@ class EventDecodeError(ContractError):
         super().__init__(f"{topic}: {reason}")
         self.topic = topic
         self.reason = reason
+
+
+class PluginError(KubestackError):
+    pass
+
+
+class PluginNotFoundError(PluginError):
+    pass
+
+
+class CommandFailedError(PluginError):
+    def __init__(self, argv: list[str], returncode: int, stderr: str) -> None:
+        super().__init__(f"{' '.join(argv)} exited {returncode}: {stderr.strip()[:500]}")
+        self.argv = argv
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class TargetError(PluginError):
+    pass
+
+
+class TargetUnreachableError(TargetError):
+    retriable = True
+
+
+class TargetAuthError(TargetError):
+    pass
+
+
+class TargetTimeoutError(TargetError):
+    retriable = True
 
 
 class KafkaError(KubestackError):

@@ -10,22 +10,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import pkgutil
+
 from kubestack.settings import BOOTSTRAP_SHORTCUT_ENV, KafkaSettings, LocalKafkaSettings
+from tests import services
+from tests.services.process import free_port
 
 log = logging.getLogger(__name__)
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+pytest_plugins = [
+    f"tests.services.{module.name}" for module in pkgutil.iter_modules(services.__path__) if module.name != "process"
+]
 
 
 def _docker_engine_answers() -> bool:

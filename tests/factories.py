@@ -12,6 +12,8 @@ from kubestack.contract.events import (
     ConfigDiff,
     ConfigSnapshot,
     DeadLetter,
+    Finding,
+    HealthReport,
     Hypothesis,
     Incident,
     LogBatch,
@@ -50,6 +52,10 @@ def example(spec: TopicSpec, resource: ResourceRef = REDIS) -> Event:
     if model is ConfigChange:
         return ConfigChange(**common, previous_digest="ab" * 32, digest="cd" * 32,
                             changes=[ConfigDiff(key="maxmemory", old="2gb", new="1gb")])
+    if model is HealthReport:
+        return HealthReport(**common, rules_checked=["redis.no_maxmemory"], findings=[
+            Finding(rule_id="redis.no_maxmemory", severity=Severity.WARNING, message="maxmemory is 0 (unlimited)",
+                    evidence={"maxmemory": 0, "used_memory": 1048576}, query="CONFIG GET maxmemory; INFO memory")])
     if model is Anomaly:
         return Anomaly(**common, detector="robust-seasonal", signal="redis_used_memory_bytes", score=0.97,
                        value=1.9e9, expected=1.2e9, window_start=now - timedelta(minutes=5), window_end=now)

@@ -10,7 +10,7 @@ from kubestack.errors import ContractError, EventDecodeError, UnknownTopicError
 from tests.factories import REDIS, SOURCE, example
 
 REQUIRED_TOPICS = {
-    "metrics", "logs", "config-snapshots", "config-changes", "anomalies", "predictions", "incidents",
+    "metrics", "logs", "config-snapshots", "config-changes", "health", "anomalies", "predictions", "incidents",
     "rca-reports", "remediation-proposals", "remediation-results", "notifications", "audit", "dead-letter",
 }
 

@@ -77,7 +77,7 @@ async def test_cluster_description_is_a_real_metadata_answer(kafka) -> None:
 
 
 async def test_an_unreachable_cluster_is_a_clear_error() -> None:
-    from tests.conftest import free_port
+    from tests.services.process import free_port
 
     with pytest.raises(KafkaUnavailableError, match="does not answer"):
         await describe_cluster(KafkaSettings(bootstrap=f"127.0.0.1:{free_port()}", request_timeout_s=2))

@@ -12,7 +12,7 @@ from kubestack.deploy.kafka.launcher import LocalKafka, min_heap
 from kubestack.errors import JavaNotFoundError
 from kubestack.settings import LocalKafkaSettings
 from tests.cli import cli_env, run, start, wait_for_line
-from tests.conftest import free_port
+from tests.services.process import free_port
 
 pytestmark = pytest.mark.kafka
 

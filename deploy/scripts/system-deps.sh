@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
 # Installs the system packages KubeStack-AI needs for local runs and tests, on Debian/Ubuntu as root.
-# Elsewhere it only reports what is missing. Each entry: a command that proves the package is there.
+# Elsewhere it only reports what is missing. Each line: a file or command proving the package, the package.
 set -euo pipefail
 
-declare -A NEEDED=(
-  [java]=openjdk-17-jre-headless   # the local Kafka broker (Kafka 4 needs Java 17+)
-  [mvn]=maven                      # resolves the broker jars from Maven Central
-)
+NEEDED="
+java                              openjdk-17-jre-headless  # the local Kafka broker (Kafka 4 needs Java 17+)
+mvn                               maven                    # resolves the broker jars from Maven Central
+redis-server                      redis-server             # tests: the Redis plugin's real server
+redis-cli                         redis-tools
+/usr/sbin/mariadbd                mariadb-server           # tests: the MySQL/MariaDB plugin's real server
+mariadb                           mariadb-client
+/usr/lib/postgresql/*/bin/initdb  postgresql               # tests: the PostgreSQL plugin's real server
+psql                              postgresql-client
+/usr/sbin/sshd                    openssh-server           # tests: agentless collection over SSH
+ssh-keygen                        openssh-client
+prometheus                        prometheus               # tests: Prometheus as a source
+"
 
 missing=()
-for cmd in "${!NEEDED[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDED[$cmd]}")
-done
+while read -r probe package _; do
+  [ -n "$probe" ] || continue
+  if [[ "$probe" == /* ]]; then
+    compgen -G "$probe" >/dev/null && continue
+  else
+    command -v "$probe" >/dev/null 2>&1 && continue
+  fi
+  missing+=("$package")
+done <<< "$NEEDED"
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -74,6 +74,24 @@ class ConfigChange(Event):
     changes: list[ConfigDiff] = Field(min_length=1)
 
 
+class Finding(ContractModel):
+    """One health-check result: which rule fired, how bad, and the exact evidence behind it."""
+
+    rule_id: Name = Field(description="Stable rule id, e.g. redis.no_maxmemory, agent.target_down")
+    severity: Severity
+    message: str = Field(min_length=1)
+    evidence: dict[str, Any] = Field(default_factory=dict, description="The exact values the rule looked at")
+    query: str = Field(default="", description="The command or query that produced the evidence")
+
+
+class HealthReport(Event):
+    """The current findings of one resource: a full state, not a delta (no finding means healthy)."""
+
+    findings: list[Finding] = Field(default_factory=list)
+    rules_checked: list[str] = Field(default_factory=list)
+    reachable: bool = Field(default=True, description="False when the target could not be reached at all")
+
+
 # --- analysis --------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from kubestack.contract.events import (
     ConfigChange,
     ConfigSnapshot,
     DeadLetter,
+    HealthReport,
     Incident,
     LogBatch,
     MetricBatch,
@@ -100,6 +101,8 @@ CONFIG_SNAPSHOTS = TopicSpec("config-snapshots", ConfigSnapshot, _by_resource, "
                              compact=True)
 CONFIG_CHANGES = TopicSpec("config-changes", ConfigChange, _by_resource, "resource.key", 4, 30 * DAY,
                            "Differences between consecutive configuration snapshots")
+HEALTH = TopicSpec("health", HealthReport, _by_resource, "resource.key", 4, 7 * DAY,
+                   "Health-check findings per resource (full state each round), including target down")
 ANOMALIES = TopicSpec("anomalies", Anomaly, _by_resource, "resource.key", 4, 7 * DAY,
                       "Anomalies found by the detectors, with score and window")
 PREDICTIONS = TopicSpec("predictions", Prediction, _by_resource, "resource.key", 4, 7 * DAY,
@@ -121,7 +124,7 @@ DEAD_LETTER = TopicSpec("dead-letter", DeadLetter, lambda e: e.original_topic, "
                         "Messages no stage could process, with the reason")
 
 TOPICS: tuple[TopicSpec, ...] = (
-    METRICS, LOGS, CONFIG_SNAPSHOTS, CONFIG_CHANGES, ANOMALIES, PREDICTIONS, INCIDENTS, RCA_REPORTS,
+    METRICS, LOGS, CONFIG_SNAPSHOTS, CONFIG_CHANGES, HEALTH, ANOMALIES, PREDICTIONS, INCIDENTS, RCA_REPORTS,
     REMEDIATION_PROPOSALS, REMEDIATION_RESULTS, NOTIFICATIONS, AUDIT, DEAD_LETTER,
 )
 

@@ -1,0 +1,138 @@
+"""The plugin interface: a small Protocol every middleware plugin implements, and what it returns.
+
+A plugin is a class registered under the ``kubestack.plugins`` entry-point group. It declares its own
+pydantic config model and takes its client as an argument: ``create(config, runner)`` builds the default
+client (a direct connection with the middleware's client library, or, when ``runner`` is given, a client
+that runs the middleware's own CLI through it: locally or over SSH for agentless collection). Raw output
+(``INFO``, ``SHOW GLOBAL STATUS``, ``pg_stat_*`` rows, ``/proc`` files) is parsed by pure functions in the
+plugin's ``parse`` module, tested on recorded output as well as live.
+
+Metric names: ``<plugin>_<what>[_<unit>]`` in snake case; counters end in ``_total`` and are sent as the
+raw cumulative value (the detectors difference them); ratios end in ``_ratio`` (0..1); sizes ``_bytes``,
+durations ``_seconds``. Per-object series carry labels (``{"db": "shop"}``, ``{"topic": "t", "partition": "0"}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from kubestack.contract.events import Finding, Risk, Sample
+from kubestack.errors import CommandFailedError, ConfigError, TargetTimeoutError, TargetUnreachableError
+
+
+class PluginConfig(BaseModel):
+    """Base of every plugin's config model: unknown keys are errors, so typos surface at load time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_s: float = Field(default=5.0, gt=0, description="Per-request timeout against the target")
+
+
+class SecretRef(BaseModel):
+    """A credential given inline, by environment variable or by file; never logged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: SecretStr | None = None
+    env: str | None = None
+    file: Path | None = None
+
+    def resolve(self) -> str | None:
+        if self.value is not None:
+            return self.value.get_secret_value()
+        if self.env is not None:
+            if self.env not in os.environ:
+                raise ConfigError(f"credential variable {self.env} is not set")
+            return os.environ[self.env]
+        if self.file is not None:
+            try:
+                return self.file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"credential file {self.file} cannot be read: {exc.strerror}") from exc
+        return None
+
+
+class LogSource(BaseModel):
+    """Where a target's logs are: a file (glob allowed) or a journald unit, and their line format."""
+
+    path: str | None = None
+    journald_unit: str | None = None
+    format: str | None = Field(default=None, description="<Field> layout, e.g. '<Pid>:<Role> <Date> <Time> <Content>'")
+
+
+class ActionSpec(BaseModel):
+    """A safe action a plugin offers (executed by the remediation stage)."""
+
+    id: str = Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$", description="<plugin>.<action>")
+    title: str
+    risk: Risk
+    params: dict[str, str] = Field(default_factory=dict, description="Parameter name → meaning")
+    preconditions: list[str] = Field(default_factory=list)
+    rollback: str = ""
+
+
+@runtime_checkable
+class CommandRunner(Protocol):
+    """Runs a command where the target lives (this host, or a remote one over SSH); returns stdout."""
+
+    async def run(self, argv: Sequence[str], *, timeout: float, stdin: str | None = None) -> str: ...
+
+
+class LocalRunner:
+    """Runs commands on this machine."""
+
+    async def run(self, argv: Sequence[str], *, timeout: float, stdin: str | None = None) -> str:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        except FileNotFoundError as exc:
+            raise TargetUnreachableError(f"{argv[0]} is not installed on this host") from exc
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise TargetTimeoutError(f"{' '.join(argv)} gave no answer in {timeout:.0f}s") from None
+        if proc.returncode != 0:
+            raise CommandFailedError(list(argv), proc.returncode, err.decode(errors="replace"))
+        return out.decode(errors="replace")
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    """What every middleware plugin offers. Methods that reach the target raise ``TargetError`` subclasses
+    (unreachable, auth, timeout) with a reason; the agent turns those into "target down" findings."""
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[PluginConfig]]
+    client_module: ClassVar[str]
+    """Import name of the client library used for direct connections, e.g. ``redis``."""
+
+    @classmethod
+    def create(cls, config: PluginConfig, runner: CommandRunner | None = None) -> Plugin:
+        """Build the plugin with its default client (direct, or through ``runner``)."""
+        ...
+
+    @classmethod
+    def example_config(cls) -> dict[str, Any]:
+        """A config that works against a default local install; shown by ``kubestack plugins check``."""
+        ...
+
+    async def collect(self) -> list[Sample]: ...
+
+    async def snapshot_config(self) -> dict[str, str]: ...
+
+    def log_sources(self) -> list[LogSource]: ...
+
+    async def check_health(self) -> list[Finding]: ...
+
+    def actions(self) -> list[ActionSpec]: ...
+
+    async def close(self) -> None: ...

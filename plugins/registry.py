@@ -1,0 +1,52 @@
+"""Plugins are found through the ``kubestack.plugins`` entry-point group: adding one touches the plugin and
+one ``pyproject.toml`` line, never a list in the core. A plugin that fails to import is reported, not fatal."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from functools import cache
+from importlib.metadata import entry_points
+
+from kubestack.errors import PluginNotFoundError
+from kubestack.plugins.base import Plugin
+
+log = logging.getLogger(__name__)
+
+GROUP = "kubestack.plugins"
+
+
+@cache
+def _load() -> tuple[dict[str, type[Plugin]], dict[str, str]]:
+    loaded, broken = {}, {}
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        try:
+            loaded[ep.name] = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not take the others down
+            broken[ep.name] = f"{type(exc).__name__}: {exc}"
+            log.warning("plugin %s (%s) cannot be loaded: %s", ep.name, ep.value, broken[ep.name])
+    return loaded, broken
+
+
+def plugins() -> dict[str, type[Plugin]]:
+    """Name → plugin class of every installed plugin that loads, sorted by name."""
+    return _load()[0]
+
+
+def broken_plugins() -> dict[str, str]:
+    """Name → import error of installed plugins that do not load."""
+    return _load()[1]
+
+
+def get_plugin(name: str) -> type[Plugin]:
+    try:
+        return plugins()[name]
+    except KeyError:
+        if name in broken_plugins():
+            raise PluginNotFoundError(f"plugin {name!r} is installed but broken: {broken_plugins()[name]}") from None
+        known = ", ".join(plugins()) or "none"
+        raise PluginNotFoundError(f"no plugin {name!r}; installed: {known}") from None
+
+
+def client_installed(plugin: type[Plugin]) -> bool:
+    return importlib.util.find_spec(plugin.client_module) is not None
