@@ -12,3 +12,7 @@ class Publisher(Protocol):
     async def publish(self, spec: TopicSpec, event: Event) -> None:
         """Queue ``event`` for ``spec``'s topic; returns once it is accepted (sent or spooled), never drops it."""
         ...
+
+    async def publish_many(self, items: list[tuple[TopicSpec, Event]]) -> None:
+        """``publish`` for several events at once, kept in order."""
+        ...

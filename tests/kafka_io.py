@@ -39,3 +39,32 @@ async def consume(kafka: KafkaSettings, topic: str, count: int, group: str, time
     finally:
         await consumer.stop()
     return records
+
+
+async def consume_all(kafka: KafkaSettings, topic: str, group: str, timeout_s: float = 60.0) -> list[ConsumerRecord]:
+    """Every record in ``topic`` right now (up to each partition's end offset), in partition order."""
+    consumer = AIOKafkaConsumer(**client_options(kafka), group_id=group, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        from aiokafka.structs import TopicPartition
+
+        partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            positions = [await consumer.position(tp) for tp in ends]
+            if all(pos >= end for pos, end in zip(positions, ends.values(), strict=True)):
+                break
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kubestack.cli import kafka, plugins, stack, topics
+from kubestack.cli import agent, kafka, plugins, stack, topics
 from kubestack.errors import ConfigError, KubestackError
 from kubestack.logs import configure_logging
 from kubestack.settings import load_settings
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.add_typer(topics.app, name="topics")
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(plugins.app, name="plugins")
+app.add_typer(agent.app, name="agent")
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("worker")(stack.worker)

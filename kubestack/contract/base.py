@@ -51,6 +51,8 @@ class ResourceRef(ContractModel):
     namespace: str | None = Field(default=None, description="Kubernetes namespace, when on Kubernetes")
     host: str | None = Field(default=None, description="Host name, when on bare metal")
     cluster: str | None = Field(default=None, description="Kubernetes cluster or site name")
+    labels: dict[str, str] = Field(default_factory=dict,
+                                   description="Attributes such as service and environment; not part of the key")
 
     @property
     def key(self) -> str:

@@ -1,0 +1,183 @@
+"""One target: metrics every ``interval``, health every ``health_interval``, configuration every
+``config_interval``, and its logs. A target that cannot be reached becomes a "target down" health report
+with the reason; the collector never stops because of it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from kubestack.agents.configdiff import diff, digest
+from kubestack.agents.logtail import GlobTail
+from kubestack.agents.metrics import AgentMetrics
+from kubestack.agents.publisher import Publisher
+from kubestack.agents.state import StateStore
+from kubestack.contract.base import ResourceRef, Source, utcnow
+from kubestack.contract.events import (
+    ConfigChange,
+    ConfigSnapshot,
+    Finding,
+    HealthReport,
+    LogBatch,
+    LogLine,
+    MetricBatch,
+    Severity,
+)
+from kubestack.contract.topics import CONFIG_CHANGES, CONFIG_SNAPSHOTS, HEALTH, LOGS, METRICS
+from kubestack.errors import ConfigError, KubestackError, PluginError
+from kubestack.plugins.base import LogSource, Plugin
+
+log = logging.getLogger(__name__)
+
+MAX_SAMPLES_PER_BATCH = 2000
+MAX_LINES_PER_BATCH = 1000
+TARGET_DOWN = "agent.target_down"
+
+
+class TargetCollector:
+    def __init__(self, *, name: str, plugin: Plugin, resource: ResourceRef, source: Source, tenant: str,
+                 publisher: Publisher, state: StateStore, metrics: AgentMetrics, interval: float,
+                 health_interval: float, config_interval: float, extra_logs: list[LogSource] = ()) -> None:
+        self.name = name
+        self.plugin = plugin
+        self.resource = resource
+        self.source = source
+        self.tenant = tenant
+        self.publisher = publisher
+        self.state = state
+        self.metrics = metrics
+        self.interval = interval
+        self.health_interval = health_interval
+        self.config_interval = config_interval
+        self.down_reason: str | None = None
+        self._log_sources = [*plugin.log_sources(), *extra_logs]
+        self._tails: list[GlobTail] = []
+
+    def _common(self) -> dict:
+        return {"source": self.source, "resource": self.resource, "tenant": self.tenant}
+
+    # --- one round of each kind ----------------------------------------------------------------
+
+    async def collect_metrics(self) -> int:
+        started = time.perf_counter()
+        samples = await self._reach(self.plugin.collect)
+        if samples is None:
+            return 0
+        self.metrics.collect_seconds.labels(self.name).observe(time.perf_counter() - started)
+        self.metrics.samples.labels(self.name).inc(len(samples))
+        batches = [
+            (METRICS, MetricBatch(**self._common(), samples=samples[i:i + MAX_SAMPLES_PER_BATCH],
+                                  interval_s=self.interval))
+            for i in range(0, len(samples), MAX_SAMPLES_PER_BATCH)
+        ]
+        if batches:
+            await self.publisher.publish_many(batches)
+        return len(samples)
+
+    async def check_health(self) -> HealthReport | None:
+        findings = await self._reach(self.plugin.check_health)
+        if findings is None:
+            return None
+        report = HealthReport(**self._common(), findings=findings, rules_checked=sorted({f.rule_id for f in findings}))
+        await self.publisher.publish(HEALTH, report)
+        return report
+
+    async def snapshot_config(self) -> ConfigChange | None:
+        config = await self._reach(self.plugin.snapshot_config)
+        if config is None:
+            return None
+        key = f"config-{self.resource.kind}-{self.name}"
+        previous = self.state.load(key)
+        current = digest(config)
+        if previous is not None and previous["digest"] == current:
+            return None
+        events = [(CONFIG_SNAPSHOTS, ConfigSnapshot(**self._common(), config=config, digest=current))]
+        change = None
+        if previous is not None:
+            change = ConfigChange(**self._common(), previous_digest=previous["digest"], digest=current,
+                                  changes=diff(previous["config"], config))
+            events.append((CONFIG_CHANGES, change))
+            log.info("%s: configuration changed: %s", self.name, ", ".join(c.key for c in change.changes))
+        await self.publisher.publish_many(events)
+        self.state.save(key, {"digest": current, "config": config})
+        return change
+
+    async def tail_logs(self) -> int:
+        if not self._tails:
+            positions = self.state.load(f"logs-{self.resource.kind}-{self.name}", {})
+            self._tails = [GlobTail(s.path, positions) for s in self._log_sources if s.path]
+        lines = [line for tail in self._tails for line in tail.poll()]
+        for i in range(0, len(lines), MAX_LINES_PER_BATCH):
+            chunk = lines[i:i + MAX_LINES_PER_BATCH]
+            now = utcnow()
+            batch = LogBatch(**self._common(), lines=[LogLine(ts=now, line=t.text, path=t.path, offset=t.offset)
+                                                      for t in chunk])
+            await self.publisher.publish(LOGS, batch)
+        if lines:
+            self.metrics.log_lines.labels(self.name).inc(len(lines))
+            positions = {p: pos for tail in self._tails for p, pos in tail.positions.items()}
+            self.state.save(f"logs-{self.resource.kind}-{self.name}", positions)
+        return len(lines)
+
+    # --- reaching the target -------------------------------------------------------------------
+
+    async def _reach(self, call: Callable[[], Awaitable]):
+        """``call()``'s result, or None after reporting the target down (once per outage, then each health round)."""
+        try:
+            result = await call()
+        except (PluginError, ConfigError) as exc:
+            await self._mark_down(exc)
+            return None
+        except Exception as exc:  # a plugin bug must not stop the agent: report it as the reason
+            log.exception("%s: %s failed unexpectedly", self.name, getattr(call, "__name__", call))
+            await self._mark_down(exc)
+            return None
+        if self.down_reason is not None:
+            log.info("%s is reachable again", self.name)
+            self.down_reason = None
+            await self.publisher.publish(HEALTH, HealthReport(**self._common(), reachable=True))
+        return result
+
+    async def _mark_down(self, exc: Exception) -> None:
+        kind = type(exc).__name__
+        reason = str(exc) or kind
+        self.metrics.collect_errors.labels(self.name, kind).inc()
+        first = self.down_reason is None
+        self.down_reason = reason
+        if first:
+            log.warning("%s is down: %s", self.name, reason)
+        finding = Finding(rule_id=TARGET_DOWN, severity=Severity.CRITICAL,
+                          message=f"{self.resource.kind} {self.name} cannot be collected: {reason}",
+                          evidence={"error": kind, "reason": reason,
+                                    "retriable": isinstance(exc, KubestackError) and exc.retriable})
+        await self.publisher.publish(HEALTH, HealthReport(**self._common(), reachable=False, findings=[finding],
+                                                          rules_checked=[TARGET_DOWN]))
+
+    # --- schedule ------------------------------------------------------------------------------
+
+    async def run(self, log_poll_interval: float = 1.0) -> None:
+        loops = [
+            _every(self.interval, self.collect_metrics),
+            _every(self.health_interval, self.check_health),
+            _every(self.config_interval, self.snapshot_config),
+        ]
+        if any(s.path for s in self._log_sources):
+            loops.append(_every(log_poll_interval, self.tail_logs))
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            for tail in self._tails:
+                tail.close()
+
+
+async def _every(interval: float, step: Callable[[], Awaitable]) -> None:
+    """Run ``step`` on a fixed grid (no drift); rounds missed while a step ran long are skipped."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    ticks = 0
+    while True:
+        await step()
+        ticks = max(ticks + 1, int((loop.time() - start) / interval) + 1)
+        await asyncio.sleep(max(0.0, start + ticks * interval - loop.time()))

@@ -1,0 +1,110 @@
+"""The agent's configuration file (``agent.yaml``): who the agent is, and the targets it watches.
+
+```yaml
+agent:
+  name: db-host-1               # default: this host's name
+  cluster: null                 # Kubernetes cluster or site
+  spool_max_bytes: 268435456    # disk spool bound while Kafka is away
+  metrics_listen: 127.0.0.1:9464
+targets:
+  - type: redis                 # a plugin name (`kubestack plugins list`)
+    name: cache-1
+    interval: 10s               # metrics; health every health_interval, config every config_interval
+    labels: {service: checkout, environment: prod}
+    config: {host: 127.0.0.1, port: 6379, password: {env: REDIS_PASSWORD}}
+    ssh: {host: 10.0.0.5, user: monitor, key_file: ~/.ssh/id_ed25519, known_hosts: ~/.ssh/known_hosts}
+    logs: [{path: /var/log/redis/redis-server.log}]   # in addition to what the plugin knows
+```
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kubestack.errors import ConfigError
+from kubestack.plugins.base import LogSource
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``10``, ``10s``, ``500ms``, ``5m``, ``1h``."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 10s, 500ms, 5m, 1h)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentIdentity(_Strict):
+    name: str = Field(default_factory=socket.gethostname, min_length=1)
+    cluster: str | None = None
+    tenant: str = "default"
+    spool_dir: Path | None = Field(default=None, description="Default: <home>/agent/<name>/spool")
+    state_dir: Path | None = Field(default=None, description="Default: <home>/agent/<name>/state")
+    spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
+    metrics_listen: str | None = Field(default="127.0.0.1:9464", description="host:port, or null to disable")
+    log_poll_interval: float = 1.0
+
+    _durations = field_validator("log_poll_interval", mode="before")(parse_duration)
+
+
+class TargetConfig(_Strict):
+    type: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:@/-]+$")
+    interval: float = 10.0
+    health_interval: float = 60.0
+    config_interval: float = 300.0
+    labels: dict[str, str] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    ssh: dict[str, Any] | None = Field(default=None, description="Agentless: run the plugin's commands over SSH")
+    logs: list[LogSource] = Field(default_factory=list)
+
+    _durations = field_validator("interval", "health_interval", "config_interval", mode="before")(parse_duration)
+
+    @field_validator("interval", "health_interval", "config_interval")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+
+class AgentConfig(_Strict):
+    agent: AgentIdentity = Field(default_factory=AgentIdentity)
+    targets: list[TargetConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AgentConfig:
+        seen: set[tuple[str, str]] = set()
+        for target in self.targets:
+            if (target.type, target.name) in seen:
+                raise ValueError(f"target {target.type}/{target.name} is listed twice")
+            seen.add((target.type, target.name))
+        return self
+
+
+def load_agent_config(path: Path) -> AgentConfig:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"agent config {path} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"agent config {path} is not valid YAML: {exc}") from exc
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise ConfigError(f"agent config {path}: {problems}") from exc

@@ -1,0 +1,28 @@
+"""Targets for this machine: the host itself, plus every plugin whose server answers on its default local
+port (plugins declare ``default_port``), configured with the plugin's example config."""
+
+from __future__ import annotations
+
+import socket
+
+from kubestack.agents.config import TargetConfig
+from kubestack.plugins.registry import plugins
+
+
+def _answers(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def discover_local(interval: float = 10.0) -> list[TargetConfig]:
+    hostname = socket.gethostname()
+    targets = []
+    for name, plugin in plugins().items():
+        port = getattr(plugin, "default_port", None)
+        if name == "host":
+            targets.append(TargetConfig(type=name, name=hostname, interval=interval, config=plugin.example_config()))
+        elif port is not None and _answers(port):
+            targets.append(TargetConfig(type=name, name=f"{name}-{port}", interval=interval,
+                                        config=plugin.example_config() | {"port": port}))
+    return targets

@@ -1,0 +1,100 @@
+"""The agent process: builds a collector per target, runs them concurrently, publishes through the spooling
+Kafka publisher, serves its own metrics, and stops cleanly (flushing what it can, spooling the rest)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from pydantic import ValidationError
+
+from kubestack.agents.collector import TargetCollector
+from kubestack.agents.config import AgentConfig, TargetConfig
+from kubestack.agents.metrics import AgentMetrics
+from kubestack.agents.publisher import Publisher
+from kubestack.agents.sender import SpoolingPublisher
+from kubestack.agents.spool import Spool
+from kubestack.agents.state import StateStore
+from kubestack.contract.base import ResourceRef, Source
+from kubestack.errors import ConfigError
+from kubestack.plugins.base import CommandRunner
+from kubestack.plugins.registry import get_plugin
+from kubestack.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_runner(target: TargetConfig) -> CommandRunner | None:
+    """None for direct connections; an SSH runner for agentless targets."""
+    if target.ssh is None:
+        return None
+    from kubestack.agents.ssh import SSHRunner, SSHTarget
+
+    try:
+        return SSHRunner(SSHTarget.model_validate(target.ssh))
+    except ValidationError as exc:
+        raise ConfigError(f"target {target.type}/{target.name}: bad ssh settings: {exc}") from exc
+
+
+def build_collector(target: TargetConfig, config: AgentConfig, publisher: Publisher, state: StateStore,
+                    metrics: AgentMetrics) -> TargetCollector:
+    """Validate a target against its plugin's config model and build its collector (``ConfigError`` if wrong)."""
+    plugin_cls = get_plugin(target.type)
+    try:
+        plugin_config = plugin_cls.config_model.model_validate(target.config)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise ConfigError(f"target {target.type}/{target.name}: {problems}") from exc
+    identity = config.agent
+    host = target.ssh.get("host") if target.ssh else socket.gethostname()
+    return TargetCollector(
+        name=target.name,
+        plugin=plugin_cls.create(plugin_config, build_runner(target)),
+        resource=ResourceRef(kind=target.type, name=target.name, host=host, cluster=identity.cluster,
+                             labels=target.labels),
+        source=Source(agent=f"agent/{identity.name}", host=socket.gethostname(), cluster=identity.cluster),
+        tenant=identity.tenant,
+        publisher=publisher,
+        state=state,
+        metrics=metrics,
+        interval=target.interval,
+        health_interval=target.health_interval,
+        config_interval=target.config_interval,
+        extra_logs=target.logs,
+    )
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, settings: Settings, metrics: AgentMetrics | None = None) -> None:
+        self.config = config
+        self.settings = settings
+        self.metrics = metrics or AgentMetrics()
+        base = settings.home / "agent" / config.agent.name
+        self.spool_dir = config.agent.spool_dir or base / "spool"
+        self.state = StateStore(config.agent.state_dir or base / "state")
+        self.publisher = SpoolingPublisher(settings.kafka, Spool(self.spool_dir, config.agent.spool_max_bytes),
+                                           self.metrics)
+        self.collectors = [build_collector(t, config, self.publisher, self.state, self.metrics)
+                           for t in config.targets]
+
+    async def run(self, stop: asyncio.Event, flush_timeout_s: float = 10.0) -> None:
+        listen = self.config.agent.metrics_listen
+        if listen:
+            host, _, port = listen.rpartition(":")
+            self.metrics.serve(host or "127.0.0.1", int(port))
+        self.publisher.start()
+        tasks = [asyncio.create_task(c.run(self.config.agent.log_poll_interval), name=f"target-{c.name}")
+                 for c in self.collectors]
+        log.info("agent %s watching %d target(s): %s", self.config.agent.name, len(self.collectors),
+                 ", ".join(f"{c.resource.kind}/{c.name}" for c in self.collectors))
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for collector in self.collectors:
+                await collector.plugin.close()
+            await self.publisher.stop(flush_timeout_s)
+            log.info("agent stopped; %d event(s) left in the spool", self.publisher.spool.pending)
