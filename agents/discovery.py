@@ -1,5 +1,6 @@
-"""Targets for this machine: the host itself, plus every plugin whose server answers on its default local
-port (plugins declare ``default_port``), configured with the plugin's example config."""
+"""Targets for this machine: plugins that always apply locally (``always_local``: the host, the agent
+itself), plus every plugin whose server answers on its default local port (``default_port``), configured
+with the plugin's example config."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def discover_local(interval: float = 10.0) -> list[TargetConfig]:
     targets = []
     for name, plugin in plugins().items():
         port = getattr(plugin, "default_port", None)
-        if name == "host":
+        if getattr(plugin, "always_local", False):
             targets.append(TargetConfig(type=name, name=hostname, interval=interval, config=plugin.example_config()))
         elif port is not None and _answers(port):
             targets.append(TargetConfig(type=name, name=f"{name}-{port}", interval=interval,

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,22 +53,50 @@ def worker(
     _run_worker(settings)
 
 
-def up(ctx: typer.Context) -> None:
-    """Start the local stack in the foreground: the broker and every pipeline stage; Ctrl-C stops all."""
+def _start_agent(settings: Settings, kafka_bootstrap: str, config: Path | None) -> subprocess.Popen:
+    """The agent in its own process (and session: Ctrl-C reaches it through us, in order)."""
+    argv = [sys.executable, "-m", "kubestack", "agent", "run", "--discover"]
+    if config is not None:
+        argv += ["--config", str(config)]
+    env = {**os.environ, "KUBESTACK_KAFKA__BOOTSTRAP": kafka_bootstrap, "KUBESTACK_HOME": str(settings.home)}
+    return subprocess.Popen(argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+
+
+def _stop_agent(agent: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    if agent.poll() is None:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+
+
+def up(
+    ctx: typer.Context,
+    agent_config: Annotated[
+        Path | None, typer.Option("--agent-config", help="agent.yaml; this host's middleware is discovered anyway")
+    ] = None,
+) -> None:
+    """Start the local stack in the foreground: the broker, an agent watching this machine and the middleware
+    it finds on default ports, and every pipeline stage; Ctrl-C stops all of it cleanly."""
     settings: Settings = ctx.obj
     broker = LocalKafka(settings.local_kafka, settings.home)
     started_here = broker.pid() is None
     kafka = settings.kafka.model_copy(update={"bootstrap": settings.local_kafka.bootstrap})
     with out.status(f"starting Kafka on {kafka.bootstrap}..."):
         broker.up(kafka)
-    out.print(f"[green]Kafka up[/] on {kafka.bootstrap}; starting the worker (Ctrl-C stops everything)")
+    out.print(f"[green]Kafka up[/] on {kafka.bootstrap}; starting the agent and the worker (Ctrl-C stops all)")
+    agent = _start_agent(settings, kafka.bootstrap, agent_config)
     try:
         _run_worker(settings.model_copy(update={"kafka": kafka}))
     finally:
+        out.print("stopping the agent...")
+        _stop_agent(agent)
         if started_here:
             out.print("stopping Kafka...")
             broker.stop()
-            out.print("[green]stopped[/]")
+        out.print("[green]stopped[/]")
 
 
 def down(ctx: typer.Context) -> None:
