@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from kubestack.agents.configdiff import diff, digest
+from kubestack.agents.schedule import every
 from kubestack.agents.logtail import GlobTail
 from kubestack.agents.metrics import AgentMetrics
 from kubestack.agents.publisher import Publisher
@@ -27,7 +28,7 @@ from kubestack.contract.events import (
 )
 from kubestack.contract.topics import CONFIG_CHANGES, CONFIG_SNAPSHOTS, HEALTH, LOGS, METRICS
 from kubestack.errors import ConfigError, KubestackError, PluginError
-from kubestack.plugins.base import LogSource, Plugin
+from kubestack.plugins.base import CommandRunner, LogSource, Plugin
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,12 @@ TARGET_DOWN = "agent.target_down"
 
 
 class TargetCollector:
-    def __init__(self, *, name: str, plugin: Plugin, resource: ResourceRef, source: Source, tenant: str,
+    def __init__(self, *, name: str, plugin: Plugin, runner: CommandRunner | None = None, resource: ResourceRef, source: Source, tenant: str,
                  publisher: Publisher, state: StateStore, metrics: AgentMetrics, interval: float,
                  health_interval: float, config_interval: float, extra_logs: list[LogSource] = ()) -> None:
         self.name = name
         self.plugin = plugin
+        self.runner = runner
         self.resource = resource
         self.source = source
         self.tenant = tenant
@@ -159,25 +161,14 @@ class TargetCollector:
 
     async def run(self, log_poll_interval: float = 1.0) -> None:
         loops = [
-            _every(self.interval, self.collect_metrics),
-            _every(self.health_interval, self.check_health),
-            _every(self.config_interval, self.snapshot_config),
+            every(self.interval, self.collect_metrics),
+            every(self.health_interval, self.check_health),
+            every(self.config_interval, self.snapshot_config),
         ]
         if any(s.path for s in self._log_sources):
-            loops.append(_every(log_poll_interval, self.tail_logs))
+            loops.append(every(log_poll_interval, self.tail_logs))
         try:
             await asyncio.gather(*loops)
         finally:
             for tail in self._tails:
                 tail.close()
-
-
-async def _every(interval: float, step: Callable[[], Awaitable]) -> None:
-    """Run ``step`` on a fixed grid (no drift); rounds missed while a step ran long are skipped."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    ticks = 0
-    while True:
-        await step()
-        ticks = max(ticks + 1, int((loop.time() - start) / interval) + 1)
-        await asyncio.sleep(max(0.0, start + ticks * interval - loop.time()))

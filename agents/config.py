@@ -14,12 +14,16 @@ targets:
     config: {host: 127.0.0.1, port: 6379, password: {env: REDIS_PASSWORD}}
     ssh: {host: 10.0.0.5, user: monitor, key_file: ~/.ssh/id_ed25519, known_hosts: ~/.ssh/known_hosts}
     logs: [{path: /var/log/redis/redis-server.log}]   # in addition to what the plugin knows
+prometheus:                     # Prometheus as a source (agents/prometheus_source.py)
+  - url: http://prometheus:9090
+    interval: 30s
+    queries: [{name: node_load1, promql: node_load1, resource: {kind: host, name_labels: [instance]}}]
+alertmanager: {listen: 0.0.0.0:9465, token: {env: ALERTMANAGER_TOKEN}}   # webhook receiver
 ```
 """
 
 from __future__ import annotations
 
-import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -27,22 +31,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kubestack.agents.durations import parse_duration
+from kubestack.agents.prometheus_source import PrometheusSourceConfig
 from kubestack.errors import ConfigError
-from kubestack.plugins.base import LogSource
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from ``10``, ``10s``, ``500ms``, ``5m``, ``1h``."""
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 10s, 500ms, 5m, 1h)")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
+from kubestack.plugins.base import LogSource, SecretRef
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -82,9 +74,18 @@ class TargetConfig(_Strict):
         return value
 
 
+class AlertmanagerReceiverConfig(_Strict):
+    """Alertmanager webhook receiver: point a ``webhook_configs`` url at http://<listen>/alerts."""
+
+    listen: str = Field(default="127.0.0.1:9465", pattern=r"^[^:]*:\d+$")
+    token: SecretRef | None = Field(default=None, description="Bearer token Alertmanager must send")
+
+
 class AgentConfig(_Strict):
     agent: AgentIdentity = Field(default_factory=AgentIdentity)
     targets: list[TargetConfig] = Field(default_factory=list)
+    prometheus: list[PrometheusSourceConfig] = Field(default_factory=list, description="Prometheus servers to pull")
+    alertmanager: AlertmanagerReceiverConfig | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> AgentConfig:

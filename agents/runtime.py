@@ -6,18 +6,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from functools import partial
 
 from pydantic import ValidationError
 
 from kubestack.agents.collector import TargetCollector
 from kubestack.agents.config import AgentConfig, TargetConfig
+from kubestack.agents.alertmanager import run_receiver
 from kubestack.agents.metrics import AgentMetrics
+from kubestack.agents.prometheus_source import PrometheusSource
 from kubestack.agents.publisher import Publisher
+from kubestack.agents.schedule import every
 from kubestack.agents.sender import SpoolingPublisher
 from kubestack.agents.spool import Spool
 from kubestack.agents.state import StateStore
 from kubestack.contract.base import ResourceRef, Source
-from kubestack.errors import ConfigError
+from kubestack.contract.topics import METRICS
+from kubestack.errors import ConfigError, KubestackError
 from kubestack.plugins.base import CommandRunner
 from kubestack.plugins.registry import get_plugin
 from kubestack.settings import Settings
@@ -48,9 +53,11 @@ def build_collector(target: TargetConfig, config: AgentConfig, publisher: Publis
         raise ConfigError(f"target {target.type}/{target.name}: {problems}") from exc
     identity = config.agent
     host = target.ssh.get("host") if target.ssh else socket.gethostname()
+    runner = build_runner(target)
     return TargetCollector(
         name=target.name,
-        plugin=plugin_cls.create(plugin_config, build_runner(target)),
+        plugin=plugin_cls.create(plugin_config, runner),
+        runner=runner,
         resource=ResourceRef(kind=target.type, name=target.name, host=host, cluster=identity.cluster,
                              labels=target.labels),
         source=Source(agent=f"agent/{identity.name}", host=socket.gethostname(), cluster=identity.cluster),
@@ -65,6 +72,21 @@ def build_collector(target: TargetConfig, config: AgentConfig, publisher: Publis
     )
 
 
+async def poll_prometheus(source: PrometheusSource, publisher: Publisher, metrics: AgentMetrics) -> None:
+    """One poll: every batch to the metrics topic; an unreachable Prometheus is logged and counted, the next
+    poll is the retry."""
+    name = source.config.url
+    try:
+        batches = await source.poll()
+    except KubestackError as exc:
+        metrics.collect_errors.labels(name, type(exc).__name__).inc()
+        log.warning("Prometheus %s: %s", name, exc)
+        return
+    metrics.samples.labels(name).inc(sum(len(b.samples) for b in batches))
+    if batches:
+        await publisher.publish_many([(METRICS, batch) for batch in batches])
+
+
 class Agent:
     def __init__(self, config: AgentConfig, settings: Settings, metrics: AgentMetrics | None = None) -> None:
         self.config = config
@@ -77,6 +99,24 @@ class Agent:
                                            self.metrics)
         self.collectors = [build_collector(t, config, self.publisher, self.state, self.metrics)
                            for t in config.targets]
+        source = Source(agent=f"agent/{config.agent.name}", host=socket.gethostname(), cluster=config.agent.cluster)
+        self.prometheus = [PrometheusSource(p, source=source, tenant=config.agent.tenant) for p in config.prometheus]
+        self._source = source
+
+    def _background(self) -> list[asyncio.Task]:
+        tasks = [asyncio.create_task(c.run(self.config.agent.log_poll_interval), name=f"target-{c.name}")
+                 for c in self.collectors]
+        tasks += [asyncio.create_task(every(p.config.interval, partial(poll_prometheus, p, self.publisher,
+                                                                        self.metrics)), name=f"prometheus-{i}")
+                  for i, p in enumerate(self.prometheus)]
+        receiver = self.config.alertmanager
+        if receiver is not None:
+            host, _, port = receiver.listen.rpartition(":")
+            token = receiver.token.resolve() if receiver.token else None
+            tasks.append(asyncio.create_task(run_receiver(host, int(port), self.publisher, token=token,
+                                                          source=self._source, tenant=self.config.agent.tenant),
+                                             name="alertmanager-receiver"))
+        return tasks
 
     async def run(self, stop: asyncio.Event, flush_timeout_s: float = 10.0) -> None:
         listen = self.config.agent.metrics_listen
@@ -84,8 +124,7 @@ class Agent:
             host, _, port = listen.rpartition(":")
             self.metrics.serve(host or "127.0.0.1", int(port))
         self.publisher.start()
-        tasks = [asyncio.create_task(c.run(self.config.agent.log_poll_interval), name=f"target-{c.name}")
-                 for c in self.collectors]
+        tasks = self._background()
         log.info("agent %s watching %d target(s): %s", self.config.agent.name, len(self.collectors),
                  ", ".join(f"{c.resource.kind}/{c.name}" for c in self.collectors))
         try:
@@ -96,5 +135,9 @@ class Agent:
             await asyncio.gather(*tasks, return_exceptions=True)
             for collector in self.collectors:
                 await collector.plugin.close()
+                if collector.runner is not None:
+                    await collector.runner.close()
+            for prometheus in self.prometheus:
+                await prometheus.close()
             await self.publisher.stop(flush_timeout_s)
             log.info("agent stopped; %d event(s) left in the spool", self.publisher.spool.pending)

@@ -83,6 +83,8 @@ class CommandRunner(Protocol):
 
     async def run(self, argv: Sequence[str], *, timeout: float, stdin: str | None = None) -> str: ...
 
+    async def close(self) -> None: ...
+
 
 class LocalRunner:
     """Runs commands on this machine."""
@@ -103,6 +105,9 @@ class LocalRunner:
         if proc.returncode != 0:
             raise CommandFailedError(list(argv), proc.returncode, err.decode(errors="replace"))
         return out.decode(errors="replace")
+
+    async def close(self) -> None:
+        """Nothing to release: every command is its own process."""
 
 
 @runtime_checkable

@@ -1,6 +1,7 @@
 import pytest
 
-from kubestack.agents.config import load_agent_config, parse_duration
+from kubestack.agents.config import load_agent_config
+from kubestack.agents.durations import parse_duration
 from kubestack.agents.configdiff import diff, digest
 from kubestack.errors import ConfigError
 

@@ -15,6 +15,8 @@ psql                              postgresql-client
 /usr/sbin/sshd                    openssh-server           # tests: agentless collection over SSH
 ssh-keygen                        openssh-client
 prometheus                        prometheus               # tests: Prometheus as a source
+prometheus-node-exporter          prometheus-node-exporter # tests: a real exporter for Prometheus to scrape
+prometheus-alertmanager           prometheus-alertmanager  # tests: real Alertmanager webhooks to the agent
 "
 
 missing=()
