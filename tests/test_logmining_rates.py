@@ -1,0 +1,82 @@
+"""The template-rate tracker: new templates, error bursts and rate changes, each scored in [0, 1]."""
+
+import pytest
+
+from kubestack.errors import ConfigError
+from kubestack.models.logrates import TemplateRates, is_error, surprise
+
+
+def steady(rates: TemplateRates, windows: int, per_window: int = 10) -> list:
+    signals = []
+    for w in range(windows):
+        for i in range(per_window):
+            signals += rates.observe(w * 60 + i, "E1", is_new=(w == 0 and i == 0), error=False)
+            signals += rates.observe(w * 60 + i + 0.5, "E2", is_new=(w == 0 and i == 0), error=(i == 0))
+    return signals
+
+
+@pytest.mark.parametrize(("line", "error"), [
+    ("2024-01-12 10:00:00 ERROR disk full", True),
+    ("FATAL:  password authentication failed", True),
+    ("panic: runtime error: index out of range", True),
+    ("java.lang.NullPointerException: null", True),
+    ("2024/01/12 10:00:00 [error] 12#0: connect() failed", True),
+    ("INFO all good, 0 errors", False),
+    ("Error rate is 0.1%", False),
+])
+def test_error_level_lines(line: str, error: bool) -> None:
+    assert is_error(line) is error
+
+
+def test_surprise_is_zero_within_three_spreads_and_grows_towards_one() -> None:
+    assert surprise(10, 10) == 0.0 and surprise(16, 10) == 0.0
+    assert 0.0 < surprise(30, 10) < surprise(60, 10) < 1.0
+    assert surprise(0, 100) > 0.9
+
+
+def test_new_templates_score_low_while_warming_up_and_one_after() -> None:
+    rates = TemplateRates(window=60, warmup=4)
+    during = steady(rates, 6)
+    assert [(s.kind, s.template_id, s.score) for s in during] == [("new_template", "E1", 0.0),
+                                                                  ("new_template", "E2", 0.0)]
+    signals = rates.observe(6 * 60 + 5, "E9", is_new=True, error=False)
+    assert [(s.kind, s.template_id, s.score) for s in signals] == [("new_template", "E9", 1.0)]
+
+
+def test_a_steady_source_raises_nothing_after_warm_up() -> None:
+    rates = TemplateRates(window=60, warmup=3)
+    assert [s for s in steady(rates, 20) if s.kind != "new_template"] == []
+
+
+def test_an_error_burst_is_flagged_once_per_window() -> None:
+    rates = TemplateRates(window=60, warmup=3)
+    steady(rates, 10)
+    signals = []
+    for i in range(40):
+        signals += rates.observe(10 * 60 + i, "E3", is_new=False, error=True)
+    bursts = [s for s in signals if s.kind == "error_burst"]
+    assert len(bursts) == 1 and 0.5 <= bursts[0].score <= 1.0
+    assert bursts[0].detail.startswith("7 error lines this window, usually 0.9")
+
+
+def test_rate_changes_are_scored_when_the_window_closes() -> None:
+    rates = TemplateRates(window=60, warmup=3)
+    steady(rates, 10)
+    for i in range(100):  # E1 jumps from 10 to 100 a window, E2 stops
+        rates.observe(10 * 60 + i * 0.5, "E1", is_new=False, error=False)
+    signals = rates.observe(11 * 60 + 1, "E1", is_new=False, error=False)
+    changes = {s.template_id: s.score for s in signals if s.kind == "rate_change"}
+    assert set(changes) == {"E1", "E2"}
+    assert changes["E1"] > 0.95 and 0.0 < changes["E2"] <= 1.0
+
+
+def test_a_long_silence_does_not_loop_over_every_empty_window() -> None:
+    rates = TemplateRates(window=1, warmup=1)
+    rates.observe(0, "E1", is_new=True, error=False)
+    rates.observe(10**9, "E1", is_new=False, error=False)
+    assert rates.closed <= 60
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ConfigError):
+        TemplateRates(window=0)
