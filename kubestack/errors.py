@@ -2,6 +2,7 @@
 
     KubestackError                  base; ``retriable`` says whether trying again may help
     ├── ConfigError                 settings or a config file are wrong
+    ├── SeriesFormatError           a CSV that is not a timestamp,value series (names file and line)
     ├── ContractError               a message does not fit the event contract
     │   ├── UnknownTopicError       no topic of that name in the registry
     │   └── EventDecodeError        bytes that are not a valid event of the topic's model
@@ -32,6 +33,10 @@ class KubestackError(Exception):
 
 
 class ConfigError(KubestackError):
+    pass
+
+
+class SeriesFormatError(KubestackError):
     pass
 
 

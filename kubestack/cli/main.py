@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kubestack.cli import agent, kafka, plugins, stack, topics
+from kubestack.cli import agent, kafka, logs, models, plugins, stack, topics
 from kubestack.errors import ConfigError, KubestackError
 from kubestack.logs import configure_logging
 from kubestack.settings import load_settings
@@ -26,6 +26,8 @@ app.add_typer(topics.app, name="topics")
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(agent.app, name="agent")
+app.add_typer(models.app, name="models")
+app.add_typer(logs.app, name="logs")
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("worker")(stack.worker)
@@ -50,5 +52,5 @@ def main() -> None:
     try:
         app()
     except KubestackError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)

@@ -1,0 +1,67 @@
+"""``kubestack models``: replay metric series through the online anomaly detectors, offline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from kubestack.models.registry import DEFAULT, DETECTORS
+from kubestack.models.series import format_scored, read_series, score_points
+
+app = typer.Typer(help="The online anomaly detectors, replayed on CSV series.", no_args_is_help=True)
+err = Console(stderr=True)
+
+
+def _score_file(src: Path, detector: str) -> str:
+    points = read_series(src)
+    return format_scored(points, score_points(points, detector))
+
+
+@app.command()
+def score(
+    input_csv: Annotated[Path | None, typer.Argument(metavar="INPUT.csv", help="timestamp,value with a header")]
+    = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output CSV (default: stdout)")] = None,
+    input_dir: Annotated[Path | None, typer.Option("--input-dir", help="Score every *.csv below this folder")]
+    = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Mirror of --input-dir with scores")]
+    = None,
+    detector: Annotated[str, typer.Option("--detector", "-d", help=f"One of: {', '.join(DETECTORS)}")]
+    = DEFAULT,
+) -> None:
+    """Add an ``anomaly_score`` column in [0, 1]; each score uses only the rows up to its own."""
+    if detector not in DETECTORS:
+        raise typer.BadParameter(f"unknown detector {detector!r}: choose one of {', '.join(DETECTORS)}")
+    if (input_csv is None) == (input_dir is None):
+        raise typer.BadParameter("give either INPUT.csv or --input-dir (not both)")
+    if input_csv is not None:
+        text = _score_file(input_csv, detector)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text)
+        return
+    if output_dir is None:
+        raise typer.BadParameter("--input-dir needs --output-dir")
+    if not input_dir.is_dir():
+        raise typer.BadParameter(f"{input_dir} is not a folder")
+    _score_dir(input_dir, output_dir, detector)
+
+
+def _score_dir(input_dir: Path, output_dir: Path, detector: str) -> None:
+    files = sorted(p for p in input_dir.rglob("*.csv") if p.is_file())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task("scoring", total=len(files))
+        for src in files:
+            dst = output_dir / src.relative_to(input_dir)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_text(_score_file(src, detector))
+            progress.advance(task)
+    err.print(f"{len(files)} series scored into {output_dir}")

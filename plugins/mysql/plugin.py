@@ -1,0 +1,101 @@
+"""The MySQL/MariaDB plugin: metrics from GLOBAL STATUS/VARIABLES, replication and InnoDB status, the GLOBAL
+VARIABLES snapshot, health rules, and the actions the remediation stage may take."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from kubestack.contract.base import utcnow
+from kubestack.contract.events import Finding, Risk, Sample
+from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
+from kubestack.plugins.mysql import queries
+from kubestack.plugins.mysql.checks import Observation, evaluate
+from kubestack.plugins.mysql.client import CliMySQLClient, DirectMySQLClient, MySQLClient
+from kubestack.plugins.mysql.config import MySQLConfig
+from kubestack.plugins.mysql.metrics import innodb_samples, replica_samples, status_samples
+from kubestack.plugins.mysql.parse import parse_innodb_status, parse_replica_status
+
+DEFAULT_LOG = "/var/log/mysql/error.log"
+LOG_FORMAT = "<Date> <Time> <Thread> [<Level>] <Content>"
+
+# Positions that move with every write: they would turn each snapshot into a "configuration change".
+VOLATILE_VARIABLES = frozenset({"gtid_binlog_pos", "gtid_binlog_state", "gtid_current_pos", "gtid_slave_pos",
+                                "gtid_executed", "gtid_purged", "timestamp"})
+
+ACTIONS = (
+    ActionSpec(id="mysql.kill_query", title="Stop one running statement (KILL QUERY id)", risk=Risk.MEDIUM,
+               params={"id": "Connection id from the processlist"},
+               preconditions=["the statement is not a replication or system thread",
+                              "the application retries or tolerates the error"],
+               rollback="none: the statement is rolled back by the server; the client may rerun it"),
+    ActionSpec(id="mysql.kill_connection", title="Close one connection (KILL CONNECTION id)", risk=Risk.MEDIUM,
+               params={"id": "Connection id, e.g. the blocking_id of a row lock wait"},
+               preconditions=["its open transaction may be rolled back", "its application reconnects"],
+               rollback="none: the application reconnects"),
+    ActionSpec(id="mysql.set_max_connections", title="Raise or lower max_connections (SET GLOBAL)", risk=Risk.MEDIUM,
+               params={"value": "New max_connections"},
+               preconditions=["the host has memory for that many connection threads",
+                              "open_files_limit allows it"],
+               rollback="SET GLOBAL max_connections = <previous value>"),
+)
+
+
+class MySQLPlugin:
+    name: ClassVar[str] = "mysql"
+    config_model: ClassVar[type[MySQLConfig]] = MySQLConfig
+    client_module: ClassVar[str] = "pymysql"
+    default_port: ClassVar[int] = 3306
+
+    def __init__(self, config: MySQLConfig, client: MySQLClient) -> None:
+        self.config = config
+        self.client = client
+
+    @classmethod
+    def create(cls, config: MySQLConfig, runner: CommandRunner | None = None) -> MySQLPlugin:
+        client = DirectMySQLClient(config) if runner is None else CliMySQLClient(config, runner)
+        return cls(config, client)
+
+    @classmethod
+    def example_config(cls) -> dict[str, Any]:
+        return {"host": "127.0.0.1", "port": cls.default_port, "user": "kubestack",
+                "password": {"env": "KUBESTACK_MYSQL_PASSWORD"}}
+
+    async def collect(self) -> list[Sample]:
+        status = await self.client.global_status()
+        variables = await self.client.global_variables()
+        replicas = parse_replica_status(await self.client.replica_status())
+        innodb = parse_innodb_status(await self.client.innodb_status())
+        ts = utcnow()
+        return status_samples(status, variables, ts) + replica_samples(replicas, ts) + innodb_samples(innodb, ts)
+
+    async def snapshot_config(self) -> dict[str, str]:
+        variables = await self.client.global_variables()
+        return {k: v for k, v in variables.items() if k not in VOLATILE_VARIABLES}
+
+    def log_sources(self) -> list[LogSource]:
+        sources = [LogSource(path=self.config.log_path or DEFAULT_LOG, format=LOG_FORMAT)]
+        if self.config.slow_log_path:
+            sources.append(LogSource(path=self.config.slow_log_path))
+        return sources
+
+    async def observe(self) -> Observation:
+        """Everything the health rules look at, read in one round."""
+        c, server = self.config, await self.client.server()
+        return Observation(
+            status=await self.client.global_status(),
+            variables=await self.client.global_variables(),
+            replicas=parse_replica_status(await self.client.replica_status()),
+            long_queries=await self.client.long_queries(c.long_query_s, c.max_rows),
+            lock_waits=await self.client.lock_waits(c.max_rows),
+            replica_query=queries.replica_status_sql(server),
+            long_queries_query=queries.long_queries_sql(min_seconds=c.long_query_s, limit=c.max_rows),
+            lock_waits_query=queries.lock_waits_sql(server, limit=c.max_rows))
+
+    async def check_health(self) -> list[Finding]:
+        return evaluate(await self.observe(), self.config)
+
+    def actions(self) -> list[ActionSpec]:
+        return list(ACTIONS)
+
+    async def close(self) -> None:
+        await self.client.close()

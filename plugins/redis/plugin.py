@@ -1,0 +1,98 @@
+"""The Redis plugin: metrics from INFO and SLOWLOG, the CONFIG GET * snapshot (secrets redacted), health rules,
+and the actions the remediation stage may take."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from kubestack.contract.base import utcnow
+from kubestack.contract.events import Finding, Risk, Sample
+from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
+from kubestack.plugins.redis.checks import Observation, evaluate
+from kubestack.plugins.redis.client import CliRedisClient, DirectRedisClient, RedisClient
+from kubestack.plugins.redis.config import RedisConfig
+from kubestack.plugins.redis.metrics import info_samples, slowlog_samples
+from kubestack.plugins.redis.parse import info_number, parse_client_list, parse_info
+
+REDACTED = "<redacted>"
+SECRET_KEYS = frozenset({"requirepass", "masterauth", "tls-key-file-pass", "tls-client-key-file-pass"})
+DEFAULT_LOG = "/var/log/redis/redis-server*.log"
+LOG_FORMAT = "<Pid>:<Role> <Day> <Month> <Year> <Time> <Level> <Content>"
+
+ACTIONS = (
+    ActionSpec(id="redis.set_maxmemory", title="Set maxmemory (CONFIG SET maxmemory)", risk=Risk.LOW,
+               params={"bytes": "New limit in bytes (0 = none)"},
+               preconditions=["the new limit is above used_memory, or the policy can evict",
+                              "the host has that much memory free for Redis"],
+               rollback="CONFIG SET maxmemory <previous value>"),
+    ActionSpec(id="redis.set_maxmemory_policy", title="Set the eviction policy (CONFIG SET maxmemory-policy)",
+               risk=Risk.MEDIUM,
+               params={"policy": "noeviction | allkeys-lru | allkeys-lfu | allkeys-random | volatile-lru | "
+                                 "volatile-lfu | volatile-random | volatile-ttl"},
+               preconditions=["the data set tolerates losing keys (a cache, not a primary store)"],
+               rollback="CONFIG SET maxmemory-policy <previous value>"),
+    ActionSpec(id="redis.client_kill", title="Disconnect a runaway client (CLIENT KILL ID)", risk=Risk.MEDIUM,
+               params={"client_id": "The id from CLIENT LIST"},
+               preconditions=["the client is not a replica or the primary link (flags without S/M)",
+                              "its application reconnects"],
+               rollback="none: the client reconnects by itself"),
+    ActionSpec(id="redis.flushall", title="Delete every key of every database (FLUSHALL)", risk=Risk.FORBIDDEN,
+               preconditions=["never automated: data loss cannot be rolled back"],
+               rollback="restore from a backup"),
+)
+
+
+def redact(config: dict[str, str]) -> dict[str, str]:
+    """Secret values replaced by ``<redacted>`` (an unset one stays empty, which says "no password")."""
+    return {k: (REDACTED if k in SECRET_KEYS and v else v) for k, v in config.items()}
+
+
+class RedisPlugin:
+    name: ClassVar[str] = "redis"
+    config_model: ClassVar[type[RedisConfig]] = RedisConfig
+    client_module: ClassVar[str] = "redis"
+    default_port: ClassVar[int] = 6379
+
+    def __init__(self, config: RedisConfig, client: RedisClient) -> None:
+        self.config = config
+        self.client = client
+
+    @classmethod
+    def create(cls, config: RedisConfig, runner: CommandRunner | None = None) -> RedisPlugin:
+        client = DirectRedisClient(config) if runner is None else CliRedisClient(config, runner)
+        return cls(config, client)
+
+    @classmethod
+    def example_config(cls) -> dict[str, Any]:
+        return {"host": "127.0.0.1", "port": cls.default_port}
+
+    async def collect(self) -> list[Sample]:
+        info, slowlog_len = parse_info(await self.client.info()), await self.client.slowlog_len()
+        ts = utcnow()
+        return info_samples(info, ts) + slowlog_samples(slowlog_len, ts)
+
+    async def snapshot_config(self) -> dict[str, str]:
+        return redact(await self.client.config_get("*"))
+
+    def log_sources(self) -> list[LogSource]:
+        return [LogSource(path=self.config.log_path or DEFAULT_LOG, format=LOG_FORMAT)]
+
+    async def observe(self) -> Observation:
+        """Everything the health rules look at, read in one round."""
+        info = parse_info(await self.client.info())
+        config = await self.client.config_get("*")
+        slowlog = await self.client.slowlog_get(self.config.slowlog_entries)
+        clients = parse_client_list(await self.client.client_list())
+        server_time = info_number(info, "server", "server_time_usec")  # slowlog times are the server's clock
+        now = server_time / 1e6 if server_time else time.time()
+        return Observation(info=info, config=config, slowlog=slowlog, clients=clients, now=now)
+
+    async def check_health(self) -> list[Finding]:
+        return evaluate(await self.observe(), self.config)
+
+    def actions(self) -> list[ActionSpec]:
+        return list(ACTIONS)
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,68 @@
+"""Session fixtures: a real Redis server with a password, and a replica of it, on free ports in a temp dir."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.services.process import ServerProcess, ServerStartError, free_port
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    host: str
+    port: int
+    password: str
+    dir: Path
+
+    def connect(self) -> redis.Redis:
+        return redis.Redis(host=self.host, port=self.port, password=self.password, decode_responses=True,
+                           protocol=2)
+
+
+def _start(name: str, base: Path, password: str, *extra: str) -> tuple[ServerProcess, RedisServer]:
+    port = free_port()
+    data = base / name
+    data.mkdir()
+    argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(data), "--requirepass", password, "--enable-protected-configs", "local", *extra]
+    process = ServerProcess(f"redis-{name}", argv, data / "redis.log")
+    process.wait_port(port, timeout_s=20)
+    return process, RedisServer(host="127.0.0.1", port=port, password=password, dir=data)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    process, server = _start("primary", tmp_path_factory.mktemp("redis"), secrets.token_hex(8),
+                             "--repl-diskless-sync-delay", "0")
+    try:
+        yield server
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_replica(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A replica of ``redis_server``, returned once its link to the primary is up."""
+    process, server = _start("replica", tmp_path_factory.mktemp("redis"), redis_server.password,
+                             "--replicaof", redis_server.host, str(redis_server.port),
+                             "--masterauth", redis_server.password)
+    try:
+        client = server.connect()
+        deadline = time.monotonic() + 20
+        while client.info("replication").get("master_link_status") != "up":
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"replica never linked to the primary:\n{process.tail()}")
+            time.sleep(0.1)
+        client.close()
+        yield server
+    finally:
+        process.stop()

@@ -1,0 +1,120 @@
+"""The online detectors on small synthetic series: they see anomalies, never look ahead, and resume exactly."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from kubestack.models.counters import CounterRate, is_counter
+from kubestack.models.detector import MetricDetector
+from kubestack.models.gaussian import WindowedGaussian
+from kubestack.models.multivariate import InstanceDetector
+from kubestack.models.registry import DETECTORS
+
+STEP = 300.0
+
+
+def series(n: int = 1500, seed: int = 3, spike_at: int | None = None, shift_at: int | None = None
+           ) -> list[tuple[float, float]]:
+    """5-minute samples with a daily cycle and noise, optionally a spike or a level shift."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        v = 40 + 15 * math.sin(2 * math.pi * i / 288) + rnd.gauss(0, 1.5)
+        if i == spike_at:
+            v += 25
+        if shift_at is not None and i >= shift_at:
+            v += 20
+        out.append((1_700_000_000 + STEP * i, v))
+    return out
+
+
+def scores(det, points) -> list[float]:
+    return [det.update(t, v) for t, v in points]
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_scores_are_in_unit_interval_and_deterministic(name: str) -> None:
+    points = series(spike_at=1000)
+    first, second = scores(DETECTORS[name](), points), scores(DETECTORS[name](), points)
+    assert first == second
+    assert all(0.0 <= s <= 1.0 for s in first)
+
+
+def test_a_spike_scores_above_every_clean_point() -> None:
+    out = scores(MetricDetector(), series(spike_at=1200))
+    clean = out[300:1200] + out[1400:]
+    assert out[1200] > max(clean)
+    assert out[1200] >= 0.5
+
+
+def test_a_level_shift_is_detected_within_a_few_points_and_only_then() -> None:
+    out = scores(MetricDetector(), series(shift_at=1100))
+    assert max(out[1100:1105]) >= 0.5
+    assert max(out[300:1100]) < max(out[1100:1105])
+
+
+def test_a_stuck_sensor_is_detected() -> None:
+    points = series()
+    stuck = points[:1000] + [(t, points[999][1]) for t, _ in points[1000:1040]] + points[1040:]
+    out = scores(MetricDetector(), stuck)
+    assert max(out[1000:1040]) >= 0.5 > max(out[300:1000])
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_no_look_ahead_scores_of_a_prefix_equal_the_full_run(name: str) -> None:
+    points = series(spike_at=900)
+    full = scores(DETECTORS[name](), points)
+    assert scores(DETECTORS[name](), points[:950]) == full[:950]
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_a_restored_detector_continues_exactly(name: str) -> None:
+    points = series(spike_at=1300)
+    full = scores(DETECTORS[name](), points)
+    det = DETECTORS[name]()
+    head = scores(det, points[:1000])
+    state = det.to_state()
+    assert isinstance(state, bytes)
+    resumed = DETECTORS[name].from_state(state)
+    assert head + scores(resumed, points[1000:]) == full
+
+
+def test_metric_detector_state_is_about_a_kilobyte() -> None:
+    det = MetricDetector()
+    scores(det, series(n=600))
+    assert len(det.to_state()) <= 4096
+
+
+def test_counters_become_rates_and_survive_resets() -> None:
+    assert is_counter("redis_commands_processed_total") and not is_counter("redis_used_memory_bytes")
+    c = CounterRate()
+    assert math.isnan(c.update(0.0, 100.0))
+    assert c.update(10.0, 150.0) == 5.0
+    assert c.update(20.0, 30.0) == 3.0            # restart: the counter began again from zero
+    assert math.isnan(c.update(20.0, 40.0))       # same timestamp: no rate
+    restored = CounterRate.from_state(c.to_state())
+    assert restored.update(30.0, 60.0) == 2.0
+
+
+def test_instance_detector_flags_a_combination_normal_on_each_axis() -> None:
+    rnd = random.Random(1)
+    det = InstanceDetector({"cpu": (0.0, 100.0), "qps": (0.0, 2000.0)})
+    out = []
+    for i in range(1500):
+        load = rnd.random()
+        x = {"cpu": 10 + 60 * load + rnd.gauss(0, 3), "qps": 100 + 1500 * load + rnd.gauss(0, 50)}
+        if i == 1200:
+            x = {"cpu": 85.0, "qps": 150.0}       # busy CPU with no traffic: each value seen before
+        out.append(det.update(float(i), x))
+    assert out[1200] > max(out[300:1200])
+    resumed = InstanceDetector.from_state(det.to_state())
+    assert resumed.update(1500.0, {"cpu": 40.0, "qps": 800.0}) == det.update(1500.0, {"cpu": 40.0, "qps": 800.0})
+
+
+def test_windowed_gaussian_is_the_plain_z_score() -> None:
+    det = WindowedGaussian(window=100, step=10)
+    out = scores(det, [(float(i), float(i % 2)) for i in range(200)] + [(200.0, 10.0)])
+    assert out[-1] > 0.999 and max(out[10:200]) < 0.9
