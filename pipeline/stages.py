@@ -1,57 +1,157 @@
 """Faust agents: thin glue between topics and the pure functions of the stages.
 
-Each agent decodes at the edge, dead-letters what it cannot process (with the reason) and goes on.
+    metrics ─► intake+detect ─► anomalies ─┐
+    (alertmanager, logs, config risk) ─► anomalies ─┤
+    health ─────────────────────────────────────────┴─► route (re-key by tenant) ─► signals ─► correlate ─► incidents
+
+Each agent decodes at the edge, dead-letters what it cannot process (with the reason) and goes on. Per-resource
+state (inventory, detectors) and per-tenant state (open incidents) live in changelog-backed tables.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+from datetime import datetime, timedelta, timezone
 
 import faust
 
-from kubestack.contract.topics import DEAD_LETTER, METRICS
+from kubestack.contract.base import Event, Source
+from kubestack.contract.topics import ANOMALIES, DEAD_LETTER, HEALTH, INCIDENTS, METRICS, TopicSpec, topic
 from kubestack.errors import EventDecodeError
 from kubestack.pipeline.app import contract_topic
+from kubestack.pipeline.correlation import Correlator, signals_from_anomaly, signals_from_health
+from kubestack.pipeline.detection import ResourceDetectors
 from kubestack.pipeline.edge import dead_letter
 from kubestack.pipeline.inventory import ResourceSeen, observe
 from kubestack.settings import Settings
 
 log = logging.getLogger(__name__)
 
-
-def register(app: faust.App, settings: Settings) -> None:
-    """Every stage that exists so far."""
-    register_intake(app, settings)
+ORIGIN_HEADER = "kubestack-topic"
 
 
-def register_intake(app: faust.App, settings: Settings) -> faust.types.AgentT:
-    prefix = settings.kafka.topic_prefix
-    metrics = contract_topic(app, METRICS, prefix)
-    dead_letters = contract_topic(app, DEAD_LETTER, prefix)
-    inventory = app.Table("resource-inventory", partitions=METRICS.partitions,
-                          schema=faust.Schema(key_serializer="json", value_serializer="json"))
+class Stages:
+    """Registers every stage on a Faust app; holds the topics and tables they share."""
 
-    async def reject(event: faust.types.EventT, error: Exception) -> None:
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.prefix = settings.kafka.topic_prefix
+        self.source = Source(agent="worker", host=socket.gethostname())
+        self.dead_letters = contract_topic(app, DEAD_LETTER, self.prefix)
+        self.anomalies = contract_topic(app, ANOMALIES, self.prefix)
+        self.incidents = contract_topic(app, INCIDENTS, self.prefix)
+        json_schema = faust.Schema(key_serializer="json", value_serializer="json")
+        self.inventory = app.Table("resource-inventory", partitions=METRICS.partitions, schema=json_schema)
+        self.detectors = app.Table("metric-detectors", partitions=METRICS.partitions, schema=json_schema)
+        self.correlation = app.Table("correlation", partitions=settings.worker.signal_partitions,
+                                     schema=json_schema)
+        self.signals = app.topic(f"{settings.worker.app_id}-signals", internal=True,
+                                 partitions=settings.worker.signal_partitions, key_serializer="raw",
+                                 value_serializer="raw")
+
+    def register(self) -> None:
+        self._intake()
+        self._route()
+        self._correlate()
+
+    async def reject(self, event: faust.types.EventT, error: Exception, stage: str) -> None:
         message = event.message
         letter = dead_letter(topic=message.topic, raw=event.value, key=event.key, partition=message.partition,
-                             offset=message.offset, error=error, stage="intake", tenant=settings.tenant)
+                             offset=message.offset, error=error, stage=stage, tenant=self.settings.tenant)
         key, value = DEAD_LETTER.encode(letter)
-        await dead_letters.send(key=key, value=value)
-        log.warning("dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, letter.reason)
+        await self.dead_letters.send(key=key, value=value)
+        log.warning("%s dead-lettered %s[%d]@%d: %s", stage, message.topic, message.partition, message.offset,
+                    letter.reason)
 
-    @app.agent(metrics, name="intake")
-    async def intake(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            try:
-                batch = METRICS.decode(event.value)
-                key = batch.resource.key
-                stored = inventory.get(key)
-                previous = ResourceSeen.model_validate(stored) if stored is not None else None
-                inventory[key] = observe(previous, batch).model_dump(mode="json")
-            except EventDecodeError as exc:
-                await reject(event, exc)
-            except Exception as exc:  # one per long-running loop: keep the stream alive, keep the message
-                log.exception("intake failed on %s@%d", event.message.topic, event.message.offset)
-                await reject(event, exc)
+    async def emit(self, channel: faust.TopicT, spec: TopicSpec, events: list[Event]) -> None:
+        for event in events:
+            key, value = spec.encode(event)
+            await channel.send(key=key, value=value)
 
-    return intake
+    # --- metrics: inventory and detection ------------------------------------------------------------
+
+    def _intake(self) -> None:
+        threshold = self.settings.worker.anomaly_threshold
+
+        @self.app.agent(contract_topic(self.app, METRICS, self.prefix), name="intake")
+        async def intake(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                try:
+                    batch = METRICS.decode(event.value)
+                    key = batch.resource.key
+                    stored = self.inventory.get(key)
+                    previous = ResourceSeen.model_validate(stored) if stored is not None else None
+                    self.inventory[key] = observe(previous, batch).model_dump(mode="json")
+                    detectors = ResourceDetectors.from_state(self.detectors.get(key), threshold)
+                    anomalies = detectors.observe(batch, self.source)
+                    self.detectors[key] = detectors.to_state()
+                    await self.emit(self.anomalies, ANOMALIES, anomalies)
+                except EventDecodeError as exc:
+                    await self.reject(event, exc, "intake")
+                except Exception as exc:  # one per long-running loop: keep the stream alive, keep the message
+                    log.exception("intake failed on %s@%d", event.message.topic, event.message.offset)
+                    await self.reject(event, exc, "intake")
+
+    # --- signals: re-keyed by tenant so one place sees all of a tenant's signals ---------------------
+
+    def _route(self) -> None:
+        names = [ANOMALIES.qualified(self.prefix), HEALTH.qualified(self.prefix)]
+        inputs = self.app.topic(*names, key_serializer="raw", value_serializer="raw")
+
+        @self.app.agent(inputs, name="route")
+        async def route(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                spec = ANOMALIES if event.message.topic == names[0] else HEALTH
+                try:
+                    decoded = spec.decode(event.value)
+                    await self.signals.send(key=decoded.tenant.encode(), value=event.value,
+                                            headers={ORIGIN_HEADER: spec.short.encode()})
+                except EventDecodeError as exc:
+                    await self.reject(event, exc, "route")
+
+    # --- correlation into incidents -------------------------------------------------------------
+
+    def _correlator(self, tenant: str) -> Correlator:
+        worker = self.settings.worker
+        return Correlator(tenant, timedelta(seconds=worker.correlation_window_s),
+                          timedelta(seconds=worker.incident_quiet_s), self.correlation.get(tenant))
+
+    def _correlate(self) -> None:
+        @self.app.agent(self.signals, name="correlate")
+        async def correlate(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                origin = dict(event.headers or {}).get(ORIGIN_HEADER, b"anomalies").decode()
+                try:
+                    decoded = topic(origin).decode(event.value)
+                    correlator = self._correlator(decoded.tenant)
+                    if origin == HEALTH.short:
+                        out = [i for s in signals_from_health(decoded) for i in correlator.add(s, self.source)]
+                        out += correlator.clear(decoded, self.source)
+                    else:
+                        out = [i for s in signals_from_anomaly(decoded) for i in correlator.add(s, self.source)]
+                    self.correlation[decoded.tenant] = correlator.to_state()
+                    await self.emit(self.incidents, INCIDENTS, out)
+                except EventDecodeError as exc:
+                    await self.reject(event, exc, "correlate")
+                except Exception as exc:
+                    log.exception("correlate failed on %s@%d", event.message.topic, event.message.offset)
+                    await self.reject(event, exc, "correlate")
+
+        @self.app.timer(interval=min(30.0, self.settings.worker.incident_quiet_s / 4))
+        async def expire_incidents() -> None:
+            now = datetime.now(timezone.utc)
+            for tenant in list(self.correlation.keys()):
+                correlator = self._correlator(tenant)
+                resolved = correlator.expire(now, self.source)
+                if resolved:
+                    self.correlation[tenant] = correlator.to_state()
+                    await self.emit(self.incidents, INCIDENTS, resolved)
+
+
+def register(app: faust.App, settings: Settings) -> Stages:
+    """Every stage that exists so far."""
+    stages = Stages(app, settings)
+    stages.register()
+    return stages

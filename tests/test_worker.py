@@ -43,3 +43,38 @@ async def test_worker_dead_letters_malformed_input_and_keeps_processing(kafka, u
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, "".join(lines) + rest
+
+
+async def test_findings_become_one_incident_that_resolves_when_they_clear(kafka, unique, tmp_path) -> None:
+    from kubestack.contract.events import Finding, HealthReport, IncidentStatus, Severity
+    from kubestack.contract.topics import HEALTH, INCIDENTS
+    from tests.factories import SOURCE
+
+    prefix, app_id = f"test.{unique}.", f"test-worker-{unique}"
+    env = cli_env(KUBESTACK_KAFKA__BOOTSTRAP=kafka.bootstrap, KUBESTACK_KAFKA__TOPIC_PREFIX=prefix,
+                  KUBESTACK_WORKER__APP_ID=app_id, KUBESTACK_HOME=str(tmp_path))
+    proc = start("worker", env=env)
+    lines: list[str] = []
+    try:
+        assert wait_for_line(proc, "Worker ready", lines), "".join(lines)
+        redis = ResourceRef(kind="redis", name="cache-1", host="db-1", labels={"service": "shop"})
+        host = ResourceRef(kind="host", name="db-1", host="db-1")
+
+        def health(resource, *rules):
+            return HealthReport(source=SOURCE, resource=resource, tenant="acme", findings=[
+                Finding(rule_id=r, severity=Severity.CRITICAL, message=f"{r} fired") for r in rules])
+
+        reports = [health(redis, "redis.evictions"), health(redis, "redis.evictions"),
+                   health(host, "host.memory_pressure"), health(redis), health(host)]
+        await produce(kafka, HEALTH.qualified(prefix), [HEALTH.encode(r) for r in reports])
+        records = await consume(kafka, INCIDENTS.qualified(prefix), 3, f"{app_id}-inc")
+        incidents = [INCIDENTS.decode(r.value) for r in records]
+        assert [i.status for i in incidents] == [IncidentStatus.OPEN, IncidentStatus.UPDATED,
+                                                 IncidentStatus.RESOLVED]
+        assert len({i.incident_id for i in incidents}) == 1, "one incident for related signals"
+        assert {r.key for r in incidents[1].resources} == {redis.key, host.key}
+        assert incidents[0].tenant == "acme" and "redis.evictions" in incidents[0].title
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, "".join(lines) + rest

@@ -6,6 +6,7 @@ socket."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -48,9 +49,9 @@ def _install(datadir: Path) -> None:
         raise ServerStartError(f"mariadb-install-db exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
 
 
-@pytest.fixture(scope="session")
-def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariadbServer]:
-    base = tmp_path_factory.mktemp("mariadb")
+@contextlib.contextmanager
+def running_mariadb(base: Path) -> Iterator[MariadbServer]:
+    """A fresh server under ``base`` (also used by the benchmarks), stopped on exit."""
     datadir, sock, port = base / "data", base / "mariadb.sock", free_port()
     _install(datadir)
     process = ServerProcess("mariadbd", [
@@ -69,3 +70,9 @@ def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mariadb
         yield server
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariadbServer]:
+    with running_mariadb(tmp_path_factory.mktemp("mariadb")) as server:
+        yield server

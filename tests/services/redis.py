@@ -28,7 +28,7 @@ class RedisServer:
                            protocol=2)
 
 
-def _start(name: str, base: Path, password: str, *extra: str) -> tuple[ServerProcess, RedisServer]:
+def start_redis(name: str, base: Path, password: str, *extra: str) -> tuple[ServerProcess, RedisServer]:
     port = free_port()
     data = base / name
     data.mkdir()
@@ -41,7 +41,7 @@ def _start(name: str, base: Path, password: str, *extra: str) -> tuple[ServerPro
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    process, server = _start("primary", tmp_path_factory.mktemp("redis"), secrets.token_hex(8),
+    process, server = start_redis("primary", tmp_path_factory.mktemp("redis"), secrets.token_hex(8),
                              "--repl-diskless-sync-delay", "0")
     try:
         yield server
@@ -52,7 +52,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture(scope="session")
 def redis_replica(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A replica of ``redis_server``, returned once its link to the primary is up."""
-    process, server = _start("replica", tmp_path_factory.mktemp("redis"), redis_server.password,
+    process, server = start_redis("replica", tmp_path_factory.mktemp("redis"), redis_server.password,
                              "--replicaof", redis_server.host, str(redis_server.port),
                              "--masterauth", redis_server.password)
     try:

@@ -1,0 +1,193 @@
+"""Correlation: many signals (anomalies, health findings) become few incidents.
+
+A signal joins an open incident when its resource is related to one of the incident's resources (same host,
+same ``service`` label, an explicit ``depends_on`` label, or the very same resource) and it arrives within
+``window`` of the incident's last signal. Otherwise it opens a new incident. Repeats of a signal already in an
+incident only refresh it (that is the noise reduction). Incidents resolve when their findings clear and no
+signal came for ``quiet``. Incident ids are derived from the signals that opened them, so a worker that
+re-reads the same signals after a restart produces the same ids.
+
+Pure: no Faust here. ``Correlator`` state is a JSON-able dict for a Faust table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from kubestack.contract.base import ResourceRef, Source
+from kubestack.contract.events import Anomaly, HealthReport, Incident, IncidentStatus, Severity
+
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+MAX_MEMBERS = 500
+
+
+@dataclass(frozen=True)
+class Signal:
+    event_id: str
+    resource: ResourceRef
+    ts: datetime
+    severity: Severity
+    kind: str  # "finding" (a health rule: clears when the next report lacks it) or "anomaly"
+    name: str
+    summary: str
+
+    @property
+    def key(self) -> str:
+        return finding_key(self.resource, self.name) if self.kind == "finding" else \
+            f"{self.resource.key}#anomaly:{self.name}"
+
+
+def finding_key(resource: ResourceRef, rule_id: str) -> str:
+    return f"{resource.key}#finding:{rule_id}"
+
+
+def signals_from_anomaly(event: Anomaly) -> list[Signal]:
+    summary = f"{event.detector}: {event.signal} unusual (score {event.score:.2f})"
+    return [Signal(event.event_id, event.resource, event.ts, event.severity, "anomaly",
+                   f"{event.detector}:{event.signal}", summary)]
+
+
+def signals_from_health(report: HealthReport) -> list[Signal]:
+    return [Signal(f"{report.event_id}:{f.rule_id}", report.resource, report.ts, f.severity, "finding", f.rule_id,
+                   f.message) for f in report.findings if f.severity != Severity.INFO]
+
+
+def related(a: ResourceRef, b: ResourceRef) -> bool:
+    if a.key == b.key:
+        return True
+    if a.host and a.host == b.host and a.cluster == b.cluster:
+        return True
+    service = a.labels.get("service")
+    if service and service == b.labels.get("service"):
+        return True
+    return _depends(a, b) or _depends(b, a)
+
+
+def _depends(a: ResourceRef, b: ResourceRef) -> bool:
+    wanted = {name.strip() for name in a.labels.get("depends_on", "").split(",") if name.strip()}
+    return bool(wanted & {b.name, f"{b.kind}/{b.name}", b.key})
+
+
+@dataclass
+class OpenIncident:
+    incident_id: str
+    tenant: str
+    title: str
+    severity: str
+    opened_at: str
+    last_signal_at: str
+    resources: dict[str, dict] = field(default_factory=dict)       # resource key -> ResourceRef json
+    active: dict[str, str] = field(default_factory=dict)           # signal key -> last seen (ISO)
+    members: list[str] = field(default_factory=list)
+    signals_in: int = 0
+    revision: int = 0
+
+
+class Correlator:
+    def __init__(self, tenant: str, window: timedelta = timedelta(minutes=10),
+                 quiet: timedelta = timedelta(minutes=15), state: dict | None = None) -> None:
+        self.tenant = tenant
+        self.window = window
+        self.quiet = quiet
+        self.open: dict[str, OpenIncident] = {
+            k: OpenIncident(**v) for k, v in (state or {}).get("open", {}).items()}
+        self.signals_in = (state or {}).get("signals_in", 0)
+        self.incidents_out = (state or {}).get("incidents_out", 0)
+
+    def to_state(self) -> dict:
+        return {"open": {k: asdict(v) for k, v in self.open.items()}, "signals_in": self.signals_in,
+                "incidents_out": self.incidents_out}
+
+    # --- signals in ------------------------------------------------------------------------------
+
+    def add(self, signal: Signal, source: Source) -> list[Incident]:
+        self.signals_in += 1
+        incident = self._match(signal)
+        if incident is None:
+            incident = self._open(signal)
+            changed = True
+        else:
+            changed = self._join(incident, signal)
+        incident.signals_in += 1
+        incident.last_signal_at = max(incident.last_signal_at, signal.ts.isoformat())
+        return [self._event(incident, source)] if changed else []
+
+    def clear(self, report: HealthReport, source: Source) -> list[Incident]:
+        """A health report is the full state of a resource: findings it no longer has are cleared, and an
+        incident whose signals have all cleared is resolved."""
+        still = {finding_key(report.resource, f.rule_id) for f in report.findings if f.severity != Severity.INFO}
+        prefix = f"{report.resource.key}#finding:"
+        out = []
+        for incident in list(self.open.values()):
+            gone = [k for k in incident.active if k.startswith(prefix) and k not in still]
+            for key in gone:
+                del incident.active[key]
+            if gone and not incident.active:
+                out.append(self._resolve(incident, source, "every finding cleared"))
+        return out
+
+    def expire(self, now: datetime, source: Source) -> list[Incident]:
+        """Resolve incidents with no signal for ``quiet`` (called from a timer)."""
+        out = []
+        for incident in list(self.open.values()):
+            if now - datetime.fromisoformat(incident.last_signal_at) >= self.quiet:
+                out.append(self._resolve(incident, source, f"no signal for {self.quiet}"))
+        return out
+
+    # --- incidents ------------------------------------------------------------------------------
+
+    def _match(self, signal: Signal) -> OpenIncident | None:
+        for incident in self.open.values():
+            last = datetime.fromisoformat(incident.last_signal_at)
+            if signal.ts - last > self.window:
+                continue
+            if any(related(signal.resource, ResourceRef.model_validate(r)) for r in incident.resources.values()):
+                return incident
+        return None
+
+    def _open(self, signal: Signal) -> OpenIncident:
+        digest = hashlib.sha256(f"{self.tenant}|{signal.key}|{signal.event_id}".encode()).hexdigest()[:20]
+        incident = OpenIncident(
+            incident_id=f"inc-{digest}", tenant=self.tenant,
+            title=f"{signal.name} on {signal.resource.kind}/{signal.resource.name}",
+            severity=signal.severity.value, opened_at=signal.ts.isoformat(), last_signal_at=signal.ts.isoformat(),
+            resources={signal.resource.key: signal.resource.model_dump(mode="json")},
+            active={signal.key: signal.ts.isoformat()}, members=[signal.event_id])
+        self.open[incident.incident_id] = incident
+        return incident
+
+    def _join(self, incident: OpenIncident, signal: Signal) -> bool:
+        """Add ``signal``; True when the incident changed in a way worth telling (new signal or worse)."""
+        new_signal = signal.key not in incident.active
+        incident.active[signal.key] = signal.ts.isoformat()
+        worse = _RANK[signal.severity] > _RANK[Severity(incident.severity)]
+        if worse:
+            incident.severity = signal.severity.value
+        if new_signal and len(incident.members) < MAX_MEMBERS:
+            incident.members.append(signal.event_id)
+            incident.resources.setdefault(signal.resource.key, signal.resource.model_dump(mode="json"))
+        return new_signal or worse
+
+    def _resolve(self, incident: OpenIncident, source: Source, why: str) -> Incident:
+        del self.open[incident.incident_id]
+        return self._event(incident, source, IncidentStatus.RESOLVED, why)
+
+    def _event(self, incident: OpenIncident, source: Source, status: IncidentStatus | None = None,
+               note: str = "") -> Incident:
+        incident.revision += 1
+        self.incidents_out += incident.revision == 1
+        first = next(iter(incident.resources.values()))
+        status = status or (IncidentStatus.OPEN if incident.revision == 1 else IncidentStatus.UPDATED)
+        signals = ", ".join(k.split("#", 1)[1].split(":", 1)[1] for k in incident.active) or "cleared"
+        return Incident(
+            event_id=f"{incident.incident_id}-r{incident.revision}", source=source,
+            resource=ResourceRef.model_validate(first), tenant=self.tenant, ts=datetime.now(timezone.utc),
+            incident_id=incident.incident_id, title=incident.title, status=status,
+            severity=Severity(incident.severity), opened_at=datetime.fromisoformat(incident.opened_at),
+            resources=[ResourceRef.model_validate(r) for r in incident.resources.values()],
+            member_event_ids=incident.members or ["-"],
+            summary=f"{len(incident.resources)} resource(s), {incident.signals_in} signal(s): {signals}"
+                    + (f"; resolved: {note}" if note else ""),
+        )

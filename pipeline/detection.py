@@ -1,0 +1,91 @@
+"""Metric anomaly detection for the stream: one detector per series of a resource (a series is a metric name
+plus its labels), counters turned into rates first, an anomaly event when a score crosses the threshold.
+Pure: the Faust agent only loads the state, calls ``observe`` and stores the state back."""
+
+from __future__ import annotations
+
+import base64
+import math
+from datetime import timedelta
+
+from kubestack.contract.base import Source
+from kubestack.contract.events import Anomaly, MetricBatch, Sample, Severity
+from kubestack.models.counters import CounterRate, is_counter
+from kubestack.models.registry import DEFAULT, DETECTORS
+
+DETECTOR = DETECTORS[DEFAULT]
+MAX_SERIES_PER_RESOURCE = 2000
+CRITICAL_SCORE = 0.9
+
+
+def series_key(sample: Sample) -> str:
+    if not sample.labels:
+        return sample.name
+    labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+    return f"{sample.name}{{{labels}}}"
+
+
+class ResourceDetectors:
+    """The detectors of one resource's series, with compact state for a Faust table."""
+
+    def __init__(self, threshold: float, detectors: dict | None = None, rates: dict | None = None) -> None:
+        self.threshold = threshold
+        self.detectors = detectors or {}
+        self.rates: dict[str, CounterRate] = rates or {}
+
+    def observe(self, batch: MetricBatch, source: Source) -> list[Anomaly]:
+        anomalies = []
+        for sample in batch.samples:
+            key = series_key(sample)
+            value = self._value(key, sample)
+            if value is None or not math.isfinite(value):
+                continue
+            detector = self.detectors.get(key)
+            if detector is None:
+                if len(self.detectors) >= MAX_SERIES_PER_RESOURCE:
+                    continue
+                detector = self.detectors[key] = DETECTOR()
+            score = detector.update(sample.ts.timestamp(), value)
+            if score >= self.threshold:
+                anomalies.append(self._anomaly(batch, sample, key, value, score, source))
+        return anomalies
+
+    def _value(self, key: str, sample: Sample) -> float | None:
+        if not is_counter(sample.name):
+            return sample.value
+        rate = self.rates.setdefault(key, CounterRate())
+        value = rate.update(sample.ts.timestamp(), sample.value)
+        return None if math.isnan(value) else value
+
+    @staticmethod
+    def _anomaly(batch: MetricBatch, sample: Sample, key: str, value: float, score: float,
+                 source: Source) -> Anomaly:
+        window = timedelta(seconds=3 * (batch.interval_s or 10))
+        return Anomaly(
+            source=source, resource=batch.resource, tenant=batch.tenant, ts=sample.ts,
+            detector=f"metric/{DEFAULT}", signal=key, score=round(score, 4), value=value,
+            window_start=sample.ts - window, window_end=sample.ts,
+            severity=Severity.CRITICAL if score >= CRITICAL_SCORE else Severity.WARNING,
+            details={"metric": sample.name, "labels": sample.labels, "rate": is_counter(sample.name),
+                     "batch_event_id": batch.event_id},
+        )
+
+    def to_state(self) -> dict[str, str]:
+        state = {f"d:{k}": _b64(d.to_state()) for k, d in self.detectors.items()}
+        state.update({f"r:{k}": _b64(r.to_state()) for k, r in self.rates.items()})
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, str] | None, threshold: float) -> ResourceDetectors:
+        detectors, rates = {}, {}
+        for key, raw in (state or {}).items():
+            kind, name = key[:2], key[2:]
+            if kind == "d:":
+                detectors[name] = DETECTOR.from_state(base64.b64decode(raw))
+            elif kind == "r:":
+                rates[name] = CounterRate.from_state(base64.b64decode(raw))
+        return cls(threshold, detectors, rates)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
