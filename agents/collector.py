@@ -56,6 +56,7 @@ class TargetCollector:
         self.down_reason: str | None = None
         self._log_sources = [*plugin.log_sources(), *extra_logs]
         self._tails: list[GlobTail] = []
+        self._last_values: dict[str, float] = {}
 
     def _common(self) -> dict:
         return {"source": self.source, "resource": self.resource, "tenant": self.tenant}
@@ -67,6 +68,7 @@ class TargetCollector:
         samples = await self._reach(self.plugin.collect)
         if samples is None:
             return 0
+        self._last_values = {s.name: s.value for s in samples if not s.labels}
         self.metrics.collect_seconds.labels(self.name).observe(time.perf_counter() - started)
         self.metrics.samples.labels(self.name).inc(len(samples))
         batches = [
@@ -99,7 +101,7 @@ class TargetCollector:
         change = None
         if previous is not None:
             change = ConfigChange(**self._common(), previous_digest=previous["digest"], digest=current,
-                                  changes=diff(previous["config"], config))
+                                  changes=diff(previous["config"], config), observed=self._last_values)
             events.append((CONFIG_CHANGES, change))
             log.info("%s: configuration changed: %s", self.name, ", ".join(c.key for c in change.changes))
         await self.publisher.publish_many(events)

@@ -1,7 +1,8 @@
 """Faust agents: thin glue between topics and the pure functions of the stages.
 
     metrics ─► intake+detect ─► anomalies ─┐
-    (alertmanager, logs, config risk) ─► anomalies ─┤
+    config-changes ─► config risk ─► anomalies ─────┤
+    (alertmanager receiver) ─► anomalies ───────────┤
     health ─────────────────────────────────────────┴─► route (re-key by tenant) ─► signals ─► correlate ─► incidents
 
 Each agent decodes at the edge, dead-letters what it cannot process (with the reason) and goes on. Per-resource
@@ -17,9 +18,19 @@ from datetime import datetime, timedelta, timezone
 import faust
 
 from kubestack.contract.base import Event, Source
-from kubestack.contract.topics import ANOMALIES, DEAD_LETTER, HEALTH, INCIDENTS, METRICS, TopicSpec, topic
+from kubestack.contract.topics import (
+    ANOMALIES,
+    CONFIG_CHANGES,
+    DEAD_LETTER,
+    HEALTH,
+    INCIDENTS,
+    METRICS,
+    TopicSpec,
+    topic,
+)
 from kubestack.errors import EventDecodeError
 from kubestack.pipeline.app import contract_topic
+from kubestack.pipeline.configrisk import assess
 from kubestack.pipeline.correlation import Correlator, signals_from_anomaly, signals_from_health
 from kubestack.pipeline.detection import ResourceDetectors
 from kubestack.pipeline.edge import dead_letter
@@ -53,6 +64,7 @@ class Stages:
 
     def register(self) -> None:
         self._intake()
+        self._config_risk()
         self._route()
         self._correlate()
 
@@ -93,6 +105,21 @@ class Stages:
                 except Exception as exc:  # one per long-running loop: keep the stream alive, keep the message
                     log.exception("intake failed on %s@%d", event.message.topic, event.message.offset)
                     await self.reject(event, exc, "intake")
+
+    # --- configuration changes checked against their plugin's rules -----------------------------
+
+    def _config_risk(self) -> None:
+        @self.app.agent(contract_topic(self.app, CONFIG_CHANGES, self.prefix), name="config-risk")
+        async def config_risk(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                try:
+                    change = CONFIG_CHANGES.decode(event.value)
+                    await self.emit(self.anomalies, ANOMALIES, assess(change, self.source))
+                except EventDecodeError as exc:
+                    await self.reject(event, exc, "config-risk")
+                except Exception as exc:
+                    log.exception("config-risk failed on %s@%d", event.message.topic, event.message.offset)
+                    await self.reject(event, exc, "config-risk")
 
     # --- signals: re-keyed by tenant so one place sees all of a tenant's signals ---------------------
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from kubestack.contract.events import Finding, Risk, Sample
+from kubestack.contract.events import ConfigChange, Finding, Risk, Sample
 from kubestack.errors import CommandFailedError, ConfigError, TargetTimeoutError, TargetUnreachableError
 
 
@@ -141,3 +141,12 @@ class Plugin(Protocol):
     def actions(self) -> list[ActionSpec]: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ConfigRiskRules(Protocol):
+    """Optional for a plugin: which configuration changes are risky. Pure: the change carries the old and new
+    values and the metrics the agent saw last (``ConfigChange.observed``)."""
+
+    @staticmethod
+    def config_risks(change: ConfigChange) -> list[Finding]: ...

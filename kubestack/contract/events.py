@@ -72,6 +72,8 @@ class ConfigChange(Event):
     previous_digest: str
     digest: str
     changes: list[ConfigDiff] = Field(min_length=1)
+    observed: dict[str, float] = Field(default_factory=dict,
+                                       description="Metric values the agent saw last, for the risk rules")
 
 
 class Finding(ContractModel):

@@ -14,6 +14,7 @@ from kubestack.plugins.mysql.client import CliMySQLClient, DirectMySQLClient, My
 from kubestack.plugins.mysql.config import MySQLConfig
 from kubestack.plugins.mysql.metrics import innodb_samples, replica_samples, status_samples
 from kubestack.plugins.mysql.parse import parse_innodb_status, parse_replica_status
+from kubestack.plugins.mysql.risks import config_risks
 
 DEFAULT_LOG = "/var/log/mysql/error.log"
 LOG_FORMAT = "<Date> <Time> <Thread> [<Level>] <Content>"
@@ -44,6 +45,7 @@ class MySQLPlugin:
     name: ClassVar[str] = "mysql"
     config_model: ClassVar[type[MySQLConfig]] = MySQLConfig
     client_module: ClassVar[str] = "pymysql"
+    config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 3306
 
     def __init__(self, config: MySQLConfig, client: MySQLClient) -> None:

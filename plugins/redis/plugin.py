@@ -14,6 +14,7 @@ from kubestack.plugins.redis.client import CliRedisClient, DirectRedisClient, Re
 from kubestack.plugins.redis.config import RedisConfig
 from kubestack.plugins.redis.metrics import info_samples, slowlog_samples
 from kubestack.plugins.redis.parse import info_number, parse_client_list, parse_info
+from kubestack.plugins.redis.risks import config_risks
 
 REDACTED = "<redacted>"
 SECRET_KEYS = frozenset({"requirepass", "masterauth", "tls-key-file-pass", "tls-client-key-file-pass"})
@@ -52,6 +53,7 @@ class RedisPlugin:
     name: ClassVar[str] = "redis"
     config_model: ClassVar[type[RedisConfig]] = RedisConfig
     client_module: ClassVar[str] = "redis"
+    config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 6379
 
     def __init__(self, config: RedisConfig, client: RedisClient) -> None:
