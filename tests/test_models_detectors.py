@@ -56,6 +56,15 @@ def test_a_level_shift_is_detected_within_a_few_points_and_only_then() -> None:
     assert max(out[300:1100]) < max(out[1100:1105])
 
 
+def test_a_repeat_is_damped_but_a_larger_event_soon_after_an_alert_still_alerts() -> None:
+    points = series(spike_at=1000)
+    echo = [(t, v + 25 * (i == 1050)) for i, (t, v) in enumerate(points)]
+    bigger = [(t, v + 80 * (i == 1050)) for i, (t, v) in enumerate(points)]
+    out_echo, out_bigger = scores(MetricDetector(), echo), scores(MetricDetector(), bigger)
+    assert out_echo[1000] >= 0.5 and out_echo[1050] < 0.5          # the same again: quiet period
+    assert out_bigger[1050] >= 0.5                                  # far stronger evidence gets through
+
+
 def test_a_stuck_sensor_is_detected() -> None:
     points = series()
     stuck = points[:1000] + [(t, points[999][1]) for t, _ in points[1000:1040]] + points[1040:]

@@ -66,6 +66,12 @@ def test_the_generator_is_deterministic_and_labels_after_probation() -> None:
     a, b = generate.make_series("dev", 5), generate.make_series("dev", 5)
     assert np.array_equal(a.values, b.values) and a.anomalies == b.anomalies
     assert not np.array_equal(a.values[:100], generate.make_series("holdout", 5).values[:100])
-    for i in range(14):
+    nab_like = range(generate.SPLIT_SIZES["dev"], generate.SPLIT_SIZES["dev"] + len(generate.FAMILIES))
+    for i in [*range(14), *nab_like]:
         s = generate.make_series("dev", i)
         assert all(scorer.probation(len(s.values)) < x < len(s.values) for x in s.anomalies)
+        assert np.all(np.isfinite(s.values)) and len(s.kinds) == len(s.anomalies)
+    twitter = nab_like[list(generate.FAMILIES).index("twitter")]
+    first, again = generate.make_series("dev", twitter), generate.make_series("dev", twitter)
+    assert first.group == "nab" and "twitter" in first.name
+    assert np.array_equal(first.values, again.values) and first.anomalies == again.anomalies

@@ -4,7 +4,9 @@ Each series is built from a seeded ``numpy`` generator, so a (split, index) pair
 Shapes resemble what the collectors see: CPU with business hours and quiet weekends, lognormal latency with
 heavy tails, Poisson request rates, memory that grows and is collected, bursty queues, 10-second gauges over a
 few hours, hourly business counters. Benign noise is part of the shape (heavy tails, bursts, quantisation);
-labels mark only injected anomalies, at their onset, as NAB does.
+labels mark only injected anomalies, at their onset, as NAB does. After those operations series each split
+holds series of the NAB-like families of ``families.py`` (AWS server metrics, ad exchange, Twitter, traffic,
+machine temperature, taxi demand, artificial), ``group == "nab"``.
 
     python bench/anomaly/generate.py OUT_DIR [--split dev|holdout]   # CSVs + labels.json, NAB-like layout
 """
@@ -19,9 +21,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from families import FAMILIES, make_family
 
 SPLIT_SEEDS = {"dev": 1000, "holdout": 7000}
-SPLIT_SIZES = {"dev": 64, "holdout": 32}
+SPLIT_SIZES = {"dev": 64, "holdout": 32}          # operations series (the first indices of a split)
+NAB_SIZES = {"dev": 54, "holdout": 27}            # NAB-like series (families.py), after them
 KINDS = ("spike", "dip", "level_shift", "trend_change", "variance_change", "seasonality_break",
          "slow_drift", "flatline")
 START = datetime(2024, 3, 4, tzinfo=timezone.utc).timestamp()
@@ -34,6 +38,7 @@ class Series:
     values: np.ndarray
     anomalies: list[int] = field(default_factory=list)   # onset indices
     kinds: list[str] = field(default_factory=list)
+    group: str = "ops"                                   # "ops" or "nab" (the NAB-like families)
 
 
 def _ar1(rng: np.random.Generator, n: int, phi: float, scale: float, df: float | None = None) -> np.ndarray:
@@ -141,6 +146,10 @@ def _inject(kind: str, sig: np.ndarray, noise: np.ndarray, scale: float, a: int,
 def make_series(split: str, index: int) -> Series:
     seed = SPLIT_SEEDS[split] + index
     rng = np.random.default_rng(seed)
+    if index >= SPLIT_SIZES[split]:
+        family = list(FAMILIES)[(index - SPLIT_SIZES[split]) % len(FAMILIES)]
+        ts, values, onsets, kinds = make_family(family, rng)
+        return Series(f"{split}/{family}_{index:03d}", ts, values, onsets, kinds, "nab")
     names = list(ARCHETYPES)
     kind = names[index % len(names)]
     step, (lo, hi) = ARCHETYPES[kind]
@@ -176,7 +185,7 @@ def _finish(kind: str, sig: np.ndarray, noise: np.ndarray, rng: np.random.Genera
 
 
 def make_split(split: str) -> list[Series]:
-    return [make_series(split, i) for i in range(SPLIT_SIZES[split])]
+    return [make_series(split, i) for i in range(SPLIT_SIZES[split] + NAB_SIZES[split])]
 
 
 def _iso(ts: float) -> str:

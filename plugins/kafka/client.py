@@ -1,0 +1,160 @@
+"""What the Kafka plugin asks of a cluster, through aiokafka's admin client and a group-less consumer (for end
+offsets). Every answer is plain lists and dicts (recordable as JSON, parsed by ``parse``); failures become
+``TargetError`` subclasses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import errors as kerr
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from kubestack.bus import client_options
+from kubestack.errors import CommandFailedError, TargetAuthError, TargetTimeoutError, TargetUnreachableError
+from kubestack.plugins.kafka.config import KafkaPluginConfig
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Offsets = list[tuple[str, int, int]]
+"""(topic, partition, offset) triples."""
+
+_AUTH_ERRORS = (kerr.AuthenticationFailedError, kerr.SaslAuthenticationFailed, kerr.IllegalSaslStateError,
+                kerr.UnsupportedSaslMechanismError, kerr.TopicAuthorizationFailedError,
+                kerr.GroupAuthorizationFailedError, kerr.ClusterAuthorizationFailedError)
+_TIMEOUT_ERRORS = (kerr.KafkaTimeoutError, kerr.RequestTimedOutError, TimeoutError)
+
+
+class KafkaClient(Protocol):
+    async def cluster(self) -> dict[str, Any]:
+        """Metadata: ``brokers`` (node_id, host, port, rack), ``cluster_id``, ``controller_id``."""
+        ...
+
+    async def topics(self) -> list[dict[str, Any]]:
+        """Metadata of every topic: ``topic``, ``is_internal``, ``partitions`` (partition, leader, replicas, isr)."""
+        ...
+
+    async def group_ids(self) -> list[str]: ...
+
+    async def describe_groups(self, group_ids: list[str]) -> list[dict[str, Any]]:
+        """``group``, ``state``, ``protocol_type``, ``members`` per group."""
+        ...
+
+    async def committed(self, group_id: str) -> Offsets: ...
+
+    async def end_offsets(self, partitions: list[tuple[str, int]]) -> Offsets: ...
+
+    async def configs(self, kind: ConfigResourceType, names: list[str]) -> list[dict[str, Any]]:
+        """DescribeConfigs resources: ``resource_name`` and ``config_entries`` (name, value, source, sensitive)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class AIOKafkaClient:
+    """One admin client and one consumer without a group, both started on first use."""
+
+    def __init__(self, config: KafkaPluginConfig) -> None:
+        self._config = config
+        self._admin: AIOKafkaAdminClient | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def _call(self, what: str, make: Callable[[], Awaitable[T]]) -> T:
+        where = self._config.bootstrap
+        try:
+            return await asyncio.wait_for(make(), self._config.timeout_s * 2)
+        except _AUTH_ERRORS as exc:
+            raise TargetAuthError(f"Kafka at {where} refused {what}: {exc}") from exc
+        except _TIMEOUT_ERRORS as exc:
+            raise TargetTimeoutError(f"Kafka at {where} gave no answer to {what} in time: {exc}") from exc
+        except (kerr.KafkaConnectionError, kerr.NodeNotReadyError, OSError) as exc:
+            await self.close()
+            raise TargetUnreachableError(f"Kafka at {where} cannot be reached: {exc}") from exc
+        except kerr.KafkaError as exc:
+            raise CommandFailedError(["kafka", what], 1, f"{type(exc).__name__}: {exc}") from exc
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(**client_options(self._config.settings()))
+            try:
+                await admin.start()
+            except BaseException:
+                await admin.close()
+                raise
+            self._admin = admin
+        return self._admin
+
+    async def _end_offsets_consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False,
+                                        **client_options(self._config.settings()))
+            try:
+                await consumer.start()
+            except BaseException:
+                await consumer.stop()
+                raise
+            self._consumer = consumer
+        return self._consumer
+
+    async def cluster(self) -> dict[str, Any]:
+        return await self._call("Metadata", lambda: self._admin_then(lambda a: a.describe_cluster()))
+
+    async def topics(self) -> list[dict[str, Any]]:
+        return await self._call("Metadata", lambda: self._admin_then(lambda a: a.describe_topics()))
+
+    async def group_ids(self) -> list[str]:
+        groups = await self._call("ListGroups", lambda: self._admin_then(lambda a: a.list_consumer_groups()))
+        return sorted(group for group, *_ in groups)
+
+    async def describe_groups(self, group_ids: list[str]) -> list[dict[str, Any]]:
+        if not group_ids:
+            return []
+        responses = await self._call("DescribeGroups",
+                                     lambda: self._admin_then(lambda a: a.describe_consumer_groups(group_ids)))
+        return [{k: v for k, v in group.items() if k in ("error_code", "group", "state", "protocol_type", "protocol")}
+                | {"members": [{"member_id": m["member_id"], "client_id": m["client_id"],
+                                "client_host": m["client_host"]} for m in group["members"]]}
+                for response in responses for group in response.to_object()["groups"]]
+
+    async def committed(self, group_id: str) -> Offsets:
+        offsets = await self._call("OffsetFetch",
+                                   lambda: self._admin_then(lambda a: a.list_consumer_group_offsets(group_id)))
+        return sorted((tp.topic, tp.partition, meta.offset) for tp, meta in offsets.items())
+
+    async def end_offsets(self, partitions: list[tuple[str, int]]) -> Offsets:
+        if not partitions:
+            return []
+
+        async def fetch() -> dict[TopicPartition, int]:
+            consumer = await self._end_offsets_consumer()
+            return await consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
+
+        offsets = await self._call("ListOffsets", fetch)
+        return sorted((tp.topic, tp.partition, offset) for tp, offset in offsets.items())
+
+    async def configs(self, kind: ConfigResourceType, names: list[str]) -> list[dict[str, Any]]:
+        if not names:
+            return []
+        resources = [ConfigResource(kind, name) for name in names]
+        responses = await self._call("DescribeConfigs",
+                                     lambda: self._admin_then(lambda a: a.describe_configs(resources)))
+        return [{"resource_name": r["resource_name"], "error_code": r["error_code"],
+                 "config_entries": [{"name": e["config_names"], "value": e["config_value"],
+                                     "source": e["config_source"], "sensitive": e["is_sensitive"]}
+                                    for e in r["config_entries"]]}
+                for response in responses for r in response.to_object()["resources"]]
+
+    async def _admin_then(self, call: Callable[[AIOKafkaAdminClient], Awaitable[T]]) -> T:
+        return await call(await self._admin_client())
+
+    async def close(self) -> None:
+        admin, consumer, self._admin, self._consumer = self._admin, self._consumer, None, None
+        if admin is not None:
+            await admin.close()
+        if consumer is not None:
+            await consumer.stop()

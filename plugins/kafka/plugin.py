@@ -1,0 +1,120 @@
+"""The Kafka plugin: cluster and partition health, consumer group lag, broker configs and topic overrides as
+the configuration snapshot, health rules, and the actions the remediation stage may take."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, ClassVar
+
+from aiokafka.admin.config_resource import ConfigResourceType
+
+from kubestack.contract.base import utcnow
+from kubestack.contract.events import Finding, Risk, Sample
+from kubestack.errors import ConfigError
+from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
+from kubestack.plugins.kafka.checks import evaluate
+from kubestack.plugins.kafka.client import AIOKafkaClient, KafkaClient
+from kubestack.plugins.kafka.config import KafkaPluginConfig
+from kubestack.plugins.kafka.metrics import cluster_samples, group_samples
+from kubestack.plugins.kafka.parse import (
+    DYNAMIC_TOPIC_CONFIG,
+    Observation,
+    parse_cluster,
+    parse_configs,
+    parse_groups,
+    parse_partitions,
+    partition_lags,
+    total_lag,
+)
+
+LOG_FORMAT = "[<Date> <Time>] <Level> <Content>"
+
+ACTIONS = (
+    ActionSpec(id="kafka.reset_offsets", title="Move a consumer group's committed offsets (to latest, earliest, a "
+               "time or an offset)", risk=Risk.HIGH,
+               params={"group": "Consumer group", "topic": "Topic", "to": "latest | earliest | <ISO time> | <offset>",
+                       "partitions": "Partitions (optional; default all)"},
+               preconditions=["the group has no active member (stop its consumers first)",
+                              "skipping or replaying those messages is acceptable to its owners"],
+               rollback="reset again to the offsets recorded before the change (kept in the action's output)"),
+    ActionSpec(id="kafka.add_partitions", title="Add partitions to a topic (CreatePartitions)", risk=Risk.MEDIUM,
+               params={"topic": "Topic", "count": "New total partition count (greater than now)"},
+               preconditions=["producers do not rely on key → partition mapping staying the same",
+                              "brokers have disk and file handles for the new partitions"],
+               rollback="none: partitions cannot be removed; recreate the topic to go back"),
+)
+
+
+class KafkaPlugin:
+    """Kafka: brokers, partition health, consumer group lag, broker configs, health rules."""
+
+    name: ClassVar[str] = "kafka"
+    config_model: ClassVar[type[KafkaPluginConfig]] = KafkaPluginConfig
+    client_module: ClassVar[str] = "aiokafka"
+
+    def __init__(self, config: KafkaPluginConfig, client: KafkaClient) -> None:
+        self.config = config
+        self.client = client
+        self._lag_history: dict[str, deque[int]] = {}
+
+    @classmethod
+    def create(cls, config: KafkaPluginConfig, runner: CommandRunner | None = None) -> KafkaPlugin:
+        if runner is not None:
+            raise ConfigError("the kafka plugin talks to the brokers directly: give the target a bootstrap address "
+                              "instead of ssh")
+        return cls(config, AIOKafkaClient(config))
+
+    @classmethod
+    def example_config(cls) -> dict[str, Any]:
+        return {"bootstrap": "127.0.0.1:9092", "lag_high": 10_000}
+
+    async def observe(self) -> Observation:
+        """Everything the metrics and the health rules look at, read in one round."""
+        cluster = parse_cluster(await self.client.cluster())
+        topics = await self.client.topics()
+        everything = parse_partitions(topics, include_internal=True)
+        partitions = [p for p in everything if self.config.include_internal_topics or not p.internal]
+        group_ids = self.config.groups if self.config.groups is not None else await self.client.group_ids()
+        groups = parse_groups(await self.client.describe_groups(group_ids))
+        committed = {group: await self.client.committed(group) for group in group_ids}
+        online = {(p.topic, p.partition) for p in everything if not p.offline}
+        wanted = {(p.topic, p.partition) for p in partitions} | {
+            (t, p) for offsets in committed.values() for t, p, _ in offsets}
+        ends = await self.client.end_offsets(sorted(wanted & online))
+        lags = [lag for group, offsets in committed.items() for lag in partition_lags(group, offsets, ends)]
+        return Observation(cluster=cluster, partitions=partitions, groups=groups, lags=lags,
+                           end_offsets={(t, p): offset for t, p, offset in ends})
+
+    async def collect(self) -> list[Sample]:
+        obs = await self.observe()
+        ts = utcnow()
+        return cluster_samples(obs, ts) + group_samples(obs, ts)
+
+    async def snapshot_config(self) -> dict[str, str]:
+        """Broker configs (``broker.<id>.<name>``) and per-topic overrides (``topic.<name>.<key>``), no secrets."""
+        cluster = parse_cluster(await self.client.cluster())
+        brokers = parse_configs(await self.client.configs(ConfigResourceType.BROKER,
+                                                          [str(i) for i, _ in cluster.brokers]))
+        topic_names = sorted({p.topic for p in parse_partitions(await self.client.topics())})
+        topics = parse_configs(await self.client.configs(ConfigResourceType.TOPIC, topic_names),
+                               only_source=DYNAMIC_TOPIC_CONFIG)
+        snapshot = {f"broker.{b}.{k}": v for b, entries in brokers.items() for k, v in entries.items()}
+        snapshot |= {f"topic.{t}.{k}": v for t, entries in topics.items() for k, v in entries.items()}
+        return dict(sorted(snapshot.items()))
+
+    def log_sources(self) -> list[LogSource]:
+        return [LogSource(path=self.config.log_path, format=LOG_FORMAT)] if self.config.log_path else []
+
+    async def check_health(self) -> list[Finding]:
+        obs = await self.observe()
+        totals = total_lag(obs.lags)
+        for group in obs.groups:
+            history = self._lag_history.setdefault(group.group, deque(maxlen=self.config.lag_growing_rounds))
+            history.append(totals.get(group.group, 0))
+        return evaluate(obs, self._lag_history, self.config)
+
+    def actions(self) -> list[ActionSpec]:
+        return list(ACTIONS)
+
+    async def close(self) -> None:
+        await self.client.close()

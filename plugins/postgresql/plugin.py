@@ -1,0 +1,112 @@
+"""The PostgreSQL plugin: statistics views as metrics, pg_settings as the configuration snapshot, health rules,
+and the actions the remediation stage may take."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from kubestack.contract.base import utcnow
+from kubestack.contract.events import Finding, Risk, Sample
+from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
+from kubestack.plugins.postgresql import queries
+from kubestack.plugins.postgresql.checks import evaluate
+from kubestack.plugins.postgresql.client import DirectPostgreSQLClient, PostgreSQLClient, PsqlClient
+from kubestack.plugins.postgresql.config import PostgreSQLConfig
+from kubestack.plugins.postgresql.metrics import background_samples, observation_samples
+from kubestack.plugins.postgresql.parse import (
+    Observation,
+    parse_activity,
+    parse_blocking,
+    parse_databases,
+    parse_key_values,
+    parse_numbers,
+    parse_replication,
+    parse_server,
+    parse_slots,
+    redact_settings,
+)
+
+DEFAULT_LOG = "/var/log/postgresql/postgresql-*-main.log"
+LOG_FORMAT = "<Date> <Time> <Zone> [<Pid>] <Content>"
+"""Debian's default log_line_prefix '%m [%p] %q%u@%d '."""
+
+ACTIONS = (
+    ActionSpec(id="postgresql.cancel_backend", title="Cancel the running statement of one session "
+               "(pg_cancel_backend)", risk=Risk.LOW, params={"pid": "Backend pid, e.g. the blocked_pid of a lock wait"},
+               preconditions=["the session is a client backend, not a replication or system process",
+                              "the application tolerates a cancelled statement"],
+               rollback="none: the statement is rolled back by the server; the client may rerun it"),
+    ActionSpec(id="postgresql.terminate_backend", title="Close one session (pg_terminate_backend)",
+               risk=Risk.MEDIUM, params={"pid": "Backend pid, e.g. the blocking_pid of a lock wait"},
+               preconditions=["its open transaction may be rolled back", "its application reconnects"],
+               rollback="none: the application reconnects"),
+    ActionSpec(id="postgresql.terminate_idle_in_transaction",
+               title="Close the sessions idle inside a transaction for too long", risk=Risk.MEDIUM,
+               params={"min_idle_s": "Only sessions idle in transaction at least this long",
+                       "db": "Limit to one database (optional)"},
+               preconditions=["their open transactions are rolled back", "their applications reconnect"],
+               rollback="none; to prevent it: ALTER SYSTEM SET idle_in_transaction_session_timeout"),
+    ActionSpec(id="postgresql.alter_system_set", title="Change a server setting (ALTER SYSTEM SET; pg_reload_conf)",
+               risk=Risk.HIGH, params={"name": "pg_settings name", "value": "New value"},
+               preconditions=["the setting's context is sighup or user (postmaster ones need a restart)",
+                              "the host has the memory or disk the new value implies"],
+               rollback="ALTER SYSTEM RESET <name>; SELECT pg_reload_conf()"),
+)
+
+
+class PostgreSQLPlugin:
+    """PostgreSQL: pg_stat_* metrics, locks, replication and slots, wraparound, pg_settings, health rules."""
+
+    name: ClassVar[str] = "postgresql"
+    config_model: ClassVar[type[PostgreSQLConfig]] = PostgreSQLConfig
+    client_module: ClassVar[str] = "psycopg"
+    default_port: ClassVar[int] = 5432
+
+    def __init__(self, config: PostgreSQLConfig, client: PostgreSQLClient) -> None:
+        self.config = config
+        self.client = client
+
+    @classmethod
+    def create(cls, config: PostgreSQLConfig, runner: CommandRunner | None = None) -> PostgreSQLPlugin:
+        client = DirectPostgreSQLClient(config) if runner is None else PsqlClient(config, runner)
+        return cls(config, client)
+
+    @classmethod
+    def example_config(cls) -> dict[str, Any]:
+        return {"host": "127.0.0.1", "port": cls.default_port, "dbname": "postgres", "user": "kubestack",
+                "password": {"env": "KUBESTACK_POSTGRESQL_PASSWORD"}}
+
+    async def observe(self) -> Observation:
+        """Everything the metrics and the health rules look at, read in one round."""
+        server = parse_server(await self.client.rows(queries.SERVER))
+        blocking_query = queries.blocking_sql(server.version_num)
+        return Observation(
+            server=server,
+            databases=parse_databases(await self.client.rows(queries.DATABASES)),
+            sessions=parse_activity(await self.client.rows(queries.ACTIVITY)),
+            lock_waits=parse_blocking(await self.client.rows(blocking_query)),
+            replicas=parse_replication(await self.client.rows(queries.REPLICATION)),
+            slots=parse_slots(await self.client.rows(queries.SLOTS)),
+            blocking_query=blocking_query)
+
+    async def collect(self) -> list[Sample]:
+        obs = await self.observe()
+        background = parse_numbers(parse_key_values(
+            await self.client.rows(queries.background_writer_sql(obs.server.version_num))))
+        ts = utcnow()
+        return observation_samples(obs, ts) + background_samples(background, ts)
+
+    async def snapshot_config(self) -> dict[str, str]:
+        return redact_settings(parse_key_values(await self.client.rows(queries.SETTINGS)))
+
+    def log_sources(self) -> list[LogSource]:
+        return [LogSource(path=self.config.log_path or DEFAULT_LOG, format=LOG_FORMAT)]
+
+    async def check_health(self) -> list[Finding]:
+        return evaluate(await self.observe(), self.config)
+
+    def actions(self) -> list[ActionSpec]:
+        return list(ACTIONS)
+
+    async def close(self) -> None:
+        await self.client.close()
