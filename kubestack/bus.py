@@ -80,10 +80,14 @@ async def wait_for_cluster(kafka: KafkaSettings, timeout_s: float, interval_s: f
 
 async def ensure_topics(kafka: KafkaSettings, specs: tuple[TopicSpec, ...] = TOPICS) -> dict[str, str]:
     """Create the registry's topics with their partitions and retention; name → 'created' or 'exists'."""
-    new = [
+    return await create_topics(kafka, [
         NewTopic(spec.qualified(kafka.topic_prefix), spec.partitions, 1, topic_configs=spec.topic_configs)
         for spec in specs
-    ]
+    ])
+
+
+async def create_topics(kafka: KafkaSettings, new: list[NewTopic]) -> dict[str, str]:
+    """Create topics that do not exist yet; name → 'created' or 'exists'."""
     admin = AIOKafkaAdminClient(**client_options(kafka))
     try:
         await admin.start()

@@ -16,7 +16,9 @@ import socket
 from datetime import datetime, timedelta, timezone
 
 import faust
+from aiokafka.admin import NewTopic
 
+from kubestack.bus import create_topics
 from kubestack.contract.base import Event, Source
 from kubestack.contract.topics import (
     ANOMALIES,
@@ -42,6 +44,21 @@ log = logging.getLogger(__name__)
 ORIGIN_HEADER = "kubestack-topic"
 
 
+def signals_topic(settings: Settings) -> str:
+    return f"{settings.worker.app_id}-signals"
+
+
+async def create_internal_topics(app: faust.App, settings: Settings) -> None:
+    """Topics the stages use between themselves (the signals topic, every table's changelog), created before
+    the worker subscribes: Faust's own lazy creation races its first partition assignment, and the worker then
+    never reads them or refuses to write its tables."""
+    new = [NewTopic(signals_topic(settings), settings.worker.signal_partitions, 1)]
+    for table in app.tables.values():
+        new.append(NewTopic(table.changelog_topic.get_topic_name(), table.partitions or app.conf.topic_partitions, 1,
+                            topic_configs={"cleanup.policy": "compact"}))
+    await create_topics(settings.kafka, new)
+
+
 class Stages:
     """Registers every stage on a Faust app; holds the topics and tables they share."""
 
@@ -58,7 +75,7 @@ class Stages:
         self.detectors = app.Table("metric-detectors", partitions=METRICS.partitions, schema=json_schema)
         self.correlation = app.Table("correlation", partitions=settings.worker.signal_partitions,
                                      schema=json_schema)
-        self.signals = app.topic(f"{settings.worker.app_id}-signals", internal=True,
+        self.signals = app.topic(signals_topic(settings), internal=True,
                                  partitions=settings.worker.signal_partitions, key_serializer="raw",
                                  value_serializer="raw")
 

@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import signal
 import socket
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from kubestack.deploy.kafka.launcher import LocalKafka, min_heap
 from kubestack.errors import JavaNotFoundError
 from kubestack.settings import LocalKafkaSettings
-from tests.cli import cli_env, run, start, wait_for_line
+from tests.cli import cli_env, follow, run
 from tests.services.process import free_port
 
 pytestmark = pytest.mark.kafka
@@ -90,17 +89,13 @@ def test_min_heap() -> None:
 def test_up_runs_broker_and_worker_in_the_foreground_and_ctrl_c_stops_both(tmp_path) -> None:
     port, controller = free_port(), free_port()
     env = _env(tmp_path, port, controller, KUBESTACK_WORKER__APP_ID="test-up")
-    proc = start("up", env=env)
-    lines: list[str] = []
+    stack = follow("up", env=env)
     try:
-        assert wait_for_line(proc, "Worker ready", lines), "".join(lines)
+        assert stack.wait_for("Worker ready"), stack.output
         assert _accepts(port)
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    output = "".join(lines) + rest
-    assert proc.returncode == 0, output
+        code = stack.stop(timeout_s=120)
+    output = stack.output
+    assert code == 0, output
     assert "stopping Kafka" in output and not _accepts(port)
     assert run("kafka", "status", env=env).returncode == 1

@@ -2,13 +2,12 @@
 malformed messages go to the dead-letter topic with the reason, and Ctrl-C stops it cleanly."""
 
 import json
-import signal
 
 import pytest
 
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.topics import DEAD_LETTER, METRICS
-from tests.cli import cli_env, start, wait_for_line
+from tests.cli import cli_env, follow
 from tests.factories import example
 from tests.kafka_io import consume, produce
 
@@ -19,10 +18,9 @@ async def test_worker_dead_letters_malformed_input_and_keeps_processing(kafka, u
     prefix, app_id = f"test.{unique}.", f"test-worker-{unique}"
     env = cli_env(KUBESTACK_KAFKA__BOOTSTRAP=kafka.bootstrap, KUBESTACK_KAFKA__TOPIC_PREFIX=prefix,
                   KUBESTACK_WORKER__APP_ID=app_id, KUBESTACK_HOME=str(tmp_path))
-    proc = start("worker", env=env)
-    lines: list[str] = []
+    worker = follow("worker", env=env)
     try:
-        assert wait_for_line(proc, "Worker ready", lines), "".join(lines)
+        assert worker.wait_for("Worker ready"), worker.output
         redis = ResourceRef(kind="redis", name="cache-1", host="db-1")
         before, after = example(METRICS, redis), example(METRICS, redis)
         garbage = [(redis.key.encode(), b"{not json"), (redis.key.encode(), b'{"samples": []}')]
@@ -40,9 +38,8 @@ async def test_worker_dead_letters_malformed_input_and_keeps_processing(kafka, u
         assert [e["batches"] for e in entries] == [1, 2], "both valid batches counted, around the garbage"
         assert json.loads(changelog[-1].key) == redis.key
     finally:
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, "".join(lines) + rest
+        code = worker.stop()
+    assert code == 0, worker.output
 
 
 async def test_findings_become_one_incident_that_resolves_when_they_clear(kafka, unique, tmp_path) -> None:
@@ -53,10 +50,9 @@ async def test_findings_become_one_incident_that_resolves_when_they_clear(kafka,
     prefix, app_id = f"test.{unique}.", f"test-worker-{unique}"
     env = cli_env(KUBESTACK_KAFKA__BOOTSTRAP=kafka.bootstrap, KUBESTACK_KAFKA__TOPIC_PREFIX=prefix,
                   KUBESTACK_WORKER__APP_ID=app_id, KUBESTACK_HOME=str(tmp_path))
-    proc = start("worker", env=env)
-    lines: list[str] = []
+    worker = follow("worker", env=env)
     try:
-        assert wait_for_line(proc, "Worker ready", lines), "".join(lines)
+        assert worker.wait_for("Worker ready"), worker.output
         redis = ResourceRef(kind="redis", name="cache-1", host="db-1", labels={"service": "shop"})
         host = ResourceRef(kind="host", name="db-1", host="db-1")
 
@@ -67,14 +63,14 @@ async def test_findings_become_one_incident_that_resolves_when_they_clear(kafka,
         reports = [health(redis, "redis.evictions"), health(redis, "redis.evictions"),
                    health(host, "host.memory_pressure"), health(redis), health(host)]
         await produce(kafka, HEALTH.qualified(prefix), [HEALTH.encode(r) for r in reports])
-        records = await consume(kafka, INCIDENTS.qualified(prefix), 3, f"{app_id}-inc")
+        records = await consume(kafka, INCIDENTS.qualified(prefix), 3, f"{app_id}-inc", timeout_s=90)
         incidents = [INCIDENTS.decode(r.value) for r in records]
+        assert len(incidents) == 3, worker.output[-6000:]
         assert [i.status for i in incidents] == [IncidentStatus.OPEN, IncidentStatus.UPDATED,
                                                  IncidentStatus.RESOLVED]
         assert len({i.incident_id for i in incidents}) == 1, "one incident for related signals"
         assert {r.key for r in incidents[1].resources} == {redis.key, host.key}
         assert incidents[0].tenant == "acme" and "redis.evictions" in incidents[0].title
     finally:
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, "".join(lines) + rest
+        code = worker.stop()
+    assert code == 0, worker.output

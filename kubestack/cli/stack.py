@@ -27,11 +27,12 @@ def _run_worker(settings: Settings) -> None:
     import faust
 
     from kubestack.pipeline.app import create_app
-    from kubestack.pipeline.stages import register
+    from kubestack.pipeline.stages import create_internal_topics, register
 
     (settings.home / "worker").mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     register(app, settings)
+    asyncio.run(create_internal_topics(app, settings))
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, override_logging=True)
     try:
         worker.execute_from_commandline()
