@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kubestack.agents.durations import parse_duration
-from kubestack.agents.prometheus_source import PrometheusSourceConfig
+from kubestack.agents.prometheus_config import PrometheusSourceConfig
 from kubestack.errors import ConfigError
 from kubestack.plugins.base import LogSource, SecretRef
 

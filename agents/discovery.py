@@ -24,6 +24,8 @@ def discover_local(interval: float = 10.0) -> list[TargetConfig]:
         if getattr(plugin, "always_local", False):
             targets.append(TargetConfig(type=name, name=hostname, interval=interval, config=plugin.example_config()))
         elif port is not None and _answers(port):
-            targets.append(TargetConfig(type=name, name=f"{name}-{port}", interval=interval,
-                                        config=plugin.example_config() | {"port": port}))
+            config = plugin.example_config()
+            if "port" in plugin.config_model.model_fields:
+                config["port"] = port
+            targets.append(TargetConfig(type=name, name=f"{name}-{port}", interval=interval, config=config))
     return targets

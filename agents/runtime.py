@@ -12,9 +12,7 @@ from pydantic import ValidationError
 
 from kubestack.agents.collector import TargetCollector
 from kubestack.agents.config import AgentConfig, TargetConfig
-from kubestack.agents.alertmanager import run_receiver
 from kubestack.agents.metrics import AgentMetrics
-from kubestack.agents.prometheus_source import PrometheusSource
 from kubestack.agents.publisher import Publisher
 from kubestack.agents.schedule import every
 from kubestack.agents.sender import SpoolingPublisher
@@ -72,7 +70,7 @@ def build_collector(target: TargetConfig, config: AgentConfig, publisher: Publis
     )
 
 
-async def poll_prometheus(source: PrometheusSource, publisher: Publisher, metrics: AgentMetrics) -> None:
+async def poll_prometheus(source, publisher: Publisher, metrics: AgentMetrics) -> None:
     """One poll: every batch to the metrics topic; an unreachable Prometheus is logged and counted, the next
     poll is the retry."""
     name = source.config.url
@@ -100,7 +98,12 @@ class Agent:
         self.collectors = [build_collector(t, config, self.publisher, self.state, self.metrics)
                            for t in config.targets]
         source = Source(agent=f"agent/{config.agent.name}", host=socket.gethostname(), cluster=config.agent.cluster)
-        self.prometheus = [PrometheusSource(p, source=source, tenant=config.agent.tenant) for p in config.prometheus]
+        self.prometheus = []
+        if config.prometheus:  # requests and its friends cost memory: only when asked for
+            from kubestack.agents.prometheus_source import PrometheusSource
+
+            self.prometheus = [PrometheusSource(p, source=source, tenant=config.agent.tenant)
+                               for p in config.prometheus]
         self._source = source
 
     def _background(self) -> list[asyncio.Task]:
@@ -111,6 +114,8 @@ class Agent:
                   for i, p in enumerate(self.prometheus)]
         receiver = self.config.alertmanager
         if receiver is not None:
+            from kubestack.agents.alertmanager import run_receiver
+
             host, _, port = receiver.listen.rpartition(":")
             token = receiver.token.resolve() if receiver.token else None
             tasks.append(asyncio.create_task(run_receiver(host, int(port), self.publisher, token=token,

@@ -38,14 +38,17 @@ def broken_plugins() -> dict[str, str]:
     return _load()[1]
 
 
+@cache
 def get_plugin(name: str) -> type[Plugin]:
-    try:
-        return plugins()[name]
-    except KeyError:
-        if name in broken_plugins():
-            raise PluginNotFoundError(f"plugin {name!r} is installed but broken: {broken_plugins()[name]}") from None
-        known = ", ".join(plugins()) or "none"
-        raise PluginNotFoundError(f"no plugin {name!r}; installed: {known}") from None
+    """One plugin, loading only its own module (and client library): an agent watching Redis does not pay for
+    every other plugin's imports."""
+    for ep in entry_points(group=GROUP, name=name):
+        try:
+            return ep.load()
+        except Exception as exc:
+            raise PluginNotFoundError(f"plugin {name!r} is installed but broken: {type(exc).__name__}: {exc}") from exc
+    known = ", ".join(ep.name for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name)) or "none"
+    raise PluginNotFoundError(f"no plugin {name!r}; installed: {known}")
 
 
 def client_installed(plugin: type[Plugin]) -> bool:

@@ -12,12 +12,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from kubestack.agents.prometheus_source import (
-    PrometheusSource,
-    PrometheusSourceConfig,
-    PromQuery,
-    to_batches,
-)
+from kubestack.agents.prometheus_config import PrometheusSourceConfig, PromQuery
+from kubestack.agents.prometheus_source import PrometheusSource, to_batches
 from kubestack.contract.base import Source
 from kubestack.errors import ConfigError, TargetAuthError, TargetUnreachableError
 from tests.services.process import ServerProcess, free_port

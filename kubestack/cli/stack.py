@@ -56,7 +56,7 @@ def worker(
 
 def _start_agent(settings: Settings, kafka_bootstrap: str, config: Path | None) -> subprocess.Popen:
     """The agent in its own process (and session: Ctrl-C reaches it through us, in order)."""
-    argv = [sys.executable, "-m", "kubestack", "agent", "run", "--discover"]
+    argv = [sys.executable, "-m", "kubestack.agents", "--discover"]
     if config is not None:
         argv += ["--config", str(config)]
     env = {**os.environ, "KUBESTACK_KAFKA__BOOTSTRAP": kafka_bootstrap, "KUBESTACK_HOME": str(settings.home)}

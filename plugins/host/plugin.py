@@ -48,6 +48,7 @@ class HostPlugin:
     name: ClassVar[str] = "host"
     config_model: ClassVar[type[HostConfig]] = HostConfig
     client_module: ClassVar[str] = "os"
+    always_local: ClassVar[bool] = True
 
     def __init__(self, config: HostConfig, client: HostClient) -> None:
         self.config = config

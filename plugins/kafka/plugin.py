@@ -51,6 +51,7 @@ class KafkaPlugin:
     name: ClassVar[str] = "kafka"
     config_model: ClassVar[type[KafkaPluginConfig]] = KafkaPluginConfig
     client_module: ClassVar[str] = "aiokafka"
+    default_port: ClassVar[int] = 9092
 
     def __init__(self, config: KafkaPluginConfig, client: KafkaClient) -> None:
         self.config = config
