@@ -84,7 +84,7 @@ class TargetCollector:
         findings = await self._reach(self.plugin.check_health)
         if findings is None:
             return None
-        report = HealthReport(**self._common(), findings=findings, rules_checked=sorted({f.rule_id for f in findings}))
+        report = HealthReport(**self._common(), findings=findings)
         await self.publisher.publish(HEALTH, report)
         return report
 
@@ -141,7 +141,9 @@ class TargetCollector:
         if self.down_reason is not None:
             log.info("%s is reachable again", self.name)
             self.down_reason = None
-            await self.publisher.publish(HEALTH, HealthReport(**self._common(), reachable=True))
+            # speaks for target_down only: the other findings stand until the next health round says otherwise
+            await self.publisher.publish(HEALTH, HealthReport(**self._common(), reachable=True,
+                                                              rules_checked=[TARGET_DOWN]))
         return result
 
     async def _mark_down(self, exc: Exception) -> None:

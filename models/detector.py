@@ -80,7 +80,8 @@ class MetricDetector:
         same = value == self.prev
         self.prev = value
         self.run = self.run + 1 if same else 0
-        run = self.run * -math.log10(min(max(self.repeat, 1e-4), 0.999))
+        # a series that has never changed is constant, not stuck: its run is no evidence of anything
+        run = 0.0 if self.run + 1 >= self.n else self.run * -math.log10(min(max(self.repeat, 1e-4), 0.999))
         s = max(self.point.surprise(az), self.shift.surprise(cus), self.spread.surprise(self.var),
                 min(run, self.stuck.surprise(run)))
         self.repeat += 0.01 * (same - self.repeat)

@@ -115,13 +115,15 @@ class Correlator:
         return [self._event(incident, source)] if changed else []
 
     def clear(self, report: HealthReport, source: Source) -> list[Incident]:
-        """A health report is the full state of a resource: findings it no longer has are cleared, and an
-        incident whose signals have all cleared is resolved."""
+        """Findings a health report no longer has are cleared (only among the rules it speaks for, when it
+        names them), and an incident whose signals have all cleared is resolved."""
         still = {finding_key(report.resource, f.rule_id) for f in report.findings if f.severity != Severity.INFO}
         prefix = f"{report.resource.key}#finding:"
+        covered = {finding_key(report.resource, rule) for rule in report.rules_checked}
         out = []
         for incident in list(self.open.values()):
-            gone = [k for k in incident.active if k.startswith(prefix) and k not in still]
+            gone = [k for k in incident.active if k.startswith(prefix) and k not in still
+                    and (not covered or k in covered)]
             for key in gone:
                 del incident.active[key]
             if gone and not incident.active:

@@ -42,6 +42,7 @@ from kubestack.settings import Settings
 log = logging.getLogger(__name__)
 
 ORIGIN_HEADER = "kubestack-topic"
+TICK = "tick"  # a timer's request, through the stream, to resolve a tenant's quiet incidents
 
 
 def signals_topic(settings: Settings) -> str:
@@ -168,14 +169,18 @@ class Stages:
             async for event in stream.events():
                 origin = dict(event.headers or {}).get(ORIGIN_HEADER, b"anomalies").decode()
                 try:
-                    decoded = topic(origin).decode(event.value)
-                    correlator = self._correlator(decoded.tenant)
-                    if origin == HEALTH.short:
-                        out = [i for s in signals_from_health(decoded) for i in correlator.add(s, self.source)]
-                        out += correlator.clear(decoded, self.source)
+                    if origin == TICK:  # table writes must happen inside the stream: the timer only asks
+                        tenant = event.key.decode()
+                        correlator = self._correlator(tenant)
+                        out = correlator.expire(datetime.now(timezone.utc), self.source)
+                        if not out:
+                            continue
                     else:
-                        out = [i for s in signals_from_anomaly(decoded) for i in correlator.add(s, self.source)]
-                    self.correlation[decoded.tenant] = correlator.to_state()
+                        decoded = topic(origin).decode(event.value)
+                        tenant = decoded.tenant
+                        correlator = self._correlator(tenant)
+                        out = self._incidents_from(correlator, origin, decoded)
+                    self.correlation[tenant] = correlator.to_state()
                     await self.emit(self.incidents, INCIDENTS, out)
                 except EventDecodeError as exc:
                     await self.reject(event, exc, "correlate")
@@ -185,13 +190,15 @@ class Stages:
 
         @self.app.timer(interval=min(30.0, self.settings.worker.incident_quiet_s / 4))
         async def expire_incidents() -> None:
-            now = datetime.now(timezone.utc)
             for tenant in list(self.correlation.keys()):
-                correlator = self._correlator(tenant)
-                resolved = correlator.expire(now, self.source)
-                if resolved:
-                    self.correlation[tenant] = correlator.to_state()
-                    await self.emit(self.incidents, INCIDENTS, resolved)
+                if self.correlation[tenant].get("open"):
+                    await self.signals.send(key=tenant.encode(), value=b"", headers={ORIGIN_HEADER: TICK.encode()})
+
+    def _incidents_from(self, correlator: Correlator, origin: str, decoded: Event) -> list:
+        if origin == HEALTH.short:
+            out = [i for s in signals_from_health(decoded) for i in correlator.add(s, self.source)]
+            return out + correlator.clear(decoded, self.source)
+        return [i for s in signals_from_anomaly(decoded) for i in correlator.add(s, self.source)]
 
 
 def register(app: faust.App, settings: Settings) -> Stages:

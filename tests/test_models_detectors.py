@@ -127,3 +127,10 @@ def test_windowed_gaussian_is_the_plain_z_score() -> None:
     det = WindowedGaussian(window=100, step=10)
     out = scores(det, [(float(i), float(i % 2)) for i in range(200)] + [(200.0, 10.0)])
     assert out[-1] > 0.999 and max(out[10:200]) < 0.9
+
+
+def test_a_series_constant_since_its_start_never_alerts() -> None:
+    from kubestack.models.detector import MetricDetector
+
+    detector = MetricDetector()
+    assert max(detector.update(i * 10.0, 5.0) for i in range(500)) == 0.0

@@ -79,3 +79,12 @@ def test_severity_escalation_is_an_update() -> None:
     feed(c, report(REDIS, "redis.memory_high"))
     worse = feed(c, report(REDIS, "redis.memory_high", at=T0 + timedelta(minutes=1), severity=Severity.CRITICAL))
     assert worse[0].severity == Severity.CRITICAL
+
+
+def test_a_report_naming_its_rules_clears_only_those() -> None:
+    c = Correlator("acme")
+    feed(c, report(REDIS, "agent.target_down", "redis.slow_commands"))
+    back = HealthReport(source=SRC, resource=REDIS, ts=T0 + timedelta(seconds=5), rules_checked=["agent.target_down"])
+    assert c.clear(back, SRC) == [], "slow commands still stand"
+    [resolved] = feed(c, report(REDIS, at=T0 + timedelta(minutes=1)))
+    assert resolved.status == IncidentStatus.RESOLVED

@@ -131,9 +131,9 @@ class LocalKafka:
     def format_storage(self, java: str) -> None:
         if (self.data / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")  # may start with "-"
         cmd = [java, "-Xmx256m", "-cp", f"{self.lib}/*", f"-Dlog4j2.configurationFile={LOG4J2}",
-               "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties),
+               "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(self.properties),
                "--ignore-formatted"]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:

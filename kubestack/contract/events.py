@@ -87,10 +87,12 @@ class Finding(ContractModel):
 
 
 class HealthReport(Event):
-    """The current findings of one resource: a full state, not a delta (no finding means healthy)."""
+    """The current findings of one resource: a state, not a delta. With ``rules_checked`` empty it is the full
+    state (a rule without a finding is healthy); otherwise it speaks only for the rules listed."""
 
     findings: list[Finding] = Field(default_factory=list)
-    rules_checked: list[str] = Field(default_factory=list)
+    rules_checked: list[str] = Field(default_factory=list,
+                                     description="Rules this report speaks for; empty: all of them (a full state)")
     reachable: bool = Field(default=True, description="False when the target could not be reached at all")
 
 
