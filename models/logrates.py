@@ -104,3 +104,19 @@ class TemplateRates:
         self._counts, self._errors, self._burst_flagged = {}, 0, False
         self.closed += 1
         return signals
+
+    def to_state(self) -> dict:
+        """Everything needed to resume where this tracker is (JSON-able)."""
+        return {"params": [self.window, self.warmup, self.alpha, self.burst], "closed": self.closed,
+                "current": self._current, "counts": self._counts, "means": self._means, "errors": self._errors,
+                "error_mean": self._error_mean, "burst_flagged": self._burst_flagged}
+
+    @classmethod
+    def from_state(cls, state: dict) -> TemplateRates:
+        window, warmup, alpha, burst = state["params"]
+        rates = cls(window, int(warmup), alpha, burst)
+        rates.closed, rates._current = state["closed"], state["current"]
+        rates._counts, rates._means = dict(state["counts"]), dict(state["means"])
+        rates._errors, rates._error_mean = state["errors"], state["error_mean"]
+        rates._burst_flagged = state["burst_flagged"]
+        return rates

@@ -1,6 +1,7 @@
 """Faust agents: thin glue between topics and the pure functions of the stages.
 
     metrics ─► intake+detect ─► anomalies ─┐
+    logs ─► templates + rates ─► anomalies ─────────┤
     config-changes ─► config risk ─► anomalies ─────┤
     (alertmanager receiver) ─► anomalies ───────────┤
     health ─────────────────────────────────────────┴─► route (re-key by tenant) ─► signals ─► correlate ─► incidents
@@ -26,6 +27,7 @@ from kubestack.contract.topics import (
     DEAD_LETTER,
     HEALTH,
     INCIDENTS,
+    LOGS,
     METRICS,
     TopicSpec,
     topic,
@@ -37,6 +39,7 @@ from kubestack.pipeline.correlation import Correlator, signals_from_anomaly, sig
 from kubestack.pipeline.detection import ResourceDetectors
 from kubestack.pipeline.edge import dead_letter
 from kubestack.pipeline.inventory import ResourceSeen, observe
+from kubestack.pipeline.logstage import ResourceLogs
 from kubestack.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,7 @@ class Stages:
         json_schema = faust.Schema(key_serializer="json", value_serializer="json")
         self.inventory = app.Table("resource-inventory", partitions=METRICS.partitions, schema=json_schema)
         self.detectors = app.Table("metric-detectors", partitions=METRICS.partitions, schema=json_schema)
+        self.log_miners = app.Table("log-miners", partitions=LOGS.partitions, schema=json_schema)
         self.correlation = app.Table("correlation", partitions=settings.worker.signal_partitions,
                                      schema=json_schema)
         self.signals = app.topic(signals_topic(settings), internal=True,
@@ -82,6 +86,7 @@ class Stages:
 
     def register(self) -> None:
         self._intake()
+        self._logs()
         self._config_risk()
         self._route()
         self._correlate()
@@ -123,6 +128,27 @@ class Stages:
                 except Exception as exc:  # one per long-running loop: keep the stream alive, keep the message
                     log.exception("intake failed on %s@%d", event.message.topic, event.message.offset)
                     await self.reject(event, exc, "intake")
+
+    # --- logs: templates and their rates ----------------------------------------------------------
+
+    def _logs(self) -> None:
+        threshold = self.settings.worker.log_anomaly_threshold
+
+        @self.app.agent(contract_topic(self.app, LOGS, self.prefix), name="logs")
+        async def logs(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                try:
+                    batch = LOGS.decode(event.value)
+                    key = batch.resource.key
+                    mining = ResourceLogs.from_state(self.log_miners.get(key), threshold)
+                    anomalies = mining.observe(batch, self.source)
+                    self.log_miners[key] = mining.to_state()
+                    await self.emit(self.anomalies, ANOMALIES, anomalies)
+                except EventDecodeError as exc:
+                    await self.reject(event, exc, "logs")
+                except Exception as exc:
+                    log.exception("logs failed on %s@%d", event.message.topic, event.message.offset)
+                    await self.reject(event, exc, "logs")
 
     # --- configuration changes checked against their plugin's rules -----------------------------
 
