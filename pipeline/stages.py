@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from datetime import datetime, timedelta, timezone
 
 import faust
@@ -63,6 +64,31 @@ async def create_internal_topics(app: faust.App, settings: Settings) -> None:
     await create_topics(settings.kafka, new)
 
 
+class LiveState:
+    """Detectors and miners kept in memory between batches, checkpointed to their table every ``every_s``
+    seconds (not on every batch: a detector's state is a kilobyte per series). A restarted or rebalanced worker
+    resumes from the last checkpoint."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._objects: dict[tuple[str, str], object] = {}
+        self._saved: dict[tuple[str, str], float] = {}
+
+    def get(self, key: tuple[str, str]):
+        return self._objects.get(key)
+
+    def keep(self, key: tuple[str, str], obj, table, table_key: str) -> None:
+        self._objects[key] = obj
+        now = time.monotonic()
+        if now - self._saved.get(key, float("-inf")) >= self.every_s:
+            table[table_key] = obj.to_state()
+            self._saved[key] = now
+
+    def clear(self) -> None:
+        self._objects.clear()
+        self._saved.clear()
+
+
 class Stages:
     """Registers every stage on a Faust app; holds the topics and tables they share."""
 
@@ -83,6 +109,13 @@ class Stages:
         self.signals = app.topic(signals_topic(settings), internal=True,
                                  partitions=settings.worker.signal_partitions, key_serializer="raw",
                                  value_serializer="raw")
+
+        self.live = LiveState(settings.worker.checkpoint_s)
+        app.on_partitions_revoked.connect(self._forget_live)
+
+    async def _forget_live(self, *args, **kwargs) -> None:
+        """Partitions may move to another worker: from now on read the tables again."""
+        self.live.clear()
 
     def register(self) -> None:
         self._intake()
@@ -119,9 +152,10 @@ class Stages:
                     stored = self.inventory.get(key)
                     previous = ResourceSeen.model_validate(stored) if stored is not None else None
                     self.inventory[key] = observe(previous, batch).model_dump(mode="json")
-                    detectors = ResourceDetectors.from_state(self.detectors.get(key), threshold)
+                    detectors = self.live.get(("metrics", key)) or ResourceDetectors.from_state(
+                        self.detectors.get(key), threshold)
                     anomalies = detectors.observe(batch, self.source)
-                    self.detectors[key] = detectors.to_state()
+                    self.live.keep(("metrics", key), detectors, self.detectors, key)
                     await self.emit(self.anomalies, ANOMALIES, anomalies)
                 except EventDecodeError as exc:
                     await self.reject(event, exc, "intake")
@@ -140,9 +174,9 @@ class Stages:
                 try:
                     batch = LOGS.decode(event.value)
                     key = batch.resource.key
-                    mining = ResourceLogs.from_state(self.log_miners.get(key), threshold)
+                    mining = self.live.get(("logs", key)) or ResourceLogs.from_state(self.log_miners.get(key), threshold)
                     anomalies = mining.observe(batch, self.source)
-                    self.log_miners[key] = mining.to_state()
+                    self.live.keep(("logs", key), mining, self.log_miners, key)
                     await self.emit(self.anomalies, ANOMALIES, anomalies)
                 except EventDecodeError as exc:
                     await self.reject(event, exc, "logs")

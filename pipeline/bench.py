@@ -1,0 +1,229 @@
+"""``kubestack bench pipeline``: how fast the worker turns metrics into incidents, measured side by side.
+
+- throughput: the same pre-produced metric batches are read by a bare aiokafka consumer (the baseline) and
+  processed by a real worker (decode, inventory, detection, routing, correlation); samples/s of each and the
+  ratio. The worker's progress is read from its committed offsets.
+- latency: while background batches stream in at a sustained rate, health findings on fresh resources are
+  sent stamped with their time; the time until their incident is on the incidents topic, p50 and p99.
+- detector cost: µs per sample and state bytes per series of the stream's detection, in process.
+
+Not a test: figures depend on the machine; compare the ratios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+
+from kubestack.bus import client_options, ensure_topics
+from kubestack.contract.base import ResourceRef, Source, utcnow
+from kubestack.contract.events import Finding, HealthReport, MetricBatch, Sample, Severity
+from kubestack.contract.topics import HEALTH, INCIDENTS, METRICS
+from kubestack.pipeline.detection import ResourceDetectors
+from kubestack.settings import KafkaSettings
+
+SOURCE = Source(agent="bench", host="bench")
+
+
+def _batch(resource: int, round_: int, samples: int, start: float) -> MetricBatch:
+    ts = utcnow() - timedelta(seconds=start - round_ * 10.0)
+    return MetricBatch(source=SOURCE, resource=ResourceRef(kind="redis", name=f"r{resource}", host=f"h{resource}"),
+                       interval_s=10, samples=[Sample(name=f"m{i}", value=100.0 + (round_ * 7 + i) % 5, ts=ts)
+                                               for i in range(samples)])
+
+
+async def _produce(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(**client_options(kafka), linger_ms=5, compression_type="gzip")
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _baseline(kafka: KafkaSettings, topic: str) -> float:
+    """Seconds for a bare consumer to read the whole topic."""
+    consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False, auto_offset_reset="earliest",
+                                group_id=f"bench-baseline-{uuid.uuid4().hex[:6]}")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(METRICS.partitions)]  # created by ensure_topics
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        start = time.perf_counter()
+        remaining = sum(ends.values())
+        while remaining > 0:
+            if time.perf_counter() - start > 300:
+                raise TimeoutError(f"the baseline consumer still misses {remaining} records after 300 s")
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                remaining -= len(records)
+        return time.perf_counter() - start
+    finally:
+        await consumer.stop()
+
+
+async def _committed(kafka: KafkaSettings, group: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(**client_options(kafka))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0)
+
+
+def _start_worker(kafka: KafkaSettings, app_id: str, home: Path) -> subprocess.Popen:
+    env = {**os.environ, "KUBESTACK_KAFKA__BOOTSTRAP": kafka.bootstrap, "KUBESTACK_KAFKA__TOPIC_PREFIX":
+           kafka.topic_prefix, "KUBESTACK_WORKER__APP_ID": app_id, "KUBESTACK_HOME": str(home)}
+    log = (home / "worker.log").open("w")
+    return subprocess.Popen([sys.executable, "-m", "kubestack", "worker"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+async def _wait_ready(home: Path, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while "Worker ready" not in (home / "worker.log").read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"worker not ready; see {home / 'worker.log'}")
+        await asyncio.sleep(0.2)
+
+
+async def _throughput(kafka: KafkaSettings, app_id: str, total: int, started: float, timeout_s: float) -> float:
+    """Seconds the worker took to commit ``total`` metric records, from when it was started."""
+    topic = METRICS.qualified(kafka.topic_prefix)
+    deadline = time.monotonic() + timeout_s
+    while await _committed(kafka, app_id, topic) < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the worker did not keep up within the time limit")
+        await asyncio.sleep(0.5)
+    return time.perf_counter() - started
+
+
+async def _latency(kafka: KafkaSettings, seconds: float, rate: float, background: int) -> list[float]:
+    """Send a finding on a fresh resource ``rate`` times a second (with background metric load); ms until its
+    incident is on the topic."""
+    incidents = AIOKafkaConsumer(INCIDENTS.qualified(kafka.topic_prefix), **client_options(kafka),
+                                 auto_offset_reset="latest", group_id=f"bench-lat-{uuid.uuid4().hex[:6]}")
+    await incidents.start()
+    producer = AIOKafkaProducer(**client_options(kafka), linger_ms=0)
+    await producer.start()
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+
+    async def receive() -> None:
+        async for record in incidents:
+            incident = INCIDENTS.decode(record.value)
+            key = incident.resources[0].name if incident.resources else ""
+            if key in sent and incident.status == "open":
+                latencies.append((time.time() - sent.pop(key)) * 1000)
+
+    receiver = asyncio.create_task(receive())
+    try:
+        await asyncio.sleep(2.0)  # the consumer's assignment
+        end, n = time.monotonic() + seconds, 0
+        while time.monotonic() < end:
+            n += 1
+            name = f"lat-{n}"
+            report = HealthReport(source=SOURCE, resource=ResourceRef(kind="redis", name=name, host=name),
+                                  findings=[Finding(rule_id="bench.finding", severity=Severity.CRITICAL,
+                                                    message="bench")])
+            key, value = HEALTH.encode(report)
+            sent[name] = report.ts.timestamp()
+            await producer.send(HEALTH.qualified(kafka.topic_prefix), value, key=key)
+            for i in range(background):
+                b_key, b_value = METRICS.encode(_batch(10_000 + i, n, 20, 0))
+                await producer.send(METRICS.qualified(kafka.topic_prefix), b_value, key=b_key)
+            await asyncio.sleep(1.0 / rate)
+        await asyncio.sleep(5.0)
+    finally:
+        receiver.cancel()
+        await producer.stop()
+        await incidents.stop()
+    return latencies
+
+
+def detector_cost(series: int = 200, rounds: int = 300) -> tuple[float, float]:
+    """µs per sample and state bytes per series of the stream's detection, in process."""
+    detectors = ResourceDetectors(threshold=0.5)
+    batches = [_batch(0, r, series, rounds * 10) for r in range(rounds)]
+    start = time.perf_counter()
+    for batch in batches:
+        detectors.observe(batch, SOURCE)
+    elapsed = time.perf_counter() - start
+    state = json.dumps(detectors.to_state())
+    return elapsed / (series * rounds) * 1e6, len(state) / series
+
+
+async def run(kafka: KafkaSettings | None, seconds: float, resources: int = 100, samples: int = 20,
+              rate: float = 5.0) -> dict:
+    """Every figure of the benchmark; starts its own broker on free ports when ``kafka`` is None."""
+    from kubestack.deploy.kafka.launcher import LocalKafka
+    from kubestack.settings import LocalKafkaSettings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home, broker = Path(tmp), None
+        if kafka is None:
+            broker = LocalKafka(LocalKafkaSettings(port=_free_port(), controller_port=_free_port()), home)
+            await asyncio.to_thread(broker.up)
+            kafka = KafkaSettings(bootstrap=broker.settings.bootstrap)
+        unique = uuid.uuid4().hex[:8]
+        kafka = kafka.model_copy(update={"topic_prefix": f"bench.{unique}."})
+        worker = None
+        try:
+            await ensure_topics(kafka)
+            rounds = max(1, int(seconds))
+            records = [METRICS.encode(_batch(r, n, samples, rounds * 10)) for n in range(rounds)
+                       for r in range(resources)]
+            topic = METRICS.qualified(kafka.topic_prefix)
+            await _produce(kafka, topic, records)
+            baseline_s = await _baseline(kafka, topic)
+            app_id = f"bench-worker-{unique}"
+            started = time.perf_counter()
+            worker = _start_worker(kafka, app_id, home)
+            await _wait_ready(home)
+            ready_s = time.perf_counter() - started
+            worker_s = await _throughput(kafka, app_id, len(records), time.perf_counter(), timeout_s=600) + 0.0
+            latencies = await _latency(kafka, seconds, rate, background=max(1, resources // 10))
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(60)
+            if broker is not None:
+                await asyncio.to_thread(broker.stop)
+    total_samples = len(records) * samples
+    us, per_series = detector_cost()
+    ordered = sorted(latencies)
+    return {
+        "samples_per_s": round(total_samples / worker_s),
+        "baseline_samples_per_s": round(total_samples / baseline_s),
+        "ratio": round(baseline_s / worker_s, 3),
+        "latency_p50_ms": round(statistics.median(ordered), 1) if ordered else None,
+        "latency_p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1) if ordered else None,
+        "latency_samples": len(ordered),
+        "detector_us_per_sample": round(us, 2),
+        "bytes_per_series": round(per_series),
+        "batches": len(records), "samples_per_batch": samples, "worker_start_s": round(ready_s, 1),
+    }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
