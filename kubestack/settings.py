@@ -74,8 +74,8 @@ class WorkerSettings(_Section):
     web_enabled: bool = False
     web_port: int = Field(default=6066, ge=1, le=65535)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
-    anomaly_threshold: float = Field(default=0.5, gt=0, le=1, description="Detector score that makes an anomaly")
-    log_anomaly_threshold: float = Field(default=0.5, gt=0, le=1,
+    anomaly_threshold: float = Field(default=0.7, gt=0, le=1, description="Detector score that makes an anomaly")
+    log_anomaly_threshold: float = Field(default=0.7, gt=0, le=1,
                                          description="Score of a log signal (new template, burst, rate) that counts")
     correlation_window_s: float = Field(default=600.0, gt=0, description="Signals this close join one incident")
     incident_quiet_s: float = Field(default=900.0, gt=0, description="An incident with no signal this long resolves")

@@ -6,7 +6,13 @@ interpolated) to its own level. Errors are clipped at a few scales before they m
 does not drag the baseline. The seasonal predictor is trusted once two days have been seen and its running
 error is clearly smaller than the plain one's: series without a daily rhythm never pay for the profile.
 
-``update`` returns the standardised residual of the trusted predictor (``(x - expected) / scale``).
+``update`` returns the standardised residual of the trusted predictor (``(x - expected) / scale``). The scale
+never goes below a floor, the largest of: half the smallest change seen (the resolution of the metric);
+``rel`` times the level; one event per interval when the series is a rate of whole events (a counter turned
+into a rate: its values times the interval are whole numbers, so one event more or less is its resolution,
+however the interval jitters); ``slow_k`` times the long-run *unclipped* mean error, so that a series with
+regular bursts (a stats flush, a vacuum every minute) does not see each burst grow more surprising while the
+clipped scale shrinks to the jitter between them.
 """
 
 from __future__ import annotations
@@ -18,21 +24,23 @@ from array import array
 DAY = 86400.0
 BINS = 48
 CLIP = 4.0
-_HEAD = "<3dq7d"
-
-
-def _weekend(ts: float) -> int:
-    return 1 if (int(ts // DAY) + 3) % 7 >= 5 else 0       # 1970-01-01 was a Thursday
+_HEAD = "<4dq11d"
+_BINS_PER_S = BINS / DAY
+SLOW = 0.005            # memory of the long-run mean error (unclipped: it knows the bursts a series has)
 
 
 class Baseline:
-    __slots__ = ("alpha", "scale_alpha", "gamma", "n", "first_ts", "level", "slevel", "scale", "sscale",
-                 "profile", "seen", "quantum", "prev")
+    __slots__ = ("alpha", "scale_alpha", "gamma", "rel", "n", "first_ts", "level", "slevel", "scale", "sscale",
+                 "profile", "seen", "quantum", "prev", "prev_ts", "counted", "slow_k", "slow")
 
-    def __init__(self, alpha: float = 0.1, scale_alpha: float = 0.02, gamma: float = 0.15) -> None:
+    def __init__(self, alpha: float = 0.1, scale_alpha: float = 0.02, gamma: float = 0.15, rel: float = 1e-6,
+                 slow_k: float = 0.0) -> None:
         self.alpha = alpha
         self.scale_alpha = scale_alpha
         self.gamma = gamma
+        self.rel = rel                            # the smallest scale, relative to the level
+        self.slow_k = slow_k                      # the smallest scale, relative to the long-run mean error
+        self.slow = 0.0
         self.n = 0
         self.first_ts = 0.0
         self.level = self.slevel = 0.0
@@ -41,51 +49,96 @@ class Baseline:
         self.seen = array("B", bytes(2))          # weekday / weekend profile has been touched
         self.quantum = math.inf                   # smallest change seen: the resolution of the metric
         self.prev = math.nan
+        self.prev_ts = math.nan
+        self.counted = 0.0                        # running share of points that are a whole number of events
 
     def seasonal(self, ts: float) -> bool:
         return ts - self.first_ts >= 2 * DAY and self.sscale < 0.8 * self.scale
 
     def update(self, ts: float, x: float) -> float:
-        if self.n == 0:
-            self.first_ts, self.level, self.slevel, self.prev = ts, x, x, x
+        n = self.n
+        if n == 0:
+            self.first_ts, self.level, self.slevel, self.prev, self.prev_ts = ts, x, x, x, ts
             self.n = 1
             return 0.0
-        self.n += 1
-        d = abs(x - self.prev)
+        self.n = n = n + 1
+        d = x - self.prev
+        if d < 0:
+            d = -d
         if 0 < d < self.quantum:
             self.quantum = d
         self.prev = x
-        day = _weekend(ts)
+        # a rate of a counter is a whole number of events over the interval: one event more or less is its
+        # resolution, however much the interval jitters (the smallest change then says nothing)
+        dt = ts - self.prev_ts
+        self.prev_ts = ts
+        unit = 0.0
+        if dt > 0:
+            count = x * dt
+            off = count - round(count)
+            near = (off if off >= 0 else -off) <= 0.02 + 0.002 * (count if count >= 0 else -count)
+            self.counted += (near - self.counted) * (0.02 if n > 50 else 1.0 / n)
+            if self.counted > 0.9:
+                unit = 1.0 / dt
+        day = 1 if (int(ts // DAY) + 3) % 7 >= 5 else 0       # 1970-01-01 was a Thursday
         if not self.seen[day]:
             self._copy_profile(1 - day, day)
-        pos = (ts % DAY) / DAY * BINS
-        b0 = int(pos) % BINS
-        w1 = pos - int(pos)
-        b1 = (b0 + 1) % BINS
+        pos = (ts % DAY) * _BINS_PER_S
+        b0 = int(pos)
+        w1 = pos - b0
+        b0 %= BINS
+        b1 = b0 + 1 if b0 < BINS - 1 else 0
         base = day * BINS
-        season = (1 - w1) * self.profile[base + b0] + w1 * self.profile[base + b1]
-        floor = self._floor()
-        use_seasonal = self.seasonal(ts)
-        e = x - self.level
-        es = x - self.slevel - season
-        resid = es / max(self.sscale, floor) if use_seasonal else e / max(self.scale, floor)
+        profile = self.profile
+        level, slevel, scale, sscale = self.level, self.slevel, self.scale, self.sscale
+        season = (1 - w1) * profile[base + b0] + w1 * profile[base + b1]
+        q = self.quantum
+        floor = 0.5 * q if q < math.inf else 0.0
+        lf = self.rel * (level if level >= 0 else -level)
+        if lf > floor:
+            floor = lf
+        if floor < unit:
+            floor = unit
+        lf = self.slow_k * self.slow
+        if floor < lf:
+            floor = lf
+        if floor < 1e-12:
+            floor = 1e-12
+        e = x - level
+        es = x - slevel - season
+        if ts - self.first_ts >= 2 * DAY and sscale < 0.8 * scale:
+            resid = es / (sscale if sscale > floor else floor)
+        else:
+            resid = e / (scale if scale > floor else floor)
+        ae = e if e >= 0 else -e
+        aes = es if es >= 0 else -es
+        self.slow += (ae - self.slow) * (SLOW if n > 1.0 / SLOW else 1.0 / n)
         # learn from clipped errors (the first points learn freely to find the scale)
-        warm = self.n < 20
-        ce = e if warm else max(-CLIP * self.scale, min(CLIP * self.scale, e))
-        ces = es if warm else max(-CLIP * self.sscale, min(CLIP * self.sscale, es))
-        self.level += self.alpha * ce
-        self.slevel += self.alpha * ces
-        g = self.gamma * (1 - self.alpha)
-        self.profile[base + b0] += g * (1 - w1) * ces
-        self.profile[base + b1] += g * w1 * ces
-        a = max(self.scale_alpha, 1.0 / self.n)
-        self.scale += a * (min(abs(e), CLIP * self.scale) if not warm else abs(e)) - a * self.scale
-        self.sscale += a * (min(abs(es), CLIP * self.sscale) if not warm else abs(es)) - a * self.sscale
+        if n >= 20:
+            c = CLIP * scale
+            if ae > c:
+                ae = c
+                e = c if e > 0 else -c
+            c = CLIP * sscale
+            if aes > c:
+                aes = c
+                es = c if es > 0 else -c
+        alpha = self.alpha
+        self.level = level + alpha * e
+        self.slevel = slevel + alpha * es
+        g = self.gamma * (1 - alpha) * es
+        profile[base + b0] += g * (1 - w1)
+        profile[base + b1] += g * w1
+        a = 1.0 / n
+        if a < self.scale_alpha:
+            a = self.scale_alpha
+        self.scale = scale + a * (ae - scale)
+        self.sscale = sscale + a * (aes - sscale)
         return resid
 
     def _floor(self) -> float:
         q = self.quantum if self.quantum < math.inf else 0.0
-        return max(0.5 * q, 1e-6 * abs(self.level), 1e-12)
+        return max(0.5 * q, self.rel * abs(self.level), 1e-12)
 
     def _copy_profile(self, src: int, dst: int) -> None:
         if self.seen[src]:
@@ -93,17 +146,19 @@ class Baseline:
         self.seen[dst] = 1
 
     def to_state(self) -> bytes:
-        head = struct.pack(_HEAD, self.alpha, self.scale_alpha, self.gamma, self.n, self.first_ts, self.level,
-                           self.slevel, self.scale, self.sscale, self.quantum, self.prev)
+        head = struct.pack(_HEAD, self.alpha, self.scale_alpha, self.gamma, self.rel, self.n, self.first_ts, self.level,
+                           self.slevel, self.scale, self.sscale, self.quantum, self.prev, self.prev_ts,
+                           self.counted, self.slow_k, self.slow)
         return head + self.profile.tobytes() + self.seen.tobytes()
 
     @classmethod
     def from_state(cls, raw: bytes) -> Baseline:
-        (alpha, scale_alpha, gamma, n, b_first, level, slevel, scale, sscale, quantum,
-         prev) = struct.unpack_from(_HEAD, raw)
-        b = cls(alpha, scale_alpha, gamma)
-        b.n, b.first_ts, b.level, b.slevel, b.scale, b.sscale, b.quantum, b.prev = (
-            n, b_first, level, slevel, scale, sscale, quantum, prev)
+        (alpha, scale_alpha, gamma, rel, n, b_first, level, slevel, scale, sscale, quantum,
+         prev, prev_ts, counted, slow_k, slow) = struct.unpack_from(_HEAD, raw)
+        b = cls(alpha, scale_alpha, gamma, rel, slow_k)
+        b.slow = slow
+        b.n, b.first_ts, b.level, b.slevel, b.scale, b.sscale, b.quantum, b.prev, b.prev_ts, b.counted = (
+            n, b_first, level, slevel, scale, sscale, quantum, prev, prev_ts, counted)
         at = struct.calcsize(_HEAD)
         b.profile = array("f")
         b.profile.frombytes(raw[at:at + 4 * 2 * BINS])

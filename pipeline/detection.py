@@ -5,13 +5,17 @@ Pure: the Faust agent only loads the state, calls ``observe`` and stores the sta
 from __future__ import annotations
 
 import base64
+import logging
 import math
+import struct
 from datetime import timedelta
 
 from kubestack.contract.base import Source
 from kubestack.contract.events import Anomaly, MetricBatch, Sample, Severity
 from kubestack.models.counters import CounterRate, is_counter
 from kubestack.models.registry import DEFAULT, DETECTORS
+
+log = logging.getLogger(__name__)
 
 DETECTOR = DETECTORS[DEFAULT]
 MAX_SERIES_PER_RESOURCE = 2000
@@ -81,7 +85,10 @@ class ResourceDetectors:
         for key, raw in (state or {}).items():
             kind, name = key[:2], key[2:]
             if kind == "d:":
-                detectors[name] = DETECTOR.from_state(base64.b64decode(raw))
+                try:
+                    detectors[name] = DETECTOR.from_state(base64.b64decode(raw))
+                except (struct.error, ValueError, TypeError):  # a state from another detector version
+                    log.info("detector state of %s does not fit this version; learning it afresh", name)
             elif kind == "r:":
                 rates[name] = CounterRate.from_state(base64.b64decode(raw))
         return cls(threshold, detectors, rates)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +136,69 @@ def test_a_series_constant_since_its_start_never_alerts() -> None:
 
     detector = MetricDetector()
     assert max(detector.update(i * 10.0, 5.0) for i in range(500)) == 0.0
+
+
+def counter_rate_at_rest(seed: int, n: int = 900, per_s: float = 5.0, own: int = 3,
+                         jump_at: int | None = None) -> list[tuple[float, float]]:
+    """What the stream sees of a counter at rest sampled every ~1 s (the agent's own queries plus a light
+    load): a small whole number of events over an interval that jitters, as a rate; ``jump_at`` on, 10x more."""
+    rnd = random.Random(seed)
+    rate, t, total, out = CounterRate(), 1_700_000_000.0, 1000.0, []
+    for i in range(n):
+        dt = 1.0 + rnd.uniform(-0.05, 0.05)
+        t += dt
+        load = per_s * (10 if jump_at is not None and i >= jump_at else 1)
+        total += own + int(load * dt + rnd.random())
+        value = rate.update(t, total)
+        if not math.isnan(value):
+            out.append((t, value))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_jittery_counter_rate_at_rest_never_alerts_after_warmup(seed: int) -> None:
+    detector = MetricDetector()
+    out = scores(detector, counter_rate_at_rest(seed))
+    assert max(out[detector.warmup:]) < 0.5
+
+
+def test_a_tenfold_rate_jump_alerts_at_once() -> None:
+    out = scores(MetricDetector(), counter_rate_at_rest(1, jump_at=600))
+    assert max(out[598:603]) >= 0.7
+    assert max(out[100:598]) < 0.5
+
+
+def test_one_event_more_or_less_is_the_resolution_of_a_rate() -> None:
+    """A rate of whole events over jittering intervals: the smallest change is noise, a change of many is not."""
+    points = counter_rate_at_rest(2, per_s=2.0, own=0)
+    detector = MetricDetector()
+    out = scores(detector, points)
+    assert max(out[detector.warmup:]) < 0.5
+    t, value = points[-1]
+    assert detector.update(t + 1.0, value + 48.0) >= 0.5
+
+
+def test_metric_detector_state_round_trips_byte_for_byte() -> None:
+    detector = MetricDetector()
+    scores(detector, counter_rate_at_rest(3, n=300))
+    raw = detector.to_state()
+    assert len(raw) <= 4096
+    assert MetricDetector.from_state(raw).to_state() == raw
+
+
+RECORDED = Path(__file__).resolve().parents[1] / "bench" / "anomaly" / "recorded" / "clean"
+AT_REST_RATES = ("mysql__mysql_com_select_total", "mysql__mysql_queries_total",
+                 "postgresql__postgresql_db_commits_total_db=shop", "postgresql__postgresql_db_commits_total_db=postgres",
+                 "redis__redis_commands_processed_total")
+
+
+@pytest.mark.parametrize("name", AT_REST_RATES)
+def test_real_counter_rates_recorded_at_rest_raise_no_incident(name: str) -> None:
+    """Rates recorded from real servers at rest every 1 s (bench/anomaly/record.py): jittery small whole
+    numbers of the agent's own queries and a light load, which used to cross 0.7 every few tens of seconds."""
+    rows = [line.split(",") for line in (RECORDED / f"{name}.csv").read_text().splitlines()[1:]]
+    points = [(datetime.fromisoformat(t).replace(tzinfo=timezone.utc).timestamp(), float(v)) for t, v in rows]
+    detector = MetricDetector()
+    out = scores(detector, points)
+    assert len(out) > 400
+    assert max(out[detector.warmup:]) < 0.7

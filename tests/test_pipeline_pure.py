@@ -33,3 +33,11 @@ def test_dead_letter_keeps_bytes_position_and_reason() -> None:
 def test_dead_letter_for_an_unexpected_error_names_its_type() -> None:
     letter = dead_letter(topic="t", raw=None, key=None, partition=None, offset=None, error=KeyError("x"), stage="s")
     assert letter.reason == "KeyError: 'x'" and letter.payload == ""
+
+
+def test_detector_state_from_another_version_is_relearned_not_fatal() -> None:
+    from kubestack.pipeline.detection import ResourceDetectors
+
+    restored = ResourceDetectors.from_state({"d:redis_used_memory_bytes": "AAEC"}, threshold=0.7)
+    assert restored.detectors == {}
+    assert restored.observe(example(METRICS), example(METRICS).source) == []

@@ -4,8 +4,11 @@
     .venv/bin/python bench/anomaly/run.py --by-kind        # plus recall per anomaly kind (dev)
     .venv/bin/python bench/anomaly/run.py --detectors metric --groups nab --params '{"quiet": 300}'
 
-Scores are given for all series, for the operations series ("ops") and for the NAB-like families ("nab"),
-each group with its own threshold, as NAB picks one threshold for its own corpus.
+Scores are given for all synthetic series, for the operations series ("ops"), for the NAB-like families
+("nab") and for the real series recorded from Redis, MariaDB and PostgreSQL ("recorded", ``realdata.py``;
+not part of "all"), each group with its own threshold, as NAB picks one threshold for its own corpus. For the
+recorded group the false alarms per series-hour on its clean (at rest) series are printed too, at the
+stream's threshold (``settings.worker.anomaly_threshold``, 0.5) and at 0.7.
 
 The threshold is chosen on the dev split (best NAB standard score) and applied unchanged to the holdout,
 which is also reported at its own best threshold for reference. Nothing here is tuned on the holdout.
@@ -26,6 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import Series, make_split  # noqa: E402
+from realdata import GROUP as RECORDED  # noqa: E402
+from realdata import false_alarms, recorded_split  # noqa: E402
 from scorer import LOW_FN, LOW_FP, STANDARD, evaluate, probation, windows  # noqa: E402
 
 from kubestack.models.registry import DETECTORS  # noqa: E402
@@ -53,11 +58,12 @@ def recall_by_kind(scores: list[np.ndarray], data: list[Series], threshold: floa
     return {k: f"{hit[k]}/{total[k]}" for k in sorted(total)}
 
 
-GROUPS = ("all", "ops", "nab")
+GROUPS = ("all", "ops", "nab", RECORDED)
+STREAM_THRESHOLDS = (0.5, 0.7)
 
 
 def subset(group: str, data: list[Series], scores: list[np.ndarray]) -> tuple[list[Series], list[np.ndarray]]:
-    keep = [i for i, s in enumerate(data) if group in ("all", s.group)]
+    keep = [i for i, s in enumerate(data) if group == s.group or (group == "all" and s.group != RECORDED)]
     return [data[i] for i in keep], [scores[i] for i in keep]
 
 
@@ -76,6 +82,14 @@ def report(name: str, group: str, dev: tuple, hold: tuple, by_kind: bool) -> flo
     print(f"{name:<10} {group:<4} holdout at its own best threshold {own.threshold:.4f}: {own.score:.1f}")
     if by_kind:
         print(f"  recall by kind (dev): {recall_by_kind(dev_sc, dev_data, best.threshold)}")
+    if group == RECORDED:
+        for split, sc, data in (("dev", dev_sc, dev_data), ("holdout", hold_sc, hold_data)):
+            rates = []
+            for th in (best.threshold, *STREAM_THRESHOLDS):
+                alerts, hours = false_alarms(sc, data, th)
+                rates.append(f"{alerts / max(hours, 1e-9):.1f} at {th:.2f}")
+            print(f"  false alarms per series-hour on clean recorded series ({split}, {hours:.1f} h): "
+                  + ", ".join(rates))
     return best.score
 
 
@@ -88,6 +102,8 @@ def main() -> None:
     args = parser.parse_args()
     params = json.loads(args.params)
     dev, hold = make_split("dev"), make_split("holdout")
+    if RECORDED in args.groups.split(","):
+        dev, hold = dev + recorded_split("dev"), hold + recorded_split("holdout")
     n_points = sum(len(s.values) for s in dev + hold)
     print(f"dev {len(dev)} series, holdout {len(hold)} series, {n_points} points")
     print(f"{'detector':<10} {'set':<4} {'split':<8} {'standard':>8} {'low_FP':>7} {'low_FN':>7} {'thresh':>8} "
