@@ -32,7 +32,7 @@ from kubestack.agents.publisher import Publisher
 from kubestack.contract.base import ResourceRef, Source, utcnow
 from kubestack.contract.events import Anomaly, Severity
 from kubestack.contract.topics import ANOMALIES
-from kubestack.errors import KubestackError
+from kubestack.errors import KubestackError, validation_problems
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,6 @@ def anomaly_of(alert: Alert, payload: WebhookPayload, *, source: Source, tenant:
                  "group_key": payload.group_key, "external_url": payload.external_url})
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-                     for err in exc.errors(include_url=False)[:5])
-
-
 def _bad_request(message: str) -> web.Response:
     return web.json_response({"error": message}, status=400)
 
@@ -144,7 +139,8 @@ class _Receiver:
         try:
             payload = WebhookPayload.model_validate(body)
         except ValidationError as exc:
-            return _bad_request(f"not an Alertmanager webhook payload (version 4): {_problems(exc)}")
+            problems = validation_problems(exc, limit=5, whole="body")
+            return _bad_request(f"not an Alertmanager webhook payload (version 4): {problems}")
         now = utcnow()
         firing = [alert for alert in payload.alerts if alert.status == "firing"]
         events = [(ANOMALIES, anomaly_of(alert, payload, source=self.source, tenant=self.tenant, now=now))

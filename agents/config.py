@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kubestack.agents.durations import parse_duration
 from kubestack.agents.prometheus_config import PrometheusSourceConfig
-from kubestack.errors import ConfigError
+from kubestack.errors import ConfigError, validation_problems
 from kubestack.plugins.base import LogSource, SecretRef
 
 class _Strict(BaseModel):
@@ -107,5 +107,4 @@ def load_agent_config(path: Path) -> AgentConfig:
     try:
         return AgentConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
-        raise ConfigError(f"agent config {path}: {problems}") from exc
+        raise ConfigError(f"agent config {path}: {validation_problems(exc)}") from exc

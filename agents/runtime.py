@@ -20,7 +20,7 @@ from kubestack.agents.spool import Spool
 from kubestack.agents.state import StateStore
 from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.topics import METRICS
-from kubestack.errors import ConfigError, KubestackError
+from kubestack.errors import ConfigError, KubestackError, validation_problems
 from kubestack.plugins.base import CommandRunner
 from kubestack.plugins.registry import get_plugin
 from kubestack.settings import Settings
@@ -47,8 +47,7 @@ def build_collector(target: TargetConfig, config: AgentConfig, publisher: Publis
     try:
         plugin_config = plugin_cls.config_model.model_validate(target.config)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False))
-        raise ConfigError(f"target {target.type}/{target.name}: {problems}") from exc
+        raise ConfigError(f"target {target.type}/{target.name}: {validation_problems(exc)}") from exc
     identity = config.agent
     host = target.ssh.get("host") if target.ssh else socket.gethostname()
     runner = build_runner(target)

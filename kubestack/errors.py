@@ -27,6 +27,17 @@ Messages say what to do, not only what went wrong: they are shown to users as th
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+
+def validation_problems(exc: ValidationError, *, limit: int | None = None, whole: str = "<message>") -> str:
+    """A pydantic error as one line a person can act on: ``where: what; where: what (+N more)``."""
+    errors = exc.errors(include_url=False)
+    shown = errors if limit is None else errors[:limit]
+    text = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or whole}: {err['msg']}" for err in shown)
+    more = len(errors) - len(shown)
+    return text + (f" (+{more} more)" if more > 0 else "")
+
 
 class KubestackError(Exception):
     retriable: bool = False

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
-from kubestack.errors import ConfigError
+from kubestack.errors import ConfigError, validation_problems
 
 BOOTSTRAP_SHORTCUT_ENV = "KUBESTACK_KAFKA_BOOTSTRAP"
 CONFIG_FILE_ENV = "KUBESTACK_CONFIG"
@@ -125,7 +125,4 @@ def load_settings(config_file: Path | str | None = None, **overrides: object) ->
         return settings
     except ValidationError as exc:
         where = f" in {path}" if path else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
-        )
-        raise ConfigError(f"invalid settings{where}: {problems}") from exc
+        raise ConfigError(f"invalid settings{where}: {validation_problems(exc)}") from exc

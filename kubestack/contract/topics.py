@@ -29,7 +29,7 @@ from kubestack.contract.events import (
     RemediationProposal,
     RemediationResult,
 )
-from kubestack.errors import ContractError, EventDecodeError, UnknownTopicError
+from kubestack.errors import ContractError, EventDecodeError, UnknownTopicError, validation_problems
 
 E = TypeVar("E", bound=Event)
 
@@ -77,13 +77,7 @@ class TopicSpec(Generic[E]):
 
 
 def describe_validation_error(model: type[Event], exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False)[:_MAX_REASON_ERRORS]:
-        where = ".".join(str(p) for p in err["loc"]) or "<message>"
-        parts.append(f"{where}: {err['msg']}")
-    more = exc.error_count() - len(parts)
-    tail = f" (+{more} more)" if more > 0 else ""
-    return f"not a valid {model.__name__}: " + "; ".join(parts) + tail
+    return f"not a valid {model.__name__}: " + validation_problems(exc, limit=_MAX_REASON_ERRORS)
 
 
 def _by_resource(event: Event) -> str:
