@@ -60,10 +60,15 @@ async def test_findings_become_one_incident_that_resolves_when_they_clear(kafka,
             return HealthReport(source=SOURCE, resource=resource, tenant="acme", findings=[
                 Finding(rule_id=r, severity=Severity.CRITICAL, message=f"{r} fired") for r in rules])
 
-        reports = [health(redis, "redis.evictions"), health(redis, "redis.evictions"),
-                   health(host, "host.memory_pressure"), health(redis), health(host)]
-        await produce(kafka, HEALTH.qualified(prefix), [HEALTH.encode(r) for r in reports])
-        records = await consume(kafka, INCIDENTS.qualified(prefix), 3, f"{app_id}-inc", timeout_s=90)
+        # order holds per resource (per partition), not across them: each step waits for its incident event
+        steps = [([health(redis, "redis.evictions"), health(redis, "redis.evictions")], 1),
+                 ([health(host, "host.memory_pressure")], 2),
+                 ([health(redis), health(host)], 3)]
+        for reports, expected in steps:
+            await produce(kafka, HEALTH.qualified(prefix), [HEALTH.encode(r) for r in reports])
+            records = await consume(kafka, INCIDENTS.qualified(prefix), expected, f"{app_id}-inc-{expected}",
+                                    timeout_s=60)
+            assert len(records) >= expected, worker.output[-6000:]
         incidents = [INCIDENTS.decode(r.value) for r in records]
         assert len(incidents) == 3, worker.output[-6000:]
         assert [i.status for i in incidents] == [IncidentStatus.OPEN, IncidentStatus.UPDATED,
