@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from kubestack.contract.events import ConfigChange, Finding, Risk, Sample
+from kubestack.contract.events import ConfigChange, Finding, Peer, Risk, Sample
 from kubestack.errors import CommandFailedError, ConfigError, TargetTimeoutError, TargetUnreachableError
 
 
@@ -150,3 +150,11 @@ class ConfigRiskRules(Protocol):
 
     @staticmethod
     def config_risks(change: ConfigChange) -> list[Finding]: ...
+
+
+@runtime_checkable
+class PeerDiscovery(Protocol):
+    """Optional for a plugin: the connections it can observe on its target (clients, replication partners,
+    consumer groups), sent with every health report so the worker learns the dependency graph."""
+
+    async def peers(self) -> list[Peer]: ...

@@ -86,6 +86,23 @@ class Finding(ContractModel):
     query: str = Field(default="", description="The command or query that produced the evidence")
 
 
+class PeerRole(StrEnum):
+    CLIENT = "client"  # connects to this resource (an application, a proxy)
+    PRIMARY = "primary"  # this resource replicates from it
+    REPLICA = "replica"  # replicates from this resource
+    CONSUMER_GROUP = "consumer_group"  # reads this resource's topics
+    SERVER = "server"  # this resource connects to it (a database it depends on)
+
+
+class Peer(ContractModel):
+    """One observed connection of a resource: who talks to it or whom it talks to."""
+
+    role: PeerRole
+    address: str = Field(min_length=1, description="Host or IP, with ':port' when it identifies a listener")
+    name: str | None = Field(default=None, description="Known name: a replica id, a consumer group, a client name")
+    count: int = Field(default=1, ge=1, description="Connections seen to or from this address")
+
+
 class HealthReport(Event):
     """The current findings of one resource: a state, not a delta. With ``rules_checked`` empty it is the full
     state (a rule without a finding is healthy); otherwise it speaks only for the rules listed."""
@@ -94,6 +111,8 @@ class HealthReport(Event):
     rules_checked: list[str] = Field(default_factory=list,
                                      description="Rules this report speaks for; empty: all of them (a full state)")
     reachable: bool = Field(default=True, description="False when the target could not be reached at all")
+    peers: list[Peer] = Field(default_factory=list,
+                              description="Connections observed when the report was made (the dependency graph)")
 
 
 # --- analysis --------------------------------------------------------------------------------
