@@ -79,7 +79,7 @@ class WorkerSettings(_Section):
                                          description="Score of a log signal (new template, burst, rate) that counts")
     correlation_window_s: float = Field(default=600.0, gt=0, description="Signals this close join one incident")
     incident_quiet_s: float = Field(default=900.0, gt=0, description="An incident with no signal this long resolves")
-    checkpoint_s: float = Field(default=30.0, ge=0, description="Detector/miner state to its table at most this often")
+    checkpoint_s: float = Field(default=30.0, ge=0, description="Inventory, detector and miner state to its table at most this often")
     signal_partitions: int = Field(default=4, ge=1, description="Partitions of the tenant-keyed correlation input")
 
 

@@ -39,26 +39,31 @@ class ResourceDetectors:
 
     def observe(self, batch: MetricBatch, source: Source) -> list[Anomaly]:
         anomalies = []
+        detectors, threshold = self.detectors, self.threshold
+        stamps: dict = {}  # the samples of a batch mostly share one timestamp
         for sample in batch.samples:
             key = series_key(sample)
-            value = self._value(key, sample)
+            ts = stamps.get(sample.ts)
+            if ts is None:
+                ts = stamps[sample.ts] = sample.ts.timestamp()
+            value = self._rate(key, ts, sample.value) if is_counter(sample.name) else sample.value
             if value is None or not math.isfinite(value):
                 continue
-            detector = self.detectors.get(key)
+            detector = detectors.get(key)
             if detector is None:
-                if len(self.detectors) >= MAX_SERIES_PER_RESOURCE:
+                if len(detectors) >= MAX_SERIES_PER_RESOURCE:
                     continue
-                detector = self.detectors[key] = DETECTOR()
-            score = detector.update(sample.ts.timestamp(), value)
-            if score >= self.threshold:
+                detector = detectors[key] = DETECTOR()
+            score = detector.update(ts, value)
+            if score >= threshold:
                 anomalies.append(self._anomaly(batch, sample, key, value, score, source))
         return anomalies
 
-    def _value(self, key: str, sample: Sample) -> float | None:
-        if not is_counter(sample.name):
-            return sample.value
-        rate = self.rates.setdefault(key, CounterRate())
-        value = rate.update(sample.ts.timestamp(), sample.value)
+    def _rate(self, key: str, ts: float, value: float) -> float | None:
+        rate = self.rates.get(key)
+        if rate is None:
+            rate = self.rates[key] = CounterRate()
+        value = rate.update(ts, value)
         return None if math.isnan(value) else value
 
     @staticmethod

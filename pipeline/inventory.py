@@ -24,10 +24,17 @@ class ResourceSeen(BaseModel):
     metric_names: list[str]
     interval_s: float | None = None
 
+    def to_state(self) -> dict:
+        return self.model_dump(mode="json")
+
 
 def observe(previous: ResourceSeen | None, batch: MetricBatch) -> ResourceSeen:
     """The entry after ``batch``; out-of-order batches never move ``last_seen`` backwards."""
-    names = sorted({s.name for s in batch.samples} | set(previous.metric_names if previous else ()))
+    seen = {s.name for s in batch.samples}
+    if previous is not None and seen.issubset(previous.metric_names):
+        names = previous.metric_names
+    else:
+        names = sorted(seen | set(previous.metric_names if previous else ()))
     if previous is None:
         return ResourceSeen(resource=batch.resource, tenant=batch.tenant, first_seen=batch.ts, last_seen=batch.ts,
                             batches=1, samples=len(batch.samples), metric_names=names[:MAX_METRIC_NAMES],

@@ -149,9 +149,10 @@ class Stages:
                 try:
                     batch = METRICS.decode(event.value)
                     key = batch.resource.key
-                    stored = self.inventory.get(key)
-                    previous = ResourceSeen.model_validate(stored) if stored is not None else None
-                    self.inventory[key] = observe(previous, batch).model_dump(mode="json")
+                    previous = self.live.get(("inventory", key))
+                    if previous is None and (stored := self.inventory.get(key)) is not None:
+                        previous = ResourceSeen.model_validate(stored)
+                    self.live.keep(("inventory", key), observe(previous, batch), self.inventory, key)
                     detectors = self.live.get(("metrics", key)) or ResourceDetectors.from_state(
                         self.detectors.get(key), threshold)
                     anomalies = detectors.observe(batch, self.source)
@@ -253,6 +254,15 @@ class Stages:
             for tenant in list(self.correlation.keys()):
                 if self.correlation[tenant].get("open"):
                     await self.signals.send(key=tenant.encode(), value=b"", headers={ORIGIN_HEADER: TICK.encode()})
+
+        @self.app.timer(interval=300.0)
+        async def report_compression() -> None:
+            for tenant in list(self.correlation.keys()):
+                state = self.correlation[tenant]
+                signals, incidents = state.get("signals_in", 0), state.get("incidents_out", 0)
+                if incidents:
+                    log.info("tenant %s: %d signals became %d incidents (compression %.1f), %d open", tenant,
+                             signals, incidents, signals / incidents, len(state.get("open", {})))
 
     def _incidents_from(self, correlator: Correlator, origin: str, decoded: Event) -> list:
         if origin == HEALTH.short:

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.kafka
 async def test_worker_dead_letters_malformed_input_and_keeps_processing(kafka, unique, tmp_path) -> None:
     prefix, app_id = f"test.{unique}.", f"test-worker-{unique}"
     env = cli_env(KUBESTACK_KAFKA__BOOTSTRAP=kafka.bootstrap, KUBESTACK_KAFKA__TOPIC_PREFIX=prefix,
-                  KUBESTACK_WORKER__APP_ID=app_id, KUBESTACK_HOME=str(tmp_path))
+                  KUBESTACK_WORKER__APP_ID=app_id, KUBESTACK_HOME=str(tmp_path),
+                  KUBESTACK_WORKER__CHECKPOINT_S="0")  # every batch reaches the tables, not one per 30 s
     worker = follow("worker", env=env)
     try:
         assert worker.wait_for("Worker ready"), worker.output
