@@ -24,11 +24,12 @@ from kubestack.contract.events import (
     LogBatch,
     LogLine,
     MetricBatch,
+    Peer,
     Severity,
 )
 from kubestack.contract.topics import CONFIG_CHANGES, CONFIG_SNAPSHOTS, HEALTH, LOGS, METRICS
 from kubestack.errors import ConfigError, KubestackError, PluginError
-from kubestack.plugins.base import CommandRunner, LogSource, Plugin
+from kubestack.plugins.base import CommandRunner, LogSource, PeerDiscovery, Plugin
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,25 @@ class TargetCollector:
         findings = await self._reach(self.plugin.check_health)
         if findings is None:
             return None
-        report = HealthReport(**self._common(), findings=findings)
+        report = HealthReport(**self._common(), findings=findings, peers=await self._peers())
         await self.publisher.publish(HEALTH, report)
         return report
+
+    async def _peers(self) -> list[Peer]:
+        """The target's observed connections, when its plugin can see them; a failure costs only the peers of
+        this round, never the findings (the worker keeps the edges it learned before)."""
+        if not isinstance(self.plugin, PeerDiscovery):
+            return []
+        try:
+            return await self.plugin.peers()
+        except (PluginError, ConfigError) as exc:
+            log.warning("%s: connections not observed this round: %s", self.name, exc)
+            failure = exc
+        except Exception as exc:  # a plugin bug must not cost the findings
+            log.exception("%s: observing connections failed unexpectedly", self.name)
+            failure = exc
+        self.metrics.collect_errors.labels(self.name, type(failure).__name__).inc()
+        return []
 
     async def snapshot_config(self) -> ConfigChange | None:
         config = await self._reach(self.plugin.snapshot_config)

@@ -40,6 +40,25 @@ def build_runner(target: TargetConfig) -> CommandRunner | None:
         raise ConfigError(f"target {target.type}/{target.name}: bad ssh settings: {exc}") from exc
 
 
+ADDRESS_LABEL = "address"
+
+
+def listen_address(plugin_config: object) -> str | None:
+    """``host:port`` where a target listens, from its plugin config (``host`` and ``port``), for the resource's
+    ``address`` label: how the worker matches the primary or replica addresses other servers report to this
+    resource. A Unix socket directory as ``host`` means this host (``localhost:port``); a target reached through a
+    socket file (``unix_socket``) or without host and port has none. A loopback address is read by the worker
+    against the resource's host; set the label on the target when peers see it under another address."""
+    host, port = getattr(plugin_config, "host", None), getattr(plugin_config, "port", None)
+    if not isinstance(host, str) or not host or not isinstance(port, int):
+        return None
+    if getattr(plugin_config, "unix_socket", None):
+        return None
+    if host.startswith("/"):
+        return f"localhost:{port}"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def build_collector(target: TargetConfig, config: AgentConfig, publisher: Publisher, state: StateStore,
                     metrics: AgentMetrics) -> TargetCollector:
     """Validate a target against its plugin's config model and build its collector (``ConfigError`` if wrong)."""
@@ -51,12 +70,14 @@ def build_collector(target: TargetConfig, config: AgentConfig, publisher: Publis
     identity = config.agent
     host = target.ssh.get("host") if target.ssh else socket.gethostname()
     runner = build_runner(target)
+    address = listen_address(plugin_config)
+    labels = ({ADDRESS_LABEL: address} if address else {}) | target.labels
     return TargetCollector(
         name=target.name,
         plugin=plugin_cls.create(plugin_config, runner),
         runner=runner,
         resource=ResourceRef(kind=target.type, name=target.name, host=host, cluster=identity.cluster,
-                             labels=target.labels),
+                             labels=labels),
         source=Source(agent=f"agent/{identity.name}", host=socket.gethostname(), cluster=identity.cluster),
         tenant=identity.tenant,
         publisher=publisher,

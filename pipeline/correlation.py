@@ -1,7 +1,8 @@
 """Correlation: many signals (anomalies, health findings) become few incidents.
 
 A signal joins an open incident when its resource is related to one of the incident's resources (same host,
-same ``service`` label, an explicit ``depends_on`` label, or the very same resource) and it arrives within
+same ``service`` label, an explicit ``depends_on`` label, a direct link of the learned dependency graph, or the
+very same resource) and it arrives within
 ``window`` of the incident's last signal. Otherwise it opens a new incident. Repeats of a signal already in an
 incident only refresh it (that is the noise reduction). Incidents resolve when their findings clear and no
 signal came for ``quiet``. Incident ids are derived from the signals that opened them, so a worker that
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 
 from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Anomaly, HealthReport, Incident, IncidentStatus, Severity
+from kubestack.pipeline.topology import Topology
 
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 MAX_MEMBERS = 500
@@ -54,7 +56,9 @@ def signals_from_health(report: HealthReport) -> list[Signal]:
                    f.message) for f in report.findings if f.severity != Severity.INFO]
 
 
-def related(a: ResourceRef, b: ResourceRef) -> bool:
+def related(a: ResourceRef, b: ResourceRef, topology: Topology | None = None) -> bool:
+    """Configuration says so (same host, ``service``, ``depends_on``) or, given a topology, observed connections
+    do (direct neighbours only)."""
     if a.key == b.key:
         return True
     if a.host and a.host == b.host and a.cluster == b.cluster:
@@ -62,7 +66,7 @@ def related(a: ResourceRef, b: ResourceRef) -> bool:
     service = a.labels.get("service")
     if service and service == b.labels.get("service"):
         return True
-    return _depends(a, b) or _depends(b, a)
+    return _depends(a, b) or _depends(b, a) or (topology is not None and topology.linked(a, b))
 
 
 def _depends(a: ResourceRef, b: ResourceRef) -> bool:
@@ -87,10 +91,12 @@ class OpenIncident:
 
 class Correlator:
     def __init__(self, tenant: str, window: timedelta = timedelta(minutes=10),
-                 quiet: timedelta = timedelta(minutes=15), state: dict | None = None) -> None:
+                 quiet: timedelta = timedelta(minutes=15), state: dict | None = None,
+                 topology_max_age: timedelta = timedelta(days=1)) -> None:
         self.tenant = tenant
         self.window = window
         self.quiet = quiet
+        self.topology = Topology(topology_max_age, (state or {}).get("topology"))
         self.open: dict[str, OpenIncident] = {
             k: OpenIncident(**v) for k, v in (state or {}).get("open", {}).items()}
         self.signals_in = (state or {}).get("signals_in", 0)
@@ -98,9 +104,14 @@ class Correlator:
 
     def to_state(self) -> dict:
         return {"open": {k: asdict(v) for k, v in self.open.items()}, "signals_in": self.signals_in,
-                "incidents_out": self.incidents_out}
+                "incidents_out": self.incidents_out, "topology": self.topology.to_state()}
 
     # --- signals in ------------------------------------------------------------------------------
+
+    def learn(self, report: HealthReport) -> None:
+        """Take in a health report's observed connections (every report, before its findings are added, so that
+        they already correlate along the links it reveals)."""
+        self.topology.learn(report)
 
     def add(self, signal: Signal, source: Source) -> list[Incident]:
         self.signals_in += 1
@@ -145,7 +156,8 @@ class Correlator:
             last = datetime.fromisoformat(incident.last_signal_at)
             if signal.ts - last > self.window:
                 continue
-            if any(related(signal.resource, ResourceRef.model_validate(r)) for r in incident.resources.values()):
+            if any(related(signal.resource, ResourceRef.model_validate(r), self.topology)
+                   for r in incident.resources.values()):
                 return incident
         return None
 

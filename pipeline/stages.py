@@ -266,6 +266,7 @@ class Stages:
 
     def _incidents_from(self, correlator: Correlator, origin: str, decoded: Event) -> list:
         if origin == HEALTH.short:
+            correlator.learn(decoded)  # first: the links this report reveals count for its own findings
             out = [i for s in signals_from_health(decoded) for i in correlator.add(s, self.source)]
             return out + correlator.clear(decoded, self.source)
         return [i for s in signals_from_anomaly(decoded) for i in correlator.add(s, self.source)]

@@ -158,3 +158,24 @@ class PeerDiscovery(Protocol):
     consumer groups), sent with every health report so the worker learns the dependency graph."""
 
     async def peers(self) -> list[Peer]: ...
+
+
+class Capacity(BaseModel):
+    """A capacity-like series: ``used`` runs out when it reaches ``limit`` (another metric of the same batch, with
+    the same values for ``match_labels``) or the constant ``limit_value``. A limit of 0 or below means "no limit"
+    (Redis ``maxmemory 0``) and the series is not forecast."""
+
+    model_config = ConfigDict(frozen=True)
+
+    used: str
+    limit: str | None = None
+    limit_value: float | None = Field(default=None, gt=0)
+    match_labels: tuple[str, ...] = ()
+    title: str = Field(description="What runs out, for people: 'disk space', 'Redis memory'")
+
+
+@runtime_checkable
+class CapacitySeries(Protocol):
+    """Optional for a plugin: which of its series fill up towards a limit (forecast by the worker)."""
+
+    capacities: ClassVar[tuple[Capacity, ...]]

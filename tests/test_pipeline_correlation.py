@@ -1,8 +1,9 @@
+import json
 from datetime import datetime, timedelta, timezone
 
 from kubestack.contract.base import ResourceRef, Source
-from kubestack.contract.events import Finding, HealthReport, IncidentStatus, Severity
-from kubestack.pipeline.correlation import Correlator, signals_from_health
+from kubestack.contract.events import Anomaly, Finding, HealthReport, IncidentStatus, Peer, PeerRole, Severity
+from kubestack.pipeline.correlation import Correlator, related, signals_from_anomaly, signals_from_health
 
 SRC = Source(agent="worker/correlate", host="w1")
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
@@ -12,12 +13,14 @@ PG = ResourceRef(kind="postgresql", name="billing", host="db-3")
 HOST1 = ResourceRef(kind="host", name="db-1", host="db-1")
 
 
-def report(resource, *rules, at=T0, severity=Severity.WARNING):
-    return HealthReport(source=SRC, resource=resource, ts=at,
+def report(resource, *rules, at=T0, severity=Severity.WARNING, peers=()):
+    return HealthReport(source=SRC, resource=resource, ts=at, peers=list(peers),
                         findings=[Finding(rule_id=r, severity=severity, message=f"{r} fired") for r in rules])
 
 
 def feed(correlator, rep):
+    """What the correlate stage does with a health report."""
+    correlator.learn(rep)
     out = []
     for signal in signals_from_health(rep):
         out += correlator.add(signal, SRC)
@@ -88,3 +91,57 @@ def test_a_report_naming_its_rules_clears_only_those() -> None:
     assert c.clear(back, SRC) == [], "slow commands still stand"
     [resolved] = feed(c, report(REDIS, at=T0 + timedelta(minutes=1)))
     assert resolved.status == IncidentStatus.RESOLVED
+
+
+# --- the learned dependency graph -------------------------------------------------------------------------
+
+APP = ResourceRef(kind="service", name="checkout-api", host="app-1")
+APP2 = ResourceRef(kind="service", name="billing-api", host="app-2")
+CACHE = ResourceRef(kind="redis", name="sessions", host="cache-1", labels={"address": "10.0.0.5:6379"})
+CACHE_REPLICA = ResourceRef(kind="redis", name="sessions-replica", host="cache-2")
+CLIENTS = [Peer(role=PeerRole.CLIENT, address="app-1", count=20), Peer(role=PeerRole.CLIENT, address="app-2")]
+
+
+def anomaly(resource, signal, at):
+    return Anomaly(source=SRC, resource=resource, ts=at, detector="hst", signal=signal, score=0.9,
+                   window_start=at, window_end=at)
+
+
+def add_anomaly(correlator, event):
+    return [i for s in signals_from_anomaly(event) for i in correlator.add(s, SRC)]
+
+
+def test_without_observed_connections_other_hosts_open_their_own_incidents() -> None:
+    c = Correlator("acme")
+    feed(c, report(CACHE, "redis.memory_high"))
+    add_anomaly(c, anomaly(APP, "http_latency_seconds", T0 + timedelta(minutes=1)))
+    assert len(c.open) == 2 and not related(APP, CACHE, c.topology)
+
+
+def test_a_report_whose_peers_link_two_hosts_joins_their_signals() -> None:
+    c = Correlator("acme")
+    [opened] = add_anomaly(c, anomaly(APP, "http_latency_seconds", T0))
+    [joined] = feed(c, report(CACHE, "redis.memory_high", at=T0 + timedelta(minutes=1), peers=CLIENTS))
+    assert joined.incident_id == opened.incident_id and joined.status == IncidentStatus.UPDATED
+    assert {r.key for r in joined.resources} == {APP.key, CACHE.key}
+    replica_report = report(CACHE_REPLICA, "redis.replica_link_down", at=T0 + timedelta(minutes=2),
+                            peers=[Peer(role=PeerRole.PRIMARY, address="10.0.0.5:6379")])
+    assert feed(c, replica_report)[0].incident_id == opened.incident_id, "the replica follows that cache"
+    assert len(c.open) == 1
+
+
+def test_two_clients_of_one_cache_are_not_related_through_it() -> None:
+    c = Correlator("acme")
+    c.learn(report(CACHE, peers=CLIENTS))
+    add_anomaly(c, anomaly(APP, "http_latency_seconds", T0))
+    add_anomaly(c, anomaly(APP2, "http_errors_total", T0 + timedelta(minutes=1)))
+    assert len(c.open) == 2, "direct neighbours only"
+
+
+def test_the_learned_graph_is_part_of_the_state() -> None:
+    c = Correlator("acme")
+    c.learn(report(CACHE, peers=CLIENTS))
+    restored = Correlator("acme", state=json.loads(json.dumps(c.to_state())))
+    [opened] = add_anomaly(restored, anomaly(CACHE, "redis_used_memory_bytes", T0))
+    [joined] = add_anomaly(restored, anomaly(APP2, "http_errors_total", T0 + timedelta(minutes=1)))
+    assert joined.incident_id == opened.incident_id

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from kubestack.bus import client_options
-from kubestack.contract.events import Finding, Sample, Severity
+from kubestack.contract.events import Finding, Peer, PeerRole, Sample, Severity
 from kubestack.errors import ConfigError, TargetUnreachableError
 from kubestack.plugins.base import LocalRunner
 from kubestack.plugins.kafka import KafkaPlugin, KafkaPluginConfig
@@ -27,6 +27,7 @@ from kubestack.plugins.kafka.parse import (
     parse_partitions,
     partition_lags,
 )
+from kubestack.plugins.kafka.peers import kafka_peers, member_host
 from kubestack.settings import KafkaSettings
 from tests.services.process import free_port
 
@@ -251,3 +252,38 @@ async def test_closed_port_is_unreachable() -> None:
 def test_kafka_is_not_collected_through_a_runner() -> None:
     with pytest.raises(ConfigError, match="directly"):
         KafkaPlugin.create(KafkaPluginConfig(), LocalRunner())
+
+
+# --- peers: the consumer groups reading the cluster ----------------------------------------------------
+
+
+def test_peers_from_recorded_groups() -> None:
+    """groups_with_members.json: rec-billing (committed offsets, no member) and rec-shipping (two members of
+    client id shipping-worker on this host), described one group per request."""
+    assert kafka_peers(recorded("groups_with_members")) == [
+        Peer(role=PeerRole.CONSUMER_GROUP, address="rec-billing", name="rec-billing"),
+        Peer(role=PeerRole.CONSUMER_GROUP, address="rec-shipping", name="rec-shipping", count=2),
+        Peer(role=PeerRole.CLIENT, address="127.0.0.1", name="shipping-worker", count=2)]
+    gone = [{"error_code": 0, "group": "old", "state": "Dead", "members": []},
+            {"error_code": 69, "group": "missing", "state": "", "members": []}]
+    assert kafka_peers(gone) == []
+    assert [member_host(h) for h in ("/10.0.0.5", "app-1/10.0.0.5")] == ["10.0.0.5", "10.0.0.5"]
+
+
+async def test_live_peers_name_every_group_and_its_hosts(kafka: KafkaSettings, consumed_topic: tuple[str, str],
+                                                          unique: str) -> None:
+    topic, idle_group = consumed_topic
+    busy_group = f"busy-{unique}"
+    member = AIOKafkaConsumer(topic, group_id=busy_group, client_id="peers-test", enable_auto_commit=False,
+                              **{k: v for k, v in client_options(kafka).items() if k != "client_id"})
+    await member.start()
+    plugin = plugin_for(kafka, groups=[idle_group, busy_group])  # two groups: aiokafka garbles a joint answer
+    try:
+        while not member.assignment():
+            await member.getmany(timeout_ms=200)
+        peers = await plugin.peers()
+    finally:
+        await plugin.close()
+        await member.stop()
+    assert peers == [Peer(role=PeerRole.CONSUMER_GROUP, address=g, name=g) for g in sorted([idle_group, busy_group])] \
+        + [Peer(role=PeerRole.CLIENT, address="127.0.0.1", name="peers-test")]

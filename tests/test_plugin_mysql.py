@@ -16,6 +16,7 @@ import pymysql
 import pymysql.cursors
 import pytest
 
+from kubestack.contract.events import Peer, PeerRole
 from kubestack.errors import TargetAuthError, TargetTimeoutError, TargetUnreachableError
 from kubestack.plugins.base import LocalRunner
 from kubestack.plugins.mysql import MySQLConfig, MySQLPlugin
@@ -30,6 +31,7 @@ from kubestack.plugins.mysql.parse import (
     parse_replica_status,
     parse_version,
 )
+from kubestack.plugins.mysql.peers import connection_host, mysql_peers
 from tests.services.mariadb import MariadbServer
 from tests.services.process import free_port
 
@@ -351,3 +353,49 @@ async def test_a_hung_server_times_out(silent_port: int, through_cli: bool) -> N
             await instance.collect()
     finally:
         await instance.close()
+
+
+# --- peers: clients and replication partners --------------------------------------------------------
+
+
+def test_peers_from_recorded_processlist_replica_hosts_and_replica_status() -> None:
+    connections = recorded("connections_primary.tsv")
+    on_primary = mysql_peers(connections, recorded("replica_hosts.tsv"), [])
+    assert on_primary == [Peer(role=PeerRole.REPLICA, address="127.0.0.1:23307", name="2"),
+                          Peer(role=PeerRole.CLIENT, address="127.0.0.1", count=3),
+                          Peer(role=PeerRole.CLIENT, address="localhost")]
+    # without the privilege SHOW SLAVE HOSTS needs, the replica is known by its dump thread's host
+    assert mysql_peers(connections, [], [])[0] == Peer(role=PeerRole.REPLICA, address="127.0.0.1")
+    on_replica = mysql_peers([], [], parse_replica_status(recorded("replica_status_running.tsv")))
+    assert on_replica == [Peer(role=PeerRole.PRIMARY, address="127.0.0.1:23306")]
+    assert [connection_host(h) for h in ("10.0.0.5:40000", "[fe80::1]:40000", "localhost")] == \
+        ["10.0.0.5", "fe80::1", "localhost"]
+
+
+@pytest.mark.parametrize("through_cli", [False, True], ids=["pymysql", "mysql-cli"])
+async def test_live_peers_are_clients_and_the_primary(mariadb_server: MariadbServer,
+                                                      admin: pymysql.connections.Connection, through_cli: bool) -> None:
+    closed = free_port()
+    apps = [mariadb_server.connect() for _ in range(2)]
+    execute(admin, f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={closed}, MASTER_USER='repl', "
+                   "MASTER_PASSWORD='x'")
+    instance = MySQLPlugin.create(config_for(mariadb_server), LocalRunner() if through_cli else None)
+    try:
+        peers = await instance.peers()  # as the monitoring user: SHOW SLAVE HOSTS is refused, and that is fine
+    finally:
+        await instance.close()
+        execute(admin, "RESET SLAVE ALL")
+        for app in apps:
+            app.close()
+    assert peers[0] == Peer(role=PeerRole.PRIMARY, address=f"127.0.0.1:{closed}")
+    clients = {p.address: p.count for p in peers if p.role == PeerRole.CLIENT}
+    assert clients["127.0.0.1"] >= 2 and clients["localhost"] >= 1  # the apps; root on the socket
+    assert not [p for p in peers if p.role == PeerRole.REPLICA]
+
+
+def test_ipv6_primary_and_replica_addresses_are_bracketed() -> None:
+    [replica] = mysql_peers([], [{"Server_id": "3", "Host": "fd00::8", "Port": "3306", "Master_id": "1"}], [])
+    assert replica.address == "[fd00::8]:3306"
+    [status] = parse_replica_status(recorded("replica_status_running.tsv"))
+    [primary] = mysql_peers([], [], [dataclasses.replace(status, source="fd00::7:3306")])
+    assert primary.address == "[fd00::7]:3306"

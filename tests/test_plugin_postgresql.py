@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from kubestack.contract.base import utcnow
-from kubestack.contract.events import Finding, Severity
+from kubestack.contract.events import Finding, Peer, PeerRole, Severity
 from kubestack.errors import TargetAuthError, TargetUnreachableError
 from kubestack.plugins.base import LocalRunner
 from kubestack.plugins.postgresql import PostgreSQLConfig, PostgreSQLPlugin, queries
@@ -31,6 +31,7 @@ from kubestack.plugins.postgresql.parse import (
     parse_slots,
     redact_settings,
 )
+from kubestack.plugins.postgresql.peers import client_peers, postgresql_peers
 from tests.services.postgresql import SUPERUSER, PostgresServer, running_postgresql, standby_of
 from tests.services.process import free_port
 
@@ -305,3 +306,51 @@ async def test_closed_port_is_unreachable(postgresql_server: PostgresServer) -> 
         with pytest.raises(TargetUnreachableError, match="cannot be reached"):
             await plugin.snapshot_config()
         await plugin.close()
+
+
+# --- peers: clients, standbys and the primary ----------------------------------------------------------
+
+
+def test_peers_from_recorded_activity_replication_and_wal_receiver() -> None:
+    on_primary = postgresql_peers(recorded("connections"), parse_replication(recorded("replication-primary")),
+                                  recorded("wal-receiver-primary"))
+    assert on_primary == [Peer(role=PeerRole.REPLICA, address="localhost", name="standby1"),  # over the socket
+                          Peer(role=PeerRole.CLIENT, address="127.0.0.1", count=3),  # 2 named checkout, 1 unnamed
+                          Peer(role=PeerRole.CLIENT, address="localhost", name="psql-admin")]
+    assert client_peers(recorded("connections")[2:]) == [
+        Peer(role=PeerRole.CLIENT, address="127.0.0.1", name="checkout", count=2)]
+    primary = recorded("wal-receiver")[0]
+    assert postgresql_peers([], [], [primary]) == [Peer(role=PeerRole.PRIMARY, address=f"localhost:{primary[1]}")]
+    assert postgresql_peers([], [], [("10.0.0.7", "5432", "streaming")]) == [
+        Peer(role=PeerRole.PRIMARY, address="10.0.0.7:5432")]
+    assert client_peers([("10.0.0.9/32", "5000", "api"), ("", "", "")]) == [  # an inet cast; a background process
+        Peer(role=PeerRole.CLIENT, address="10.0.0.9", name="api")]
+
+
+async def test_live_peers_of_a_primary_and_its_standby(postgresql_server: PostgresServer) -> None:
+    apps = [await psycopg.AsyncConnection.connect(host=postgresql_server.host, port=postgresql_server.port,
+                                                  user=postgresql_server.user, password=postgresql_server.password,
+                                                  dbname=postgresql_server.dbname, application_name="checkout")
+            for _ in range(2)]
+    try:
+        with standby_of(postgresql_server) as port:
+            for runner in (None, LocalRunner()):
+                primary = PostgreSQLPlugin.create(config_for(postgresql_server), runner)
+                standby = PostgreSQLPlugin.create(config_for(postgresql_server, port=port), runner)
+                try:
+                    async with asyncio.timeout(30):
+                        on_primary = await primary.peers()
+                        while PeerRole.REPLICA not in {p.role for p in on_primary}:
+                            await asyncio.sleep(0.1)
+                            on_primary = await primary.peers()
+                    on_standby = await standby.peers()
+                finally:
+                    await primary.close()
+                    await standby.close()
+                assert Peer(role=PeerRole.REPLICA, address="localhost", name="standby1") in on_primary
+                [tcp] = [p for p in on_primary if p.role == PeerRole.CLIENT and p.address == "127.0.0.1"]
+                assert tcp.count >= 2  # the two apps; the plugin's own session is left out
+                assert on_standby[0] == Peer(role=PeerRole.PRIMARY, address=f"localhost:{postgresql_server.port}")
+    finally:
+        for app in apps:
+            await app.close()

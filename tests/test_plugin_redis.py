@@ -16,6 +16,7 @@ import redis
 import redis.asyncio
 
 from kubestack.contract.base import utcnow
+from kubestack.contract.events import Peer, PeerRole
 from kubestack.errors import TargetAuthError, TargetTimeoutError, TargetUnreachableError
 from kubestack.plugins.base import LocalRunner
 from kubestack.plugins.redis import RedisConfig, RedisPlugin
@@ -30,9 +31,10 @@ from kubestack.plugins.redis.parse import (
     parse_replicas,
     parse_slowlog,
 )
+from kubestack.plugins.redis.peers import client_host, client_peers, redis_peers
 from kubestack.plugins.redis.plugin import redact
 from tests.services.process import free_port
-from tests.services.redis import RedisServer
+from tests.services.redis import RedisServer, start_redis
 
 DATA = Path(__file__).parent / "data" / "redis"
 
@@ -359,3 +361,62 @@ async def test_a_hung_server_times_out(silent_port: int, through_cli: bool) -> N
             await instance.collect()
     finally:
         await instance.close()
+
+
+# --- peers: clients and replication partners --------------------------------------------------------
+
+
+def test_peers_from_recorded_client_lists_and_replication() -> None:
+    on_primary = redis_peers(parse_info(recorded("info_primary.txt")),
+                             parse_client_list(recorded("client_list_named.txt")))
+    assert on_primary == [Peer(role=PeerRole.REPLICA, address="127.0.0.1:16380"),  # from INFO, not its link
+                          Peer(role=PeerRole.CLIENT, address="127.0.0.1", count=3)]  # redis-cli itself left out
+    named = client_peers(parse_client_list(recorded("client_list_named.txt"))[1:3])
+    assert named == [Peer(role=PeerRole.CLIENT, address="127.0.0.1", name="checkout", count=2)]
+    on_replica = redis_peers(parse_info(recorded("info_replica.txt")),
+                             parse_client_list(recorded("client_list_replica.txt")))
+    assert on_replica == [Peer(role=PeerRole.PRIMARY, address="127.0.0.1:16379"),
+                          Peer(role=PeerRole.CLIENT, address="127.0.0.1", count=1),
+                          Peer(role=PeerRole.CLIENT, address="localhost", name="reporting", count=1)]
+    assert [client_host(a) for a in ("10.0.0.5:6379", "[fe80::1]:5000", "/run/redis.sock:0")] == \
+        ["10.0.0.5", "fe80::1", "localhost"]
+
+
+@pytest.fixture()
+def own_replica(redis_server: RedisServer, tmp_path: Path) -> Iterator[RedisServer]:
+    """A replica of the session's primary started for this test, returned once its link is up."""
+    process, replica = start_redis("peers-replica", tmp_path, redis_server.password,
+                                   "--replicaof", redis_server.host, str(redis_server.port),
+                                   "--masterauth", redis_server.password)
+    try:
+        client = replica.connect()
+        deadline = time.monotonic() + 20
+        while client.info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, f"the replica never linked:\n{process.tail()}"
+            time.sleep(0.1)
+        client.close()
+        yield replica
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize("through_cli", [False, True], ids=["direct", "redis-cli"])
+async def test_live_primary_and_replica_report_each_other(redis_server: RedisServer, own_replica: RedisServer,
+                                                          through_cli: bool) -> None:
+    apps = [redis.Redis(host=own_replica.host, port=own_replica.port, password=own_replica.password,
+                        client_name="checkout") for _ in range(2)]
+    for app in apps:
+        app.ping()
+    runner = LocalRunner() if through_cli else None
+    primary = RedisPlugin.create(config_for(redis_server), runner)
+    replica = RedisPlugin.create(config_for(own_replica), runner)
+    try:
+        on_primary, on_replica = await primary.peers(), await replica.peers()
+    finally:
+        await primary.close()
+        await replica.close()
+        for app in apps:
+            app.close()
+    assert Peer(role=PeerRole.REPLICA, address=f"127.0.0.1:{own_replica.port}") in on_primary
+    assert on_replica == [Peer(role=PeerRole.PRIMARY, address=f"{redis_server.host}:{redis_server.port}"),
+                          Peer(role=PeerRole.CLIENT, address="127.0.0.1", name="checkout", count=2)]

@@ -112,10 +112,10 @@ class AIOKafkaClient:
         return sorted(group for group, *_ in groups)
 
     async def describe_groups(self, group_ids: list[str]) -> list[dict[str, Any]]:
-        if not group_ids:
-            return []
-        responses = await self._call("DescribeGroups",
-                                     lambda: self._admin_then(lambda a: a.describe_consumer_groups(group_ids)))
+        # aiokafka 0.14 decodes a v3 DescribeGroups answer with the v2 schema (without authorized_operations),
+        # which garbles every group after the first: one group per request.
+        responses = [response for group_id in group_ids for response in await self._call(
+            "DescribeGroups", lambda g=group_id: self._admin_then(lambda a: a.describe_consumer_groups([g])))]
         return [{k: v for k, v in group.items() if k in ("error_code", "group", "state", "protocol_type", "protocol")}
                 | {"members": [{"member_id": m["member_id"], "client_id": m["client_id"],
                                 "client_host": m["client_host"]} for m in group["members"]]}

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from aiokafka.admin.config_resource import ConfigResourceType
 
 from kubestack.contract.base import utcnow
-from kubestack.contract.events import Finding, Risk, Sample
+from kubestack.contract.events import Finding, Peer, Risk, Sample
 from kubestack.errors import ConfigError
 from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
 from kubestack.plugins.kafka.checks import evaluate
@@ -26,6 +26,7 @@ from kubestack.plugins.kafka.parse import (
     partition_lags,
     total_lag,
 )
+from kubestack.plugins.kafka.peers import kafka_peers
 
 LOG_FORMAT = "[<Date> <Time>] <Level> <Content>"
 
@@ -113,6 +114,11 @@ class KafkaPlugin:
             history = self._lag_history.setdefault(group.group, deque(maxlen=self.config.lag_growing_rounds))
             history.append(totals.get(group.group, 0))
         return evaluate(obs, self._lag_history, self.config)
+
+    async def peers(self) -> list[Peer]:
+        """The consumer groups reading the cluster (the watched ones, when ``groups`` is set) and their hosts."""
+        group_ids = self.config.groups if self.config.groups is not None else await self.client.group_ids()
+        return kafka_peers(await self.client.describe_groups(group_ids))
 
     def actions(self) -> list[ActionSpec]:
         return list(ACTIONS)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from abc import ABC, abstractmethod
 from typing import Any, Protocol
@@ -23,7 +24,10 @@ from kubestack.plugins.mysql import queries
 from kubestack.plugins.mysql.config import MySQLConfig
 from kubestack.plugins.mysql.parse import Row, ServerVersion, name_value, parse_batch, parse_version
 
+log = logging.getLogger(__name__)
+
 _AUTH_CODES = {1044, 1045, 1698}
+_ACCESS_DENIED = 1227  # a privilege the statement needs is missing (the login itself worked)
 _UNREACHABLE_CODES = {2002, 2003, 2005, 2006, 2013}
 
 
@@ -56,6 +60,14 @@ class MySQLClient(Protocol):
     async def lock_waits(self, limit: int) -> list[Row]: ...
 
     async def innodb_status(self) -> str: ...
+
+    async def connections(self) -> list[Row]:
+        """Host, user and command of every other connection (processlist)."""
+        ...
+
+    async def replica_hosts(self) -> list[Row]:
+        """SHOW SLAVE HOSTS rows; empty when the user lacks the privilege it needs."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -94,6 +106,19 @@ class _QueryClient(ABC):
     async def innodb_status(self) -> str:
         rows = await self.rows(queries.INNODB_STATUS)
         return str(rows[0]["Status"]) if rows else ""
+
+    async def connections(self) -> list[Row]:
+        return await self.rows(queries.connections_sql())
+
+    async def replica_hosts(self) -> list[Row]:
+        try:
+            return await self.rows(queries.REPLICA_HOSTS)
+        except CommandFailedError as exc:
+            if exc.returncode == _ACCESS_DENIED or f"ERROR {_ACCESS_DENIED}" in exc.stderr:
+                log.debug("MySQL at %s: %s is not allowed; replicas are known by host only", self.config.address,
+                          queries.REPLICA_HOSTS)
+                return []
+            raise
 
 
 def _text(value: Any) -> str | None:

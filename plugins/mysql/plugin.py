@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
-from kubestack.contract.events import Finding, Risk, Sample
+from kubestack.contract.events import Finding, Peer, Risk, Sample
 from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
 from kubestack.plugins.mysql import queries
 from kubestack.plugins.mysql.checks import Observation, evaluate
@@ -14,6 +14,7 @@ from kubestack.plugins.mysql.client import CliMySQLClient, DirectMySQLClient, My
 from kubestack.plugins.mysql.config import MySQLConfig
 from kubestack.plugins.mysql.metrics import innodb_samples, replica_samples, status_samples
 from kubestack.plugins.mysql.parse import parse_innodb_status, parse_replica_status
+from kubestack.plugins.mysql.peers import mysql_peers
 from kubestack.plugins.mysql.risks import config_risks
 
 DEFAULT_LOG = "/var/log/mysql/error.log"
@@ -95,6 +96,12 @@ class MySQLPlugin:
 
     async def check_health(self) -> list[Finding]:
         return evaluate(await self.observe(), self.config)
+
+    async def peers(self) -> list[Peer]:
+        """Client hosts (processlist), replicas (SHOW SLAVE HOSTS if allowed, else their dump threads) and the
+        primary of each replication channel."""
+        return mysql_peers(await self.client.connections(), await self.client.replica_hosts(),
+                           parse_replica_status(await self.client.replica_status()))
 
     def actions(self) -> list[ActionSpec]:
         return list(ACTIONS)

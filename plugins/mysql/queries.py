@@ -8,6 +8,14 @@ GLOBAL_STATUS = "SHOW GLOBAL STATUS"
 GLOBAL_VARIABLES = "SHOW GLOBAL VARIABLES"
 INNODB_STATUS = "SHOW ENGINE INNODB STATUS"
 VERSION = "SELECT VERSION() AS version"
+REPLICA_HOSTS = "SHOW SLAVE HOSTS"
+"""Replicas with their listening port; needs REPLICATION MASTER ADMIN on MariaDB 10.5+ (optional)."""
+
+# Who is connected: application hosts, and replicas (their 'Binlog Dump' threads). System threads have no host.
+CONNECTIONS = """SELECT HOST AS host, USER AS user, COMMAND AS command
+FROM information_schema.PROCESSLIST
+WHERE ID <> CONNECTION_ID() AND HOST <> '' AND USER NOT IN ('system user', 'event_scheduler')
+LIMIT {limit}"""
 
 # Replication threads, the event scheduler and idle connections run "forever" by design.
 LONG_QUERIES = """SELECT ID AS id, USER AS user, HOST AS host, DB AS db, COMMAND AS command, TIME AS time,
@@ -59,6 +67,10 @@ def lock_waits_sql(server: ServerVersion, *, limit: int = 20, max_info: int = 30
     template = _WAITS_PERFORMANCE_SCHEMA if server.flavor == "mysql" and server.version >= (8, 0, 0) \
         else _WAITS_INFORMATION_SCHEMA
     return template.format(limit=int(limit), max_info=int(max_info))
+
+
+def connections_sql(*, limit: int = 5000) -> str:
+    return CONNECTIONS.format(limit=int(limit))
 
 
 def long_queries_sql(*, min_seconds: int, limit: int = 20, max_info: int = 300) -> str:

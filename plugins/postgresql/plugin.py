@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
-from kubestack.contract.events import Finding, Risk, Sample
+from kubestack.contract.events import Finding, Peer, Risk, Sample
 from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
 from kubestack.plugins.postgresql import queries
 from kubestack.plugins.postgresql.checks import evaluate
 from kubestack.plugins.postgresql.client import DirectPostgreSQLClient, PostgreSQLClient, PsqlClient
 from kubestack.plugins.postgresql.config import PostgreSQLConfig
 from kubestack.plugins.postgresql.metrics import background_samples, observation_samples
+from kubestack.plugins.postgresql.peers import postgresql_peers
 from kubestack.plugins.postgresql.parse import (
     Observation,
     parse_activity,
@@ -25,6 +26,7 @@ from kubestack.plugins.postgresql.parse import (
     parse_slots,
     redact_settings,
 )
+from kubestack.plugins.postgresql.risks import config_risks
 
 DEFAULT_LOG = "/var/log/postgresql/postgresql-*-main.log"
 LOG_FORMAT = "<Date> <Time> <Zone> [<Pid>] <Content>"
@@ -60,6 +62,7 @@ class PostgreSQLPlugin:
     name: ClassVar[str] = "postgresql"
     config_model: ClassVar[type[PostgreSQLConfig]] = PostgreSQLConfig
     client_module: ClassVar[str] = "psycopg"
+    config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 5432
 
     def __init__(self, config: PostgreSQLConfig, client: PostgreSQLClient) -> None:
@@ -104,6 +107,13 @@ class PostgreSQLPlugin:
 
     async def check_health(self) -> list[Finding]:
         return evaluate(await self.observe(), self.config)
+
+    async def peers(self) -> list[Peer]:
+        """Client addresses (pg_stat_activity, this session left out), standbys (pg_stat_replication) and the
+        primary a standby streams from (pg_stat_wal_receiver)."""
+        return postgresql_peers(await self.client.rows(queries.CONNECTIONS),
+                                parse_replication(await self.client.rows(queries.REPLICATION)),
+                                await self.client.rows(queries.WAL_RECEIVER))
 
     def actions(self) -> list[ActionSpec]:
         return list(ACTIONS)

@@ -60,6 +60,19 @@ select coalesce(application_name, ''), coalesce(client_addr::text, ''), coalesce
 from pg_stat_replication
 order by application_name, client_addr"""
 
+# Client backends but this one; a Unix socket connection has no address and port -1.
+CONNECTIONS = """\
+select coalesce(host(client_addr), ''), coalesce(client_port::text, ''), coalesce(application_name, '')
+from pg_stat_activity
+where backend_type = 'client backend' and pid <> pg_backend_pid()
+order by 1, 3
+limit 5000"""
+
+# On a standby: the primary it streams from (a host, an address, or a Unix socket directory, and its port).
+WAL_RECEIVER = """\
+select coalesce(sender_host, ''), coalesce(sender_port::text, ''), coalesce(status, '')
+from pg_stat_wal_receiver"""
+
 SLOTS = f"""\
 select slot_name, slot_type, active::text, pg_wal_lsn_diff({_CURRENT_LSN}, restart_lsn)::text,
        coalesce(wal_status, '')

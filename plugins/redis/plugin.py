@@ -7,13 +7,14 @@ import time
 from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
-from kubestack.contract.events import Finding, Risk, Sample
+from kubestack.contract.events import Finding, Peer, Risk, Sample
 from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
 from kubestack.plugins.redis.checks import Observation, evaluate
 from kubestack.plugins.redis.client import CliRedisClient, DirectRedisClient, RedisClient
 from kubestack.plugins.redis.config import RedisConfig
 from kubestack.plugins.redis.metrics import info_samples, slowlog_samples
 from kubestack.plugins.redis.parse import info_number, parse_client_list, parse_info
+from kubestack.plugins.redis.peers import redis_peers
 from kubestack.plugins.redis.risks import config_risks
 
 REDACTED = "<redacted>"
@@ -92,6 +93,11 @@ class RedisPlugin:
 
     async def check_health(self) -> list[Finding]:
         return evaluate(await self.observe(), self.config)
+
+    async def peers(self) -> list[Peer]:
+        """Clients by host (CLIENT LIST, the collector's own connection left out) and replication partners."""
+        info = parse_info(await self.client.info())
+        return redis_peers(info, parse_client_list(await self.client.client_list()))
 
     def actions(self) -> list[ActionSpec]:
         return list(ACTIONS)

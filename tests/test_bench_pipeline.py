@@ -1,0 +1,23 @@
+"""``kubestack bench pipeline --json`` end to end on the session's broker, small: every figure the issue names is
+there and plausible (the figures themselves belong to bench/pipeline, not to a test)."""
+
+import json
+
+import pytest
+
+from tests.cli import cli_env, run
+
+pytestmark = pytest.mark.kafka
+
+
+def test_bench_pipeline_json_reports_every_figure(kafka, tmp_path) -> None:
+    env = cli_env(KUBESTACK_KAFKA__BOOTSTRAP=kafka.bootstrap, KUBESTACK_HOME=str(tmp_path))
+    result = run("bench", "pipeline", "--seconds", "2", "--resources", "20", "--samples", "10",
+                 "--use-configured-kafka", "--json", env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    figures = json.loads(result.stdout)
+    for key in ("samples_per_s", "baseline_samples_per_s", "ratio", "latency_p50_ms", "latency_p99_ms",
+                "detector_us_per_sample", "bytes_per_series"):
+        assert figures[key] > 0, (key, figures)
+    assert figures["latency_p50_ms"] <= figures["latency_p99_ms"]
+    assert figures["batches"] == 20 * 10 and figures["samples_per_batch"] == 10
