@@ -77,10 +77,16 @@ class WorkerSettings(_Section):
     anomaly_threshold: float = Field(default=0.7, gt=0, le=1, description="Detector score that makes an anomaly")
     log_anomaly_threshold: float = Field(default=0.7, gt=0, le=1,
                                          description="Score of a log signal (new template, burst, rate) that counts")
+    log_window_s: float = Field(default=60.0, gt=0, description="Window of the log stage's template rates")
+    log_warmup_windows: int = Field(default=5, ge=0, description="Windows of a log source before it can alert")
     correlation_window_s: float = Field(default=600.0, gt=0, description="Signals this close join one incident")
     incident_quiet_s: float = Field(default=900.0, gt=0, description="An incident with no signal this long resolves")
     checkpoint_s: float = Field(default=30.0, ge=0, description="Inventory, detector and miner state to its table at most this often")
     signal_partitions: int = Field(default=4, ge=1, description="Partitions of the tenant-keyed correlation input")
+    forecast_warning_s: float = Field(default=86_400.0, gt=0, description="Warn when a capacity runs out this soon")
+    forecast_critical_s: float = Field(default=14_400.0, gt=0, description="Critical when it runs out this soon")
+    forecast_time_scale: float = Field(default=1.0, gt=0, le=1,
+                                       description="Multiplies every forecasting duration (tests compress days)")
 
 
 class Settings(BaseSettings):

@@ -5,10 +5,16 @@ compared with an exponentially weighted mean of the previous windows (``alpha``)
 mean ``m`` gives ``z = |c - m| / sqrt(m + 1)`` (a Poisson-like spread) and the score
 ``1 - exp(-(z - 3) / 2)`` above three spreads, 0 below: about 0.4 at z = 4, 0.8 at z = 6, 0.97 at z = 10.
 
-* ``new_template``: at once, 1.0 once the source has ``warmup`` closed windows behind it, less before (new
-  templates while a source starts are expected).
-* ``error_burst``: at the error line that lifts the window's error count past a score of 0.5, once per window.
-* ``rate_change``: when a window closes, for each template whose count rose or fell far from its mean.
+* ``new_template``: at once, once the source has ``warmup`` closed windows behind it: 1.0, or
+  ``ROUTINE_NEW_TEMPLATE`` (0.5, under the worker's default threshold) for a line its own level marks as
+  informational (PostgreSQL ``LOG:``, MariaDB ``[Note]``, Redis ``*``, ``INFO``): servers print routine lines
+  on their own schedule (a checkpoint every ``checkpoint_timeout``), often first long after the warm-up.
+  0 before the source is warm: new templates while a source starts are expected.
+* ``error_burst``: at the error line that lifts the window's error count to a score of ``burst``, once per
+  window (the log stage sets ``burst`` to its own threshold, so the one flag of a window is never dropped).
+* ``rate_change``: when a window closes, for each template whose count rose or fell far from its mean. A
+  template's mean starts with the first window after the one it appeared in, which holds only part of its
+  traffic (the source started, or the template did, somewhere inside it).
 
 Deliberately simple: the anomaly-likelihood machinery of the metric detectors can replace the scoring later.
 """
@@ -21,14 +27,28 @@ from dataclasses import dataclass
 
 from kubestack.errors import ConfigError
 
+WINDOW_S = 60.0
+WARMUP_WINDOWS = 5
+ROUTINE_NEW_TEMPLATE = 0.5
+
 _ERROR = re.compile(r"\b(?:ERROR|FATAL|CRITICAL|CRIT|SEVERE|PANIC|EMERG|ALERT|[Pp]anic|[Ee]rror:)"
                     r"|\w+(?:Exception|Error)\b|\[(?:error|crit|alert|emerg)\]")
+_INFORMATIONAL = re.compile(r"\b(?:LOG|DETAIL|HINT|CONTEXT|STATEMENT|NOTICE):"  # PostgreSQL
+                            r"|\[(?:Note|Info|info|notice|debug)\]"  # MariaDB/MySQL, nginx
+                            r"|\b(?:INFO|DEBUG|TRACE)\b|\blevel=(?:info|debug)\b"  # Java, Kafka, logfmt
+                            r"|:\d\d\.\d+ [.*-] ")  # Redis: debug, verbose, notice
 _MAX_GAP_WINDOWS = 50
 
 
 def is_error(line: str) -> bool:
     """Whether a line is error-level: ERROR/FATAL/CRITICAL/SEVERE/panic levels, an Exception or Error type."""
     return _ERROR.search(line) is not None
+
+
+def is_informational(line: str) -> bool:
+    """Whether a line's own level marks it as routine: informational, notice or debug, and not error-level.
+    PostgreSQL's DETAIL/HINT/CONTEXT/STATEMENT lines count too: they carry the level of the line they follow."""
+    return _INFORMATIONAL.search(line) is not None and not is_error(line)
 
 
 def surprise(count: float, mean: float) -> float:
@@ -48,14 +68,15 @@ class LogSignal:
 class TemplateRates:
     """Feed every mined line of one source in time order with :meth:`observe`; it returns the signals."""
 
-    def __init__(self, window: float = 60.0, warmup: int = 5, alpha: float = 0.2, burst: float = 0.5) -> None:
+    def __init__(self, window: float = WINDOW_S, warmup: int = WARMUP_WINDOWS, alpha: float = 0.2,
+                 burst: float = 0.5) -> None:
         if window <= 0 or warmup < 0 or not 0 < alpha <= 1 or not 0 < burst <= 1:
             raise ConfigError("rate tracker needs window > 0, warmup >= 0, 0 < alpha <= 1, 0 < burst <= 1")
         self.window, self.warmup, self.alpha, self.burst = window, warmup, alpha, burst
         self.closed = 0
         self._current: int | None = None
         self._counts: dict[str, int] = {}
-        self._means: dict[str, float] = {}
+        self._means: dict[str, float | None] = {}
         self._errors = 0
         self._error_mean = 0.0
         self._burst_flagged = False
@@ -64,12 +85,17 @@ class TemplateRates:
     def warm(self) -> bool:
         return self.closed >= self.warmup
 
-    def observe(self, ts: float, template_id: str, is_new: bool, error: bool) -> list[LogSignal]:
-        """Count one line at ``ts`` (seconds); lines older than the current window count in it."""
+    def observe(self, ts: float, template_id: str, is_new: bool, error: bool,
+                informational: bool = False) -> list[LogSignal]:
+        """Count one line at ``ts`` (seconds); lines older than the current window count in it. ``informational``:
+        the line's level marks it as routine (:func:`is_informational`)."""
         signals = self._advance(int(ts // self.window))
         self._counts[template_id] = self._counts.get(template_id, 0) + 1
         if is_new:
-            score = 1.0 if self.warm else self.closed / max(self.warmup, 1)
+            if not self.warm:
+                score = 0.0
+            else:
+                score = ROUTINE_NEW_TEMPLATE if informational and not error else 1.0
             signals.append(LogSignal("new_template", template_id, score, f"first line of template {template_id}"))
         if error:
             self._errors += 1
@@ -93,7 +119,10 @@ class TemplateRates:
         signals = []
         for template_id in sorted(set(self._means) | set(self._counts)):
             count = self._counts.get(template_id, 0)
-            mean = self._means.get(template_id)
+            if template_id not in self._means:  # its first window, partly covered: the mean starts with the next
+                self._means[template_id] = None
+                continue
+            mean = self._means[template_id]
             if mean is not None and self.warm:
                 score = surprise(count, mean)
                 if score > 0.0:

@@ -18,7 +18,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from kubestack.contract.base import ResourceRef, Source
-from kubestack.contract.events import Anomaly, HealthReport, Incident, IncidentStatus, Severity
+from kubestack.contract.events import (
+    Anomaly,
+    HealthReport,
+    Incident,
+    IncidentStatus,
+    Prediction,
+    PredictionStatus,
+    Severity,
+)
 from kubestack.pipeline.topology import Topology
 
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
@@ -31,14 +39,13 @@ class Signal:
     resource: ResourceRef
     ts: datetime
     severity: Severity
-    kind: str  # "finding" (a health rule: clears when the next report lacks it) or "anomaly"
-    name: str
+    kind: str  # "finding" (a health rule: clears when the next report lacks it), "anomaly", or "prediction"
+    name: str   # (an exhaustion notice: clears when withdrawn)
     summary: str
 
     @property
     def key(self) -> str:
-        return finding_key(self.resource, self.name) if self.kind == "finding" else \
-            f"{self.resource.key}#anomaly:{self.name}"
+        return f"{self.resource.key}#{self.kind}:{self.name}"
 
 
 def finding_key(resource: ResourceRef, rule_id: str) -> str:
@@ -49,6 +56,30 @@ def signals_from_anomaly(event: Anomaly) -> list[Signal]:
     summary = f"{event.detector}: {event.signal} unusual (score {event.score:.2f})"
     return [Signal(event.event_id, event.resource, event.ts, event.severity, "anomaly",
                    f"{event.detector}:{event.signal}", summary)]
+
+
+def signals_from_prediction(event: Prediction) -> list[Signal]:
+    """An active or updated exhaustion notice (a withdrawn one clears its signal: ``Correlator.withdraw``)."""
+    if event.status == PredictionStatus.WITHDRAWN or event.exhaustion_at is None:
+        return []
+    return [Signal(event.event_id, event.resource, event.ts, event.severity, "prediction", event.signal,
+                   runs_out(event))]
+
+
+def runs_out(event: Prediction) -> str:
+    """'redis_used_memory_bytes runs out in ~9 h (early bound 6 h)': what an incident says of a prediction."""
+    text = f"{event.signal} runs out in ~{_span(event.exhaustion_at - event.ts)}"
+    if event.exhaustion_lower_bound is not None and event.exhaustion_lower_bound < event.exhaustion_at:
+        text += f" (early bound {_span(event.exhaustion_lower_bound - event.ts)})"
+    return text
+
+
+def _span(delta: timedelta) -> str:
+    seconds = max(delta.total_seconds(), 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def signals_from_health(report: HealthReport) -> list[Signal]:
@@ -87,6 +118,7 @@ class OpenIncident:
     members: list[str] = field(default_factory=list)
     signals_in: int = 0
     revision: int = 0
+    notes: dict[str, str] = field(default_factory=dict)            # prediction signal key -> "runs out in ..."
 
 
 class Correlator:
@@ -141,10 +173,25 @@ class Correlator:
                 out.append(self._resolve(incident, source, "every finding cleared"))
         return out
 
-    def expire(self, now: datetime, source: Source) -> list[Incident]:
-        """Resolve incidents with no signal for ``quiet`` (called from a timer)."""
+    def withdraw(self, prediction: Prediction, source: Source) -> list[Incident]:
+        """A withdrawn exhaustion notice clears its signal; an incident left with none resolves."""
+        key = f"{prediction.resource.key}#prediction:{prediction.signal}"
         out = []
         for incident in list(self.open.values()):
+            if key in incident.active:
+                del incident.active[key]
+                incident.notes.pop(key, None)
+                if not incident.active:
+                    out.append(self._resolve(incident, source, "the exhaustion forecast no longer holds"))
+        return out
+
+    def expire(self, now: datetime, source: Source) -> list[Incident]:
+        """Resolve incidents with no signal for ``quiet`` (called from a timer). An exhaustion notice is a state,
+        not a burst: an incident holding one stays open until the notice is withdrawn."""
+        out = []
+        for incident in list(self.open.values()):
+            if incident.notes:
+                continue
             if now - datetime.fromisoformat(incident.last_signal_at) >= self.quiet:
                 out.append(self._resolve(incident, source, f"no signal for {self.quiet}"))
         return out
@@ -152,6 +199,9 @@ class Correlator:
     # --- incidents ------------------------------------------------------------------------------
 
     def _match(self, signal: Signal) -> OpenIncident | None:
+        for incident in self.open.values():  # the same signal still active (a standing forecast): its incident
+            if signal.key in incident.active:
+                return incident
         for incident in self.open.values():
             last = datetime.fromisoformat(incident.last_signal_at)
             if signal.ts - last > self.window:
@@ -165,10 +215,12 @@ class Correlator:
         digest = hashlib.sha256(f"{self.tenant}|{signal.key}|{signal.event_id}".encode()).hexdigest()[:20]
         incident = OpenIncident(
             incident_id=f"inc-{digest}", tenant=self.tenant,
-            title=f"{signal.name} on {signal.resource.kind}/{signal.resource.name}",
+            title=f"{signal.name}{' will run out' if signal.kind == 'prediction' else ''} on "
+                  f"{signal.resource.kind}/{signal.resource.name}",
             severity=signal.severity.value, opened_at=signal.ts.isoformat(), last_signal_at=signal.ts.isoformat(),
             resources={signal.resource.key: signal.resource.model_dump(mode="json")},
-            active={signal.key: signal.ts.isoformat()}, members=[signal.event_id])
+            active={signal.key: signal.ts.isoformat()}, members=[signal.event_id],
+            notes={signal.key: signal.summary} if signal.kind == "prediction" else {})
         self.open[incident.incident_id] = incident
         return incident
 
@@ -182,7 +234,10 @@ class Correlator:
         if new_signal and len(incident.members) < MAX_MEMBERS:
             incident.members.append(signal.event_id)
             incident.resources.setdefault(signal.resource.key, signal.resource.model_dump(mode="json"))
-        return new_signal or worse
+        moved = signal.kind == "prediction" and incident.notes.get(signal.key) != signal.summary
+        if signal.kind == "prediction":
+            incident.notes[signal.key] = signal.summary
+        return new_signal or worse or moved
 
     def _resolve(self, incident: OpenIncident, source: Source, why: str) -> Incident:
         del self.open[incident.incident_id]
@@ -195,6 +250,8 @@ class Correlator:
         first = next(iter(incident.resources.values()))
         status = status or (IncidentStatus.OPEN if incident.revision == 1 else IncidentStatus.UPDATED)
         signals = ", ".join(k.split("#", 1)[1].split(":", 1)[1] for k in incident.active) or "cleared"
+        if incident.notes:
+            signals += "; " + "; ".join(incident.notes.values())
         return Incident(
             event_id=f"{incident.incident_id}-r{incident.revision}", source=source,
             resource=ResourceRef.model_validate(first), tenant=self.tenant, ts=datetime.now(timezone.utc),

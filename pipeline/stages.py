@@ -1,13 +1,15 @@
 """Faust agents: thin glue between topics and the pure functions of the stages.
 
-    metrics ─► intake+detect ─► anomalies ─┐
-    logs ─► templates + rates ─► anomalies ─────────┤
-    config-changes ─► config risk ─► anomalies ─────┤
-    (alertmanager receiver) ─► anomalies ───────────┤
-    health ─────────────────────────────────────────┴─► route (re-key by tenant) ─► signals ─► correlate ─► incidents
+    metrics ─► intake+detect ─► anomalies ──────────┐
+           └─► forecast (capacity series) ─► predictions ┤
+    logs ─► templates + rates ─► anomalies ──────────┤
+    config-changes ─► config risk ─► anomalies ──────┤
+    (alertmanager receiver) ─► anomalies ────────────┤
+    health ──────────────────────────────────────────┴─► route (re-key by tenant) ─► signals ─► correlate ─► incidents
 
 Each agent decodes at the edge, dead-letters what it cannot process (with the reason) and goes on. Per-resource
-state (inventory, detectors) and per-tenant state (open incidents) live in changelog-backed tables.
+state (inventory, detectors, forecasters) and per-tenant state (open incidents, the dependency graph) live in
+changelog-backed tables.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aiokafka.admin import NewTopic
 
 from kubestack.bus import create_topics
 from kubestack.contract.base import Event, Source
+from kubestack.contract.events import PredictionStatus
 from kubestack.contract.topics import (
     ANOMALIES,
     CONFIG_CHANGES,
@@ -30,17 +33,25 @@ from kubestack.contract.topics import (
     INCIDENTS,
     LOGS,
     METRICS,
+    PREDICTIONS,
     TopicSpec,
     topic,
 )
 from kubestack.errors import EventDecodeError
 from kubestack.pipeline.app import contract_topic
+from kubestack.pipeline.capacity import capacities_of
 from kubestack.pipeline.configrisk import assess
-from kubestack.pipeline.correlation import Correlator, signals_from_anomaly, signals_from_health
+from kubestack.pipeline.correlation import (
+    Correlator,
+    signals_from_anomaly,
+    signals_from_health,
+    signals_from_prediction,
+)
 from kubestack.pipeline.detection import ResourceDetectors
 from kubestack.pipeline.edge import dead_letter
 from kubestack.pipeline.inventory import ResourceSeen, observe
 from kubestack.pipeline.logstage import ResourceLogs
+from kubestack.pipeline.prediction import Horizons, ResourceForecasts
 from kubestack.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -100,9 +111,11 @@ class Stages:
         self.dead_letters = contract_topic(app, DEAD_LETTER, self.prefix)
         self.anomalies = contract_topic(app, ANOMALIES, self.prefix)
         self.incidents = contract_topic(app, INCIDENTS, self.prefix)
+        self.predictions = contract_topic(app, PREDICTIONS, self.prefix)
         json_schema = faust.Schema(key_serializer="json", value_serializer="json")
         self.inventory = app.Table("resource-inventory", partitions=METRICS.partitions, schema=json_schema)
         self.detectors = app.Table("metric-detectors", partitions=METRICS.partitions, schema=json_schema)
+        self.forecasters = app.Table("forecasters", partitions=METRICS.partitions, schema=json_schema)
         self.log_miners = app.Table("log-miners", partitions=LOGS.partitions, schema=json_schema)
         self.correlation = app.Table("correlation", partitions=settings.worker.signal_partitions,
                                      schema=json_schema)
@@ -141,7 +154,9 @@ class Stages:
     # --- metrics: inventory and detection ------------------------------------------------------------
 
     def _intake(self) -> None:
-        threshold = self.settings.worker.anomaly_threshold
+        worker = self.settings.worker
+        threshold = worker.anomaly_threshold
+        horizons = Horizons.build(worker.forecast_warning_s, worker.forecast_critical_s, worker.forecast_time_scale)
 
         @self.app.agent(contract_topic(self.app, METRICS, self.prefix), name="intake")
         async def intake(stream: faust.StreamT) -> None:
@@ -158,6 +173,12 @@ class Stages:
                     anomalies = detectors.observe(batch, self.source)
                     self.live.keep(("metrics", key), detectors, self.detectors, key)
                     await self.emit(self.anomalies, ANOMALIES, anomalies)
+                    if capacities := capacities_of(batch.resource.kind):
+                        forecasts = self.live.get(("forecasts", key)) or ResourceForecasts.from_state(
+                            self.forecasters.get(key), horizons)
+                        predictions = forecasts.observe(batch, capacities, self.source)
+                        self.live.keep(("forecasts", key), forecasts, self.forecasters, key)
+                        await self.emit(self.predictions, PREDICTIONS, predictions)
                 except EventDecodeError as exc:
                     await self.reject(event, exc, "intake")
                 except Exception as exc:  # one per long-running loop: keep the stream alive, keep the message
@@ -167,7 +188,8 @@ class Stages:
     # --- logs: templates and their rates ----------------------------------------------------------
 
     def _logs(self) -> None:
-        threshold = self.settings.worker.log_anomaly_threshold
+        worker = self.settings.worker
+        threshold = worker.log_anomaly_threshold
 
         @self.app.agent(contract_topic(self.app, LOGS, self.prefix), name="logs")
         async def logs(stream: faust.StreamT) -> None:
@@ -175,7 +197,8 @@ class Stages:
                 try:
                     batch = LOGS.decode(event.value)
                     key = batch.resource.key
-                    mining = self.live.get(("logs", key)) or ResourceLogs.from_state(self.log_miners.get(key), threshold)
+                    mining = self.live.get(("logs", key)) or ResourceLogs.from_state(
+                        self.log_miners.get(key), threshold, worker.log_window_s, worker.log_warmup_windows)
                     anomalies = mining.observe(batch, self.source)
                     self.live.keep(("logs", key), mining, self.log_miners, key)
                     await self.emit(self.anomalies, ANOMALIES, anomalies)
@@ -203,13 +226,13 @@ class Stages:
     # --- signals: re-keyed by tenant so one place sees all of a tenant's signals ---------------------
 
     def _route(self) -> None:
-        names = [ANOMALIES.qualified(self.prefix), HEALTH.qualified(self.prefix)]
-        inputs = self.app.topic(*names, key_serializer="raw", value_serializer="raw")
+        specs = {spec.qualified(self.prefix): spec for spec in (ANOMALIES, HEALTH, PREDICTIONS)}
+        inputs = self.app.topic(*specs, key_serializer="raw", value_serializer="raw")
 
         @self.app.agent(inputs, name="route")
         async def route(stream: faust.StreamT) -> None:
             async for event in stream.events():
-                spec = ANOMALIES if event.message.topic == names[0] else HEALTH
+                spec = specs[event.message.topic]
                 try:
                     decoded = spec.decode(event.value)
                     await self.signals.send(key=decoded.tenant.encode(), value=event.value,
@@ -269,6 +292,10 @@ class Stages:
             correlator.learn(decoded)  # first: the links this report reveals count for its own findings
             out = [i for s in signals_from_health(decoded) for i in correlator.add(s, self.source)]
             return out + correlator.clear(decoded, self.source)
+        if origin == PREDICTIONS.short:
+            if decoded.status == PredictionStatus.WITHDRAWN:
+                return correlator.withdraw(decoded, self.source)
+            return [i for s in signals_from_prediction(decoded) for i in correlator.add(s, self.source)]
         return [i for s in signals_from_anomaly(decoded) for i in correlator.add(s, self.source)]
 
 

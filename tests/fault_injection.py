@@ -1,5 +1,6 @@
 """Real faults for the fault tests: each one puts a real server into a state an operator would be paged about
-(memory full, a stall, connections exhausted, a held row lock, a risky CONFIG SET) and takes it back out.
+(memory full, a stall, connections exhausted, a held row lock, a risky CONFIG SET, a burst of failed logins that
+only its log shows) and takes it back out.
 
 The clients here are blocking (redis-py, pymysql, psycopg); every call runs in a thread so the agent, which
 collects on the test's event loop, keeps its rhythm while a fault is being injected."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -233,3 +235,30 @@ class PostgresConnectionsExhausted(Fault):
         for conn in self._held:
             conn.close()
         self._held.clear()
+
+
+@dataclass
+class PostgresAuthFailures(Fault):
+    """A burst of logins with a wrong password over TCP (a client with a stale secret, or someone guessing):
+    PostgreSQL refuses each one and logs it (``FATAL:  password authentication failed for user ...``, by default);
+    no metric or health rule sees it."""
+
+    server: PostgresServer = field(kw_only=True)
+    attempts: int = field(default=20, kw_only=True)
+    pause_s: float = field(default=0.05, kw_only=True)
+
+    def _inject(self) -> None:
+        for _ in range(self.attempts):
+            try:
+                psycopg.connect(host=self.server.host, port=self.server.port, user=self.server.user,
+                                password="not-" + self.server.password, dbname=self.server.dbname,
+                                connect_timeout=5).close()
+            except psycopg.OperationalError as exc:
+                if "password authentication failed" not in str(exc):
+                    raise FaultNotInjectedError(f"the login failed for another reason: {exc}") from exc
+            else:
+                raise FaultNotInjectedError("PostgreSQL accepted a wrong password")
+            time.sleep(self.pause_s)
+
+    def _restore(self) -> None:
+        """Nothing to undo: every refused login has ended."""

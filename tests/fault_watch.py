@@ -1,12 +1,13 @@
 """Following the worker's output while faults come and go: a consumer reads the incidents, anomalies and health
-topics from the beginning as they grow, decoded through the contract, and tests wait on them with deadlines."""
+topics (and the log lines the agent ships) from the beginning as they grow, decoded through the contract, and
+tests wait on them with deadlines."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer
@@ -14,8 +15,8 @@ from aiokafka.structs import TopicPartition
 
 from kubestack.bus import client_options
 from kubestack.contract.base import ResourceRef
-from kubestack.contract.events import Anomaly, HealthReport, Incident, IncidentStatus, Severity
-from kubestack.contract.topics import ANOMALIES, HEALTH, INCIDENTS
+from kubestack.contract.events import Anomaly, HealthReport, Incident, IncidentStatus, LogBatch, Severity
+from kubestack.contract.topics import ANOMALIES, HEALTH, INCIDENTS, LOGS
 from kubestack.settings import KafkaSettings
 
 
@@ -24,6 +25,7 @@ class Seen:
     incidents: list[Incident]
     anomalies: list[Anomaly]
     health: list[HealthReport]
+    logs: list[LogBatch] = field(default_factory=list)
 
     def open_incidents(self) -> dict[str, Incident]:
         """The latest event of every incident not resolved yet."""
@@ -56,14 +58,19 @@ class Seen:
     def incidents_since(self, since: datetime) -> list[Incident]:
         return [i for i in self.incidents if i.ts >= since]
 
+    def log_lines(self, key: str, since: datetime) -> list[str]:
+        """The log lines of resource ``key`` the agent shipped since ``since``."""
+        return [line.line for batch in self.logs if batch.resource.key == key for line in batch.lines
+                if line.ts >= since]
+
 
 class TopicWatch:
-    """A background consumer of the three topics (assigned, no group), appending to ``seen``."""
+    """A background consumer of the four topics (assigned, no group), appending to ``seen``."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
         self.kafka = kafka
         self.seen = Seen([], [], [])
-        self._specs = {spec.qualified(kafka.topic_prefix): spec for spec in (INCIDENTS, ANOMALIES, HEALTH)}
+        self._specs = {spec.qualified(kafka.topic_prefix): spec for spec in (INCIDENTS, ANOMALIES, HEALTH, LOGS)}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
         self._changed = asyncio.Condition()
@@ -90,7 +97,7 @@ class TopicWatch:
 
     async def _run(self) -> None:
         lists = {INCIDENTS.name: self.seen.incidents, ANOMALIES.name: self.seen.anomalies,
-                 HEALTH.name: self.seen.health}
+                 HEALTH.name: self.seen.health, LOGS.name: self.seen.logs}
         while True:
             batches = await self._consumer.getmany(timeout_ms=200)
             if not batches:

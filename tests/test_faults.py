@@ -1,6 +1,7 @@
 """Fault tests: real faults in real Redis, MariaDB and PostgreSQL servers while the real agent collects from them
-and the real worker correlates. A clean run produces no incident; each fault becomes an incident naming its
-resource within a bound, and resolves once the server is healthy again. ``pytest -s`` prints the table."""
+(metrics, health, configuration, and the servers' own log files) and the real worker correlates. A clean run
+produces no incident, also once the log sources are warm; each fault becomes an incident naming its resource
+within a bound, and resolves once the server is healthy again. ``pytest -s`` prints the table."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
@@ -25,14 +26,16 @@ from kubestack.agents.config import AgentConfig
 from kubestack.agents.runtime import Agent
 from kubestack.bus import ensure_topics
 from kubestack.contract.base import ResourceRef
-from kubestack.contract.events import Incident, IncidentStatus, Severity
+from kubestack.contract.events import Anomaly, Incident, IncidentStatus, Severity
 from kubestack.contract.topics import ANOMALIES, DEAD_LETTER, HEALTH, INCIDENTS, METRICS
+from kubestack.pipeline.logstage import DETECTOR_PREFIX
 from kubestack.settings import KafkaSettings, Settings
 from tests.cli import cli_env, start, wait_for_line
 from tests.fault_injection import (
     Fault,
     MariadbConnectionsExhausted,
     MariadbRowLock,
+    PostgresAuthFailures,
     PostgresConnectionsExhausted,
     PostgresRowLock,
     RedisMaxmemoryLowered,
@@ -53,14 +56,25 @@ RESOLVE_BOUND_S = 60.0
 CLEAN_RUN_S = DETECT_BOUND_S
 SETTLE_S = 4.0
 WINDOW_S = 20.0
+LOG_WINDOW_S, WARMUP_WINDOWS = 20.0, 5
+"""The log stage's rate windows, shorter than the default minute: warm after 100 s instead of 5 min."""
 WORKER = {"KUBESTACK_WORKER__CORRELATION_WINDOW_S": f"{WINDOW_S:g}", "KUBESTACK_WORKER__INCIDENT_QUIET_S": "15",
+          "KUBESTACK_WORKER__LOG_WINDOW_S": f"{LOG_WINDOW_S:g}",
+          "KUBESTACK_WORKER__LOG_WARMUP_WINDOWS": str(WARMUP_WINDOWS),
           "KUBESTACK_WORKER__ANOMALY_THRESHOLD": "1"}
 # Metric anomalies are off (no score reaches 1): at a 1 s interval the detector fires on live series at rest
 # once warmed up (constant series score 0.66 on the first point after warmup; counter rates of the agent's own
 # queries every ~20 s at 0.7), and those incidents would absorb the next fault's signals. Faults are judged on
-# health findings and config risks; the detector's false-alarm rate belongs to bench/anomaly.
+# health findings, config risks and log anomalies; the detector's false-alarm rate belongs to bench/anomaly.
 TARGETS = {"redis": "cache-faults", "mysql": "shop-mariadb", "postgresql": "shop-pg"}
 RHYTHM = {"interval": 1, "health_interval": 1, "config_interval": 2}
+# Logs: the agent tails each server's own log with its plugin's format. PostgreSQL logs connections and the load
+# opens a new session about every second (an application without a pool), so its log has steady, routine traffic
+# from the start; the log stage is warm WARMUP_WINDOWS windows after its first line, before the log fault.
+PG_LOGGING = {"log_connections": "on"}
+NEW_SESSION_EVERY = 5
+"""Load rounds between two new PostgreSQL sessions."""
+WARM_MARGIN_S = 5.0
 
 
 @dataclass
@@ -87,6 +101,7 @@ class Harness:
     resources: dict[str, ResourceRef]
     worker: subprocess.Popen
     worker_output: deque
+    agent_started: datetime
     outcomes: list[Outcome] = field(default_factory=list)
 
     async def exercise(self, fault: Fault) -> tuple[Outcome, Incident | None]:
@@ -246,6 +261,9 @@ class Load(threading.Thread):
                     with m.cursor() as cur:
                         cur.execute("SELECT qty FROM shop.stock WHERE id = 2")
                     p.execute("SELECT qty FROM stock WHERE id = 2").fetchone()
+                    if self.rounds % NEW_SESSION_EVERY == 0:
+                        with postgres.admin() as session:
+                            session.execute("SELECT qty FROM stock WHERE id = 2").fetchone()
                     self.rounds += 1
                 except (redis.RedisError, pymysql.MySQLError, psycopg.Error) as exc:
                     self.errors.append(f"{type(exc).__name__}: {exc}")
@@ -267,14 +285,15 @@ def _agent_config(name: str, cache: RedisServer, mariadb: MariadbServer, postgre
         "targets": [
             {"type": "redis", "name": TARGETS["redis"], **RHYTHM, "labels": {"service": "cache"},
              "config": {"host": cache.host, "port": cache.port, "password": {"value": cache.password},
-                        "slowlog_window_s": 3, **common}},
+                        "slowlog_window_s": 3, "log_path": str(cache.log_path), **common}},
             {"type": "mysql", "name": TARGETS["mysql"], **RHYTHM, "labels": {"service": "shop"},
              "config": {"host": mariadb.host, "port": mariadb.port, "user": mariadb.user,
-                        "password": {"value": mariadb.password}, "lock_wait_min_s": 1, **common}},
+                        "password": {"value": mariadb.password}, "lock_wait_min_s": 1,
+                        "log_path": str(mariadb.log_path), **common}},
             {"type": "postgresql", "name": TARGETS["postgresql"], **RHYTHM, "labels": {"service": "orders"},
              "config": {"host": postgres.host, "port": postgres.port, "dbname": postgres.dbname,
                         "user": postgres.user, "password": {"value": postgres.password}, "lock_wait_s": 1,
-                        **common}},
+                        "log_path": str(postgres.log_path), **common}},
         ],
     })
 
@@ -296,7 +315,7 @@ async def harness(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory
         stack.callback(redis_proc.stop)
         (base / "mariadb").mkdir()
         mariadb = stack.enter_context(running_mariadb(base / "mariadb"))
-        postgres = stack.enter_context(running_postgresql("faults-pg", max_connections="20"))
+        postgres = stack.enter_context(running_postgresql("faults-pg", max_connections="20", **PG_LOGGING))
         _seed(mariadb, postgres)
         await ensure_topics(settings.kafka)
         watch = TopicWatch(settings.kafka)
@@ -308,8 +327,9 @@ async def harness(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory
         load = Load((cache, mariadb, postgres))
         load.start()
         stop = asyncio.Event()
+        agent_started = datetime.now(timezone.utc)
         running = asyncio.create_task(agent.run(stop), name="fault-agent")
-        harness = Harness(cache, mariadb, postgres, watch, resources, worker, output)
+        harness = Harness(cache, mariadb, postgres, watch, resources, worker, output, agent_started)
         try:
             await _warm(watch, resources)
             yield harness
@@ -382,6 +402,45 @@ async def test_lowered_maxmemory_is_an_incident_with_its_config_risk(harness: Ha
         return next(iter(risks & members), None)
 
     assert await harness.watch.wait_for(risk_member, 5), "the config-risk anomaly is not a member of the incident"
+
+
+async def test_clean_run_with_warm_logs_produces_no_incident(harness: Harness) -> None:
+    """Once the PostgreSQL log source is warm its routine lines (sessions, checkpoints) raise nothing, and no log
+    anomaly came out of the warm-up, faults included: new templates while a source starts do not alert."""
+    warm_at = harness.agent_started + timedelta(seconds=WARMUP_WINDOWS * LOG_WINDOW_S + WARM_MARGIN_S)
+    await asyncio.sleep(max(0.0, (warm_at - datetime.now(timezone.utc)).total_seconds()))  # the warm-up itself
+    assert await harness.settle(), f"not healthy and quiet once warm: {harness.diagnosis()}"
+    started = datetime.now(timezone.utc)
+    await asyncio.sleep(CLEAN_RUN_S)  # the observation window itself
+    seen = harness.watch.seen
+    shipped = seen.log_lines(harness.resources["postgresql"].key, started)
+    assert len(shipped) >= CLEAN_RUN_S / 2, f"only {len(shipped)} PostgreSQL log lines reached the worker"
+    from_logs = [f"{a.ts:%H:%M:%S} {a.resource.key} {a.detector} {a.score} {a.details.get('line')}"
+                 for a in seen.anomalies if a.detector.startswith(DETECTOR_PREFIX)]
+    assert from_logs == [], "the log stage alerted on normal server logs:\n" + "\n".join(from_logs)
+    assert [i for i in seen.incidents_since(started) if i.status != IncidentStatus.RESOLVED] == [], \
+        harness.diagnosis()
+
+
+async def test_failed_logins_are_an_incident_found_in_the_postgres_log(harness: Harness) -> None:
+    fault = PostgresAuthFailures("postgres-failed-logins", "postgresql", TARGETS["postgresql"], DETECTOR_PREFIX,
+                                 server=harness.postgres)
+    outcome, incident = await harness.exercise(fault)
+    assert incident is not None, f"no incident for the failed logins within {DETECT_BOUND_S:g}s" \
+                                 + harness.diagnosis() + await harness.topic_counts()
+    assert outcome.first, f"the incident names another resource first: {incident.title} {incident.resources}"
+    assert outcome.named, f"{incident.incident_id} never listed a log signal" + harness.diagnosis()
+    key = harness.resources["postgresql"].key
+
+    def log_member(seen: Seen) -> Anomaly | None:
+        members = {m for i in seen.incidents if i.incident_id == incident.incident_id for m in i.member_event_ids}
+        return next((a for a in seen.anomalies if a.event_id in members and a.resource.key == key
+                     and a.detector.startswith(DETECTOR_PREFIX)
+                     and "password authentication failed" in a.details["line"]), None)
+
+    member = await harness.watch.wait_for(log_member, 5)
+    assert member, "no log anomaly about the failed logins is a member of the incident" + harness.diagnosis()
+    assert outcome.ended, f"{incident.incident_id} neither resolved nor cleared" + harness.diagnosis()
 
 
 async def test_worker_survives_every_fault(harness: Harness) -> None:

@@ -1,10 +1,17 @@
 """Log formats in the Loghub <Field> convention, and masking of variable parts."""
 
+from pathlib import Path
+
 import pytest
 
 from kubestack.errors import ConfigError
 from kubestack.models.logformat import LogFormat
 from kubestack.models.logmasking import Masker, mask
+from kubestack.plugins.mysql.plugin import LOG_FORMAT as MYSQL_LOG_FORMAT
+from kubestack.plugins.postgresql.plugin import LOG_FORMAT as POSTGRESQL_LOG_FORMAT
+from kubestack.plugins.redis.plugin import LOG_FORMAT as REDIS_LOG_FORMAT
+
+SERVER_LOGS = Path(__file__).parent / "data" / "logs" / "servers"
 
 
 def test_fields_are_split_by_the_literal_text_between_them() -> None:
@@ -75,3 +82,17 @@ def test_the_token_masker_agrees_with_the_regex_when_its_memory_fills() -> None:
     masker = Masker(limit=3)
     lines = [f"user u{i} from 10.0.{i}.1 port {i} took {i}ms" for i in range(20)]
     assert [masker.tokens(line) for line in lines] == [mask(line).split() for line in lines]
+
+
+@pytest.mark.parametrize(("recording", "text", "unmatched"), [
+    ("postgresql.log", POSTGRESQL_LOG_FORMAT, []),
+    ("mariadb.log", MYSQL_LOG_FORMAT, ["Version: '10.11.19-MariaDB-0+deb12u1'  socket: "
+                                       "'/tmp/kubestack-rec/mariadb/mariadb.sock'  port: 35665  Debian 12"]),
+    ("redis.log", REDIS_LOG_FORMAT, ["29419:signal-handler (1795451634) Received SIGTERM scheduling shutdown..."]),
+])
+def test_each_plugin_format_fits_the_logs_of_the_test_servers(recording: str, text: str, unmatched: list[str]) -> None:
+    """The formats the fault tests tail these servers with: every line but the banners splits into fields."""
+    fmt = LogFormat.parse(text)
+    lines = (SERVER_LOGS / recording).read_text().splitlines()
+    assert [line for line in lines if fmt.match(line) is None] == unmatched
+    assert fmt.content(lines[-1]) and fmt.content(lines[-1]) in lines[-1]

@@ -145,3 +145,36 @@ def test_the_learned_graph_is_part_of_the_state() -> None:
     [opened] = add_anomaly(restored, anomaly(CACHE, "redis_used_memory_bytes", T0))
     [joined] = add_anomaly(restored, anomaly(APP2, "http_errors_total", T0 + timedelta(minutes=1)))
     assert joined.incident_id == opened.incident_id
+
+
+def prediction(resource, status, at, hours=None, early=None, pid="pred-1"):
+    from kubestack.contract.events import Prediction, PredictionStatus
+
+    return Prediction(source=SRC, resource=resource, ts=at, prediction_id=pid, signal="redis_used_memory_bytes",
+                      capacity=1e9, exhaustion_at=None if hours is None else at + timedelta(hours=hours),
+                      exhaustion_lower_bound=None if early is None else at + timedelta(hours=early), confidence=0.7,
+                      model="forecast/holt", status=PredictionStatus(status), severity=Severity.WARNING)
+
+
+def test_a_prediction_joins_the_incident_of_its_resource_says_when_and_resolves_when_withdrawn() -> None:
+    from kubestack.pipeline.correlation import signals_from_prediction
+
+    c = Correlator("acme", quiet=timedelta(minutes=15))
+    opened = [i for s in signals_from_prediction(prediction(REDIS, "active", T0, hours=9, early=6))
+              for i in c.add(s, SRC)]
+    assert [i.status for i in opened] == [IncidentStatus.OPEN]
+    assert "will run out" in opened[0].title
+    assert "redis_used_memory_bytes runs out in ~9 h (early bound 6 h)" in opened[0].summary
+    assert c.expire(T0 + timedelta(hours=2), SRC) == [], "a standing forecast keeps its incident open"
+
+    later = T0 + timedelta(hours=3)
+    moved = [i for s in signals_from_prediction(prediction(REDIS, "updated", later, hours=4, early=3))
+             for i in c.add(s, SRC)]
+    assert [i.status for i in moved] == [IncidentStatus.UPDATED] and "runs out in ~4 h" in moved[0].summary
+    joined = feed(c, report(HOST1, "host.memory_pressure", at=later))
+    assert [i.incident_id for i in joined] == [opened[0].incident_id], "the same host's finding joins it"
+
+    feed(c, report(HOST1, at=later + timedelta(minutes=1)))  # the finding clears; the forecast still stands
+    resolved = c.withdraw(prediction(REDIS, "withdrawn", later + timedelta(minutes=2)), SRC)
+    assert [i.status for i in resolved] == [IncidentStatus.RESOLVED]
+    assert "no longer holds" in resolved[0].summary

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Sample
-from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
+from kubestack.plugins.base import ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.host.capacity import CAPACITIES
 from kubestack.plugins.host.checks import evaluate
 from kubestack.plugins.host.client import CommandHostClient, HostClient, LocalHostClient
 from kubestack.plugins.host.config import HostConfig
@@ -48,6 +49,7 @@ class HostPlugin:
     name: ClassVar[str] = "host"
     config_model: ClassVar[type[HostConfig]] = HostConfig
     client_module: ClassVar[str] = "os"
+    capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     always_local: ClassVar[bool] = True
 
     def __init__(self, config: HostConfig, client: HostClient) -> None:

@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Risk, Sample
-from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
+from kubestack.plugins.base import ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.mysql.capacity import CAPACITIES
 from kubestack.plugins.mysql import queries
 from kubestack.plugins.mysql.checks import Observation, evaluate
 from kubestack.plugins.mysql.client import CliMySQLClient, DirectMySQLClient, MySQLClient
@@ -46,6 +47,7 @@ class MySQLPlugin:
     name: ClassVar[str] = "mysql"
     config_model: ClassVar[type[MySQLConfig]] = MySQLConfig
     client_module: ClassVar[str] = "pymysql"
+    capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 3306
 

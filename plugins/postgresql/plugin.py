@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Risk, Sample
-from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
+from kubestack.plugins.base import ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.postgresql.capacity import CAPACITIES
 from kubestack.plugins.postgresql import queries
 from kubestack.plugins.postgresql.checks import evaluate
 from kubestack.plugins.postgresql.client import DirectPostgreSQLClient, PostgreSQLClient, PsqlClient
@@ -62,6 +63,7 @@ class PostgreSQLPlugin:
     name: ClassVar[str] = "postgresql"
     config_model: ClassVar[type[PostgreSQLConfig]] = PostgreSQLConfig
     client_module: ClassVar[str] = "psycopg"
+    capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 5432
 

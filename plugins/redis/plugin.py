@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Risk, Sample
-from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
+from kubestack.plugins.base import ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.redis.capacity import CAPACITIES
 from kubestack.plugins.redis.checks import Observation, evaluate
 from kubestack.plugins.redis.client import CliRedisClient, DirectRedisClient, RedisClient
 from kubestack.plugins.redis.config import RedisConfig
@@ -54,6 +55,7 @@ class RedisPlugin:
     name: ClassVar[str] = "redis"
     config_model: ClassVar[type[RedisConfig]] = RedisConfig
     client_module: ClassVar[str] = "redis"
+    capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 6379
 

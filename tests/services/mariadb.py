@@ -32,6 +32,12 @@ class MariadbServer:
     password: str
     datadir: Path
 
+    @property
+    def log_path(self) -> Path:
+        """The error log (stderr): '<Date> <Time> <Thread> [<Level>] <Content>', warnings included
+        (log_warnings=2 by default: failed logins and aborted connections)."""
+        return self.datadir.parent / "mariadbd.log"
+
     def admin(self) -> pymysql.connections.Connection:
         return pymysql.connect(unix_socket=str(self.socket), user="root", autocommit=True)
 

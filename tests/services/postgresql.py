@@ -42,6 +42,11 @@ class PostgresServer:
     socket_dir: Path
     datadir: Path
 
+    @property
+    def log_path(self) -> Path:
+        """The server's log: stderr, with the default log_line_prefix '%m [%p] ' (the plugin's LOG_FORMAT)."""
+        return self.socket_dir / "postgres.log"
+
     def admin(self, dbname: str | None = None, **kwargs: object) -> psycopg.Connection:
         """A superuser connection over the Unix socket (autocommit unless told otherwise)."""
         kwargs.setdefault("autocommit", True)

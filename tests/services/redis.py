@@ -23,6 +23,11 @@ class RedisServer:
     password: str
     dir: Path
 
+    @property
+    def log_path(self) -> Path:
+        """The server's log (stdout, loglevel notice)."""
+        return self.dir / "redis.log"
+
     def connect(self) -> redis.Redis:
         return redis.Redis(host=self.host, port=self.port, password=self.password, decode_responses=True,
                            protocol=2)
