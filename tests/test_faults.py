@@ -188,8 +188,9 @@ def summary(outcomes: list[Outcome], load: Load, seen: Seen) -> str:
     detected = [o for o in outcomes if o.seconds is not None]
     opened = {i.incident_id for i in seen.incidents}
     metric = sum(a.detector.startswith("metric") for a in seen.anomalies)
+    signals = len(seen.anomalies) + sum(f.severity != Severity.INFO for h in seen.health for f in h.findings)
     rows.append(f"recall {len(detected)}/{len(outcomes)} (* never listed its signal); "
-                f"{len(opened)} incident(s) opened in all; "
+                f"{signals} signals became {len(opened)} incident(s): compression {signals / max(len(opened), 1):.0f}; "
                 f"{metric} metric anomalies, {len(seen.anomalies) - metric} other; "
                 f"load: {load.rounds} rounds, {len(load.errors)} errors")
     return "\n" + "\n".join(rows)
