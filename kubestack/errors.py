@@ -3,6 +3,7 @@
     KubestackError                  base; ``retriable`` says whether trying again may help
     ├── ConfigError                 settings or a config file are wrong
     ├── SeriesFormatError           a CSV that is not a timestamp,value series (names file and line)
+    │   └── CaseFormatError         a root-cause replay folder that does not fit its layout
     ├── ContractError               a message does not fit the event contract
     │   ├── UnknownTopicError       no topic of that name in the registry
     │   └── EventDecodeError        bytes that are not a valid event of the topic's model
@@ -48,6 +49,10 @@ class ConfigError(KubestackError):
 
 
 class SeriesFormatError(KubestackError):
+    pass
+
+
+class CaseFormatError(SeriesFormatError):
     pass
 
 

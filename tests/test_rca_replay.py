@@ -1,0 +1,109 @@
+"""``kubestack rca replay DIR``: the offline root-cause ranking, exactly as it is scored from outside."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kubestack.errors import CaseFormatError
+from kubestack.models.rootcause import find_onset, rank
+from kubestack.models.rootcause_case import read_case
+from tests.cli import run
+
+T0 = 1_763_900_000
+ONSET_ROW = 80
+
+
+def write_chain(folder: Path, graph: bool = True, start: bool = False, logs: bool = False) -> Path:
+    """frontend → api → db: the database slows down at ONSET_ROW; the api follows 2 rows later, the front end 4
+    rows later (latency travels up the call chain); the front end's latency moves the most in absolute terms."""
+    rng = np.random.default_rng(11)
+    rows = 160
+    slow = (np.arange(rows) >= ONSET_ROW).astype(float)
+    lagged = lambda k: np.concatenate([np.zeros(k), slow[:-k]])  # noqa: E731
+    series = {
+        "db|latency_ms": 4 * (1 + 3 * slow) * rng.lognormal(0, 0.05, rows),
+        "db|cpu": 0.3 + 0.02 * rng.standard_normal(rows),
+        "api|latency_ms": (20 + 12 * lagged(2)) * rng.lognormal(0, 0.05, rows),
+        "api|errors": np.abs(0.01 * rng.standard_normal(rows)),
+        "frontend|latency_ms": (60 + 14 * lagged(4)) * rng.lognormal(0, 0.05, rows),
+        "frontend|requests": 100 + 5 * rng.standard_normal(rows),
+    }
+    folder.mkdir(parents=True)
+    names = list(series)
+    lines = ["timestamp," + ",".join(names)]
+    lines += [f"{T0 + 10 * i}," + ",".join(f"{series[n][i]:.5f}" for n in names) for i in range(rows)]
+    (folder / "metrics.csv").write_text("\n".join(lines) + "\n")
+    if graph:
+        (folder / "graph.csv").write_text("source,target\nfrontend,api\napi,db\n")
+    if start:
+        (folder / "incident.json").write_text(json.dumps({"start": T0 + 10 * ONSET_ROW}))
+    if logs:
+        (folder / "logs.jsonl").write_text("\n".join(json.dumps(
+            {"timestamp": T0 + 10 * (ONSET_ROW + i), "component": "db", "level": "ERROR",
+             "message": "checkpoint took too long"}) for i in range(20)) + "\n")
+    return folder
+
+
+def test_the_slow_database_ranks_first_with_and_without_the_graph(tmp_path) -> None:
+    for name, graph in (("with", True), ("without", False)):
+        onset, ranked = rank(read_case(write_chain(tmp_path / name, graph=graph)))
+        assert [c.component for c in ranked][0] == "db", [(c.component, c.score, c.notes) for c in ranked]
+        assert abs(onset - (T0 + 10 * ONSET_ROW)) <= 30, "the onset is found within three rows"
+    ranked = rank(read_case(tmp_path / "with"))[1]
+    assert ranked[0].evidence[0].metric == "latency_ms" and ranked[0].evidence[0].direction == "up"
+    assert any("moved as much and no later" in note for note in ranked[1].notes), "the api is a victim of the db"
+
+
+def test_a_given_onset_and_logs_are_used(tmp_path) -> None:
+    case = read_case(write_chain(tmp_path / "c", start=True, logs=True))
+    assert case.start == T0 + 10 * ONSET_ROW and len(case.logs) == 20
+    onset, ranked = rank(case)
+    assert onset == case.start and ranked[0].component == "db"
+    assert any("error/warning log lines" in note for note in ranked[0].notes)
+
+
+def test_onset_of_a_single_shift() -> None:
+    from kubestack.models.rootcause_case import Case
+
+    values = np.concatenate([np.zeros(50), np.ones(30) * 5]) + np.random.default_rng(1).normal(0, 0.3, 80)
+    case = Case(np.arange(80.0), [("a", "m")], values[:, None])
+    assert find_onset(case) == 50.0
+
+
+def test_cli_prints_the_ranking_as_json_best_first(tmp_path) -> None:
+    result = run("rca", "replay", str(write_chain(tmp_path / "c", graph=False)), "--json")
+    assert result.returncode == 0, result.stderr
+    ranking = json.loads(result.stdout)["ranking"]
+    assert [r["component"] for r in ranking][0] == "db" and len(ranking) == 3
+    assert all(set(r) == {"component", "score", "evidence"} for r in ranking)
+    scores = [r["score"] for r in ranking]
+    assert scores == sorted(scores, reverse=True) and all(math.isfinite(s) for s in scores)
+    assert ranking[0]["evidence"][0]["metric"] == "latency_ms"
+
+
+def test_missing_values_are_tolerated(tmp_path) -> None:
+    folder = write_chain(tmp_path / "c")
+    lines = (folder / "metrics.csv").read_text().splitlines()
+    lines[10] = lines[10].rsplit(",", 1)[0] + ","  # an empty cell
+    lines[11] = lines[11].rsplit(",", 1)[0] + ",NaN"
+    (folder / "metrics.csv").write_text("\n".join(lines) + "\n")
+    assert rank(read_case(folder))[1][0].component == "db"
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({}, "no metrics.csv"),
+    ({"metrics.csv": "time,a|m\n1,2\n"}, "first column must be 'timestamp'"),
+    ({"metrics.csv": "timestamp,am\n1,2\n2,3\n3,4\n"}, "is not <component>|<metric>"),
+    ({"metrics.csv": "timestamp,a|m\n1,2\n2,x\n3,4\n"}, "line 3: 'x' is not a number"),
+    ({"metrics.csv": "timestamp,a|m\n1,2\n2,3\n3,4\n", "graph.csv": "from,to\n"}, "expected the header source,target"),
+])
+def test_bad_folders_get_one_clear_line(tmp_path, files, message) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(CaseFormatError, match=message):
+        read_case(tmp_path)
+    result = run("rca", "replay", str(tmp_path))
+    assert result.returncode == 1 and message.split("'")[0] in result.stderr and "Traceback" not in result.stderr
