@@ -22,7 +22,10 @@ from kubestack.contract.events import (
     Anomaly,
     HealthReport,
     Incident,
+    IncidentLink,
+    IncidentSignal,
     IncidentStatus,
+    PeerRole,
     Prediction,
     PredictionStatus,
     Severity,
@@ -31,6 +34,9 @@ from kubestack.pipeline.topology import Topology
 
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 MAX_MEMBERS = 500
+MAX_LINKED_RESOURCES = 30
+EVIDENCE_DETAILS = ("evidence", "changes", "metric", "labels", "template", "line", "detail")
+"""What an anomaly's details may carry into its incident (small: the before/after of a config change, a log line)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class Signal:
     kind: str  # "finding" (a health rule: clears when the next report lacks it), "anomaly", or "prediction"
     name: str   # (an exhaustion notice: clears when withdrawn)
     summary: str
+    score: float | None = None
+    details: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def key(self) -> str:
@@ -53,9 +61,11 @@ def finding_key(resource: ResourceRef, rule_id: str) -> str:
 
 
 def signals_from_anomaly(event: Anomaly) -> list[Signal]:
-    summary = f"{event.detector}: {event.signal} unusual (score {event.score:.2f})"
+    summary = event.details.get("message") or f"{event.detector}: {event.signal} unusual (score {event.score:.2f})"
+    details = {k: v for k, v in (("value", event.value), ("expected", event.expected)) if v is not None}
+    details.update({k: event.details[k] for k in EVIDENCE_DETAILS if k in event.details})
     return [Signal(event.event_id, event.resource, event.ts, event.severity, "anomaly",
-                   f"{event.detector}:{event.signal}", summary)]
+                   f"{event.detector}:{event.signal}", str(summary)[:300], event.score, details)]
 
 
 def signals_from_prediction(event: Prediction) -> list[Signal]:
@@ -63,7 +73,10 @@ def signals_from_prediction(event: Prediction) -> list[Signal]:
     if event.status == PredictionStatus.WITHDRAWN or event.exhaustion_at is None:
         return []
     return [Signal(event.event_id, event.resource, event.ts, event.severity, "prediction", event.signal,
-                   runs_out(event))]
+                   runs_out(event), event.confidence,
+                   {"exhaustion_at": event.exhaustion_at.isoformat(), "capacity": event.capacity,
+                    "lower_bound": event.exhaustion_lower_bound.isoformat() if event.exhaustion_lower_bound else None,
+                    "model": event.model})]
 
 
 def runs_out(event: Prediction) -> str:
@@ -84,20 +97,36 @@ def _span(delta: timedelta) -> str:
 
 def signals_from_health(report: HealthReport) -> list[Signal]:
     return [Signal(f"{report.event_id}:{f.rule_id}", report.resource, report.ts, f.severity, "finding", f.rule_id,
-                   f.message) for f in report.findings if f.severity != Severity.INFO]
+                   f.message, None, {"evidence": f.evidence, "query": f.query} if f.evidence or f.query else {})
+            for f in report.findings if f.severity != Severity.INFO]
 
 
 def related(a: ResourceRef, b: ResourceRef, topology: Topology | None = None) -> bool:
     """Configuration says so (same host, ``service``, ``depends_on``) or, given a topology, observed connections
     do (direct neighbours only)."""
-    if a.key == b.key:
-        return True
+    return a.key == b.key or relation(a, b, topology) is not None
+
+
+def relation(a: ResourceRef, b: ResourceRef, topology: Topology | None = None) -> tuple[str, str, str] | None:
+    """``(source, target, reason)`` when ``a`` and ``b`` are related, the source depending on (calling,
+    replicating from, consuming from) the target where the relation has a direction; None otherwise. Observed
+    connections come first: they say who calls whom."""
+    if topology is not None:
+        for reporter, other in ((a, b), (b, a)):
+            role = topology.observed_role(reporter, other)
+            if role is not None:
+                calls_reporter = role in (PeerRole.CLIENT, PeerRole.REPLICA, PeerRole.CONSUMER_GROUP)
+                pair = (other.key, reporter.key) if calls_reporter else (reporter.key, other.key)
+                return (*pair, role.value)
+    if _depends(a, b) or _depends(b, a):
+        source, target = (a, b) if _depends(a, b) else (b, a)
+        return source.key, target.key, "depends_on"
     if a.host and a.host == b.host and a.cluster == b.cluster:
-        return True
+        return a.key, b.key, "same_host"
     service = a.labels.get("service")
     if service and service == b.labels.get("service"):
-        return True
-    return _depends(a, b) or _depends(b, a) or (topology is not None and topology.linked(a, b))
+        return a.key, b.key, "service"
+    return None
 
 
 def _depends(a: ResourceRef, b: ResourceRef) -> bool:
@@ -119,6 +148,7 @@ class OpenIncident:
     signals_in: int = 0
     revision: int = 0
     notes: dict[str, str] = field(default_factory=dict)            # prediction signal key -> "runs out in ..."
+    signals: dict[str, dict] = field(default_factory=dict)         # signal key -> IncidentSignal json
 
 
 class Correlator:
@@ -221,6 +251,7 @@ class Correlator:
             resources={signal.resource.key: signal.resource.model_dump(mode="json")},
             active={signal.key: signal.ts.isoformat()}, members=[signal.event_id],
             notes={signal.key: signal.summary} if signal.kind == "prediction" else {})
+        _record(incident, signal)
         self.open[incident.incident_id] = incident
         return incident
 
@@ -237,6 +268,7 @@ class Correlator:
         moved = signal.kind == "prediction" and incident.notes.get(signal.key) != signal.summary
         if signal.kind == "prediction":
             incident.notes[signal.key] = signal.summary
+        _record(incident, signal)
         return new_signal or worse or moved
 
     def _resolve(self, incident: OpenIncident, source: Source, why: str) -> Incident:
@@ -261,4 +293,37 @@ class Correlator:
             member_event_ids=incident.members or ["-"],
             summary=f"{len(incident.resources)} resource(s), {incident.signals_in} signal(s): {signals}"
                     + (f"; resolved: {note}" if note else ""),
+            signals=[IncidentSignal.model_validate(v) for v in incident.signals.values()],
+            links=self._links(incident),
         )
+
+    def _links(self, incident: OpenIncident) -> list[IncidentLink]:
+        refs = [ResourceRef.model_validate(r) for r in list(incident.resources.values())[:MAX_LINKED_RESOURCES]]
+        links = []
+        for i, a in enumerate(refs):
+            for b in refs[i + 1:]:
+                found = relation(a, b, self.topology)
+                if found is not None:
+                    links.append(IncidentLink(source=found[0], target=found[1], reason=found[2]))
+        return links
+
+
+def _record(incident: OpenIncident, signal: Signal) -> None:
+    """Keep what the incident tells of ``signal``: when first and last seen, how bad, its evidence."""
+    seen = incident.signals.get(signal.key)
+    if seen is None:
+        if len(incident.signals) >= MAX_MEMBERS:
+            return
+        incident.signals[signal.key] = IncidentSignal(
+            event_id=signal.event_id, kind=signal.kind, name=signal.name, resource=signal.resource.key,
+            first_seen=signal.ts, last_seen=signal.ts, severity=signal.severity, summary=signal.summary,
+            score=signal.score, details=signal.details).model_dump(mode="json")
+        incident.signals[signal.key]["first_seen"] = incident.signals[signal.key]["last_seen"] = signal.ts.isoformat()
+        return
+    seen["last_seen"] = max(seen["last_seen"], signal.ts.isoformat())
+    if _RANK[signal.severity] > _RANK[Severity(seen["severity"])]:
+        seen["severity"] = signal.severity.value
+    if signal.score is not None and (seen["score"] is None or signal.score > seen["score"]):
+        seen["score"] = signal.score
+    if signal.kind == "prediction":
+        seen["summary"], seen["details"] = signal.summary, signal.details

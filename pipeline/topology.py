@@ -169,6 +169,15 @@ class Topology:
         target = Endpoint.of(other)
         return any(matches(seen, reporter.kind, target) for seen in entry["peers"].values())
 
+    def observed_role(self, reporter: ResourceRef, other: ResourceRef) -> PeerRole | None:
+        """The role in which ``reporter`` last observed ``other`` (client, primary, ...), if it did."""
+        entry = self.resources.get(reporter.key)
+        if not entry or not entry["peers"] or reporter.key == other.key:
+            return None
+        target = Endpoint.of(other)
+        return next((PeerRole(seen[0]) for seen in entry["peers"].values()
+                     if matches(seen, reporter.kind, target)), None)
+
     def linked(self, a: ResourceRef, b: ResourceRef) -> bool:
         """True when ``a`` observed ``b`` or ``b`` observed ``a`` (direct neighbours only)."""
         return self._observed(a, b) or self._observed(b, a)

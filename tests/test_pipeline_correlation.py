@@ -178,3 +178,21 @@ def test_a_prediction_joins_the_incident_of_its_resource_says_when_and_resolves_
     resolved = c.withdraw(prediction(REDIS, "withdrawn", later + timedelta(minutes=2)), SRC)
     assert [i.status for i in resolved] == [IncidentStatus.RESOLVED]
     assert "no longer holds" in resolved[0].summary
+
+
+def test_incidents_carry_their_signals_and_how_their_resources_are_related() -> None:
+    app = ResourceRef(kind="service", name="checkout", host="app-1")
+    cache = ResourceRef(kind="redis", name="cache-9", host="db-9", labels={"address": "10.0.0.9:6379"})
+    c = Correlator("acme")
+    feed(c, report(cache, "redis.memory_near_limit", peers=[Peer(role=PeerRole.CLIENT, address="app-1", count=3)]))
+    later = T0 + timedelta(seconds=30)
+    out = feed(c, report(cache, "redis.memory_near_limit", at=T0 + timedelta(seconds=10)))
+    assert out == []
+    joined = feed(c, report(app, "service.latency_high", at=later))
+    incident = joined[-1]
+    assert [(s.name, s.resource, s.kind.value) for s in incident.signals] == [
+        ("redis.memory_near_limit", cache.key, "finding"), ("service.latency_high", app.key, "finding")]
+    first = incident.signals[0]
+    assert first.first_seen == T0 and first.last_seen == T0 + timedelta(seconds=10)
+    assert [(link.source, link.target, link.reason) for link in incident.links] == [(app.key, cache.key, "client")], \
+        "the application calls the cache: the observed client connection gives the direction"

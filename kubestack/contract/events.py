@@ -164,6 +164,36 @@ class IncidentStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+class SignalKind(StrEnum):
+    ANOMALY = "anomaly"        # a detector's (metric, log, config risk, alert)
+    FINDING = "finding"        # a health rule's; clears when a later report lacks it
+    PREDICTION = "prediction"  # an exhaustion notice; clears when withdrawn
+
+
+class IncidentSignal(ContractModel):
+    """One signal of an incident, as the incident carries it: enough for root-cause analysis and for people
+    without fetching the member events."""
+
+    event_id: str
+    kind: SignalKind
+    name: Name = Field(description="Rule id, '<detector>:<signal>' or the forecast series")
+    resource: str = Field(description="Resource key")
+    first_seen: UtcDatetime
+    last_seen: UtcDatetime
+    severity: Severity
+    summary: str = ""
+    score: float | None = None
+    details: dict[str, Any] = Field(default_factory=dict, description="Small evidence: values, before/after")
+
+
+class IncidentLink(ContractModel):
+    """Why two resources of an incident are related."""
+
+    source: str = Field(description="Resource key")
+    target: str = Field(description="Resource key")
+    reason: Name = Field(description="same_host, service, depends_on, client, primary, replica, consumer_group")
+
+
 class Incident(Event):
     """Correlated signals across resources, told once."""
 
@@ -175,6 +205,8 @@ class Incident(Event):
     resources: list[ResourceRef] = Field(default_factory=list)
     member_event_ids: list[str] = Field(min_length=1, description="Anomalies, predictions, findings")
     summary: str = ""
+    signals: list[IncidentSignal] = Field(default_factory=list, description="The members, in order of arrival")
+    links: list[IncidentLink] = Field(default_factory=list, description="How its resources are related")
 
 
 # --- diagnosis and action --------------------------------------------------------------------
