@@ -27,16 +27,19 @@ CLIP = 4.0
 _HEAD = "<4dq11d"
 _BINS_PER_S = BINS / DAY
 SLOW = 0.005            # memory of the long-run mean error (unclipped: it knows the bursts a series has)
+_SLOW_N = 1.0 / SLOW
 
 
 class Baseline:
     __slots__ = ("alpha", "scale_alpha", "gamma", "rel", "n", "first_ts", "level", "slevel", "scale", "sscale",
-                 "profile", "seen", "quantum", "prev", "prev_ts", "counted", "slow_k", "slow")
+                 "profile", "seen", "quantum", "prev", "prev_ts", "counted", "slow_k", "slow", "scale_n",
+                 "day_start", "day_base", "day_last")
 
     def __init__(self, alpha: float = 0.1, scale_alpha: float = 0.02, gamma: float = 0.15, rel: float = 1e-6,
                  slow_k: float = 0.0) -> None:
         self.alpha = alpha
         self.scale_alpha = scale_alpha
+        self.scale_n = 1.0 / scale_alpha          # the scale learns as a plain mean until then
         self.gamma = gamma
         self.rel = rel                            # the smallest scale, relative to the level
         self.slow_k = slow_k                      # the smallest scale, relative to the long-run mean error
@@ -51,6 +54,8 @@ class Baseline:
         self.prev = math.nan
         self.prev_ts = math.nan
         self.counted = 0.0                        # running share of points that are a whole number of events
+        self.day_start = math.inf                 # the day of the last point (derived from it, not saved)
+        self.day_base = self.day_last = 0
 
     def seasonal(self, ts: float) -> bool:
         return ts - self.first_ts >= 2 * DAY and self.sscale < 0.8 * self.scale
@@ -65,54 +70,50 @@ class Baseline:
         d = x - self.prev
         if d < 0:
             d = -d
-        if 0 < d < self.quantum:
-            self.quantum = d
-        self.prev = x
-        # a rate of a counter is a whole number of events over the interval: one event more or less is its
-        # resolution, however much the interval jitters (the smallest change then says nothing)
-        dt = ts - self.prev_ts
-        self.prev_ts = ts
-        unit = 0.0
-        if dt > 0:
-            count = x * dt
-            off = count - round(count)
-            near = (off if off >= 0 else -off) <= 0.02 + 0.002 * (count if count >= 0 else -count)
-            self.counted += (near - self.counted) * (0.02 if n > 50 else 1.0 / n)
-            if self.counted > 0.9:
-                unit = 1.0 / dt
-        day = 1 if (int(ts // DAY) + 3) % 7 >= 5 else 0       # 1970-01-01 was a Thursday
-        if not self.seen[day]:
-            self._copy_profile(1 - day, day)
-        pos = (ts % DAY) * _BINS_PER_S
-        b0 = int(pos)
-        w1 = pos - b0
-        b0 %= BINS
-        b1 = b0 + 1 if b0 < BINS - 1 else 0
-        base = day * BINS
-        profile = self.profile
-        level, slevel, scale, sscale = self.level, self.slevel, self.scale, self.sscale
-        season = (1 - w1) * profile[base + b0] + w1 * profile[base + b1]
         q = self.quantum
+        if 0 < d < q:
+            self.quantum = q = d
+        self.prev = x
+        level, slevel, scale, sscale = self.level, self.slevel, self.scale, self.sscale
+        # the floor of the scale: half the resolution, a share of the level, a share of the long-run error
         floor = 0.5 * q if q < math.inf else 0.0
         lf = self.rel * (level if level >= 0 else -level)
         if lf > floor:
             floor = lf
-        if floor < unit:
-            floor = unit
-        lf = self.slow_k * self.slow
-        if floor < lf:
+        slow = self.slow
+        lf = self.slow_k * slow
+        if lf > floor:
             floor = lf
+        # a rate of a counter is a whole number of events over the interval: one event more or less is its
+        # resolution, however much the interval jitters (the smallest change then says nothing)
+        dt = ts - self.prev_ts
+        self.prev_ts = ts
+        if dt > 0:
+            count = x * dt
+            off = count % 1.0
+            near = (off if off < 0.5 else 1.0 - off) <= 0.02 + 0.002 * (count if count >= 0 else -count)
+            self.counted = counted = self.counted + (near - self.counted) * (0.02 if n > 50 else 1.0 / n)
+            if counted > 0.9 and floor < 1.0 / dt:
+                floor = 1.0 / dt
         if floor < 1e-12:
             floor = 1e-12
+        pos = (ts - self.day_start) * _BINS_PER_S
+        if not 0.0 <= pos < BINS:
+            pos = self._new_day(ts)
+        b0 = int(pos)
+        w1 = pos - b0
+        b0 += self.day_base
+        b1 = b0 + 1 if b0 != self.day_last else b0 + 1 - BINS
+        profile = self.profile
         e = x - level
-        es = x - slevel - season
-        if ts - self.first_ts >= 2 * DAY and sscale < 0.8 * scale:
+        es = x - slevel - ((1 - w1) * profile[b0] + w1 * profile[b1])
+        if sscale < 0.8 * scale and ts - self.first_ts >= 2 * DAY:
             resid = es / (sscale if sscale > floor else floor)
         else:
             resid = e / (scale if scale > floor else floor)
         ae = e if e >= 0 else -e
         aes = es if es >= 0 else -es
-        self.slow += (ae - self.slow) * (SLOW if n > 1.0 / SLOW else 1.0 / n)
+        self.slow = slow + (ae - slow) * (SLOW if n > _SLOW_N else 1.0 / n)
         # learn from clipped errors (the first points learn freely to find the scale)
         if n >= 20:
             c = CLIP * scale
@@ -127,18 +128,21 @@ class Baseline:
         self.level = level + alpha * e
         self.slevel = slevel + alpha * es
         g = self.gamma * (1 - alpha) * es
-        profile[base + b0] += g * (1 - w1)
-        profile[base + b1] += g * w1
-        a = 1.0 / n
-        if a < self.scale_alpha:
-            a = self.scale_alpha
+        profile[b0] += g * (1 - w1)
+        profile[b1] += g * w1
+        a = 1.0 / n if n < self.scale_n else self.scale_alpha
         self.scale = scale + a * (ae - scale)
         self.sscale = sscale + a * (aes - sscale)
         return resid
 
-    def _floor(self) -> float:
-        q = self.quantum if self.quantum < math.inf else 0.0
-        return max(0.5 * q, self.rel * abs(self.level), 1e-12)
+    def _new_day(self, ts: float) -> float:
+        """Another day than the last point's: which profile it uses; the position of ``ts`` in it, in bins."""
+        start = (ts // DAY) * DAY
+        day = 1 if (int(ts // DAY) + 3) % 7 >= 5 else 0       # 1970-01-01 was a Thursday
+        if not self.seen[day]:
+            self._copy_profile(1 - day, day)
+        self.day_start, self.day_base, self.day_last = start, day * BINS, day * BINS + BINS - 1
+        return (ts - start) * _BINS_PER_S
 
     def _copy_profile(self, src: int, dst: int) -> None:
         if self.seen[src]:

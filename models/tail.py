@@ -8,8 +8,10 @@ interpolated log-log, past the last level it follows the reference tail. The ans
 noise is heavy-tailed learns that large residuals are ordinary; an event that recurs every few hours
 (a garbage collection, a nightly batch) stops being surprising after a few occurrences.
 
-Forgetting is lazy: each new value is counted with a weight that grows by ``1 / decay`` per point, and all
-weights are rescaled now and then, so an update touches only the levels the value reached.
+Forgetting is lazy and shared: the detector gives each new point a weight that grows by ``1 / decay`` per
+point, and every model of the detector counts with that same weight against the same forgetting total; all
+weights are rescaled now and then. An update touches only the levels the value reached, and a value
+below the first level touches nothing (callers skip ``add`` for it).
 """
 
 from __future__ import annotations
@@ -24,27 +26,23 @@ _INV_LN10 = 1.0 / math.log(10.0)
 
 
 class TailModel:
-    __slots__ = ("levels", "logp0", "p0", "loglevels", "lo", "top_slope", "prior", "counts", "weight", "total",
-                 "decay")
+    __slots__ = ("levels", "p0", "loglevels", "lo", "top_slope", "prior", "counts")
 
-    def __init__(self, levels: tuple[float, ...], logp0: tuple[float, ...], memory: float, prior: float):
+    def __init__(self, levels: tuple[float, ...], logp0: tuple[float, ...], prior: float):
         self.levels = levels            # increasing, > 0
         self.lo = levels[0]             # below it, no surprise and nothing to count
-        self.logp0 = logp0              # log reference probability of reaching each level
         self.p0, self.loglevels, self.top_slope = _ladder(levels, logp0)
         self.prior = prior
         self.counts = array("d", bytes(8 * len(levels)))
-        self.weight = 1.0
-        self.total = 0.0
-        self.decay = 0.5 ** (1.0 / memory)
 
-    def surprise(self, v: float) -> float:
-        if v < self.lo:
-            return 0.0
+    def surprise(self, v: float, weight: float, total: float) -> float:
+        """``-log10`` of the chance of reaching ``v`` (``v >= lo``), for the forgetting ``total`` of the points
+        seen and the ``weight`` of the newest."""
         levels, loglevels = self.levels, self.loglevels
         j = bisect_right(levels, v) - 1
-        w = self.weight * self.prior
-        counts, p0, total = self.counts, self.p0, self.total + w
+        w = weight * self.prior
+        counts, p0 = self.counts, self.p0
+        total += w
         lp = math.log((counts[j] + w * p0[j]) / total)
         if j == len(levels) - 1:
             lp += self.top_slope * (math.log(v) - loglevels[j])
@@ -53,26 +51,27 @@ class TailModel:
             lp += (math.log((counts[j + 1] + w * p0[j + 1]) / total) - lp) * frac
         return -lp * _INV_LN10 if lp < 0 else 0.0
 
-    def add(self, v: float) -> None:
-        w = self.weight = self.weight / self.decay      # older counts age by weighing the new one more
-        self.total += w
-        if w > RESCALE:
-            counts = self.counts
-            for j in range(len(counts)):
-                counts[j] /= w
-            self.total /= w
-            self.weight = w = 1.0
-        if v >= self.lo:
-            counts = self.counts
-            for j in range(bisect_right(self.levels, v)):
-                counts[j] += w
+    def add(self, v: float, w: float) -> None:
+        """Count ``v`` (``v >= lo``) with the weight ``w`` of the newest point."""
+        counts = self.counts
+        for j in range(bisect_right(self.levels, v)):
+            counts[j] += w
 
-    def state(self) -> list[float]:
-        return [self.weight, self.total, *self.counts]
+    def rescale(self, w: float) -> None:
+        counts = self.counts
+        for j in range(len(counts)):
+            counts[j] /= w
 
-    def restore(self, values: list[float]) -> None:
-        self.weight, self.total = values[0], values[1]
-        self.counts = array("d", values[2:])
+    def to_state(self) -> bytes:
+        return self.counts.tobytes()
+
+    def restore(self, raw: bytes) -> int:
+        """Counts from ``raw``; the number of bytes read."""
+        size = 8 * len(self.levels)
+        self.counts = array("d", raw[:size])
+        if len(self.counts) != len(self.levels):
+            raise ValueError(f"tail state holds {len(self.counts)} counts, the ladder {len(self.levels)}")
+        return size
 
 
 @cache
