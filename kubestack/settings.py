@@ -79,6 +79,9 @@ class WorkerSettings(_Section):
                                          description="Score of a log signal (new template, burst, rate) that counts")
     log_window_s: float = Field(default=60.0, gt=0, description="Window of the log stage's template rates")
     log_warmup_windows: int = Field(default=5, ge=0, description="Windows of a log source before it can alert")
+    metric_alone_score: float = Field(default=0.9, gt=0, le=1,
+                                      description="A metric anomaly scoring less opens an incident only together "
+                                                  "with another signal of its resource")
     correlation_window_s: float = Field(default=600.0, gt=0, description="Signals this close join one incident")
     incident_quiet_s: float = Field(default=900.0, gt=0, description="An incident with no signal this long resolves")
     checkpoint_s: float = Field(default=30.0, ge=0, description="Inventory, detector and miner state to its table at most this often")

@@ -35,6 +35,8 @@ from kubestack.pipeline.topology import Topology
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 MAX_MEMBERS = 500
 MAX_LINKED_RESOURCES = 30
+MAX_PENDING = 200
+METRIC_DETECTOR = "metric/"
 EVIDENCE_DETAILS = ("evidence", "changes", "metric", "labels", "template", "line", "detail")
 """What an anomaly's details may carry into its incident (small: the before/after of a config change, a log line)."""
 
@@ -154,19 +156,21 @@ class OpenIncident:
 class Correlator:
     def __init__(self, tenant: str, window: timedelta = timedelta(minutes=10),
                  quiet: timedelta = timedelta(minutes=15), state: dict | None = None,
-                 topology_max_age: timedelta = timedelta(days=1)) -> None:
+                 topology_max_age: timedelta = timedelta(days=1), alone_score: float = 0.9) -> None:
         self.tenant = tenant
         self.window = window
         self.quiet = quiet
         self.topology = Topology(topology_max_age, (state or {}).get("topology"))
         self.open: dict[str, OpenIncident] = {
             k: OpenIncident(**v) for k, v in (state or {}).get("open", {}).items()}
+        self.pending: list[dict] = (state or {}).get("pending", [])  # metric anomalies waiting for company
+        self.alone_score = alone_score
         self.signals_in = (state or {}).get("signals_in", 0)
         self.incidents_out = (state or {}).get("incidents_out", 0)
 
     def to_state(self) -> dict:
         return {"open": {k: asdict(v) for k, v in self.open.items()}, "signals_in": self.signals_in,
-                "incidents_out": self.incidents_out, "topology": self.topology.to_state()}
+                "incidents_out": self.incidents_out, "topology": self.topology.to_state(), "pending": self.pending}
 
     # --- signals in ------------------------------------------------------------------------------
 
@@ -176,16 +180,58 @@ class Correlator:
         self.topology.learn(report)
 
     def add(self, signal: Signal, source: Source) -> list[Incident]:
+        """The incident events ``signal`` causes. A metric anomaly short of ``alone_score`` opens no incident on
+        its own: it waits (for ``window``) until another signal of the same resource, or any other signal of a
+        related one, comes; a lone wobble of one series is not worth a page, two things going wrong together
+        are."""
         self.signals_in += 1
         incident = self._match(signal)
         if incident is None:
+            if self._needs_company(signal) and not self._company(signal):
+                self._hold(signal)
+                return []
             incident = self._open(signal)
             changed = True
         else:
             changed = self._join(incident, signal)
+        self._absorb_pending(incident, signal.ts)
         incident.signals_in += 1
         incident.last_signal_at = max(incident.last_signal_at, signal.ts.isoformat())
         return [self._event(incident, source)] if changed else []
+
+    def _needs_company(self, signal: Signal) -> bool:
+        return signal.kind == "anomaly" and signal.name.startswith(METRIC_DETECTOR) and \
+            (signal.score or 0.0) < self.alone_score
+
+    def _company(self, signal: Signal) -> bool:
+        """Another held signal that makes ``signal`` worth an incident: a different series of the same resource."""
+        self._prune_pending(signal.ts)
+        return any(held["key"] != signal.key and held["resource_key"] == signal.resource.key for held in self.pending)
+
+    def _hold(self, signal: Signal) -> None:
+        self.pending = [h for h in self.pending if h["key"] != signal.key][-(MAX_PENDING - 1):]
+        self.pending.append({"key": signal.key, "resource_key": signal.resource.key,
+                             "resource": signal.resource.model_dump(mode="json"),
+                             "signal": [signal.event_id, signal.ts.isoformat(), signal.severity.value, signal.kind,
+                                        signal.name, signal.summary, signal.score, signal.details]})
+
+    def _prune_pending(self, now: datetime) -> None:
+        self.pending = [h for h in self.pending if now - datetime.fromisoformat(h["signal"][1]) <= self.window]
+
+    def _absorb_pending(self, incident: OpenIncident, now: datetime) -> None:
+        """Held signals of the incident's resources (or related ones) join it: they were early evidence."""
+        self._prune_pending(now)
+        keep = []
+        for held in self.pending:
+            resource = ResourceRef.model_validate(held["resource"])
+            if any(related(resource, ResourceRef.model_validate(r), self.topology) for r in incident.resources.values()):
+                event_id, ts, severity, kind, name, summary, score, details = held["signal"]
+                self._join(incident, Signal(event_id, resource, datetime.fromisoformat(ts), Severity(severity), kind,
+                                            name, summary, score, details))
+                incident.signals_in += 1
+            else:
+                keep.append(held)
+        self.pending = keep
 
     def clear(self, report: HealthReport, source: Source) -> list[Incident]:
         """Findings a health report no longer has are cleared (only among the rules it speaks for, when it

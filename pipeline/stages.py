@@ -6,6 +6,7 @@
     config-changes ─► config risk ─► anomalies ──────┤
     (alertmanager receiver) ─► anomalies ────────────┤
     health ──────────────────────────────────────────┴─► route (re-key by tenant) ─► signals ─► correlate ─► incidents
+    incidents ─► diagnose ─► rca-reports, remediation-proposals
 
 Each agent decodes at the edge, dead-letters what it cannot process (with the reason) and goes on. Per-resource
 state (inventory, detectors, forecasters) and per-tenant state (open incidents, the dependency graph) live in
@@ -24,7 +25,7 @@ from aiokafka.admin import NewTopic
 
 from kubestack.bus import create_topics
 from kubestack.contract.base import Event, Source
-from kubestack.contract.events import PredictionStatus
+from kubestack.contract.events import IncidentStatus, PredictionStatus
 from kubestack.contract.topics import (
     ANOMALIES,
     CONFIG_CHANGES,
@@ -34,6 +35,8 @@ from kubestack.contract.topics import (
     LOGS,
     METRICS,
     PREDICTIONS,
+    RCA_REPORTS,
+    REMEDIATION_PROPOSALS,
     TopicSpec,
     topic,
 )
@@ -48,10 +51,13 @@ from kubestack.pipeline.correlation import (
     signals_from_prediction,
 )
 from kubestack.pipeline.detection import ResourceDetectors
+from kubestack.pipeline.diagnosis import diagnose
 from kubestack.pipeline.edge import dead_letter
 from kubestack.pipeline.inventory import ResourceSeen, observe
 from kubestack.pipeline.logstage import ResourceLogs
 from kubestack.pipeline.prediction import Horizons, ResourceForecasts
+from kubestack.pipeline.runbookmatch import RunbookMatcher
+from kubestack.plugins.registry import action_specs
 from kubestack.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,6 +118,8 @@ class Stages:
         self.anomalies = contract_topic(app, ANOMALIES, self.prefix)
         self.incidents = contract_topic(app, INCIDENTS, self.prefix)
         self.predictions = contract_topic(app, PREDICTIONS, self.prefix)
+        self.rca_reports = contract_topic(app, RCA_REPORTS, self.prefix)
+        self.proposals = contract_topic(app, REMEDIATION_PROPOSALS, self.prefix)
         json_schema = faust.Schema(key_serializer="json", value_serializer="json")
         self.inventory = app.Table("resource-inventory", partitions=METRICS.partitions, schema=json_schema)
         self.detectors = app.Table("metric-detectors", partitions=METRICS.partitions, schema=json_schema)
@@ -119,6 +127,7 @@ class Stages:
         self.log_miners = app.Table("log-miners", partitions=LOGS.partitions, schema=json_schema)
         self.correlation = app.Table("correlation", partitions=settings.worker.signal_partitions,
                                      schema=json_schema)
+        self.diagnosed = app.Table("diagnosed", partitions=INCIDENTS.partitions, schema=json_schema)
         self.signals = app.topic(signals_topic(settings), internal=True,
                                  partitions=settings.worker.signal_partitions, key_serializer="raw",
                                  value_serializer="raw")
@@ -136,6 +145,7 @@ class Stages:
         self._config_risk()
         self._route()
         self._correlate()
+        self._diagnose()
 
     async def reject(self, event: faust.types.EventT, error: Exception, stage: str) -> None:
         message = event.message
@@ -245,7 +255,8 @@ class Stages:
     def _correlator(self, tenant: str) -> Correlator:
         worker = self.settings.worker
         return Correlator(tenant, timedelta(seconds=worker.correlation_window_s),
-                          timedelta(seconds=worker.incident_quiet_s), self.correlation.get(tenant))
+                          timedelta(seconds=worker.incident_quiet_s), self.correlation.get(tenant),
+                          alone_score=worker.metric_alone_score)
 
     def _correlate(self) -> None:
         @self.app.agent(self.signals, name="correlate")
@@ -297,6 +308,35 @@ class Stages:
                 return correlator.withdraw(decoded, self.source)
             return [i for s in signals_from_prediction(decoded) for i in correlator.add(s, self.source)]
         return [i for s in signals_from_anomaly(decoded) for i in correlator.add(s, self.source)]
+
+
+    # --- root cause of each incident revision, and what to do about it ------------------------------
+
+    def _diagnose(self) -> None:
+        from kubestack.knowledge.runbook import load_runbooks
+
+        runbooks = RunbookMatcher(load_runbooks())
+
+        @self.app.agent(contract_topic(self.app, INCIDENTS, self.prefix), name="diagnose")
+        async def diagnose_incidents(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                try:
+                    incident = INCIDENTS.decode(event.value)
+                    if incident.status == IncidentStatus.RESOLVED:
+                        self.diagnosed.pop(incident.incident_id, None)
+                        continue
+                    diagnosis = diagnose(incident, self.source, runbooks, action_specs, datetime.now(timezone.utc))
+                    if diagnosis is None:
+                        continue
+                    await self.emit(self.rca_reports, RCA_REPORTS, [diagnosis.report])
+                    if self.diagnosed.get(incident.incident_id) != diagnosis.top_cause:  # proposals once per cause
+                        self.diagnosed[incident.incident_id] = diagnosis.top_cause
+                        await self.emit(self.proposals, REMEDIATION_PROPOSALS, diagnosis.proposals)
+                except EventDecodeError as exc:
+                    await self.reject(event, exc, "diagnose")
+                except Exception as exc:
+                    log.exception("diagnose failed on %s@%d", event.message.topic, event.message.offset)
+                    await self.reject(event, exc, "diagnose")
 
 
 def register(app: faust.App, settings: Settings) -> Stages:

@@ -9,7 +9,7 @@ from functools import cache
 from importlib.metadata import entry_points
 
 from kubestack.errors import PluginNotFoundError
-from kubestack.plugins.base import Plugin
+from kubestack.plugins.base import ActionSpec, Plugin
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +53,14 @@ def get_plugin(name: str) -> type[Plugin]:
 
 def client_installed(plugin: type[Plugin]) -> bool:
     return importlib.util.find_spec(plugin.client_module) is not None
+
+
+@cache
+def action_specs(name: str) -> tuple[ActionSpec, ...]:
+    """The actions plugin ``name`` offers (none when no such plugin is installed), read from an instance built on
+    its example config: building one connects to nothing."""
+    try:
+        plugin = get_plugin(name)
+    except PluginNotFoundError:
+        return ()
+    return tuple(plugin.create(plugin.config_model.model_validate(plugin.example_config())).actions())

@@ -44,6 +44,12 @@ class Fault(ABC):
     target: str
     expects: str
     """The signal the fault should raise (for the summary table)."""
+    causes: tuple[str, ...] = field(default=(), kw_only=True)
+    """Root causes a diagnosis may name first (prefixes); by default ``expects``."""
+
+    @property
+    def accepted_causes(self) -> tuple[str, ...]:
+        return self.causes or (self.expects,)
 
     async def inject(self) -> None:
         await asyncio.to_thread(self._inject)

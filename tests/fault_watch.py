@@ -1,6 +1,6 @@
-"""Following the worker's output while faults come and go: a consumer reads the incidents, anomalies and health
-topics (and the log lines the agent ships) from the beginning as they grow, decoded through the contract, and
-tests wait on them with deadlines."""
+"""Following the worker's output while faults come and go: a consumer reads the incidents, anomalies, health,
+root-cause and remediation topics (and the log lines the agent ships) from the beginning as they grow, decoded
+through the contract, and tests wait on them with deadlines."""
 
 from __future__ import annotations
 
@@ -15,8 +15,17 @@ from aiokafka.structs import TopicPartition
 
 from kubestack.bus import client_options
 from kubestack.contract.base import ResourceRef
-from kubestack.contract.events import Anomaly, HealthReport, Incident, IncidentStatus, LogBatch, Severity
-from kubestack.contract.topics import ANOMALIES, HEALTH, INCIDENTS, LOGS
+from kubestack.contract.events import (
+    Anomaly,
+    HealthReport,
+    Incident,
+    IncidentStatus,
+    LogBatch,
+    RcaReport,
+    RemediationProposal,
+    Severity,
+)
+from kubestack.contract.topics import ANOMALIES, HEALTH, INCIDENTS, LOGS, RCA_REPORTS, REMEDIATION_PROPOSALS
 from kubestack.settings import KafkaSettings
 
 
@@ -26,6 +35,8 @@ class Seen:
     anomalies: list[Anomaly]
     health: list[HealthReport]
     logs: list[LogBatch] = field(default_factory=list)
+    reports: list[RcaReport] = field(default_factory=list)
+    proposals: list[RemediationProposal] = field(default_factory=list)
 
     def open_incidents(self) -> dict[str, Incident]:
         """The latest event of every incident not resolved yet."""
@@ -65,12 +76,13 @@ class Seen:
 
 
 class TopicWatch:
-    """A background consumer of the four topics (assigned, no group), appending to ``seen``."""
+    """A background consumer of the topics above (assigned, no group), appending to ``seen``."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
         self.kafka = kafka
         self.seen = Seen([], [], [])
-        self._specs = {spec.qualified(kafka.topic_prefix): spec for spec in (INCIDENTS, ANOMALIES, HEALTH, LOGS)}
+        self._specs = {spec.qualified(kafka.topic_prefix): spec
+                       for spec in (INCIDENTS, ANOMALIES, HEALTH, LOGS, RCA_REPORTS, REMEDIATION_PROPOSALS)}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
         self._changed = asyncio.Condition()
@@ -97,7 +109,8 @@ class TopicWatch:
 
     async def _run(self) -> None:
         lists = {INCIDENTS.name: self.seen.incidents, ANOMALIES.name: self.seen.anomalies,
-                 HEALTH.name: self.seen.health, LOGS.name: self.seen.logs}
+                 HEALTH.name: self.seen.health, LOGS.name: self.seen.logs, RCA_REPORTS.name: self.seen.reports,
+                 REMEDIATION_PROPOSALS.name: self.seen.proposals}
         while True:
             batches = await self._consumer.getmany(timeout_ms=200)
             if not batches:

@@ -196,3 +196,34 @@ def test_incidents_carry_their_signals_and_how_their_resources_are_related() -> 
     assert first.first_seen == T0 and first.last_seen == T0 + timedelta(seconds=10)
     assert [(link.source, link.target, link.reason) for link in incident.links] == [(app.key, cache.key, "client")], \
         "the application calls the cache: the observed client connection gives the direction"
+
+
+def metric_anomaly(resource, metric, at, score=0.8):
+    return Anomaly(source=SRC, resource=resource, ts=at, detector="metric/robust", signal=metric, score=score,
+                   window_start=at, window_end=at, details={"metric": metric})
+
+
+def test_a_lone_metric_wobble_waits_for_company_and_joins_what_comes() -> None:
+    c = Correlator("acme", window=timedelta(minutes=1))
+
+    def add(event):
+        return [i for s in signals_from_anomaly(event) for i in c.add(s, SRC)]
+
+    assert add(metric_anomaly(REDIS, "redis_used_memory_bytes", T0)) == [], "one series alone opens nothing"
+    assert add(metric_anomaly(REDIS, "redis_used_memory_bytes", T0 + timedelta(seconds=5))) == [], "nor its repeat"
+    assert add(metric_anomaly(PG, "pg_x", T0 + timedelta(seconds=6))) == [], "nor one on an unrelated resource"
+    assert add(metric_anomaly(REDIS, "redis_used_memory_bytes", T0 + timedelta(minutes=3))) == [], "it expired"
+    opened = add(metric_anomaly(REDIS, "redis_evicted_keys_total", T0 + timedelta(minutes=3, seconds=10)))
+    assert [i.status for i in opened] == [IncidentStatus.OPEN], "two series of one resource together do"
+    assert {s.name for s in opened[0].signals} == {"metric/robust:redis_used_memory_bytes",
+                                                   "metric/robust:redis_evicted_keys_total"}
+    assert [i.status for i in add(metric_anomaly(PG, "pg_y", T0 + timedelta(minutes=4), score=0.95))] == \
+        [IncidentStatus.OPEN], "a strong one opens alone"
+    # a finding opens at once and takes the related wobble held before it as early evidence
+    c2 = Correlator("acme", window=timedelta(minutes=1))
+    [s] = signals_from_anomaly(metric_anomaly(HOST1, "host_cpu_usage_ratio", T0))
+    assert c2.add(s, SRC) == []
+    restored = Correlator("acme", window=timedelta(minutes=1), state=json.loads(json.dumps(c2.to_state())))
+    out = [i for s in signals_from_health(report(REDIS, "redis.evictions", at=T0 + timedelta(seconds=20)))
+           for i in restored.add(s, SRC)]
+    assert {(s.resource, s.kind.value) for s in out[0].signals} == {(REDIS.key, "finding"), (HOST1.key, "anomaly")}
