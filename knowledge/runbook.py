@@ -24,8 +24,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kubestack.errors import validation_problems
-from kubestack.knowledge.errors import RunbookFormatError
+from kubestack.errors import RunbookFormatError, validation_problems
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,9 @@
     ├── ContractError               a message does not fit the event contract
     │   ├── UnknownTopicError       no topic of that name in the registry
     │   └── EventDecodeError        bytes that are not a valid event of the topic's model
+    ├── KnowledgeError              the knowledge base cannot be read or built
+    │   ├── RunbookFormatError      a runbook's front matter or layout is wrong (names the file)
+    │   └── IndexNotFoundError      no index on disk yet: run ``kubestack knowledge ingest``
     ├── PluginError
     │   ├── PluginNotFoundError     no installed plugin of that name
     │   ├── CommandFailedError      a command a plugin ran (locally or over SSH) exited non-zero
@@ -53,6 +56,18 @@ class SeriesFormatError(KubestackError):
 
 
 class CaseFormatError(SeriesFormatError):
+    pass
+
+
+class KnowledgeError(KubestackError):
+    pass
+
+
+class RunbookFormatError(KnowledgeError):
+    pass
+
+
+class IndexNotFoundError(KnowledgeError):
     pass
 
 

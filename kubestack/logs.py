@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
-_NOISY = ("aiokafka", "kafka", "faust.transport", "urllib3", "asyncio")
+_NOISY = ("aiokafka", "kafka", "faust.transport", "urllib3", "asyncio", "faiss", "llama_index")
 
 
 def configure_logging(level: str = "INFO") -> None:

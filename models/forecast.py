@@ -21,7 +21,8 @@ damped Holt / seasonal, see :mod:`kubestack.models.forecast_fit`): a parameter s
 ``search_every_s``, the fitted smoothing re-run over new data every ``refit_every_s``; between refits its
 closed-form path is re-anchored on the recent samples. The likely exhaustion is where the mean path meets
 the capacity, the early bound where the upper edge of the prediction interval (``z`` standard deviations)
-does; both only within ``reach_s``, and nothing before ``min_history_s`` of data.
+does, or earlier where the early bound of either online line falls (the fit's interval knows the noise,
+not how much the rate itself swings); both only within ``reach_s``, nothing before ``min_history_s``.
 
 A series that has emptied before is trusted to empty again: no forecast ("sawtooth") while its smoothed
 level stays at or below the peaks it turned back at, unless its longest cycle is already 1.5 times overdue
@@ -61,20 +62,22 @@ class Forecast:
 
 @dataclass(frozen=True)
 class ForecastParams:
-    tau_s: float = 6 * HOUR
-    tau_long_s: float = 24 * HOUR
-    t_min: float = 4.0
-    z: float = 1.645
-    min_history_s: float = 24 * HOUR
-    reach_s: float = 96 * HOUR
-    refit_every_s: float = 1 * HOUR
-    search_every_s: float = 24 * HOUR
-    reset_sigma: float = 8.0
-    reset_frac: float = 0.5
+    """Defaults chosen on the dev split of bench/forecast (see its README)."""
+
+    tau_s: float = 6 * HOUR            # time constant of the short line
+    tau_long_s: float = 24 * HOUR      # ... of the long line
+    t_min: float = 4.0                 # t-statistic of a significant rise
+    z: float = 2.33                    # early bound: upper edge of the interval (99% one-sided)
+    min_history_s: float = 24 * HOUR   # no forecast before a day of data (a daily swing looks like a fill)
+    reach_s: float = 96 * HOUR         # no exhaustion foreseen further out than this
+    refit_every_s: float = 1 * HOUR    # re-run of the fitted smoothing over new data
+    search_every_s: float = 24 * HOUR  # parameter search (statsmodels) and look for a season
+    reset_sigma: float = 8.0           # a reset falls by more than this many step-noise units...
+    reset_frac: float = 0.5            # ... and by more than this share of its cycle's height
     history_points: int = 512
-    step_s: float = 300.0
-    max_step_s: float = 4800.0
-    anchor_alpha: float = 0.2
+    step_s: float = 300.0              # first resolution of the history, doubled as it fills...
+    max_step_s: float = 4800.0         # ... up to this (512 x 80 min = 28 days)
+    anchor_alpha: float = 0.2          # smoothing of the fitted path's offset to the newest samples
 
 
 NOTHING = Forecast(None, None, 0.0, "trend", False)
@@ -99,6 +102,43 @@ class ExhaustionForecaster:
 
     def update(self, ts: float, value: float, capacity: float) -> Forecast:
         p = self.params
+        self._observe(ts, value)
+        seasonal = self.fit is not None and bool(self.fit.period_s)
+        if value >= capacity:
+            return Forecast(ts, ts, 1.0, self.fit.model if self.fit else "trend", True)
+        line = self.trend.line()
+        young = ts - self.first_ts < p.min_history_s or ts - self.trend_since < p.tau_s / 2
+        self.rising = not young and line is not None and self._rising(line)
+        if not self.rising:
+            if self.fit is not None and not self.fit.period_s and ts - self.fit.t0 > 4 * p.refit_every_s:
+                self.fit = None
+            return NOTHING
+        if not seasonal and self._sawtooth(ts, line.level):
+            self.rising = False
+            return Forecast(None, None, 0.0, "sawtooth", False)
+        likely, lower = self._linear(ts, line, capacity)
+        if self.fit is None or ts - self.fit.t0 >= p.refit_every_s:
+            self._refit(ts)
+        model = "trend"
+        if self.fit is not None:
+            lines = [self.long.line()] if self.fit.period_s else [line, self.long.line()]
+            likely, lower = self._crossings(ts, capacity)
+            model = self.fit.model
+            # the fit's interval knows its noise, not how fast the rate itself swings: the early bound is
+            # also no later than where the recent lines would fill (a rate picking up again)
+            bounds = [lower] + [self._linear(ts, x, capacity)[1] for x in lines if x is not None and x.slope > 0]
+            bounds = [b for b in bounds if b is not None]
+            lower = min(bounds) if bounds else None
+            if likely is not None and lower is not None:
+                lower = min(lower, likely)
+        if likely is None or lower is None:
+            return Forecast(None, None, 0.0, model, True)
+        confidence = min(1.0, max(0.0, (lower - ts) / max(likely - ts, 1e-9)))
+        return Forecast(likely, lower, confidence, model, True)
+
+    def _observe(self, ts: float, value: float) -> None:
+        """The per-sample part: resets, lines, history, the fitted path's anchor, the daily season check."""
+        p = self.params
         if math.isnan(self.first_ts):
             self.first_ts = self.trend_since = ts
         self.last_ts = ts
@@ -120,30 +160,6 @@ class ExhaustionForecaster:
             self._season_check(ts)
         elif seasonal and ts - self.fit.t0 >= p.refit_every_s:
             self._refit(ts)   # a seasonal fit is kept current even while the series is not rising
-        seasonal = self.fit is not None and bool(self.fit.period_s)
-        if value >= capacity:
-            return Forecast(ts, ts, 1.0, self.fit.model if self.fit else "trend", True)
-        line = self.trend.line()
-        young = ts - self.first_ts < p.min_history_s or ts - self.trend_since < p.tau_s / 2
-        self.rising = not young and line is not None and self._rising(line)
-        if not self.rising:
-            if self.fit is not None and not self.fit.period_s and ts - self.fit.t0 > 4 * p.refit_every_s:
-                self.fit = None
-            return NOTHING
-        if not seasonal and self._sawtooth(ts, line.level):
-            self.rising = False
-            return Forecast(None, None, 0.0, "sawtooth", False)
-        likely, lower = self._linear(ts, line, capacity)
-        if self.fit is None or ts - self.fit.t0 >= p.refit_every_s:
-            self._refit(ts)
-        model = "trend"
-        if self.fit is not None:
-            likely, lower = self._crossings(ts, capacity)
-            model = self.fit.model
-        if likely is None or lower is None:
-            return Forecast(None, None, 0.0, model, True)
-        confidence = min(1.0, max(0.0, (lower - ts) / max(likely - ts, 1e-9)))
-        return Forecast(likely, lower, confidence, model, True)
 
     def predict(self, ts: float) -> float | None:
         """The forecast mean at a future ``ts``: the fitted path (a seasonal fit, or any fit while rising),

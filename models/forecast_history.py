@@ -30,7 +30,7 @@ class History:
         if index > open_index:
             self._close()
             self.means.extend([math.nan] * (index - open_index - 1))
-            self._fit()
+            self._shrink()
         if index >= len(self.means):
             self.acc_sum += value
             self.acc_n += 1
@@ -39,7 +39,7 @@ class History:
         self.means.append(self.acc_sum / self.acc_n if self.acc_n else math.nan)
         self.acc_sum, self.acc_n = 0.0, 0
 
-    def _fit(self) -> None:
+    def _shrink(self) -> None:
         while len(self.means) >= self.capacity:
             if self.step_s * 2 > self.max_step_s:
                 drop = len(self.means) - self.capacity + 1

@@ -32,7 +32,7 @@ SEVERITIES = (None, "warning", "critical")
 class NoticeParams:
     warning_s: float = 86_400.0
     critical_s: float = 14_400.0
-    confirm_s: float = 1_800.0
+    confirm_s: float = 900.0
     update_rel: float = 0.1
     update_min_s: float = 3_600.0
     clear_factor: float = 1.5

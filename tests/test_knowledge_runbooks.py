@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kubestack.knowledge.errors import RunbookFormatError
+from kubestack.errors import RunbookFormatError
 from kubestack.knowledge.runbook import MIDDLEWARE, RUNBOOK_DIR, load_dir, load_runbooks, parse_runbook
 from kubestack.plugins.registry import plugins
 

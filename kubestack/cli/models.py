@@ -1,4 +1,4 @@
-"""``kubestack models``: replay metric series through the online anomaly detectors, offline."""
+"""``kubestack models``: replay metric series through the online models, offline (anomaly scores, forecasts)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kubestack.models.forecast_series import forecast_points, format_forecast, parse_duration
 from kubestack.models.registry import DEFAULT, DETECTORS
 from kubestack.models.series import format_scored, read_series, score_points
 
-app = typer.Typer(help="The online anomaly detectors, replayed on CSV series.", no_args_is_help=True)
+app = typer.Typer(help="The online anomaly detectors and forecasters, replayed on CSV series.",
+                  no_args_is_help=True)
 err = Console(stderr=True)
 
 
@@ -65,3 +67,61 @@ def _score_dir(input_dir: Path, output_dir: Path, detector: str) -> None:
             dst.write_text(_score_file(src, detector))
             progress.advance(task)
     err.print(f"{len(files)} series scored into {output_dir}")
+
+
+def _forecast_file(src: Path, capacity: float, horizon_s: float) -> str:
+    points = read_series(src)
+    return format_forecast(points, forecast_points(points, capacity, horizon_s))
+
+
+@app.command()
+def forecast(
+    input_csv: Annotated[Path | None, typer.Argument(metavar="INPUT.csv", help="timestamp,value with a header")]
+    = None,
+    capacity: Annotated[float | None, typer.Option("--capacity", help="The value at which the series is full")]
+    = None,
+    horizon: Annotated[str, typer.Option("--horizon", help="Show forecasts due within this (24h, 90m, 2d)")]
+    = "24h",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output CSV (default: stdout)")] = None,
+    input_dir: Annotated[Path | None, typer.Option("--input-dir", help="Forecast every *.csv below this folder")]
+    = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Mirror of --input-dir with forecasts")]
+    = None,
+) -> None:
+    """Add ``exhaustion_at`` and ``exhaustion_lower_bound`` (ISO 8601 UTC), empty unless due within the horizon.
+
+    The early bound decides what is due; each row uses only the rows up to its own.
+    """
+    if capacity is None:
+        raise typer.BadParameter("give the capacity the series fills up to, e.g. --capacity 1073741824",
+                                 param_hint="--capacity")
+    if not (capacity > 0 and capacity != float("inf")):
+        raise typer.BadParameter(f"{capacity} is not a positive capacity", param_hint="--capacity")
+    try:
+        horizon_s = parse_duration(horizon)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--horizon") from None
+    if (input_csv is None) == (input_dir is None):
+        raise typer.BadParameter("give either INPUT.csv or --input-dir (not both)")
+    if input_csv is not None:
+        text = _forecast_file(input_csv, capacity, horizon_s)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text)
+        return
+    if output_dir is None:
+        raise typer.BadParameter("--input-dir needs --output-dir")
+    if not input_dir.is_dir():
+        raise typer.BadParameter(f"{input_dir} is not a folder")
+    files = sorted(p for p in input_dir.rglob("*.csv") if p.is_file())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task("forecasting", total=len(files))
+        for src in files:
+            dst = output_dir / src.relative_to(input_dir)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_text(_forecast_file(src, capacity, horizon_s))
+            progress.advance(task)
+    err.print(f"{len(files)} series forecast into {output_dir}")
