@@ -235,10 +235,34 @@ def _evidence_actions(signal: IncidentSignal) -> list[tuple[str, dict, str]]:
         elif plugin == "postgresql":
             out.append(("postgresql.alter_system_set", {"name": key, "value": old}, why))
     evidence = details.get("evidence") or {}
+    out += _limit_actions(cause, evidence)
     if cause == "mysql.row_lock_waits":
         for blocker in sorted({w.get("blocking_id") for w in evidence.get("waits", []) if w.get("blocking_id")}):
             out.append(("mysql.kill_connection", {"id": blocker}, f"end connection {blocker}, which holds the lock"))
     if cause == "postgresql.lock_wait" and evidence.get("blocking_pid"):
         pid = evidence["blocking_pid"]
         out.append(("postgresql.terminate_backend", {"pid": pid}, f"end backend {pid}, which holds the lock"))
+    return out
+
+
+def _limit_actions(cause: str, evidence: dict) -> list[tuple[str, dict, str]]:
+    """A limit that is being reached: room to breathe (raise it a quarter or a half, within what the
+    preconditions say), or free what is held for nothing."""
+    out = []
+    if cause in ("redis.memory_near_limit", "redis.noeviction_memory_high") and evidence.get("maxmemory"):
+        current = int(evidence["maxmemory"])
+        raised = int(current * 1.25)
+        out.append(("redis.set_maxmemory", {"bytes": str(raised)},
+                    f"raise maxmemory by a quarter, from {current} to {raised} bytes, if the host has the memory"))
+        if evidence.get("maxmemory_policy") == "noeviction":
+            out.append(("redis.set_maxmemory_policy", {"policy": "allkeys-lru"},
+                        "let Redis evict the least recently used keys instead of refusing writes (a cache only)"))
+    if cause == "mysql.connections_near_max" and evidence.get("max_connections"):
+        current = int(evidence["max_connections"])
+        out.append(("mysql.set_max_connections", {"value": str(int(current * 1.5))},
+                    f"raise max_connections by half, from {current}, while the clients are fixed"))
+    if cause == "postgresql.connections_near_max" and evidence.get("by_state", {}).get("idle in transaction"):
+        idle = evidence["by_state"]["idle in transaction"]
+        out.append(("postgresql.terminate_idle_in_transaction", {"min_idle_s": "60"},
+                    f"free the slots of {idle} session(s) idle in a transaction for over a minute"))
     return out

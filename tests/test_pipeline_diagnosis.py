@@ -70,3 +70,16 @@ def test_deterministic_and_empty_incidents_give_nothing() -> None:
     assert run(inc).report.hypotheses[0].runbooks[0] == "host/target-down"
     assert run(inc).proposals == [], "no action without the evidence to parameterise it"
     assert run(incident([CACHE], [])) is None
+
+
+def test_a_limit_being_reached_gets_room_proposed_within_the_plugin_actions() -> None:
+    evidence = {"maxmemory": 1000, "used_memory": 990, "maxmemory_policy": "noeviction"}
+    result = run(incident([CACHE], [signal(CACHE, "redis.noeviction_memory_high", 0, evidence=evidence)]))
+    assert [(p.action, p.params) for p in result.proposals] == [
+        ("redis.set_maxmemory", {"bytes": "1250"}), ("redis.set_maxmemory_policy", {"policy": "allkeys-lru"})]
+    assert result.proposals[0].rollback.startswith("CONFIG SET maxmemory") and result.proposals[0].preconditions
+    pg = ResourceRef(kind="postgresql", name="orders", host="db-3")
+    busy = {"by_state": {"active": 3, "idle in transaction": 12}, "max_connections": 20}
+    result = run(incident([pg], [signal(pg, "postgresql.connections_near_max", 0, evidence=busy)]))
+    assert [(p.action, p.params) for p in result.proposals] == [
+        ("postgresql.terminate_idle_in_transaction", {"min_idle_s": "60"})]
