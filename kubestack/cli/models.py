@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -39,10 +40,17 @@ def score(
     """Add an ``anomaly_score`` column in [0, 1]; each score uses only the rows up to its own."""
     if detector not in DETECTORS:
         raise typer.BadParameter(f"unknown detector {detector!r}: choose one of {', '.join(DETECTORS)}")
+    _replay(lambda src: _score_file(src, detector), input_csv, output, input_dir, output_dir, "scored")
+
+
+def _replay(convert: Callable[[Path], str], input_csv: Path | None, output: Path | None, input_dir: Path | None,
+            output_dir: Path | None, done: str) -> None:
+    """One CSV to a file or stdout, or every ``*.csv`` below ``input_dir`` into the same paths below
+    ``output_dir``."""
     if (input_csv is None) == (input_dir is None):
         raise typer.BadParameter("give either INPUT.csv or --input-dir (not both)")
     if input_csv is not None:
-        text = _score_file(input_csv, detector)
+        text = convert(input_csv)
         if output is None:
             sys.stdout.write(text)
         else:
@@ -53,20 +61,16 @@ def score(
         raise typer.BadParameter("--input-dir needs --output-dir")
     if not input_dir.is_dir():
         raise typer.BadParameter(f"{input_dir} is not a folder")
-    _score_dir(input_dir, output_dir, detector)
-
-
-def _score_dir(input_dir: Path, output_dir: Path, detector: str) -> None:
     files = sorted(p for p in input_dir.rglob("*.csv") if p.is_file())
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as progress:
-        task = progress.add_task("scoring", total=len(files))
+        task = progress.add_task(done, total=len(files))
         for src in files:
             dst = output_dir / src.relative_to(input_dir)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_text(_score_file(src, detector))
+            dst.write_text(convert(src))
             progress.advance(task)
-    err.print(f"{len(files)} series scored into {output_dir}")
+    err.print(f"{len(files)} series {done} into {output_dir}")
 
 
 def _forecast_file(src: Path, capacity: float, horizon_s: float) -> str:
@@ -101,27 +105,5 @@ def forecast(
         horizon_s = parse_duration(horizon)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--horizon") from None
-    if (input_csv is None) == (input_dir is None):
-        raise typer.BadParameter("give either INPUT.csv or --input-dir (not both)")
-    if input_csv is not None:
-        text = _forecast_file(input_csv, capacity, horizon_s)
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            output.write_text(text)
-        return
-    if output_dir is None:
-        raise typer.BadParameter("--input-dir needs --output-dir")
-    if not input_dir.is_dir():
-        raise typer.BadParameter(f"{input_dir} is not a folder")
-    files = sorted(p for p in input_dir.rglob("*.csv") if p.is_file())
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=False) as progress:
-        task = progress.add_task("forecasting", total=len(files))
-        for src in files:
-            dst = output_dir / src.relative_to(input_dir)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_text(_forecast_file(src, capacity, horizon_s))
-            progress.advance(task)
-    err.print(f"{len(files)} series forecast into {output_dir}")
+    _replay(lambda src: _forecast_file(src, capacity, horizon_s), input_csv, output, input_dir, output_dir,
+            "forecast")
