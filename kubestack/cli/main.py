@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kubestack.cli import agent, bench, kafka, knowledge, logs, models, plugins, rca, stack, topics
+from kubestack.cli import agent, ask, bench, kafka, knowledge, logs, models, plugins, rca, stack, topics
 from kubestack.errors import ConfigError, KubestackError
 from kubestack.logs import configure_logging
 from kubestack.settings import load_settings
@@ -34,6 +34,7 @@ app.add_typer(knowledge.app, name="knowledge")
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("worker")(stack.worker)
+app.command("ask")(ask.ask)
 
 
 @app.callback()

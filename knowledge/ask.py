@@ -1,0 +1,193 @@
+"""``kubestack ask``: a question in plain language answered with live evidence. Understand what it is about
+(``question.py``), run the health checks of the matching targets now, read the recent incidents about them,
+and rank the runbooks: the knowledge base's search for the question, with the runbooks that the live findings
+point at first. Works offline; each part that cannot run says why in the answer instead of failing it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from kubestack.agents.config import TargetConfig
+from kubestack.agents.runtime import build_runner
+from kubestack.bus import client_options
+from kubestack.contract.events import Finding, Incident, IncidentStatus, Severity
+from kubestack.contract.topics import INCIDENTS
+from kubestack.errors import ConfigError, KafkaError, PluginError
+from kubestack.knowledge.question import Question
+from kubestack.knowledge.runbook import Runbook
+from kubestack.plugins.registry import get_plugin
+from kubestack.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+CONFIRMED_BOOST = 3
+INCIDENTS_TAIL = 500
+"""Records read from the end of each incidents partition."""
+
+
+@dataclass
+class TargetCheck:
+    target: str
+    kind: str
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class Answer:
+    question: Question
+    checks: list[TargetCheck]
+    runbooks: list[tuple[str, str, str]]  # id, title, why
+    incidents: list[Incident]
+    notes: list[str]
+
+    def as_dict(self) -> dict:
+        return {
+            "question": self.question.text, "middleware": self.question.middleware,
+            "instances": list(self.question.instances), "symptoms": list(self.question.symptoms),
+            "checks": [{"target": c.target, "kind": c.kind, "error": c.error,
+                        "findings": [f.model_dump(mode="json") for f in c.findings]} for c in self.checks],
+            "runbooks": [{"id": i, "title": t, "why": w} for i, t, w in self.runbooks],
+            "incidents": [{"incident_id": i.incident_id, "title": i.title, "status": i.status.value,
+                           "severity": i.severity.value, "ts": i.ts.isoformat(), "summary": i.summary}
+                          for i in self.incidents],
+            "notes": self.notes,
+        }
+
+    def as_text(self) -> str:
+        q = self.question
+        about = q.middleware or "no middleware named"
+        if q.instances:
+            about += f" ({', '.join(q.instances)})"
+        lines = [f"About: {about}" + (f"; symptoms: {', '.join(q.symptoms)}" if q.symptoms else "")]
+        lines.append("Live checks:" if self.checks else "Live checks: no matching target configured")
+        for check in self.checks:
+            if check.error:
+                lines.append(f"  {check.kind}/{check.target}: cannot be checked: {check.error}")
+                continue
+            loud = [f for f in check.findings if f.severity != Severity.INFO]
+            lines.append(f"  {check.kind}/{check.target}: " + (f"{len(loud)} finding(s)" if loud else "healthy"))
+            for finding in loud:
+                lines.append(f"    {finding.severity.value.upper()} {finding.rule_id}: {finding.message}")
+                if finding.query:
+                    lines.append(f"      evidence from: {finding.query.splitlines()[0][:120]}")
+        if self.incidents:
+            lines.append("Recent incidents:")
+            lines += [f"  {i.ts:%Y-%m-%d %H:%M} {i.status.value:<8} {i.title} ({i.incident_id})"
+                      for i in self.incidents]
+        lines.append("Runbooks:" if self.runbooks else "Runbooks: none found")
+        lines += [f"  {n}. {rid}: {title} ({why})" for n, (rid, title, why) in enumerate(self.runbooks, start=1)]
+        lines += [f"Note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def targets_for(question: Question, targets: list[TargetConfig]) -> list[TargetConfig]:
+    if question.instances:
+        return [t for t in targets if t.name in question.instances]
+    if question.middleware:
+        return [t for t in targets if t.type == question.middleware]
+    return []
+
+
+async def check_target(target: TargetConfig, timeout_s: float) -> TargetCheck:
+    """The target's health findings now; an unreachable or misconfigured target is reported, not raised."""
+    check = TargetCheck(target.name, target.type)
+    try:
+        plugin = get_plugin(target.type)
+        instance = plugin.create(plugin.config_model.model_validate(target.config), build_runner(target))
+    except (PluginError, ConfigError, ValueError) as exc:
+        check.error = f"{type(exc).__name__}: {exc}"
+        return check
+    try:
+        check.findings = await asyncio.wait_for(instance.check_health(), timeout_s)
+    except (PluginError, ConfigError) as exc:
+        check.error = str(exc) or type(exc).__name__
+    except TimeoutError:
+        check.error = f"no answer within {timeout_s:.0f}s"
+    finally:
+        await instance.close()
+    return check
+
+
+async def recent_incidents(kafka: KafkaSettings, question: Question, limit: int = 5,
+                           timeout_s: float = 10.0) -> list[Incident]:
+    """The latest revision of the most recent incidents about the question's middleware or instances."""
+    consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False)
+    try:
+        await asyncio.wait_for(consumer.start(), timeout_s)
+        topic = INCIDENTS.qualified(kafka.topic_prefix)
+        if topic not in await consumer.topics():
+            return []
+        partitions = [TopicPartition(topic, p) for p in range(INCIDENTS.partitions)]  # as the registry creates it
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        for tp, end in ends.items():
+            consumer.seek(tp, max(0, end - INCIDENTS_TAIL))
+        latest: dict[str, Incident] = {}
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    incident = INCIDENTS.decode(record.value)
+                    if _about(incident, question):
+                        latest[incident.incident_id] = incident
+    finally:
+        await consumer.stop()
+    ordered = sorted(latest.values(), key=lambda i: (i.status == IncidentStatus.RESOLVED, -i.ts.timestamp()))
+    return ordered[:limit]
+
+
+def _about(incident: Incident, question: Question) -> bool:
+    if question.instances:
+        return any(r.name in question.instances for r in incident.resources)
+    return question.middleware is not None and any(r.kind == question.middleware for r in incident.resources)
+
+
+def rank_runbooks(hits: list[tuple[str, str]], checks: list[TargetCheck], books: list[Runbook],
+                  limit: int = 5) -> list[tuple[str, str, str]]:
+    """``hits``: (id, title) from the search, best first. A match that a live finding points at moves up
+    ``CONFIRMED_BOOST`` places; the runbooks of the other live findings follow the matches (always shown: the
+    target has that problem now, whatever was asked)."""
+    fired = [f.rule_id for c in checks for f in c.findings if f.severity != Severity.INFO]
+    by_rule: dict[str, list[Runbook]] = {}
+    for rule in fired:
+        by_rule[rule] = [b for b in books if rule in b.meta.signals.rules]
+    pointed = {b.id: rule for rule, found in by_rule.items() for b in found}
+    ranked = sorted(enumerate(hits), key=lambda item: item[0] - (CONFIRMED_BOOST if item[1][0] in pointed else 0))
+    matching = [(rid, title, "matches the question" + (f"; live check: {pointed[rid]} fired" if rid in pointed else ""))
+                for _, (rid, title) in ranked][:limit]
+    shown = {rid for rid, _, _ in matching}
+    others = []
+    for rule, found in by_rule.items():
+        for book in found[:1]:
+            if book.id not in shown:
+                shown.add(book.id)
+                others.append((book.id, book.meta.title, f"live check: {rule} fired"))
+    return matching + others
+
+
+async def answer(question: Question, targets: list[TargetConfig], search, books: list[Runbook],
+                 kafka: KafkaSettings | None, timeout_s: float = 10.0) -> Answer:
+    """``search(text, middleware)`` -> [(id, title)] from the knowledge base; ``kafka`` None skips incidents."""
+    notes = []
+    chosen = targets_for(question, targets)
+    if question.middleware is None:
+        notes.append("the question names no middleware or instance: no live check ran")
+    checks = list(await asyncio.gather(*(check_target(t, timeout_s) for t in chosen)))
+    incidents: list[Incident] = []
+    if kafka is not None and (question.middleware or question.instances):
+        try:
+            incidents = await recent_incidents(kafka, question, timeout_s=timeout_s)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            notes.append(f"recent incidents not read: Kafka at {kafka.bootstrap} is not reachable ({exc or 'timeout'})")
+        except Exception as exc:  # aiokafka's own errors: the answer still stands without incidents
+            notes.append(f"recent incidents not read: {type(exc).__name__}: {exc}")
+    runbooks = rank_runbooks(search(question.text, question.middleware), checks, books)
+    return Answer(question, checks, runbooks, incidents, notes)
