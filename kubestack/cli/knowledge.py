@@ -79,3 +79,20 @@ def search(
     for rank, hit in enumerate(hits, 1):
         table.add_row(str(rank), hit.id, hit.title, f"{hit.score:.4f}")
     out.print(table)
+
+
+@app.command()
+def follow(
+    ctx: typer.Context,
+    idle_exit: Annotated[float | None, typer.Option("--idle-exit", min=1,
+                                                    help="Stop after this many seconds without a record")] = None,
+    folder: DirOption = None,
+) -> None:
+    """Remember every incident as it resolves (with its root-cause report) in the knowledge base."""
+    import asyncio
+
+    from kubestack.knowledge.follow import follow as follow_incidents
+
+    settings: Settings = ctx.obj
+    count = asyncio.run(follow_incidents(settings.kafka, knowledge_dir(settings, folder), idle_exit))
+    err.print(f"{count} resolved incident(s) remembered", highlight=False)
