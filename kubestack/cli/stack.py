@@ -54,23 +54,20 @@ def worker(
     _run_worker(settings)
 
 
-def _start_agent(settings: Settings, kafka_bootstrap: str, config: Path | None) -> subprocess.Popen:
-    """The agent in its own process (and session: Ctrl-C reaches it through us, in order)."""
-    argv = [sys.executable, "-m", "kubestack.agents", "--discover"]
-    if config is not None:
-        argv += ["--config", str(config)]
+def _start(settings: Settings, kafka_bootstrap: str, *argv: str) -> subprocess.Popen:
+    """A companion process in its own session: Ctrl-C reaches it through us, in order."""
     env = {**os.environ, "KUBESTACK_KAFKA__BOOTSTRAP": kafka_bootstrap, "KUBESTACK_HOME": str(settings.home)}
-    return subprocess.Popen(argv, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "-m", *argv], env=env, start_new_session=True, stdin=subprocess.DEVNULL)
 
 
-def _stop_agent(agent: subprocess.Popen, timeout_s: float = 30.0) -> None:
-    if agent.poll() is None:
-        agent.send_signal(signal.SIGTERM)
+def _stop(process: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
         try:
-            agent.wait(timeout_s)
+            process.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
+            process.kill()
+            process.wait()
 
 
 def up(
@@ -80,20 +77,25 @@ def up(
     ] = None,
 ) -> None:
     """Start the local stack in the foreground: the broker, an agent watching this machine and the middleware
-    it finds on default ports, and every pipeline stage; Ctrl-C stops all of it cleanly."""
+    it finds on default ports, every pipeline stage, and the incident memory (``kubestack knowledge follow``);
+    Ctrl-C stops all of it cleanly."""
     settings: Settings = ctx.obj
     broker = LocalKafka(settings.local_kafka, settings.home)
     started_here = broker.pid() is None
     kafka = settings.kafka.model_copy(update={"bootstrap": settings.local_kafka.bootstrap})
     with out.status(f"starting Kafka on {kafka.bootstrap}..."):
         broker.up(kafka)
-    out.print(f"[green]Kafka up[/] on {kafka.bootstrap}; starting the agent and the worker (Ctrl-C stops all)")
-    agent = _start_agent(settings, kafka.bootstrap, agent_config)
+    out.print(f"[green]Kafka up[/] on {kafka.bootstrap}; starting the agent, the incident memory and the worker "
+              "(Ctrl-C stops all)")
+    agent = _start(settings, kafka.bootstrap, "kubestack.agents", "--discover",
+                   *(["--config", str(agent_config)] if agent_config is not None else []))
+    memory = _start(settings, kafka.bootstrap, "kubestack", "knowledge", "follow")
     try:
         _run_worker(settings.model_copy(update={"kafka": kafka}))
     finally:
-        out.print("stopping the agent...")
-        _stop_agent(agent)
+        out.print("stopping the agent and the incident memory...")
+        _stop(agent)
+        _stop(memory)
         if started_here:
             out.print("stopping Kafka...")
             broker.stop()
