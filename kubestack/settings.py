@@ -92,6 +92,24 @@ class WorkerSettings(_Section):
                                        description="Multiplies every forecasting duration (tests compress days)")
 
 
+class LlmSettings(_Section):
+    """The LLM that may write narratives; ``provider="none"`` keeps the templated ones."""
+
+    provider: Literal["none", "openai", "ollama"] = "none"
+    base_url: str | None = Field(default=None, description="Default: OpenAI's API, or Ollama on 127.0.0.1:11434")
+    model: str | None = Field(default=None, description="Model name as the server knows it")
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=20.0, gt=0, description="Longest a narrative may take, retries included")
+    max_tokens: int = Field(default=300, ge=16)
+    redact_ips: bool = Field(default=False, description="Also replace IP addresses in what is sent")
+
+    @model_validator(mode="after")
+    def _model_named(self) -> LlmSettings:
+        if self.provider != "none" and not self.model:
+            raise ValueError(f"llm.model is required with provider {self.provider}")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KUBESTACK_", env_nested_delimiter="__", extra="forbid")
 
@@ -102,6 +120,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     local_kafka: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -315,7 +315,13 @@ class Stages:
     def _diagnose(self) -> None:
         from kubestack.knowledge.runbook import load_runbooks
 
-        runbooks = RunbookMatcher(load_runbooks())
+        books = load_runbooks()
+        runbooks, titles = RunbookMatcher(books), {b.id: b.meta.title for b in books}
+        narrator = None
+        if self.settings.llm.provider != "none":  # imports the LLM clients only when one is configured
+            from kubestack.pipeline.narrative import build_narrator, narrate
+
+            narrator = build_narrator(self.settings.llm)
 
         @self.app.agent(contract_topic(self.app, INCIDENTS, self.prefix), name="diagnose")
         async def diagnose_incidents(stream: faust.StreamT) -> None:
@@ -328,9 +334,18 @@ class Stages:
                     diagnosis = diagnose(incident, self.source, runbooks, action_specs, datetime.now(timezone.utc))
                     if diagnosis is None:
                         continue
-                    await self.emit(self.rca_reports, RCA_REPORTS, [diagnosis.report])
-                    if self.diagnosed.get(incident.incident_id) != diagnosis.top_cause:  # proposals once per cause
-                        self.diagnosed[incident.incident_id] = diagnosis.top_cause
+                    last = self.diagnosed.get(incident.incident_id)
+                    changed = not isinstance(last, dict) or last.get("cause") != diagnosis.top_cause
+                    report = diagnosis.report
+                    if narrator is not None:  # the LLM writes once per cause (it may take timeout_s)
+                        narrative, by = (await narrate(report, incident, titles, narrator)) if changed else \
+                            (last["narrative"], last["narrator"])
+                        report = report.model_copy(update={"narrative": narrative, "narrator": by})
+                    await self.emit(self.rca_reports, RCA_REPORTS, [report])
+                    if changed:  # proposals once per cause
+                        self.diagnosed[incident.incident_id] = {"cause": diagnosis.top_cause,
+                                                                "narrative": report.narrative,
+                                                                "narrator": report.narrator}
                         await self.emit(self.proposals, REMEDIATION_PROPOSALS, diagnosis.proposals)
                 except EventDecodeError as exc:
                     await self.reject(event, exc, "diagnose")

@@ -17,6 +17,9 @@ ssh-keygen                        openssh-client
 prometheus                        prometheus               # tests: Prometheus as a source
 prometheus-node-exporter          prometheus-node-exporter # tests: a real exporter for Prometheus to scrape
 prometheus-alertmanager           prometheus-alertmanager  # tests: real Alertmanager webhooks to the agent
+g++                               g++                      # builds llama.cpp (llama-cpp-python) for the LLM tests
+make                              make
+cmake                             cmake
 "
 
 missing=()
