@@ -34,7 +34,7 @@ from kubestack.plugins.redis.parse import (
 from kubestack.plugins.redis.peers import client_host, client_peers, redis_peers
 from kubestack.plugins.redis.plugin import redact
 from tests.services.process import free_port
-from tests.services.redis import RedisServer, start_redis
+from tests.services.redis import RedisServer, start_replica
 
 DATA = Path(__file__).parent / "data" / "redis"
 
@@ -385,16 +385,8 @@ def test_peers_from_recorded_client_lists_and_replication() -> None:
 @pytest.fixture()
 def own_replica(redis_server: RedisServer, tmp_path: Path) -> Iterator[RedisServer]:
     """A replica of the session's primary started for this test, returned once its link is up."""
-    process, replica = start_redis("peers-replica", tmp_path, redis_server.password,
-                                   "--replicaof", redis_server.host, str(redis_server.port),
-                                   "--masterauth", redis_server.password)
+    process, replica = start_replica("peers-replica", tmp_path, redis_server)
     try:
-        client = replica.connect()
-        deadline = time.monotonic() + 20
-        while client.info("replication").get("master_link_status") != "up":
-            assert time.monotonic() < deadline, f"the replica never linked:\n{process.tail()}"
-            time.sleep(0.1)
-        client.close()
         yield replica
     finally:
         process.stop()

@@ -54,20 +54,28 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         process.stop()
 
 
-@pytest.fixture(scope="session")
-def redis_replica(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A replica of ``redis_server``, returned once its link to the primary is up."""
-    process, server = start_redis("replica", tmp_path_factory.mktemp("redis"), redis_server.password,
-                             "--replicaof", redis_server.host, str(redis_server.port),
-                             "--masterauth", redis_server.password)
+def start_replica(name: str, base: Path, primary: RedisServer) -> tuple[ServerProcess, RedisServer]:
+    """A replica of ``primary``, returned once its link to the primary is up."""
+    process, server = start_redis(name, base, primary.password, "--replicaof", primary.host, str(primary.port),
+                                  "--masterauth", primary.password)
+    client = server.connect()
     try:
-        client = server.connect()
         deadline = time.monotonic() + 20
         while client.info("replication").get("master_link_status") != "up":
             if time.monotonic() > deadline:
+                process.stop()
                 raise ServerStartError(f"replica never linked to the primary:\n{process.tail()}")
             time.sleep(0.1)
+    finally:
         client.close()
+    return process, server
+
+
+@pytest.fixture(scope="session")
+def redis_replica(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A replica of ``redis_server``, returned once its link to the primary is up."""
+    process, server = start_replica("replica", tmp_path_factory.mktemp("redis"), redis_server)
+    try:
         yield server
     finally:
         process.stop()
