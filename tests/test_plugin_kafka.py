@@ -193,6 +193,23 @@ async def test_live_lag_per_partition_equals_the_truth(kafka: KafkaSettings, con
     assert values(samples, "kafka_brokers")[()] >= 1
 
 
+async def test_live_lag_on_a_cluster_with_hundreds_of_topics(kafka: KafkaSettings,
+                                                            consumed_topic: tuple[str, str]) -> None:
+    """A fresh client learns every topic's leaders in one metadata refresh: aiokafka alone learns them one
+    stale-metadata retry at a time and ran out of time on a broker with a few hundred topics."""
+    from kubestack.bus import ensure_topics
+
+    for i in range(25):  # 25 × 14 registry topics
+        await ensure_topics(kafka.model_copy(update={"topic_prefix": f"crowd{i}.{consumed_topic[1]}."}))
+    topic, group = consumed_topic
+    plugin = plugin_for(kafka, groups=[group])
+    try:
+        samples = await plugin.collect()
+    finally:
+        await plugin.close()
+    assert values(samples, "kafka_consumer_group_total_lag") == {(("group", group),): 8}
+
+
 async def test_live_health_finds_lag_an_idle_group_and_growth(kafka: KafkaSettings,
                                                               consumed_topic: tuple[str, str]) -> None:
     topic, group = consumed_topic

@@ -132,6 +132,9 @@ class AIOKafkaClient:
 
         async def fetch() -> dict[TopicPartition, int]:
             consumer = await self._end_offsets_consumer()
+            # aiokafka learns the leaders of topics it does not track one stale-metadata retry at a time, which
+            # on a cluster with hundreds of topics outlasts its timeout: one metadata refresh for all of them.
+            await consumer._client.set_topics(sorted({t for t, _ in partitions}))
             return await consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
 
         offsets = await self._call("ListOffsets", fetch)
