@@ -18,9 +18,11 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 
 import faust
+from faust.types import EventT
 from aiokafka.admin import NewTopic
 
 from kubestack.bus import create_topics
@@ -64,6 +66,7 @@ log = logging.getLogger(__name__)
 
 ORIGIN_HEADER = "kubestack-topic"
 TICK = "tick"  # a timer's request, through the stream, to resolve a tenant's quiet incidents
+Handler = Callable[[EventT], Awaitable[None]]
 
 
 def signals_topic(settings: Settings) -> str:
@@ -91,15 +94,17 @@ class LiveState:
         self._objects: dict[tuple[str, str], object] = {}
         self._saved: dict[tuple[str, str], float] = {}
 
-    def get(self, key: tuple[str, str]):
-        return self._objects.get(key)
+    def load(self, kind: str, key: str, table, restore: Callable):
+        """The live ``kind`` object of ``key``; when not in memory, ``restore(its table checkpoint or None)``."""
+        obj = self._objects.get((kind, key))
+        return obj if obj is not None else restore(table.get(key))
 
-    def keep(self, key: tuple[str, str], obj, table, table_key: str) -> None:
-        self._objects[key] = obj
+    def keep(self, kind: str, key: str, obj, table) -> None:
+        self._objects[(kind, key)] = obj
         now = time.monotonic()
-        if now - self._saved.get(key, float("-inf")) >= self.every_s:
-            table[table_key] = obj.to_state()
-            self._saved[key] = now
+        if now - self._saved.get((kind, key), float("-inf")) >= self.every_s:
+            table[key] = obj.to_state()
+            self._saved[(kind, key)] = now
 
     def clear(self) -> None:
         self._objects.clear()
@@ -147,7 +152,7 @@ class Stages:
         self._correlate()
         self._diagnose()
 
-    async def reject(self, event: faust.types.EventT, error: Exception, stage: str) -> None:
+    async def reject(self, event: EventT, error: Exception, stage: str) -> None:
         message = event.message
         letter = dead_letter(topic=message.topic, raw=event.value, key=event.key, partition=message.partition,
                              offset=message.offset, error=error, stage=stage, tenant=self.settings.tenant)
@@ -161,94 +166,90 @@ class Stages:
             key, value = spec.encode(event)
             await channel.send(key=key, value=value)
 
-    # --- metrics: inventory and detection ------------------------------------------------------------
+    async def guarded(self, event: EventT, stage: str, handle: Handler) -> None:
+        """``handle(event)``; what does not decode, and what fails, is dead-lettered with the reason and the stream
+        goes on (the message is kept, the worker stays alive)."""
+        try:
+            await handle(event)
+        except EventDecodeError as exc:
+            await self.reject(event, exc, stage)
+        except Exception as exc:  # one per long-running loop
+            log.exception("%s failed on %s@%d", stage, event.message.topic, event.message.offset)
+            await self.reject(event, exc, stage)
+
+    def _agent(self, channel: faust.ChannelT, stage: str, handle: Handler) -> None:
+        """A thin agent on ``channel``: each event through ``guarded``."""
+        @self.app.agent(channel, name=stage)
+        async def agent(stream: faust.StreamT) -> None:
+            async for event in stream.events():
+                await self.guarded(event, stage, handle)
+
+    # --- metrics: inventory, detection, forecasts ------------------------------------------------
 
     def _intake(self) -> None:
         worker = self.settings.worker
         threshold = worker.anomaly_threshold
         horizons = Horizons.build(worker.forecast_warning_s, worker.forecast_critical_s, worker.forecast_time_scale)
 
-        @self.app.agent(contract_topic(self.app, METRICS, self.prefix), name="intake")
-        async def intake(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                try:
-                    batch = METRICS.decode(event.value)
-                    key = batch.resource.key
-                    previous = self.live.get(("inventory", key))
-                    if previous is None and (stored := self.inventory.get(key)) is not None:
-                        previous = ResourceSeen.model_validate(stored)
-                    self.live.keep(("inventory", key), observe(previous, batch), self.inventory, key)
-                    detectors = self.live.get(("metrics", key)) or ResourceDetectors.from_state(
-                        self.detectors.get(key), threshold)
-                    anomalies = detectors.observe(batch, self.source)
-                    self.live.keep(("metrics", key), detectors, self.detectors, key)
-                    await self.emit(self.anomalies, ANOMALIES, anomalies)
-                    if capacities := capacities_of(batch.resource.kind):
-                        forecasts = self.live.get(("forecasts", key)) or ResourceForecasts.from_state(
-                            self.forecasters.get(key), horizons)
-                        predictions = forecasts.observe(batch, capacities, self.source)
-                        self.live.keep(("forecasts", key), forecasts, self.forecasters, key)
-                        await self.emit(self.predictions, PREDICTIONS, predictions)
-                except EventDecodeError as exc:
-                    await self.reject(event, exc, "intake")
-                except Exception as exc:  # one per long-running loop: keep the stream alive, keep the message
-                    log.exception("intake failed on %s@%d", event.message.topic, event.message.offset)
-                    await self.reject(event, exc, "intake")
+        async def on_metrics(event: EventT) -> None:
+            batch = METRICS.decode(event.value)
+            key = batch.resource.key
+            previous = self.live.load("inventory", key, self.inventory,
+                                      lambda state: ResourceSeen.model_validate(state) if state is not None else None)
+            self.live.keep("inventory", key, observe(previous, batch), self.inventory)
+            detectors = self.live.load("metrics", key, self.detectors,
+                                       lambda state: ResourceDetectors.from_state(state, threshold))
+            anomalies = detectors.observe(batch, self.source)
+            self.live.keep("metrics", key, detectors, self.detectors)
+            await self.emit(self.anomalies, ANOMALIES, anomalies)
+            if capacities := capacities_of(batch.resource.kind):
+                forecasts = self.live.load("forecasts", key, self.forecasters,
+                                           lambda state: ResourceForecasts.from_state(state, horizons))
+                predictions = forecasts.observe(batch, capacities, self.source)
+                self.live.keep("forecasts", key, forecasts, self.forecasters)
+                await self.emit(self.predictions, PREDICTIONS, predictions)
+
+        self._agent(contract_topic(self.app, METRICS, self.prefix), "intake", on_metrics)
 
     # --- logs: templates and their rates ----------------------------------------------------------
 
     def _logs(self) -> None:
         worker = self.settings.worker
-        threshold = worker.log_anomaly_threshold
 
-        @self.app.agent(contract_topic(self.app, LOGS, self.prefix), name="logs")
-        async def logs(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                try:
-                    batch = LOGS.decode(event.value)
-                    key = batch.resource.key
-                    mining = self.live.get(("logs", key)) or ResourceLogs.from_state(
-                        self.log_miners.get(key), threshold, worker.log_window_s, worker.log_warmup_windows)
-                    anomalies = mining.observe(batch, self.source)
-                    self.live.keep(("logs", key), mining, self.log_miners, key)
-                    await self.emit(self.anomalies, ANOMALIES, anomalies)
-                except EventDecodeError as exc:
-                    await self.reject(event, exc, "logs")
-                except Exception as exc:
-                    log.exception("logs failed on %s@%d", event.message.topic, event.message.offset)
-                    await self.reject(event, exc, "logs")
+        def restore(state: dict | None) -> ResourceLogs:
+            return ResourceLogs.from_state(state, worker.log_anomaly_threshold, worker.log_window_s,
+                                           worker.log_warmup_windows)
+
+        async def on_logs(event: EventT) -> None:
+            batch = LOGS.decode(event.value)
+            key = batch.resource.key
+            mining = self.live.load("logs", key, self.log_miners, restore)
+            anomalies = mining.observe(batch, self.source)
+            self.live.keep("logs", key, mining, self.log_miners)
+            await self.emit(self.anomalies, ANOMALIES, anomalies)
+
+        self._agent(contract_topic(self.app, LOGS, self.prefix), "logs", on_logs)
 
     # --- configuration changes checked against their plugin's rules -----------------------------
 
     def _config_risk(self) -> None:
-        @self.app.agent(contract_topic(self.app, CONFIG_CHANGES, self.prefix), name="config-risk")
-        async def config_risk(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                try:
-                    change = CONFIG_CHANGES.decode(event.value)
-                    await self.emit(self.anomalies, ANOMALIES, assess(change, self.source))
-                except EventDecodeError as exc:
-                    await self.reject(event, exc, "config-risk")
-                except Exception as exc:
-                    log.exception("config-risk failed on %s@%d", event.message.topic, event.message.offset)
-                    await self.reject(event, exc, "config-risk")
+        async def on_change(event: EventT) -> None:
+            await self.emit(self.anomalies, ANOMALIES, assess(CONFIG_CHANGES.decode(event.value), self.source))
+
+        self._agent(contract_topic(self.app, CONFIG_CHANGES, self.prefix), "config-risk", on_change)
 
     # --- signals: re-keyed by tenant so one place sees all of a tenant's signals ---------------------
 
     def _route(self) -> None:
         specs = {spec.qualified(self.prefix): spec for spec in (ANOMALIES, HEALTH, PREDICTIONS)}
-        inputs = self.app.topic(*specs, key_serializer="raw", value_serializer="raw")
 
-        @self.app.agent(inputs, name="route")
-        async def route(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                spec = specs[event.message.topic]
-                try:
-                    decoded = spec.decode(event.value)
-                    await self.signals.send(key=decoded.tenant.encode(), value=event.value,
-                                            headers={ORIGIN_HEADER: spec.short.encode()})
-                except EventDecodeError as exc:
-                    await self.reject(event, exc, "route")
+        async def on_signal(event: EventT) -> None:
+            spec = specs[event.message.topic]
+            decoded = spec.decode(event.value)
+            await self.signals.send(key=decoded.tenant.encode(), value=event.value,
+                                    headers={ORIGIN_HEADER: spec.short.encode()})
+
+        self._agent(self.app.topic(*specs, key_serializer="raw", value_serializer="raw"), "route", on_signal)
 
     # --- correlation into incidents -------------------------------------------------------------
 
@@ -259,29 +260,23 @@ class Stages:
                           alone_score=worker.metric_alone_score)
 
     def _correlate(self) -> None:
-        @self.app.agent(self.signals, name="correlate")
-        async def correlate(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                origin = dict(event.headers or {}).get(ORIGIN_HEADER, b"anomalies").decode()
-                try:
-                    if origin == TICK:  # table writes must happen inside the stream: the timer only asks
-                        tenant = event.key.decode()
-                        correlator = self._correlator(tenant)
-                        out = correlator.expire(datetime.now(timezone.utc), self.source)
-                        if not out:
-                            continue
-                    else:
-                        decoded = topic(origin).decode(event.value)
-                        tenant = decoded.tenant
-                        correlator = self._correlator(tenant)
-                        out = self._incidents_from(correlator, origin, decoded)
-                    self.correlation[tenant] = correlator.to_state()
-                    await self.emit(self.incidents, INCIDENTS, out)
-                except EventDecodeError as exc:
-                    await self.reject(event, exc, "correlate")
-                except Exception as exc:
-                    log.exception("correlate failed on %s@%d", event.message.topic, event.message.offset)
-                    await self.reject(event, exc, "correlate")
+        async def on_routed(event: EventT) -> None:
+            origin = dict(event.headers or {}).get(ORIGIN_HEADER, b"anomalies").decode()
+            if origin == TICK:  # table writes must happen inside the stream: the timer only asks
+                tenant = event.key.decode()
+                correlator = self._correlator(tenant)
+                out = correlator.expire(datetime.now(timezone.utc), self.source)
+                if not out:
+                    return
+            else:
+                decoded = topic(origin).decode(event.value)
+                tenant = decoded.tenant
+                correlator = self._correlator(tenant)
+                out = self._incidents_from(correlator, origin, decoded)
+            self.correlation[tenant] = correlator.to_state()
+            await self.emit(self.incidents, INCIDENTS, out)
+
+        self._agent(self.signals, "correlate", on_routed)
 
         @self.app.timer(interval=min(30.0, self.settings.worker.incident_quiet_s / 4))
         async def expire_incidents() -> None:
@@ -309,7 +304,6 @@ class Stages:
             return [i for s in signals_from_prediction(decoded) for i in correlator.add(s, self.source)]
         return [i for s in signals_from_anomaly(decoded) for i in correlator.add(s, self.source)]
 
-
     # --- root cause of each incident revision, and what to do about it ------------------------------
 
     def _diagnose(self) -> None:
@@ -323,35 +317,28 @@ class Stages:
 
             narrator = build_narrator(self.settings.llm)
 
-        @self.app.agent(contract_topic(self.app, INCIDENTS, self.prefix), name="diagnose")
-        async def diagnose_incidents(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                try:
-                    incident = INCIDENTS.decode(event.value)
-                    if incident.status == IncidentStatus.RESOLVED:
-                        self.diagnosed.pop(incident.incident_id, None)
-                        continue
-                    diagnosis = diagnose(incident, self.source, runbooks, action_specs, datetime.now(timezone.utc))
-                    if diagnosis is None:
-                        continue
-                    last = self.diagnosed.get(incident.incident_id)
-                    changed = not isinstance(last, dict) or last.get("cause") != diagnosis.top_cause
-                    report = diagnosis.report
-                    if narrator is not None:  # the LLM writes once per cause (it may take timeout_s)
-                        narrative, by = (await narrate(report, incident, titles, narrator)) if changed else \
-                            (last["narrative"], last["narrator"])
-                        report = report.model_copy(update={"narrative": narrative, "narrator": by})
-                    await self.emit(self.rca_reports, RCA_REPORTS, [report])
-                    if changed:  # proposals once per cause
-                        self.diagnosed[incident.incident_id] = {"cause": diagnosis.top_cause,
-                                                                "narrative": report.narrative,
-                                                                "narrator": report.narrator}
-                        await self.emit(self.proposals, REMEDIATION_PROPOSALS, diagnosis.proposals)
-                except EventDecodeError as exc:
-                    await self.reject(event, exc, "diagnose")
-                except Exception as exc:
-                    log.exception("diagnose failed on %s@%d", event.message.topic, event.message.offset)
-                    await self.reject(event, exc, "diagnose")
+        async def on_incident(event: EventT) -> None:
+            incident = INCIDENTS.decode(event.value)
+            if incident.status == IncidentStatus.RESOLVED:
+                self.diagnosed.pop(incident.incident_id, None)
+                return
+            diagnosis = diagnose(incident, self.source, runbooks, action_specs, datetime.now(timezone.utc))
+            if diagnosis is None:
+                return
+            last = self.diagnosed.get(incident.incident_id)
+            changed = not isinstance(last, dict) or last.get("cause") != diagnosis.top_cause
+            report = diagnosis.report
+            if narrator is not None:  # the LLM writes once per cause (it may take timeout_s)
+                narrative, by = (await narrate(report, incident, titles, narrator)) if changed else \
+                    (last["narrative"], last["narrator"])
+                report = report.model_copy(update={"narrative": narrative, "narrator": by})
+            await self.emit(self.rca_reports, RCA_REPORTS, [report])
+            if changed:  # proposals once per cause
+                self.diagnosed[incident.incident_id] = {"cause": diagnosis.top_cause, "narrative": report.narrative,
+                                                        "narrator": report.narrator}
+                await self.emit(self.proposals, REMEDIATION_PROPOSALS, diagnosis.proposals)
+
+        self._agent(contract_topic(self.app, INCIDENTS, self.prefix), "diagnose", on_incident)
 
 
 def register(app: faust.App, settings: Settings) -> Stages:
