@@ -120,6 +120,27 @@ class TargetTimeoutError(TargetError):
     retriable = True
 
 
+class ActionError(PluginError):
+    """A plugin action could not be carried out."""
+
+
+class UnknownActionError(ActionError):
+    pass
+
+
+class ActionParamsError(ActionError):
+    """Missing or invalid parameters for an action."""
+
+
+class PreconditionFailedError(ActionError):
+    """A precondition of the action does not hold on the target right now; nothing was changed."""
+
+    def __init__(self, action: str, problems: list[str]) -> None:
+        super().__init__(f"{action}: " + "; ".join(problems))
+        self.action = action
+        self.problems = problems
+
+
 class KafkaError(KubestackError):
     pass
 

@@ -143,6 +143,28 @@ class Plugin(Protocol):
     async def close(self) -> None: ...
 
 
+class ActionOutcome(BaseModel):
+    """What executing (or dry-running) an action did, and how to undo it."""
+
+    action: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    dry_run: bool
+    output: str = Field(description="What was done, or with dry_run what would be done, in words")
+    before: dict[str, Any] = Field(default_factory=dict, description="State read just before acting")
+    undo: tuple[str, dict[str, Any]] | None = Field(
+        default=None, description="(action id, params) that restores the state before, when one exists")
+
+
+@runtime_checkable
+class ActionRunner(Protocol):
+    """Optional for a plugin: carries out the actions ``actions()`` declares. ``execute`` re-checks the action's
+    preconditions on the target first (``PreconditionFailedError``, nothing changed), then with ``dry_run``
+    only says what it would do; unknown ids raise ``UnknownActionError``, bad params ``ActionParamsError``,
+    and actions whose risk is forbidden are never executed."""
+
+    async def execute(self, action_id: str, params: dict[str, Any], *, dry_run: bool = False) -> ActionOutcome: ...
+
+
 @runtime_checkable
 class ConfigRiskRules(Protocol):
     """Optional for a plugin: which configuration changes are risky. Pure: the change carries the old and new

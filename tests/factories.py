@@ -7,11 +7,13 @@ from datetime import timedelta
 from kubestack.contract.base import Event, ResourceRef, Source, utcnow
 from kubestack.contract.events import (
     Anomaly,
+    AuditEntry,
     AuditRecord,
     ConfigChange,
     ConfigDiff,
     ConfigSnapshot,
     DeadLetter,
+    Decision,
     Finding,
     HealthReport,
     Hypothesis,
@@ -22,6 +24,7 @@ from kubestack.contract.events import (
     Notification,
     Prediction,
     RcaReport,
+    RemediationDecision,
     RemediationProposal,
     RemediationResult,
     ResultStatus,
@@ -78,9 +81,14 @@ def example(spec: TopicSpec, resource: ResourceRef = REDIS) -> Event:
     if model is Notification:
         return Notification(**common, channel="slack", subject_id="inc-1", severity=Severity.CRITICAL,
                             title="Redis memory pressure", delivered=True)
+    if model is RemediationDecision:
+        return RemediationDecision(**common, proposal_id="p-1", incident_id="inc-1", decision=Decision.APPROVE,
+                                   actor="alice", reason="checked the host has the memory")
+    if model is AuditEntry:
+        return AuditEntry(**common, actor="alice", action="proposal.approved", subject_id="p-1")
     if model is AuditRecord:
-        return AuditRecord(**common, actor="alice", action="proposal.approve", subject_id="p-1",
-                           prev_hash="0" * 64, hash="f" * 64)
+        return AuditRecord(**common, actor="alice", action="proposal.approved", subject_id="p-1", seq=0,
+                           entry_id="e-1", prev_hash="0" * 64, hash="f" * 64)
     if model is DeadLetter:
         return DeadLetter(**common, original_topic="kubestack.metrics.v1", partition=0, offset=7, payload="{",
                           reason="not JSON", error_type="EventDecodeError", stage="intake")

@@ -11,7 +11,8 @@ from tests.factories import REDIS, SOURCE, example
 
 REQUIRED_TOPICS = {
     "metrics", "logs", "config-snapshots", "config-changes", "health", "anomalies", "predictions", "incidents",
-    "rca-reports", "remediation-proposals", "remediation-results", "notifications", "audit", "dead-letter",
+    "rca-reports", "remediation-proposals", "remediation-decisions", "remediation-results", "notifications",
+    "audit-entries", "audit", "dead-letter",
 }
 
 

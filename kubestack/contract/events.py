@@ -241,12 +241,30 @@ class RemediationProposal(Event):
 
 
 class ResultStatus(StrEnum):
+    PENDING = "pending"
+    """Waiting for a person's approval (the policy does not allow acting alone)."""
     APPROVED = "approved"
     REJECTED = "rejected"
     EXECUTED = "executed"
     VERIFIED = "verified"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class RemediationDecision(Event):
+    """A person's approval or rejection of a proposal (through the API, the CLI or a Slack button)."""
+
+    proposal_id: str
+    incident_id: str
+    decision: Decision
+    actor: Name = Field(description="Who decided: the API token's user, or slack:<user id>")
+    reason: str = ""
+    via: Name = Field(default="api", description="api, cli or slack")
 
 
 class RemediationResult(Event):
@@ -268,13 +286,23 @@ class Notification(Event):
     error: str | None = None
 
 
-class AuditRecord(Event):
-    """One link of the tamper-evident audit chain."""
+class AuditEntry(Event):
+    """Something a person or a stage did, as the doer reports it. One audit stage chains entries, in the order the
+    single-partition entries topic gives them, into ``AuditRecord``s."""
 
-    actor: Name
-    action: Name
-    subject_id: str
+    actor: Name = Field(description="A user, 'policy:auto', or the stage that acted, e.g. 'stage:remediation'")
+    action: Name = Field(description="What was done, e.g. proposal.approved, action.executed, api.token_used")
+    subject_id: str = Field(description="Proposal, incident or other id the entry is about")
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditRecord(AuditEntry):
+    """One link of the tamper-evident audit chain: ``hash`` is the SHA-256 of ``prev_hash`` and the canonical JSON
+    of every other field, so editing, removing or reordering any record breaks every later link."""
+
+    seq: int = Field(ge=0, description="Position in the chain, from 0")
+    entry_id: str = Field(description="event_id of the AuditEntry this record chains (a replayed entry is not "
+                                      "chained twice)")
     prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from kubestack.contract.base import Event
 from kubestack.contract.events import (
     Anomaly,
+    AuditEntry,
     AuditRecord,
     ConfigChange,
     ConfigSnapshot,
@@ -26,6 +27,7 @@ from kubestack.contract.events import (
     Notification,
     Prediction,
     RcaReport,
+    RemediationDecision,
     RemediationProposal,
     RemediationResult,
 )
@@ -110,8 +112,13 @@ REMEDIATION_PROPOSALS = TopicSpec("remediation-proposals", RemediationProposal, 
 REMEDIATION_RESULTS = TopicSpec("remediation-results", RemediationResult, lambda e: e.incident_id,
                                 "incident_id", 4, 30 * DAY,
                                 "Approvals, rejections, executions, verifications and rollbacks")
+REMEDIATION_DECISIONS = TopicSpec("remediation-decisions", RemediationDecision, lambda e: e.incident_id,
+                                  "incident_id", 4, 30 * DAY,
+                                  "People's approvals and rejections of proposals (API, CLI, Slack)")
 NOTIFICATIONS = TopicSpec("notifications", Notification, lambda e: e.subject_id, "subject_id", 2, 7 * DAY,
                           "Notices sent to Slack, PagerDuty and webhooks, with delivery status")
+AUDIT_ENTRIES = TopicSpec("audit-entries", AuditEntry, lambda e: e.subject_id, "subject_id", 1, 30 * DAY,
+                          "What people and stages did, before the audit stage chains it; one partition, one order")
 AUDIT = TopicSpec("audit", AuditRecord, lambda e: e.subject_id, "subject_id", 1, 365 * DAY,
                   "Hash-chained audit trail; one partition keeps the chain in order")
 DEAD_LETTER = TopicSpec("dead-letter", DeadLetter, lambda e: e.original_topic, "original_topic", 1, 14 * DAY,
@@ -119,7 +126,8 @@ DEAD_LETTER = TopicSpec("dead-letter", DeadLetter, lambda e: e.original_topic, "
 
 TOPICS: tuple[TopicSpec, ...] = (
     METRICS, LOGS, CONFIG_SNAPSHOTS, CONFIG_CHANGES, HEALTH, ANOMALIES, PREDICTIONS, INCIDENTS, RCA_REPORTS,
-    REMEDIATION_PROPOSALS, REMEDIATION_RESULTS, NOTIFICATIONS, AUDIT, DEAD_LETTER,
+    REMEDIATION_PROPOSALS, REMEDIATION_DECISIONS, REMEDIATION_RESULTS, NOTIFICATIONS, AUDIT_ENTRIES, AUDIT,
+    DEAD_LETTER,
 )
 
 _BY_NAME = {spec.name: spec for spec in TOPICS} | {spec.short: spec for spec in TOPICS}
