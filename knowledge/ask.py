@@ -45,17 +45,30 @@ class Answer:
     runbooks: list[tuple[str, str, str]]  # id, title, why
     incidents: list[Incident]
     notes: list[str]
+    summary: str | None = None
+    """An LLM's summary citing the evidence ids below, when one is configured and its answer passed the check."""
+    summary_by: str = "rules"
+
+    def findings(self) -> list[tuple[str, TargetCheck, Finding | None]]:
+        """(evidence id, check, finding or None for a check that failed): the ids the text and the LLM share."""
+        loud = [(c, f) for c in self.checks for f in c.findings if f.severity != Severity.INFO]
+        failed = [(c, None) for c in self.checks if c.error]
+        return [(f"F{n}", c, f) for n, (c, f) in enumerate(loud + failed, start=1)]
 
     def as_dict(self) -> dict:
+        ids = {(c.target, f.rule_id if f else None): eid for eid, c, f in self.findings()}
         return {
             "question": self.question.text, "middleware": self.question.middleware,
             "instances": list(self.question.instances), "symptoms": list(self.question.symptoms),
-            "checks": [{"target": c.target, "kind": c.kind, "error": c.error,
-                        "findings": [f.model_dump(mode="json") for f in c.findings]} for c in self.checks],
-            "runbooks": [{"id": i, "title": t, "why": w} for i, t, w in self.runbooks],
-            "incidents": [{"incident_id": i.incident_id, "title": i.title, "status": i.status.value,
-                           "severity": i.severity.value, "ts": i.ts.isoformat(), "summary": i.summary}
-                          for i in self.incidents],
+            "summary": self.summary, "summary_by": self.summary_by,
+            "checks": [{"target": c.target, "kind": c.kind, "error": c.error, "evidence_id": ids.get((c.target, None)),
+                        "findings": [f.model_dump(mode="json") | {"evidence_id": ids.get((c.target, f.rule_id))}
+                                     for f in c.findings]} for c in self.checks],
+            "runbooks": [{"evidence_id": f"R{n}", "id": i, "title": t, "why": w}
+                         for n, (i, t, w) in enumerate(self.runbooks, start=1)],
+            "incidents": [{"evidence_id": f"I{n}", "incident_id": i.incident_id, "title": i.title,
+                           "status": i.status.value, "severity": i.severity.value, "ts": i.ts.isoformat(),
+                           "summary": i.summary} for n, i in enumerate(self.incidents, start=1)],
             "notes": self.notes,
         }
 
@@ -65,23 +78,28 @@ class Answer:
         if q.instances:
             about += f" ({', '.join(q.instances)})"
         lines = [f"About: {about}" + (f"; symptoms: {', '.join(q.symptoms)}" if q.symptoms else "")]
+        if self.summary:
+            lines.append(f"Summary ({self.summary_by}, citing the evidence below): {self.summary}")
+        ids = {(c.target, f.rule_id if f else None): eid for eid, c, f in self.findings()}
         lines.append("Live checks:" if self.checks else "Live checks: no matching target configured")
         for check in self.checks:
             if check.error:
-                lines.append(f"  {check.kind}/{check.target}: cannot be checked: {check.error}")
+                lines.append(f"  [{ids[(check.target, None)]}] {check.kind}/{check.target}: cannot be checked: "
+                             f"{check.error}")
                 continue
             loud = [f for f in check.findings if f.severity != Severity.INFO]
             lines.append(f"  {check.kind}/{check.target}: " + (f"{len(loud)} finding(s)" if loud else "healthy"))
             for finding in loud:
-                lines.append(f"    {finding.severity.value.upper()} {finding.rule_id}: {finding.message}")
+                lines.append(f"    [{ids[(check.target, finding.rule_id)]}] {finding.severity.value.upper()} "
+                             f"{finding.rule_id}: {finding.message}")
                 if finding.query:
                     lines.append(f"      evidence from: {finding.query.splitlines()[0][:120]}")
         if self.incidents:
             lines.append("Recent incidents:")
-            lines += [f"  {i.ts:%Y-%m-%d %H:%M} {i.status.value:<8} {i.title} ({i.incident_id})"
-                      for i in self.incidents]
+            lines += [f"  [I{n}] {i.ts:%Y-%m-%d %H:%M} {i.status.value:<8} {i.title} ({i.incident_id})"
+                      for n, i in enumerate(self.incidents, start=1)]
         lines.append("Runbooks:" if self.runbooks else "Runbooks: none found")
-        lines += [f"  {n}. {rid}: {title} ({why})" for n, (rid, title, why) in enumerate(self.runbooks, start=1)]
+        lines += [f"  [R{n}] {rid}: {title} ({why})" for n, (rid, title, why) in enumerate(self.runbooks, start=1)]
         lines += [f"Note: {note}" for note in self.notes]
         return "\n".join(lines)
 

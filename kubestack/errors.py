@@ -4,6 +4,8 @@
     ├── ConfigError                 settings or a config file are wrong
     ├── SeriesFormatError           a CSV that is not a timestamp,value series (names file and line)
     │   └── CaseFormatError         a root-cause replay folder that does not fit its layout
+    ├── AuditError                  the local audit store cannot be written or read back
+    │   └── AuditStoreLockedError   another writer (worker) holds the store
     ├── ContractError               a message does not fit the event contract
     │   ├── UnknownTopicError       no topic of that name in the registry
     │   └── EventDecodeError        bytes that are not a valid event of the topic's model
@@ -13,10 +15,14 @@
     ├── PluginError
     │   ├── PluginNotFoundError     no installed plugin of that name
     │   ├── CommandFailedError      a command a plugin ran (locally or over SSH) exited non-zero
-    │   └── TargetError             a target could not be collected; becomes a "target down" finding
-    │       ├── TargetUnreachableError  connection refused, DNS, no route (retriable)
-    │       ├── TargetAuthError         wrong password, key refused, host key mismatch
-    │       └── TargetTimeoutError      no answer in time (retriable)
+    │   ├── TargetError             a target could not be collected; becomes a "target down" finding
+    │   │   ├── TargetUnreachableError  connection refused, DNS, no route (retriable)
+    │   │   ├── TargetAuthError         wrong password, key refused, host key mismatch
+    │   │   └── TargetTimeoutError      no answer in time (retriable)
+    │   └── ActionError             a plugin action could not be carried out
+    │       ├── UnknownActionError
+    │       ├── ActionParamsError       missing or invalid parameters
+    │       └── PreconditionFailedError a precondition does not hold now; nothing was changed
     └── KafkaError
         ├── KafkaUnavailableError   the bootstrap servers do not answer (retriable)
         └── LauncherError           the local broker cannot be prepared, started or stopped
@@ -69,6 +75,14 @@ class RunbookFormatError(KnowledgeError):
 
 class IndexNotFoundError(KnowledgeError):
     pass
+
+
+class AuditError(KubestackError):
+    pass
+
+
+class AuditStoreLockedError(AuditError):
+    """Another writer holds the local audit store."""
 
 
 class ContractError(KubestackError):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 from kubestack.errors import ConfigError, validation_problems
+from kubestack.pipeline.notify.config import NotifySettings
 
 BOOTSTRAP_SHORTCUT_ENV = "KUBESTACK_KAFKA_BOOTSTRAP"
 CONFIG_FILE_ENV = "KUBESTACK_CONFIG"
@@ -110,6 +111,25 @@ class LlmSettings(_Section):
         return self
 
 
+class RemediationSettings(_Section):
+    """The remediation stage: who may approve what, where it acts, how it verifies."""
+
+    enabled: bool = Field(default=True, description="Off: proposals are recorded and audited, never executed")
+    auto_approve_low: bool = Field(default=False, description="Execute low-risk proposals without a person")
+    targets: Path | None = Field(default=None, description=(
+        "Agent config (YAML) whose targets the stage may act on, matched to a proposal by kind and name; without it "
+        "every approved proposal fails with 'no target'"))
+    verify_window_s: float = Field(default=60.0, gt=0, description="How long the watched findings have to clear")
+    verify_interval_s: float = Field(default=5.0, gt=0)
+    action_timeout_s: float = Field(default=20.0, gt=0)
+
+
+class AuditSettings(_Section):
+    """The local copy of the audit chain (the audit topic is the other)."""
+
+    store: Path | None = Field(default=None, description="JSON Lines file; default <home>/audit/audit.jsonl")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KUBESTACK_", env_nested_delimiter="__", extra="forbid")
 
@@ -121,6 +141,9 @@ class Settings(BaseSettings):
     local_kafka: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    remediation: RemediationSettings = Field(default_factory=RemediationSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @classmethod
     def settings_customise_sources(

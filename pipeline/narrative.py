@@ -205,6 +205,17 @@ async def narrate(report: RcaReport, incident: Incident, runbook_titles: dict[st
     if llm is None or not report.hypotheses:
         return report.narrative, RULES
     messages, known = build_prompt(report, incident, runbook_titles, ips=llm.redact_ips)
+    text, why = await cited_answer(messages, known, llm)
+    if text is None:
+        log.info("narrative for incident %s from rules: %s", report.incident_id, why)
+        return report.narrative, RULES
+    log.info("narrative for incident %s by %s", report.incident_id, llm.name)
+    return text, llm.name
+
+
+async def cited_answer(messages: list[ChatMessage], known: set[str], llm: NarrationModel) -> tuple[str | None, str]:
+    """(the model's answer, "") when it comes within the timeout and passes ``citation_problem``; else (None, why).
+    ``messages`` must already be redacted."""
     started = time.monotonic()
     token = _deadline.set(started + llm.timeout_s)
     try:
@@ -212,18 +223,13 @@ async def narrate(report: RcaReport, incident: Incident, runbook_titles: dict[st
             response = await llm.llm.achat(messages)
         text = (response.message.content or "").strip()
     except TimeoutError:
-        return _fallback(report, f"no answer from {llm.name} within {llm.timeout_s:.0f}s")
+        return None, f"no answer from {llm.name} within {llm.timeout_s:.0f}s"
     except _LLM_ERRORS as exc:
-        return _fallback(report, f"{llm.name} failed: {type(exc).__name__}: {str(exc)[:200]}")
+        return None, f"{llm.name} failed: {type(exc).__name__}: {str(exc)[:200]}"
     finally:
         _deadline.reset(token)
     problem = citation_problem(text, known)
     if problem is not None:
-        return _fallback(report, f"answer of {llm.name} rejected: {problem}")
-    log.info("narrative for incident %s by %s in %.1fs", report.incident_id, llm.name, time.monotonic() - started)
-    return text, llm.name
-
-
-def _fallback(report: RcaReport, why: str) -> tuple[str, str]:
-    log.info("narrative for incident %s from rules: %s", report.incident_id, why)
-    return report.narrative, RULES
+        return None, f"answer of {llm.name} rejected: {problem}"
+    log.debug("%s answered in %.1fs", llm.name, time.monotonic() - started)
+    return text, ""

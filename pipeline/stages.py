@@ -6,7 +6,7 @@
     config-changes ─► config risk ─► anomalies ──────┤
     (alertmanager receiver) ─► anomalies ────────────┤
     health ──────────────────────────────────────────┴─► route (re-key by tenant) ─► signals ─► correlate ─► incidents
-    incidents ─► diagnose ─► rca-reports, remediation-proposals
+    incidents ─► diagnose ─► rca-reports, remediation-proposals ─► remediate, notify, audit (``loopstages``)
 
 Each agent decodes at the edge, dead-letters what it cannot process (with the reason) and goes on. Per-resource
 state (inventory, detectors, forecasters) and per-tenant state (open incidents, the dependency graph) live in
@@ -43,6 +43,7 @@ from kubestack.contract.topics import (
     topic,
 )
 from kubestack.errors import EventDecodeError
+from kubestack.pipeline import loopstages
 from kubestack.pipeline.app import contract_topic
 from kubestack.pipeline.capacity import capacities_of
 from kubestack.pipeline.configrisk import assess
@@ -151,6 +152,7 @@ class Stages:
         self._route()
         self._correlate()
         self._diagnose()
+        loopstages.register(self)
 
     async def reject(self, event: EventT, error: Exception, stage: str) -> None:
         message = event.message
@@ -326,17 +328,21 @@ class Stages:
             if diagnosis is None:
                 return
             last = self.diagnosed.get(incident.incident_id)
-            changed = not isinstance(last, dict) or last.get("cause") != diagnosis.top_cause
+            last = last if isinstance(last, dict) else {}
+            changed = last.get("cause") != diagnosis.top_cause
             report = diagnosis.report
             if narrator is not None:  # the LLM writes once per cause (it may take timeout_s)
                 narrative, by = (await narrate(report, incident, titles, narrator)) if changed else \
                     (last["narrative"], last["narrator"])
                 report = report.model_copy(update={"narrative": narrative, "narrator": by})
             await self.emit(self.rca_reports, RCA_REPORTS, [report])
-            if changed:  # proposals once per cause
-                self.diagnosed[incident.incident_id] = {"cause": diagnosis.top_cause, "narrative": report.narrative,
-                                                        "narrator": report.narrator}
-                await self.emit(self.proposals, REMEDIATION_PROPOSALS, diagnosis.proposals)
+            proposed = set(last.get("proposed", []))
+            fresh = [p for p in diagnosis.proposals if p.proposal_id not in proposed]
+            if changed or fresh:  # each proposal once: later evidence (a slowlog entry, a blocker) may add some
+                self.diagnosed[incident.incident_id] = {
+                    "cause": diagnosis.top_cause, "narrative": report.narrative, "narrator": report.narrator,
+                    "proposed": sorted(proposed | {p.proposal_id for p in fresh})}
+                await self.emit(self.proposals, REMEDIATION_PROPOSALS, fresh)
 
         self._agent(contract_topic(self.app, INCIDENTS, self.prefix), "diagnose", on_incident)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import HealthReport, Peer, PeerRole

@@ -3,17 +3,12 @@ one cannot produce on demand (429 with Retry-After, a slow answer, malformed JSO
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-import httpx
 import pytest
-from aiohttp import web
 
 from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Incident, IncidentSignal, RcaReport, Severity, SignalKind
@@ -30,7 +25,7 @@ from kubestack.pipeline.runbookmatch import RunbookMatcher
 from kubestack.plugins.registry import action_specs
 from kubestack.settings import LlmSettings
 from tests.services.llm import LlamaServer
-from tests.services.process import free_port
+from tests.services.scripted_llm import Scripted, openai_reply as _openai
 
 LOGGER = "kubestack.pipeline.narrative"
 SRC = Source(agent="worker", host="w1")
@@ -135,55 +130,6 @@ async def test_without_a_model_the_rules_narrate() -> None:
 # --- a real model -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class Recorded:
-    path: str
-    body: str
-    status: int = 0
-    answer: str = ""
-
-
-@dataclass
-class Scripted:
-    """A real local HTTP server. As a proxy it forwards to ``upstream``; otherwise it answers from ``replies``
-    in order (the last one repeats): ``(status, headers, body, delay_s)``."""
-
-    url: str = ""
-    upstream: str | None = None
-    replies: list[tuple[int, dict[str, str], str, float]] = field(default_factory=list)
-    received: list[Recorded] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.Response:
-        record = Recorded(path=request.path, body=await request.text())
-        self.received.append(record)
-        if self.upstream is not None:
-            async with httpx.AsyncClient(timeout=300) as client:
-                answer = await client.post(f"{self.upstream}{request.path.removeprefix('/v1')}",
-                                           content=record.body, headers={"content-type": "application/json"})
-            record.status, record.answer = answer.status_code, answer.text
-            return web.Response(status=answer.status_code, body=answer.content, content_type="application/json")
-        status, headers, body, delay = self.replies[min(len(self.received) - 1, len(self.replies) - 1)]
-        await asyncio.sleep(delay)
-        record.status = status
-        return web.Response(status=status, headers=headers, text=body, content_type="application/json")
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[Scripted]:
-    server = Scripted()
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    server.url = f"http://127.0.0.1:{port}"
-    try:
-        yield server
-    finally:
-        await runner.cleanup()
-
-
 async def test_a_real_small_model_answers_or_is_rejected_and_sees_no_secret(
         llama_server: LlamaServer, scripted: Scripted, caplog: pytest.LogCaptureFixture) -> None:
     scripted.upstream = llama_server.base_url
@@ -207,13 +153,6 @@ async def test_a_real_small_model_answers_or_is_rejected_and_sees_no_secret(
 
 
 # --- scripted answers ----------------------------------------------------------------------------------------
-
-
-def _openai(content: str) -> str:
-    return json.dumps({"id": "c1", "object": "chat.completion", "created": 0, "model": "scripted",
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                    "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}})
 
 
 def _ollama(content: str) -> str:

@@ -47,6 +47,7 @@ def test_a_risky_change_before_the_symptoms_is_the_cause_and_its_undo_is_propose
     assert [(p.action, p.params, p.risk) for p in result.proposals] == [
         ("redis.set_maxmemory", {"bytes": "67108864"}, Risk.LOW)]
     assert "restore maxmemory to 67108864" in result.proposals[0].expected_effect
+    assert result.proposals[0].verify_rules == ["redis.memory_near_limit"], "the symptom the undo should clear"
     assert result.report.narrative.startswith("Most likely cause: redis.maxmemory_lowered on")
     assert result.report.ts == T0 + timedelta(minutes=1) and result.report.incident_id == "inc-1"
 
@@ -83,3 +84,46 @@ def test_a_limit_being_reached_gets_room_proposed_within_the_plugin_actions() ->
     result = run(incident([pg], [signal(pg, "postgresql.connections_near_max", 0, evidence=busy)]))
     assert [(p.action, p.params) for p in result.proposals] == [
         ("postgresql.terminate_idle_in_transaction", {"min_idle_s": "60"})]
+
+
+def test_idle_sessions_holding_the_slots_are_proposed_for_closing() -> None:
+    pg = ResourceRef(kind="postgresql", name="orders", host="db-3")
+    idle = {"by_state": {"active": 1, "idle": 18}, "max_connections": 20}
+    result = run(incident([pg], [signal(pg, "postgresql.connections_near_max", 0, severity=Severity.CRITICAL,
+                                        evidence=idle)]))
+    assert [(p.action, p.params) for p in result.proposals] == [
+        ("postgresql.terminate_idle_sessions", {"min_idle_s": "300"})]
+    assert "18 idle now" in result.proposals[0].expected_effect
+
+
+def test_the_client_that_stalled_redis_is_proposed_for_disconnecting_once_the_slowlog_names_it() -> None:
+    down = signal(CACHE, "agent.target_down", 0, severity=Severity.CRITICAL)
+    assert run(incident([CACHE], [down])).proposals == []
+    entries = [
+        {"id": 7, "started_at": 1, "duration_us": 8_000_000, "command": "DEBUG SLEEP 8", "client": "10.0.0.7:5100"},
+        {"id": 8, "started_at": 2, "duration_us": 20_000, "command": "KEYS *", "client": "10.0.0.9:6100"}]
+    slow = signal(CACHE, "redis.slow_commands", 9, evidence={"entries": entries})
+    result = run(incident([CACHE], [down, slow]))
+    assert result.report.hypotheses[0].cause == "agent.target_down"
+    assert [(p.action, p.params, p.risk) for p in result.proposals] == [
+        ("redis.client_kill", {"addr": "10.0.0.7:5100"}, Risk.MEDIUM)]
+    assert "DEBUG SLEEP 8" in result.proposals[0].expected_effect
+
+
+def test_password_guessing_on_a_role_proposes_locking_it_with_approval() -> None:
+    pg = ResourceRef(kind="postgresql", name="orders", host="db-3")
+    line = '2026-11-23 10:00:01.123 UTC [4242] app@shop FATAL:  password authentication failed for user "app"'
+    failed = signal(pg, "log/new-template:7", 0, kind=SignalKind.ANOMALY, score=1.0, line=line,
+                    template='<*> FATAL: password authentication failed for user "<*>"')
+    result = run(incident([pg], [failed]))
+    assert [(p.action, p.params, p.risk) for p in result.proposals] == [
+        ("postgresql.lock_role", {"name": "app"}, Risk.HIGH)]
+    assert "locked out too" in result.proposals[0].expected_effect
+
+
+def test_a_limit_reached_outranks_the_slow_commands_it_causes_on_the_same_resource() -> None:
+    slow = signal(CACHE, "redis.slow_commands", 0)
+    full = signal(CACHE, "redis.memory_near_limit", 2, evidence={"maxmemory": 1000, "used_memory": 990})
+    result = run(incident([CACHE], [slow, full]))
+    assert result.report.hypotheses[0].cause == "redis.memory_near_limit"
+    assert result.proposals[0].verify_rules == ["redis.memory_near_limit"], "watch what the action answers"

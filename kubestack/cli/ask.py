@@ -23,13 +23,16 @@ def ask(
         "--agent-config", help="The agent's targets to check (default: middleware answering on this host)")] = None,
     incidents: Annotated[bool, typer.Option(help="Read recent incidents from Kafka")] = True,
     timeout_s: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per live check")] = 10.0,
+    llm: Annotated[bool, typer.Option(help="Let the configured LLM (settings llm.provider) summarise the evidence")
+                   ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable answer")] = False,
 ) -> None:
     """Answer a question about your middleware with live evidence and runbooks."""
     from kubestack.agents.config import load_agent_config
     from kubestack.agents.discovery import discover_local
     from kubestack.errors import IndexNotFoundError
-    from kubestack.knowledge.ask import answer
+    from kubestack.knowledge.ask import Answer, answer
+    from kubestack.knowledge.explain import explain
     from kubestack.knowledge.index import build
     from kubestack.knowledge.question import understand
     from kubestack.knowledge.retrieve import KnowledgeBase
@@ -49,6 +52,21 @@ def ask(
         return [(h.id, h.title) for h in base.search(text, middleware=middleware, k=8)]
 
     parsed = understand(question, {t.name: t.type for t in targets})
-    result = asyncio.run(answer(parsed, targets, search, load_runbooks(), settings.kafka if incidents else None,
-                                timeout_s))
+    narrator = None
+    if llm and settings.llm.provider != "none":  # imports the LLM clients only when one is configured
+        from kubestack.pipeline.narrative import build_narrator
+
+        narrator = build_narrator(settings.llm)
+
+    async def run() -> Answer:
+        result = await answer(parsed, targets, search, load_runbooks(), settings.kafka if incidents else None,
+                              timeout_s)
+        summary, by = await explain(result, narrator)
+        if summary is not None:
+            result.summary, result.summary_by = summary, by
+        elif narrator is not None:
+            result.notes.append(f"no LLM summary: {by}")
+        return result
+
+    result = asyncio.run(run())
     typer.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2) if as_json else result.as_text())

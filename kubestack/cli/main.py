@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kubestack.cli import agent, ask, bench, kafka, knowledge, logs, models, plugins, rca, stack, topics
+from kubestack.cli import agent, ask, audit, bench, kafka, knowledge, logs, models, plugins, rca, stack, topics
 from kubestack.errors import ConfigError, KubestackError
 from kubestack.logs import configure_logging
 from kubestack.settings import load_settings
@@ -31,6 +31,7 @@ app.add_typer(logs.app, name="logs")
 app.add_typer(bench.app, name="bench")
 app.add_typer(rca.app, name="rca")
 app.add_typer(knowledge.app, name="knowledge")
+app.add_typer(audit.app, name="audit")
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("worker")(stack.worker)

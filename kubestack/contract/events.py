@@ -238,6 +238,9 @@ class RemediationProposal(Event):
     expected_effect: str = ""
     rollback: str = ""
     dry_run: str = ""
+    verify_rules: list[str] = Field(default_factory=list, description=(
+        "Health rule ids whose findings should clear once the action worked; the remediation stage watches them "
+        "(empty: nothing to watch, the result stays 'executed')"))
 
 
 class ResultStatus(StrEnum):

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import pymysql
 
 from kubestack.errors import (
+    ActionParamsError,
     CommandFailedError,
     TargetAuthError,
     TargetError,
@@ -69,6 +70,18 @@ class MySQLClient(Protocol):
         """SHOW SLAVE HOSTS rows; empty when the user lacks the privilege it needs."""
         ...
 
+    async def rows(self, sql: str) -> list[Row]:
+        """Result rows of one statement, every value as text (None for NULL)."""
+        ...
+
+    async def kill(self, thread_id: int, *, query_only: bool) -> None:
+        """``KILL QUERY`` (the running statement) or ``KILL CONNECTION`` of one thread."""
+        ...
+
+    async def set_global(self, name: str, value: int) -> None:
+        """``SET GLOBAL name = value`` for a numeric variable."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -119,6 +132,14 @@ class _QueryClient(ABC):
                           queries.REPLICA_HOSTS)
                 return []
             raise
+
+    async def kill(self, thread_id: int, *, query_only: bool) -> None:
+        await self.rows(f"KILL {'QUERY' if query_only else 'CONNECTION'} {int(thread_id)}")
+
+    async def set_global(self, name: str, value: int) -> None:
+        if not re.fullmatch(r"[a-z_]+", name):
+            raise ActionParamsError(f"not a system variable name: {name!r}")
+        await self.rows(f"SET GLOBAL {name} = {int(value)}")
 
 
 def _text(value: Any) -> str | None:

@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Risk, Sample
-from kubestack.plugins.base import ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.mysql import actions as mysql_actions
 from kubestack.plugins.mysql.capacity import CAPACITIES
 from kubestack.plugins.mysql import queries
 from kubestack.plugins.mysql.checks import Observation, evaluate
@@ -28,16 +29,21 @@ VOLATILE_VARIABLES = frozenset({"gtid_binlog_pos", "gtid_binlog_state", "gtid_cu
 ACTIONS = (
     ActionSpec(id="mysql.kill_query", title="Stop one running statement (KILL QUERY id)", risk=Risk.MEDIUM,
                params={"id": "Connection id from the processlist"},
-               preconditions=["the statement is not a replication or system thread",
+               preconditions=["the connection exists and runs a statement (not Sleep)",
+                              "it is not the plugin's own connection",
+                              "the statement is not a replication or system thread",
                               "the application retries or tolerates the error"],
                rollback="none: the statement is rolled back by the server; the client may rerun it"),
     ActionSpec(id="mysql.kill_connection", title="Close one connection (KILL CONNECTION id)", risk=Risk.MEDIUM,
                params={"id": "Connection id, e.g. the blocking_id of a row lock wait"},
-               preconditions=["its open transaction may be rolled back", "its application reconnects"],
+               preconditions=["the connection exists", "it is not the plugin's own connection",
+                              "it is not a replication or system thread",
+                              "its open transaction may be rolled back", "its application reconnects"],
                rollback="none: the application reconnects"),
     ActionSpec(id="mysql.set_max_connections", title="Raise or lower max_connections (SET GLOBAL)", risk=Risk.MEDIUM,
                params={"value": "New max_connections"},
-               preconditions=["the host has memory for that many connection threads",
+               preconditions=["the new value is at least the connections in use plus a margin (10%, at least 5)",
+                              "the host has memory for that many connection threads",
                               "open_files_limit allows it"],
                rollback="SET GLOBAL max_connections = <previous value>"),
 )
@@ -107,6 +113,9 @@ class MySQLPlugin:
 
     def actions(self) -> list[ActionSpec]:
         return list(ACTIONS)
+
+    async def execute(self, action_id: str, params: dict[str, Any], *, dry_run: bool = False) -> ActionOutcome:
+        return await mysql_actions.execute(self.client, ACTIONS, action_id, params, dry_run=dry_run)
 
     async def close(self) -> None:
         await self.client.close()

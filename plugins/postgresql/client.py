@@ -45,6 +45,11 @@ class PostgreSQLClient(Protocol):
         """The result of one statement, every cell as text (None for NULL)."""
         ...
 
+    async def write(self, sql: str) -> Rows:
+        """A statement that changes something (ALTER SYSTEM, ALTER ROLE, select pg_terminate_backend(...)): its rows,
+        or none when it returns none."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -97,7 +102,7 @@ class DirectPostgreSQLClient:
         try:
             async with conn.cursor() as cur:
                 await cur.execute(sql)
-                return [tuple(row) for row in await cur.fetchall()]
+                return [tuple(row) for row in await cur.fetchall()] if cur.description else []
         except psycopg.OperationalError as exc:
             if conn.broken:
                 log.info("connection to PostgreSQL at %s broke; the next call reconnects", self._config.address)
@@ -105,6 +110,9 @@ class DirectPostgreSQLClient:
             raise self._error(exc) from exc
         except psycopg.Error as exc:
             raise CommandFailedError(["postgresql", sql], 1, str(exc)) from exc
+
+    async def write(self, sql: str) -> Rows:
+        return await self.rows(sql)
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -136,6 +144,10 @@ class PsqlClient:
                 raise error from exc
             raise
         return parse_psql_rows(out)
+
+    async def write(self, sql: str) -> Rows:
+        """``psql -q`` prints no command tag: a statement without rows gives none."""
+        return await self.rows(sql)
 
     async def close(self) -> None:
         """Nothing to close: every statement is its own ``psql`` process."""

@@ -43,6 +43,12 @@ class RedisClient(Protocol):
         """Raw ``CLIENT LIST`` text."""
         ...
 
+    async def config_set(self, name: str, value: str) -> None: ...
+
+    async def client_kill(self, client_id: int) -> int:
+        """``CLIENT KILL ID``: how many clients were disconnected (0 when it was gone already)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -65,7 +71,7 @@ class DirectRedisClient:
                                 password=password, decode_responses=True, protocol=2,
                                 socket_timeout=c.timeout_s, socket_connect_timeout=c.timeout_s,
                                 retry=Retry(NoBackoff(), 0))
-            for command in ("INFO", "CONFIG GET", "SLOWLOG GET", "CLIENT LIST"):
+            for command in ("INFO", "CONFIG GET", "SLOWLOG GET", "CLIENT LIST", "CLIENT KILL"):
                 self._redis.set_response_callback(command, _raw)
         return self._redis
 
@@ -103,6 +109,12 @@ class DirectRedisClient:
 
     async def client_list(self) -> str:
         return await self._call("CLIENT", "LIST")
+
+    async def config_set(self, name: str, value: str) -> None:
+        await self._call("CONFIG", "SET", name, value)
+
+    async def client_kill(self, client_id: int) -> int:
+        return int(await self._call("CLIENT", "KILL", "ID", str(client_id)))
 
     async def close(self) -> None:
         if self._redis is not None:
@@ -175,6 +187,12 @@ class CliRedisClient:
 
     async def client_list(self) -> str:
         return await self._run("CLIENT", "LIST")
+
+    async def config_set(self, name: str, value: str) -> None:
+        await self._run("CONFIG", "SET", name, value)
+
+    async def client_kill(self, client_id: int) -> int:
+        return int(await self._run("CLIENT", "KILL", "ID", str(client_id), as_json=True))
 
     async def close(self) -> None:
         """Nothing to close: every call is its own ``redis-cli`` process."""

@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Risk, Sample
-from kubestack.plugins.base import ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.redis import actions as redis_actions
 from kubestack.plugins.redis.capacity import CAPACITIES
 from kubestack.plugins.redis.checks import Observation, evaluate
 from kubestack.plugins.redis.client import CliRedisClient, DirectRedisClient, RedisClient
@@ -36,9 +37,11 @@ ACTIONS = (
                preconditions=["the data set tolerates losing keys (a cache, not a primary store)"],
                rollback="CONFIG SET maxmemory-policy <previous value>"),
     ActionSpec(id="redis.client_kill", title="Disconnect a runaway client (CLIENT KILL ID)", risk=Risk.MEDIUM,
-               params={"client_id": "The id from CLIENT LIST"},
-               preconditions=["the client is not a replica or the primary link (flags without S/M)",
-                              "its application reconnects"],
+               params={"client_id": "The id from CLIENT LIST (optional when addr is given)",
+                       "addr": "ip:port as the slowlog and CLIENT LIST show it (optional when client_id is given)"},
+               preconditions=["the client is connected", "exactly one of client_id and addr is given",
+                              "the client is not a replica or the primary link (flags without S/M)",
+                              "it is not the plugin's own connection", "its application reconnects"],
                rollback="none: the client reconnects by itself"),
     ActionSpec(id="redis.flushall", title="Delete every key of every database (FLUSHALL)", risk=Risk.FORBIDDEN,
                preconditions=["never automated: data loss cannot be rolled back"],
@@ -103,6 +106,9 @@ class RedisPlugin:
 
     def actions(self) -> list[ActionSpec]:
         return list(ACTIONS)
+
+    async def execute(self, action_id: str, params: dict[str, Any], *, dry_run: bool = False) -> ActionOutcome:
+        return await redis_actions.execute(self.client, ACTIONS, action_id, params, dry_run=dry_run)
 
     async def close(self) -> None:
         await self.client.close()

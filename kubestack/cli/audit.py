@@ -1,0 +1,170 @@
+"""``kubestack audit``: check the tamper-evident audit chain, and show its last records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError as AIOKafkaError
+from aiokafka.structs import TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from kubestack.bus import client_options
+from kubestack.contract.events import AuditRecord
+from kubestack.contract.topics import AUDIT
+from kubestack.errors import EventDecodeError, KafkaError, KafkaUnavailableError, KubestackError
+from kubestack.pipeline.audit import ChainProblem, Unreadable, compare, verify
+from kubestack.pipeline.auditstore import AuditStore, default_path
+from kubestack.settings import KafkaSettings, Settings
+
+app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+out = Console()
+
+SHOWN_PROBLEMS = 20
+StoreOption = Annotated[Path | None,
+                        typer.Option("--store", help="Audit store file (default: <home>/audit/audit.jsonl)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+def _store(ctx: typer.Context, path: Path | None) -> AuditStore:
+    settings: Settings = ctx.obj
+    return AuditStore(path or default_path(settings.home))
+
+
+async def read_topic(kafka: KafkaSettings, timeout_s: float = 30.0) -> list[AuditRecord | Unreadable]:
+    """Every message on the ``audit`` topic now, from its first retained offset to its end."""
+    name = AUDIT.qualified(kafka.topic_prefix)
+    consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False)
+    try:
+        await asyncio.wait_for(consumer.start(), timeout_s)
+        if name not in await consumer.topics():
+            raise KafkaError(f"no topic {name} on {kafka.bootstrap}: is this the cluster the worker writes to?")
+        partitions = [TopicPartition(name, p) for p in range(AUDIT.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[AuditRecord | Unreadable] = []
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if asyncio.get_running_loop().time() > deadline:
+                raise KafkaUnavailableError(f"reading {name} took longer than {timeout_s:.0f}s")
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                found.extend(_decoded(message.value, message.offset) for message in messages)
+    except (AIOKafkaError, OSError, asyncio.TimeoutError) as exc:
+        raise KafkaUnavailableError(f"cannot read {name} from {kafka.bootstrap}: {exc!r}") from exc
+    finally:
+        await consumer.stop()
+    return found
+
+
+def _decoded(raw: bytes | None, offset: int) -> AuditRecord | Unreadable:
+    try:
+        return AUDIT.decode(raw)
+    except EventDecodeError as exc:
+        return Unreadable(offset, f"offset {offset}: {exc.reason}")
+
+
+def _republished_once(items: list[AuditRecord | Unreadable]) -> list[AuditRecord | Unreadable]:
+    """The topic without the exact copies a republish leaves (same seq, same hash): they are not tampering."""
+    seen: set[tuple[int, str]] = set()
+    kept = []
+    for item in items:
+        if isinstance(item, AuditRecord):
+            if (item.seq, item.hash) in seen:
+                continue
+            seen.add((item.seq, item.hash))
+        kept.append(item)
+    return kept
+
+
+def _records(items: Iterable[AuditRecord | Unreadable]) -> Iterator[AuditRecord]:
+    return (item for item in items if isinstance(item, AuditRecord))
+
+
+def _span(records: Iterable[AuditRecord]) -> dict:
+    """How many records, their lowest and highest seq, and the hash of the highest."""
+    count, first, last = 0, None, None
+    for record in records:
+        count += 1
+        first = record if first is None or record.seq < first.seq else first
+        last = record if last is None or record.seq > last.seq else last
+    return {"records": count, "first_seq": first.seq if first else None,
+            "last_seq": last.seq if last else None, "head": last.hash if last else None}
+
+
+@app.command("verify")
+def verify_(
+    ctx: typer.Context,
+    store: StoreOption = None,
+    topic: Annotated[bool, typer.Option("--topic", help="Also read the audit topic and check it agrees")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the chain: exit 0 when intact, 1 naming the first problems (edited, removed or reordered records)."""
+    settings: Settings = ctx.obj
+    audit = _store(ctx, store)
+    if not audit.path.exists():
+        raise KubestackError(f"no audit store at {audit.path} (pass --store, or is this the worker's home?)")
+    # The store is read as a stream (twice, thrice with --topic): a year of audit need not fit in memory.
+    report: dict = {"store": str(audit.path), **_span(_records(audit.read())), "topic": None}
+    problems: list[tuple[str, ChainProblem]] = [("store", p) for p in verify(audit.read())]
+    if topic:
+        published = _republished_once(asyncio.run(read_topic(settings.kafka)))
+        on_topic = list(_records(published))
+        report["topic"] = {"name": AUDIT.qualified(settings.kafka.topic_prefix), **_span(on_topic)}
+        # The topic may have lost its oldest records to retention: it starts wherever its first record says.
+        problems += [("topic", p) for p in verify(published, start_seq=None)]
+        problems += [("store-vs-topic", p) for p in compare(_records(audit.read()), on_topic)]
+    report["intact"] = not problems
+    report["problems"] = [{"in": origin} | problem.as_dict() for origin, problem in problems]
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_verdict(report, problems)
+    if problems:
+        raise typer.Exit(1)
+
+
+def _print_verdict(report: dict, problems: list[tuple[str, ChainProblem]]) -> None:
+    span = f"{report['records']} records" + (f", seq {report['first_seq']}..{report['last_seq']}, head "
+                                             f"{report['head'][:16]}" if report["records"] else "")
+    if report["topic"] is not None:
+        topic = report["topic"]
+        span += f"; topic {topic['name']}: {topic['records']} records"
+    if not problems:
+        out.print(f"[green]intact[/]: {report['store']} ({span})", highlight=False, soft_wrap=True)
+        return
+    out.print(f"[red]NOT intact[/]: {report['store']} ({span}), {len(problems)} problem(s):", highlight=False,
+              soft_wrap=True)
+    for origin, problem in problems[:SHOWN_PROBLEMS]:
+        where = f" (line {problem.where})" if origin == "store" and problem.where else ""
+        out.print(f"  {origin}: {problem.kind.value}: {problem.detail}{where}", highlight=False, soft_wrap=True)
+    if len(problems) > SHOWN_PROBLEMS:
+        out.print(f"  ... and {len(problems) - SHOWN_PROBLEMS} more (--json lists them all)", soft_wrap=True)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    store: StoreOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many of the last records")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The last records of the chain: seq, time, actor, action, subject."""
+    records = _store(ctx, store).tail(limit)
+    rows = [{"seq": r.seq, "ts": r.ts.isoformat(), "actor": r.actor, "action": r.action,
+             "subject_id": r.subject_id, "tenant": r.tenant} for r in records]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"audit: last {len(rows)} record(s)")
+    for column in ("seq", "ts", "actor", "action", "subject_id", "tenant"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(row[column]) for column in ("seq", "ts", "actor", "action", "subject_id", "tenant")))
+    out.print(table)

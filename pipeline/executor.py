@@ -1,0 +1,137 @@
+"""Carrying out an approved proposal on its target: dry run (which re-checks the preconditions on the live target),
+execute, then watch the health rules the proposal names until they clear; roll back with the action's undo when
+they do not clear within the window or the target gets worse (a new critical finding, or it stops answering).
+
+The targets are the ones of an agent config (``remediation.targets``), matched to the proposal's resource by kind
+and name (and cluster when both say one); credentials stay in that file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubestack.agents.config import TargetConfig, load_agent_config
+from kubestack.agents.runtime import build_runner
+from kubestack.contract.base import ResourceRef
+from kubestack.contract.events import Finding, RemediationProposal, ResultStatus, Severity
+from kubestack.errors import ActionError, ConfigError, PluginError, PreconditionFailedError, TargetError
+from kubestack.plugins.base import ActionOutcome, ActionRunner, Plugin
+from kubestack.plugins.registry import get_plugin
+from kubestack.settings import RemediationSettings
+
+log = logging.getLogger(__name__)
+
+
+class Targets:
+    """The targets the stage may act on."""
+
+    def __init__(self, targets: list[TargetConfig], cluster: str | None = None) -> None:
+        self._targets = targets
+        self._cluster = cluster
+
+    @classmethod
+    def load(cls, path: Path | None) -> Targets:
+        if path is None:
+            return cls([])
+        config = load_agent_config(path)
+        return cls(config.targets, config.agent.cluster)
+
+    def find(self, resource: ResourceRef) -> TargetConfig | None:
+        if resource.cluster and self._cluster and resource.cluster != self._cluster:
+            return None
+        return next((t for t in self._targets if (t.type, t.name) == (resource.kind, resource.name)), None)
+
+    def plugin(self, resource: ResourceRef) -> Plugin:
+        target = self.find(resource)
+        if target is None:
+            raise ActionError(f"no target {resource.kind}/{resource.name} in remediation.targets: nothing to act on")
+        plugin_cls = get_plugin(target.type)
+        try:
+            return plugin_cls.create(plugin_cls.config_model.model_validate(target.config), build_runner(target))
+        except ValueError as exc:
+            raise ConfigError(f"target {target.type}/{target.name}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Step:
+    status: ResultStatus
+    output: str
+
+
+async def carry_out(proposal: RemediationProposal, targets: Targets,
+                    settings: RemediationSettings) -> AsyncIterator[Step]:
+    """The steps of acting on ``proposal``, as they happen: executed, then verified, rolled back or failed."""
+    try:
+        plugin = targets.plugin(proposal.resource)
+    except (PluginError, ConfigError) as exc:
+        yield Step(ResultStatus.FAILED, str(exc))
+        return
+    try:
+        if not isinstance(plugin, ActionRunner):
+            yield Step(ResultStatus.FAILED, f"the {proposal.resource.kind} plugin cannot carry out actions")
+            return
+        async for step in _act(plugin, proposal, settings):
+            yield step
+    finally:
+        await plugin.close()
+
+
+async def _act(plugin: Plugin, proposal: RemediationProposal, settings: RemediationSettings) -> AsyncIterator[Step]:
+    timeout = settings.action_timeout_s
+    try:
+        before = await asyncio.wait_for(plugin.check_health(), timeout)
+        dry = await asyncio.wait_for(plugin.execute(proposal.action, proposal.params, dry_run=True), timeout)
+        done = await asyncio.wait_for(plugin.execute(proposal.action, proposal.params), timeout)
+    except PreconditionFailedError as exc:
+        yield Step(ResultStatus.FAILED, f"preconditions do not hold now, nothing was changed: {'; '.join(exc.problems)}")
+        return
+    except (PluginError, ConfigError, TimeoutError) as exc:
+        yield Step(ResultStatus.FAILED, f"{type(exc).__name__}: {exc or 'no answer within ' + str(timeout) + 's'}")
+        return
+    yield Step(ResultStatus.EXECUTED, f"dry run: {dry.output}\n{done.output}")
+    if not proposal.verify_rules:
+        return
+    verdict, why = await watch(plugin, proposal.verify_rules, before, settings)
+    if verdict == "recovered":
+        yield Step(ResultStatus.VERIFIED, why)
+        return
+    yield await _roll_back(plugin, done, why, timeout)
+
+
+async def watch(plugin: Plugin, rules: list[str], before: list[Finding],
+                settings: RemediationSettings) -> tuple[str, str]:
+    """("recovered" | "not recovered" | "worse", why), checking every ``verify_interval_s`` within the window."""
+    known_critical = {f.rule_id for f in before if f.severity == Severity.CRITICAL}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.verify_window_s
+    still: set[str] = set(rules)
+    while True:
+        try:
+            findings = await asyncio.wait_for(plugin.check_health(), settings.action_timeout_s)
+        except (TargetError, TimeoutError) as exc:
+            return "worse", f"the target stopped answering after the action: {exc or 'timeout'}"
+        worse = sorted({f.rule_id for f in findings if f.severity == Severity.CRITICAL} - known_critical)
+        if worse:
+            return "worse", f"new critical finding(s) after the action: {', '.join(worse)}"
+        still = {f.rule_id for f in findings} & set(rules)
+        if not still:
+            return "recovered", f"{', '.join(rules)} cleared"
+        if loop.time() + settings.verify_interval_s > deadline:
+            return "not recovered", f"{', '.join(sorted(still))} still firing after {settings.verify_window_s:g}s"
+        await asyncio.sleep(settings.verify_interval_s)
+
+
+async def _roll_back(plugin: Plugin, done: ActionOutcome, why: str, timeout: float) -> Step:
+    if done.undo is None:
+        return Step(ResultStatus.FAILED, f"{why}; the action cannot be undone")
+    action, params = done.undo
+    try:
+        undone = await asyncio.wait_for(plugin.execute(action, params), timeout)
+    except (PluginError, ConfigError, TimeoutError) as exc:
+        log.error("rolling back %s failed: %s", done.action, exc)
+        return Step(ResultStatus.FAILED, f"{why}; rolling back with {action} failed: {exc}")
+    return Step(ResultStatus.ROLLED_BACK, f"{why}; rolled back: {undone.output}")

@@ -1,0 +1,139 @@
+"""The stages that close the loop, thin like the others (``stages.py``):
+
+    remediation-proposals, remediation-decisions ─► remediate ─► remediation-results, audit-entries
+    audit-entries (one partition) ─► chain ─► audit, local store
+    incidents, rca-reports, proposals, results, predictions ─► notify ─► Slack, PagerDuty, webhooks; notifications
+
+The remediation state of each proposal lives in a changelog-backed table, so a replayed proposal or decision
+never acts twice. Acting (and watching the result) happens inside the stream: the proposals of one partition
+wait for each other, which keeps one target from being changed by two actions at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import faust
+from faust.types import EventT
+
+from kubestack.contract.events import AuditEntry, Notification, ResultStatus
+from kubestack.contract.topics import (
+    AUDIT,
+    AUDIT_ENTRIES,
+    INCIDENTS,
+    NOTIFICATIONS,
+    PREDICTIONS,
+    RCA_REPORTS,
+    REMEDIATION_DECISIONS,
+    REMEDIATION_PROPOSALS,
+    REMEDIATION_RESULTS,
+)
+from kubestack.pipeline.app import contract_topic
+from kubestack.pipeline.audit import AuditChain
+from kubestack.pipeline.auditstore import AuditStore, default_path
+from kubestack.pipeline.executor import Targets, carry_out
+from kubestack.pipeline.notify.notifier import Notifier
+from kubestack.pipeline.remediation import Transition, admit, audit_result, decide, finished, result
+
+log = logging.getLogger(__name__)
+
+
+def register(stages) -> None:
+    """``stages``: the ``Stages`` of ``stages.py`` (its app, settings, topics, ``guarded`` agents, ``emit``)."""
+    _remediate(stages)
+    _chain_audit(stages)
+    _notify(stages)
+
+
+def _remediate(stages) -> None:
+    app, settings = stages.app, stages.settings.remediation
+    prefix = stages.prefix
+    results = contract_topic(app, REMEDIATION_RESULTS, prefix)
+    entries = contract_topic(app, AUDIT_ENTRIES, prefix)
+    table = app.Table("remediation", partitions=REMEDIATION_PROPOSALS.partitions,
+                      schema=faust.Schema(key_serializer="json", value_serializer="json"))
+    targets = Targets.load(settings.targets)
+    proposals_topic = REMEDIATION_PROPOSALS.qualified(prefix)
+
+    async def apply(transition: Transition, key: str) -> None:
+        table[key] = transition.state
+        await stages.emit(results, REMEDIATION_RESULTS, transition.results)
+        await stages.emit(entries, AUDIT_ENTRIES, transition.entries)
+        if transition.execute:
+            await act(key, transition)
+
+    async def act(key: str, transition: Transition) -> None:
+        proposal = REMEDIATION_PROPOSALS.model.model_validate(transition.state["proposal"])
+        async for step in carry_out(proposal, targets, settings):
+            outcome = result(proposal, step.status, step.output, stages.source, datetime.now(timezone.utc))
+            table[key] = finished(table[key], step.status)
+            await stages.emit(results, REMEDIATION_RESULTS, [outcome])
+            await stages.emit(entries, AUDIT_ENTRIES, [audit_result(proposal, outcome)])
+            log.info("proposal %s (%s on %s): %s", proposal.proposal_id, proposal.action, proposal.resource.key,
+                     step.status.value)
+            if step.status == ResultStatus.FAILED:
+                log.warning("proposal %s failed: %s", proposal.proposal_id, step.output)
+
+    async def on_event(event: EventT) -> None:
+        now = datetime.now(timezone.utc)
+        if event.message.topic == proposals_topic:
+            proposal = REMEDIATION_PROPOSALS.decode(event.value)
+            transition = admit(table.get(proposal.proposal_id), proposal, settings, stages.source, now)
+            key = proposal.proposal_id
+        else:
+            decision = REMEDIATION_DECISIONS.decode(event.value)
+            transition = decide(table.get(decision.proposal_id), decision, settings, stages.source, now)
+            key = decision.proposal_id
+            if transition is None:
+                log.info("decision on %s by %s ignored: the proposal is no longer pending", key, decision.actor)
+        if transition is not None:
+            await apply(transition, key)
+
+    channel = app.topic(proposals_topic, REMEDIATION_DECISIONS.qualified(prefix), key_serializer="raw",
+                        value_serializer="raw")
+    stages._agent(channel, "remediate", on_event)
+
+
+def _chain_audit(stages) -> None:
+    app, settings = stages.app, stages.settings
+    records = contract_topic(app, AUDIT, stages.prefix)
+    store = AuditStore(settings.audit.store or default_path(settings.home))
+    chain: list[AuditChain] = []
+
+    async def on_entry(event: EventT) -> None:
+        if not chain:  # the store is opened (and locked) by the worker that owns the partition
+            store.open()
+            chain.append(AuditChain.resume(store.last(), recent=store.tail(10_000)))
+        record = chain[0].link(AUDIT_ENTRIES.decode(event.value))
+        if record is None:
+            return  # an entry replayed after a restart: chained already
+        store.append(record)
+        await stages.emit(records, AUDIT, [record])
+
+    stages._agent(contract_topic(app, AUDIT_ENTRIES, stages.prefix), "audit", on_entry)
+
+
+def _notify(stages) -> None:
+    """One notifier per worker: it remembers the incidents, reports and proposals it saw to word the notices, so
+    with several workers a notice may lack the report another worker saw (it is still sent)."""
+    app = stages.app
+    specs = {spec.qualified(stages.prefix): spec
+             for spec in (INCIDENTS, RCA_REPORTS, REMEDIATION_PROPOSALS, REMEDIATION_RESULTS, PREDICTIONS)}
+    notices = contract_topic(app, NOTIFICATIONS, stages.prefix)
+    entries = contract_topic(app, AUDIT_ENTRIES, stages.prefix)
+    notifier = Notifier(stages.settings.notify, source=stages.source)
+
+    async def publish(events: list) -> None:
+        await stages.emit(notices, NOTIFICATIONS, [e for e in events if isinstance(e, Notification)])
+        await stages.emit(entries, AUDIT_ENTRIES, [e for e in events if isinstance(e, AuditEntry)])
+
+    async def on_event(event: EventT) -> None:
+        await publish(await notifier.handle(specs[event.message.topic].decode(event.value)))
+
+    stages._agent(app.topic(*specs, key_serializer="raw", value_serializer="raw"), "notify", on_event)
+
+    @app.timer(interval=10.0)
+    async def send_deferred() -> None:  # notices a rate limit held back, once their channel has a token again
+        await publish(await notifier.flush())
+

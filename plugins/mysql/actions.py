@@ -1,0 +1,162 @@
+"""Carrying out the MySQL/MariaDB plugin's actions: pure checks of the parameters, then, on the live server, the
+preconditions that can be read there (the thread exists and is an application's, the connections in use), the
+state before, and the change.
+
+Beyond the monitoring grants the user needs ``CONNECTION ADMIN`` (MariaDB 10.5.2+; ``SUPER`` before, and on
+MySQL ``CONNECTION_ADMIN`` plus ``SYSTEM_VARIABLES_ADMIN``) to kill other users' threads and set
+max_connections."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from kubestack.contract.events import Risk
+from kubestack.errors import (
+    ActionError,
+    ActionParamsError,
+    CommandFailedError,
+    PreconditionFailedError,
+    UnknownActionError,
+)
+from kubestack.plugins.base import ActionOutcome, ActionSpec
+from kubestack.plugins.mysql.client import MySQLClient
+from kubestack.plugins.mysql.parse import Row, name_value
+
+log = logging.getLogger(__name__)
+
+MAX_CONNECTIONS_LIMIT = 100_000
+"""The server's own upper bound of max_connections."""
+_SYSTEM_USERS = frozenset({"system user", "event_scheduler"})
+_SYSTEM_COMMANDS = frozenset({"Daemon", "Binlog Dump", "Binlog Dump GTID", "Slave_IO", "Slave_SQL", "Slave_worker"})
+
+THREAD = """SELECT ID AS id, USER AS user, HOST AS host, DB AS db, COMMAND AS command, TIME AS time,
+ STATE AS state, LEFT(INFO, 200) AS info, (ID = CONNECTION_ID()) AS own
+FROM information_schema.PROCESSLIST WHERE ID = {id}"""
+LIMITS = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('max_connections', 'open_files_limit')"
+CONNECTED = "SHOW GLOBAL STATUS LIKE 'Threads_connected'"
+
+
+def declared(specs: Sequence[ActionSpec], action_id: str) -> ActionSpec:
+    """The spec of ``action_id``; a forbidden action is refused here, before anything reaches the server."""
+    spec = next((s for s in specs if s.id == action_id), None)
+    if spec is None:
+        raise UnknownActionError(f"{action_id} is not a MySQL action; known: {', '.join(s.id for s in specs)}")
+    if spec.risk == Risk.FORBIDDEN:
+        raise ActionError(f"{action_id} is forbidden ({'; '.join(spec.preconditions)}): it is never executed")
+    return spec
+
+
+def whole_number(action_id: str, params: dict[str, Any], name: str, *, minimum: int, maximum: int) -> int:
+    """An integer parameter (an int, or a string of digits as a form sends it) within bounds."""
+    expected = f"an integer from {minimum} to {maximum}"
+    if name not in params:
+        raise ActionParamsError(f"{action_id}: parameter {name!r} is missing ({expected})")
+    raw = params[name]
+    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).strip().lstrip("-").isdigit():
+        raise ActionParamsError(f"{action_id}: parameter {name!r} must be {expected}, not {raw!r}")
+    value = int(str(raw).strip())
+    if not minimum <= value <= maximum:
+        raise ActionParamsError(f"{action_id}: parameter {name!r} must be {expected}, not {value}")
+    return value
+
+
+def validate(action_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a declared action, checked and normalised; pure."""
+    name = "value" if action_id == "mysql.set_max_connections" else "id"
+    if action_id not in ("mysql.kill_query", "mysql.kill_connection", "mysql.set_max_connections"):
+        raise UnknownActionError(f"{action_id} has no implementation in the MySQL plugin")
+    extra = sorted(set(params) - {name})
+    if extra:
+        raise ActionParamsError(f"{action_id}: unknown parameter(s) {', '.join(extra)}; expected {name}")
+    if name == "id":
+        return {"id": whole_number(action_id, params, "id", minimum=1, maximum=2**63 - 1)}
+    return {"value": whole_number(action_id, params, "value", minimum=1, maximum=MAX_CONNECTIONS_LIMIT)}
+
+
+def thread_problems(row: Row | None, thread_id: int, *, query_only: bool) -> list[str]:
+    """Why the processlist row of ``thread_id`` may not be killed (empty: it may); pure."""
+    if row is None:
+        return [f"no connection has id {thread_id}"]
+    problems = []
+    if row.get("own") == "1":
+        problems.append(f"connection {thread_id} is this plugin's own")
+    if row.get("user") in _SYSTEM_USERS or row.get("command") in _SYSTEM_COMMANDS:
+        problems.append(f"connection {thread_id} is a system or replication thread "
+                        f"(user {row.get('user')}, command {row.get('command')})")
+    if query_only and row.get("command") == "Sleep":
+        problems.append(f"connection {thread_id} is idle (Sleep): it runs no statement to stop")
+    return problems
+
+
+def margin(connected: int) -> int:
+    """Connections kept free above those in use when lowering max_connections: 10%, at least 5."""
+    return max(5, math.ceil(connected * 0.1))
+
+
+def max_connections_problems(value: int, state: dict[str, str]) -> list[str]:
+    """Why ``value`` cannot be set given the live variables/status (upper-case names); pure."""
+    connected = int(state.get("THREADS_CONNECTED", "0"))
+    problems = []
+    if value < connected + margin(connected):
+        problems.append(f"{value} is below the {connected} connections in use plus a margin of {margin(connected)}")
+    files = int(state.get("OPEN_FILES_LIMIT", "0") or 0)
+    if files and value > files:
+        problems.append(f"{value} is above open_files_limit {files}: the server could not open that many")
+    return problems
+
+
+async def execute(client: MySQLClient, specs: Sequence[ActionSpec], action_id: str, params: dict[str, Any], *,
+                  dry_run: bool = False) -> ActionOutcome:
+    declared(specs, action_id)
+    checked = validate(action_id, params)
+    if action_id == "mysql.set_max_connections":
+        outcome = await _set_max_connections(client, checked, dry_run)
+    else:
+        outcome = await _kill(client, action_id, checked, dry_run)
+    log.info("%s %s: %s", action_id, "dry run" if dry_run else "done", outcome.output)
+    return outcome
+
+
+async def _write(action_id: str, step: Any) -> None:
+    try:
+        await step
+    except CommandFailedError as exc:
+        raise ActionError(f"{action_id}: the server refused it: {exc}") from exc
+
+
+async def _kill(client: MySQLClient, action_id: str, params: dict[str, Any], dry_run: bool) -> ActionOutcome:
+    thread_id, query_only = params["id"], action_id == "mysql.kill_query"
+    rows = await client.rows(THREAD.format(id=int(thread_id)))
+    row = rows[0] if rows else None
+    problems = thread_problems(row, thread_id, query_only=query_only)
+    if problems or row is None:
+        raise PreconditionFailedError(action_id, problems)
+    before = {k: row.get(k) for k in ("id", "user", "host", "db", "command", "time", "state", "info")}
+    what = (f"KILL {'QUERY' if query_only else 'CONNECTION'} {thread_id} (user {row.get('user')}, host "
+            f"{row.get('host')}, command {row.get('command')} for {row.get('time')}s"
+            + (f": {row['info'][:80]}" if row.get("info") else "") + ")")
+    if not dry_run:
+        await _write(action_id, client.kill(thread_id, query_only=query_only))
+    return ActionOutcome(action=action_id, params=params, dry_run=dry_run, before=before,
+                         output=what if dry_run else f"done: {what}")
+
+
+async def _set_max_connections(client: MySQLClient, params: dict[str, Any], dry_run: bool) -> ActionOutcome:
+    action, value = "mysql.set_max_connections", params["value"]
+    rows = await client.rows(LIMITS) + await client.rows(CONNECTED)
+    state = {k.upper(): v for k, v in name_value(rows).items()}
+    problems = max_connections_problems(value, state)
+    if problems:
+        raise PreconditionFailedError(action, problems)
+    previous = int(state["MAX_CONNECTIONS"])
+    before = {"max_connections": previous, "threads_connected": int(state.get("THREADS_CONNECTED", "0"))}
+    what = (f"SET GLOBAL max_connections = {value} (now {previous}; "
+            f"{before['threads_connected']} connected)")
+    if not dry_run:
+        await _write(action, client.set_global("max_connections", value))
+    return ActionOutcome(action=action, params=params, dry_run=dry_run, before=before,
+                         output=what if dry_run else f"done: {what}",
+                         undo=("mysql.set_max_connections", {"value": previous}))

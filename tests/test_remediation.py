@@ -1,0 +1,164 @@
+"""The remediation stage: the policy and the state of each proposal (pure), then carrying proposals out on a real
+Redis: executed and verified, rolled back when the watched findings do not clear, refused when a precondition
+does not hold now, failed when there is no such target."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pytest
+import yaml
+
+from kubestack.contract.base import ResourceRef, Source
+from kubestack.contract.events import Decision, RemediationDecision, RemediationProposal, ResultStatus, Risk
+from kubestack.pipeline.executor import Targets, carry_out
+from kubestack.pipeline.remediation import POLICY_AUTO, State, admit, decide, finished
+from kubestack.settings import RemediationSettings
+from tests.services.redis import RedisServer, start_redis
+
+SRC = Source(agent="worker", host="w1")
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
+CACHE = ResourceRef(kind="redis", name="cache-r", host="db-1")
+POLICY = RemediationSettings()
+
+
+def proposal(risk: Risk = Risk.MEDIUM, action: str = "redis.set_maxmemory_policy", params=None, verify=(),
+             pid: str = "prop-1") -> RemediationProposal:
+    return RemediationProposal(source=SRC, resource=CACHE, proposal_id=pid, incident_id="inc-1", action=action,
+                               params=params if params is not None else {"policy": "allkeys-lru"}, risk=risk,
+                               verify_rules=list(verify))
+
+
+def decision(kind: Decision = Decision.APPROVE, actor: str = "alice", pid: str = "prop-1") -> RemediationDecision:
+    return RemediationDecision(source=SRC, resource=CACHE, proposal_id=pid, incident_id="inc-1", decision=kind,
+                               actor=actor, reason="checked", via="api")
+
+
+# --- policy and state (pure) ---------------------------------------------------------------------------------
+
+
+def test_a_medium_risk_proposal_waits_for_a_person_and_is_audited_on_arrival() -> None:
+    step = admit(None, proposal(), POLICY, SRC, NOW)
+    assert step.state["state"] == State.PENDING and not step.execute
+    assert [r.status for r in step.results] == [ResultStatus.PENDING]
+    assert [e.action for e in step.entries] == ["proposal.created"]
+    assert admit(step.state, proposal(), POLICY, SRC, NOW) is None, "a replayed proposal is ignored"
+
+
+def test_forbidden_never_runs_and_low_risk_runs_alone_only_when_allowed() -> None:
+    forbidden = admit(None, proposal(Risk.FORBIDDEN), RemediationSettings(auto_approve_low=True), SRC, NOW)
+    assert [r.status for r in forbidden.results] == [ResultStatus.REJECTED] and not forbidden.execute
+    assert "never executed" in forbidden.results[0].output
+    assert decide(forbidden.state, decision(), POLICY, SRC, NOW) is None, "no one can approve it afterwards"
+    assert not admit(None, proposal(Risk.LOW), POLICY, SRC, NOW).execute, "auto-approval is off by default"
+    auto = admit(None, proposal(Risk.LOW), RemediationSettings(auto_approve_low=True), SRC, NOW)
+    assert auto.execute and auto.results[0].actor == POLICY_AUTO
+    assert [e.action for e in auto.entries] == ["proposal.created", "proposal.approved"]
+    high = admit(None, proposal(Risk.HIGH), RemediationSettings(auto_approve_low=True), SRC, NOW)
+    assert not high.execute and high.results[0].status == ResultStatus.PENDING
+
+
+def test_an_approval_acts_once_and_a_later_decision_changes_nothing() -> None:
+    pending = admit(None, proposal(), POLICY, SRC, NOW).state
+    approved = decide(pending, decision(), POLICY, SRC, NOW)
+    assert approved.execute and approved.results[0].status == ResultStatus.APPROVED
+    assert approved.results[0].actor == "alice" and "approved via api (checked)" in approved.results[0].output
+    assert decide(approved.state, decision(Decision.REJECT, "bob"), POLICY, SRC, NOW) is None
+    assert decide(approved.state, decision(), POLICY, SRC, NOW) is None, "a replayed approval does not act again"
+    executed = finished(approved.state, ResultStatus.EXECUTED)
+    assert executed["state"] == State.EXECUTING and decide(executed, decision(), POLICY, SRC, NOW) is None
+    assert finished(executed, ResultStatus.VERIFIED)["state"] == State.DONE
+
+
+def test_a_rejection_closes_and_a_decision_before_its_proposal_waits_for_it() -> None:
+    rejected = decide(admit(None, proposal(), POLICY, SRC, NOW).state, decision(Decision.REJECT), POLICY, SRC, NOW)
+    assert [r.status for r in rejected.results] == [ResultStatus.REJECTED] and not rejected.execute
+    assert [e.action for e in rejected.entries] == ["proposal.rejected"]
+    early = decide(None, decision(), POLICY, SRC, NOW)
+    assert early.state["state"] == State.AWAITING and not early.results and not early.execute
+    arrived = admit(early.state, proposal(), POLICY, SRC, NOW)
+    assert arrived.execute and [r.status for r in arrived.results] == [ResultStatus.APPROVED]
+
+
+def test_with_remediation_off_an_approval_is_recorded_and_nothing_runs() -> None:
+    off = RemediationSettings(enabled=False)
+    pending = admit(None, proposal(), off, SRC, NOW)
+    assert "recorded, not executed" in pending.results[0].output
+    approved = decide(pending.state, decision(), off, SRC, NOW)
+    assert not approved.execute and approved.results[0].status == ResultStatus.FAILED
+
+
+# --- carrying out on a real Redis ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    process, server = start_redis("remediation", tmp_path_factory.mktemp("redis-remediation"), secrets.token_hex(8))
+    try:
+        yield server
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def full(cache: RedisServer) -> Iterator[int]:
+    """About 2 MB of data and maxmemory just above it with noeviction: ``redis.noeviction_memory_high``."""
+    client = cache.connect()
+    client.flushall()
+    client.config_set("maxmemory", 0)
+    client.config_set("maxmemory-policy", "noeviction")
+    for n in range(200):
+        client.set(f"k{n}", "x" * 10_000)
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory", int(used * 1.02))
+    yield used
+    client.config_set("maxmemory", 0)
+    client.config_set("maxmemory-policy", "noeviction")
+    client.close()
+
+
+def settings(tmp_path, cache: RedisServer, window_s: float = 10.0) -> RemediationSettings:
+    path = tmp_path / "targets.yaml"
+    path.write_text(yaml.safe_dump({"targets": [{"type": "redis", "name": "cache-r", "config": {
+        "host": cache.host, "port": cache.port, "password": {"value": cache.password}}}]}))
+    return RemediationSettings(targets=path, verify_window_s=window_s, verify_interval_s=0.5)
+
+
+async def steps(item: RemediationProposal, config: RemediationSettings) -> list:
+    return [step async for step in carry_out(item, Targets.load(config.targets), config)]
+
+
+async def test_restoring_the_limit_is_executed_then_verified(cache: RedisServer, full: int, tmp_path) -> None:
+    item = proposal(Risk.LOW, "redis.set_maxmemory", {"bytes": str(full * 4)}, ["redis.noeviction_memory_high"])
+    done = await steps(item, settings(tmp_path, cache))
+    assert [s.status for s in done] == [ResultStatus.EXECUTED, ResultStatus.VERIFIED], done
+    assert done[0].output.startswith("dry run: CONFIG SET maxmemory") and "redis.noeviction_memory_high cleared" \
+        in done[1].output
+    assert int(cache.connect().config_get("maxmemory")["maxmemory"]) == full * 4
+
+
+async def test_an_action_that_does_not_help_is_rolled_back(cache: RedisServer, full: int, tmp_path) -> None:
+    watched = ["redis.noeviction_memory_high", "redis.memory_near_limit"]
+    item = proposal(Risk.MEDIUM, "redis.set_maxmemory_policy", {"policy": "allkeys-lru"}, watched)
+    done = await steps(item, settings(tmp_path, cache, window_s=2.0))
+    assert [s.status for s in done] == [ResultStatus.EXECUTED, ResultStatus.ROLLED_BACK], done
+    assert "still firing after 2s" in done[1].output
+    assert cache.connect().config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction", "undone"
+
+
+async def test_a_precondition_that_no_longer_holds_changes_nothing(cache: RedisServer, full: int, tmp_path) -> None:
+    gone = proposal(Risk.MEDIUM, "redis.client_kill", {"addr": "127.0.0.1:1"}, ["redis.slow_commands"])
+    [step] = await steps(gone, settings(tmp_path, cache))
+    assert step.status == ResultStatus.FAILED and step.output.startswith("preconditions do not hold now")
+    too_low = proposal(Risk.LOW, "redis.set_maxmemory", {"bytes": "1048576"}, ["redis.noeviction_memory_high"])
+    [step] = await steps(too_low, settings(tmp_path, cache))
+    assert step.status == ResultStatus.FAILED
+    assert int(cache.connect().config_get("maxmemory")["maxmemory"]) == int(full * 1.02)
+
+
+async def test_a_proposal_for_a_target_the_stage_does_not_know_fails_with_the_reason(tmp_path, cache) -> None:
+    other = proposal().model_copy(update={"resource": CACHE.model_copy(update={"name": "elsewhere"})})
+    [step] = await steps(other, settings(tmp_path, cache))
+    assert step.status == ResultStatus.FAILED and "no target redis/elsewhere" in step.output
