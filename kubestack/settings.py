@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from kubestack.api.config import ApiSettings
 from kubestack.errors import ConfigError, validation_problems
 from kubestack.pipeline.notify.config import NotifySettings
 
@@ -144,6 +145,7 @@ class Settings(BaseSettings):
     remediation: RemediationSettings = Field(default_factory=RemediationSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @classmethod
     def settings_customise_sources(

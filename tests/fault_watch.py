@@ -17,15 +17,28 @@ from kubestack.bus import client_options
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import (
     Anomaly,
+    AuditRecord,
     HealthReport,
     Incident,
     IncidentStatus,
     LogBatch,
+    Notification,
     RcaReport,
     RemediationProposal,
+    RemediationResult,
     Severity,
 )
-from kubestack.contract.topics import ANOMALIES, HEALTH, INCIDENTS, LOGS, RCA_REPORTS, REMEDIATION_PROPOSALS
+from kubestack.contract.topics import (
+    ANOMALIES,
+    AUDIT,
+    HEALTH,
+    INCIDENTS,
+    LOGS,
+    NOTIFICATIONS,
+    RCA_REPORTS,
+    REMEDIATION_PROPOSALS,
+    REMEDIATION_RESULTS,
+)
 from kubestack.settings import KafkaSettings
 
 
@@ -37,6 +50,9 @@ class Seen:
     logs: list[LogBatch] = field(default_factory=list)
     reports: list[RcaReport] = field(default_factory=list)
     proposals: list[RemediationProposal] = field(default_factory=list)
+    results: list[RemediationResult] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    audit: list[AuditRecord] = field(default_factory=list)
 
     def open_incidents(self) -> dict[str, Incident]:
         """The latest event of every incident not resolved yet."""
@@ -82,7 +98,8 @@ class TopicWatch:
         self.kafka = kafka
         self.seen = Seen([], [], [])
         self._specs = {spec.qualified(kafka.topic_prefix): spec
-                       for spec in (INCIDENTS, ANOMALIES, HEALTH, LOGS, RCA_REPORTS, REMEDIATION_PROPOSALS)}
+                       for spec in (INCIDENTS, ANOMALIES, HEALTH, LOGS, RCA_REPORTS, REMEDIATION_PROPOSALS,
+                                    REMEDIATION_RESULTS, NOTIFICATIONS, AUDIT)}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
         self._changed = asyncio.Condition()
@@ -91,7 +108,11 @@ class TopicWatch:
         consumer = AIOKafkaConsumer(**client_options(self.kafka), enable_auto_commit=False,
                                     auto_offset_reset="earliest")
         await consumer.start()
-        await consumer._client.force_metadata_update()
+        for _ in range(50):  # topics just created may take a moment to reach every broker's metadata
+            await consumer._client.force_metadata_update()
+            if all(consumer.partitions_for_topic(name) for name in self._specs):
+                break
+            await asyncio.sleep(0.2)
         partitions = [TopicPartition(name, p) for name in self._specs
                       for p in sorted(consumer.partitions_for_topic(name) or ())]
         consumer.assign(partitions)
@@ -110,7 +131,8 @@ class TopicWatch:
     async def _run(self) -> None:
         lists = {INCIDENTS.name: self.seen.incidents, ANOMALIES.name: self.seen.anomalies,
                  HEALTH.name: self.seen.health, LOGS.name: self.seen.logs, RCA_REPORTS.name: self.seen.reports,
-                 REMEDIATION_PROPOSALS.name: self.seen.proposals}
+                 REMEDIATION_PROPOSALS.name: self.seen.proposals, REMEDIATION_RESULTS.name: self.seen.results,
+                 NOTIFICATIONS.name: self.seen.notifications, AUDIT.name: self.seen.audit}
         while True:
             batches = await self._consumer.getmany(timeout_ms=200)
             if not batches:

@@ -20,6 +20,7 @@ prometheus-alertmanager           prometheus-alertmanager  # tests: real Alertma
 g++                               g++                      # builds llama.cpp (llama-cpp-python) for the LLM tests
 make                              make
 cmake                             cmake
+chromium                          chromium                 # tests: the web console in headless Chromium (Playwright)
 "
 
 missing=()

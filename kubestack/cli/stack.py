@@ -85,17 +85,19 @@ def up(
     kafka = settings.kafka.model_copy(update={"bootstrap": settings.local_kafka.bootstrap})
     with out.status(f"starting Kafka on {kafka.bootstrap}..."):
         broker.up(kafka)
-    out.print(f"[green]Kafka up[/] on {kafka.bootstrap}; starting the agent, the incident memory and the worker "
+    out.print(f"[green]Kafka up[/] on {kafka.bootstrap}; starting the agent, the incident memory, the API and the worker "
               "(Ctrl-C stops all)")
     agent = _start(settings, kafka.bootstrap, "kubestack.agents", "--discover",
                    *(["--config", str(agent_config)] if agent_config is not None else []))
     memory = _start(settings, kafka.bootstrap, "kubestack", "knowledge", "follow")
+    api = _start(settings, kafka.bootstrap, "kubestack", "api", "serve")  # prints its address and an admin token
     try:
         _run_worker(settings.model_copy(update={"kafka": kafka}))
     finally:
         out.print("stopping the agent and the incident memory...")
         _stop(agent)
         _stop(memory)
+        _stop(api)
         if started_here:
             out.print("stopping Kafka...")
             broker.stop()

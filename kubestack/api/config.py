@@ -1,0 +1,63 @@
+"""``ApiSettings``: where the API listens, who may use it, and what it may reach.
+
+Tokens are stored as SHA-256 hashes only (``kubestack api token`` makes one and prints the line to add).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+_RANKS = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+
+
+class TokenSpec(BaseModel):
+    """One API token: who holds it, what it may do, which tenant it sees (None: all)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@:-]+$",
+                      description="Who holds the token: the actor of their decisions and audit entries")
+    role: Role
+    tenant: str | None = Field(default=None, min_length=1, description="Only this tenant's data; None: every tenant")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the token; the token is never stored")
+
+
+class ApiSettings(BaseModel):
+    """The REST API and web console (``kubestack api serve``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    tokens: list[TokenSpec] = Field(default_factory=list,
+                                    description="Without any, `kubestack api serve` makes an admin token per run")
+    slack_signing_secret: SecretStr | None = Field(default=None, description="Verifies Slack button callbacks")
+    console_enabled: bool = True
+    agent_config: Path | None = Field(default=None, description="agent.yaml whose targets diagnose can check")
+    feed_group: str = Field(default="kubestack-api", min_length=1, description="Consumer group of the read model")
+    diagnose_timeout_s: float = Field(default=15.0, gt=0, description="Longest a target's checks may take")
+
+    @model_validator(mode="after")
+    def _unique_token_names(self) -> ApiSettings:
+        names = [t.name for t in self.tokens]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"api.tokens: names must be unique, repeated: {', '.join(twice)}")
+        return self

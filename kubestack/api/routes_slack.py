@@ -1,0 +1,64 @@
+"""Slack's interactivity callback: a verified approve/reject button press becomes a decision (via slack)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
+
+from kubestack.api import slack
+from kubestack.api.context import ApiContext, context
+from kubestack.api.decisions import decide
+from kubestack.api.errors import ApiError, UnauthorizedError, UnavailableError
+from kubestack.api.queries import get_proposal
+from kubestack.api.views import ErrorBody, SlackAck
+from kubestack.contract.events import ResultStatus
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1/slack", tags=["slack"])
+
+Ctx = Annotated[ApiContext, Depends(context)]
+
+
+@router.post("/actions", response_model=SlackAck,
+             responses={400: {"model": ErrorBody, "description": "Not an approve/reject block_actions payload"},
+                        401: {"model": ErrorBody, "description": "Forged or stale request (audited)"},
+                        503: {"model": ErrorBody, "description": "No Slack signing secret configured"}},
+             openapi_extra={"requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
+                 "type": "object", "properties": {"payload": {"type": "string",
+                                                              "description": "block_actions JSON"}},
+                 "required": ["payload"]}}}, "required": True}})
+async def actions(ctx: Ctx, request: Request, background: BackgroundTasks) -> SlackAck:
+    """Slack button callback, verified with the signing secret (X-Slack-Signature v0, timestamp within 5 min).
+    Answers at once; the decision is published right after."""
+    if ctx.api.slack_signing_secret is None:
+        raise UnavailableError("Slack callbacks are off: set api.slack_signing_secret")
+    body = await request.body()
+    try:
+        slack.verify(ctx.api.slack_signing_secret.get_secret_value(), request.headers.get("x-slack-request-timestamp"),
+                     request.headers.get("x-slack-signature"), body, time.time())
+    except UnauthorizedError as exc:
+        await ctx.deny(actor="slack:unverified", reason=str(exc.detail or "unverified"), subject_id=request.url.path,
+                       tenant=ctx.settings.tenant, details={"via": "slack", "message": exc.message,
+                                                            "client": request.client.host if request.client else None})
+        raise
+    press = slack.button_press(body)
+    view = get_proposal(ctx.store.conn, press.proposal_id, None)
+    if view is None:
+        return SlackAck(ok=False, message=f"proposal {press.proposal_id} is unknown here")
+    if view.state != ResultStatus.PENDING:
+        return SlackAck(ok=False, message=f"proposal {press.proposal_id} is already {view.state.value}")
+    background.add_task(_decide, ctx, press)
+    return SlackAck(ok=True, message=f"{press.decision.value} of proposal {press.proposal_id} received")
+
+
+async def _decide(ctx: ApiContext, press: slack.ButtonPress) -> None:
+    try:
+        await decide(ctx, proposal_id=press.proposal_id, decision=press.decision, actor=press.actor, via="slack",
+                     reason=press.reason, scope=None)
+    except ApiError as exc:  # already decided, unknown, Kafka away: Slack was answered; say it in the log
+        log.warning("Slack %s of proposal %s by %s not applied: %s", press.decision.value, press.proposal_id,
+                    press.actor, exc)

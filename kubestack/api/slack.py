@@ -1,0 +1,89 @@
+"""Slack interactivity: verifying a request's signature and reading a button press. Pure.
+
+Slack signs ``v0:{X-Slack-Request-Timestamp}:{raw body}`` with the app's signing secret (HMAC-SHA256, hex,
+prefixed ``v0=``) in ``X-Slack-Signature``; a timestamp more than five minutes away is refused (replay).
+The buttons the notifier sends carry action_id ``approve`` / ``reject`` and value
+``{"proposal_id": ..., "incident_id": ...}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from kubestack.api.errors import BadRequestError, UnauthorizedError
+from kubestack.contract.events import Decision
+
+TOLERANCE_S = 300
+VERSION = "v0"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    base = f"{VERSION}:{timestamp}:".encode() + body
+    return f"{VERSION}=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float,
+           tolerance_s: int = TOLERANCE_S) -> None:
+    """``UnauthorizedError`` saying why, unless the request is Slack's and fresh."""
+    if not timestamp or not signature:
+        raise UnauthorizedError("missing X-Slack-Request-Timestamp or X-Slack-Signature")
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        raise UnauthorizedError(f"X-Slack-Request-Timestamp {timestamp[:20]!r} is not a Unix time") from None
+    if abs(now - sent) > tolerance_s:
+        raise UnauthorizedError(f"stale Slack request: timestamp is {abs(now - sent):.0f}s away "
+                                f"(more than {tolerance_s}s)", "stale_timestamp")
+    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+        raise UnauthorizedError("X-Slack-Signature does not match the request", "bad_signature")
+
+
+@dataclass(frozen=True)
+class ButtonPress:
+    decision: Decision
+    proposal_id: str
+    incident_id: str
+    user_id: str
+    username: str | None
+
+    @property
+    def actor(self) -> str:
+        return f"slack:{self.user_id}"
+
+    @property
+    def reason(self) -> str:
+        return f"{self.decision.value} button in Slack" + (f" by {self.username}" if self.username else "")
+
+
+def button_press(body: bytes) -> ButtonPress:
+    """The approve/reject press in a ``block_actions`` callback (form field ``payload``); ``BadRequestError``
+    naming what is missing otherwise."""
+    fields = parse_qs(body.decode("utf-8", errors="replace"))
+    if "payload" not in fields:
+        raise BadRequestError("the form has no 'payload' field (Slack interactivity sends one)")
+    try:
+        payload = json.loads(fields["payload"][0])
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(f"payload is not JSON: {exc}") from None
+    if not isinstance(payload, dict) or payload.get("type") != "block_actions":
+        kind = payload.get("type") if isinstance(payload, dict) else type(payload).__name__
+        raise BadRequestError(f"only block_actions callbacks are handled, not {kind!r}")
+    actions = payload.get("actions") or []
+    action = actions[0] if actions and isinstance(actions[0], dict) else {}
+    try:
+        decision = Decision(action.get("action_id"))
+    except ValueError:
+        raise BadRequestError(f"action_id must be approve or reject, not {action.get('action_id')!r}") from None
+    try:
+        value = json.loads(action.get("value") or "")
+        proposal_id, incident_id = str(value["proposal_id"]), str(value["incident_id"])
+    except (json.JSONDecodeError, TypeError, KeyError):
+        raise BadRequestError("the button's value must be JSON with proposal_id and incident_id") from None
+    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+    if not user.get("id"):
+        raise BadRequestError("the callback names no user.id")
+    return ButtonPress(decision, proposal_id, incident_id, str(user["id"]), user.get("username") or user.get("name"))
