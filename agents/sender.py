@@ -1,12 +1,14 @@
 """The agent's Publisher: events are appended to the disk spool first; one sender task moves them to Kafka
 in spool order through a single idempotent producer (so retries never duplicate and each resource keeps its
 order), and removes them from the spool only once acknowledged. While Kafka is away the spool grows (up to
-its bound) and is replayed in order when it returns."""
+its bound) and is replayed in order when it returns; what a failed attempt may have written all the same is
+read back first, so it is not sent twice (``indoubt``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -18,6 +20,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
+from kubestack.agents.indoubt import InDoubt
 from kubestack.agents.metrics import AgentMetrics
 from kubestack.agents.spool import Spool, SpooledRecord
 from kubestack.bus import client_options
@@ -42,6 +45,7 @@ class SpoolingPublisher:
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task | None = None
         self._acked: set[int] = set()
+        self._in_doubt = InDoubt()
 
     async def publish(self, spec: TopicSpec, event: Event) -> None:
         await self.publish_many([(spec, event)])
@@ -124,16 +128,30 @@ class SpoolingPublisher:
             log.warning("Kafka at %s unreachable (%s); spooling to %s (%d pending)", self.kafka.bootstrap, exc,
                         self.spool.directory, self.spool.pending)
             return False
+        if self._in_doubt and not await self._settle():
+            await producer.stop()
+            return False
         self._producer = producer
         log.info("connected to Kafka at %s; %d spooled events to replay", self.kafka.bootstrap, self.spool.pending)
         return True
 
+    async def _settle(self) -> bool:
+        """Drop from the resend what a failed attempt did write (see ``indoubt``). False when Kafka is away."""
+        try:
+            self._acked |= await self._in_doubt.settle(self.kafka)
+        except (KafkaConnectionError, AIOKafkaError, OSError) as exc:
+            log.warning("could not read back %d in-doubt events yet (%r)", len(self._in_doubt), exc)
+            return False
+        return True
+
     async def _send(self, records: list[SpooledRecord]) -> bool:
         """Send ``records`` in order and commit the acknowledged prefix. False when some must be retried: then
-        the producer is replaced (a failed batch leaves an idempotent producer's sequence numbers unusable), and
-        records acknowledged after the failure are remembered so the retry does not send them twice."""
+        the producer is replaced (a failed batch leaves an idempotent producer's sequence numbers unusable),
+        records acknowledged after the failure are remembered so the retry does not send them twice, and the
+        unacknowledged ones are in doubt until read back."""
         enqueued: list[tuple[SpooledRecord, asyncio.Future]] = []
         complete = True
+        attempted_ms = int(time.time() * 1000)
         for record in records:
             if record.seq in self._acked:
                 continue
@@ -152,7 +170,8 @@ class SpoolingPublisher:
                 log.error("Kafka refused event %d for %s for good: %r", record.seq, record.topic, exc)
                 self.metrics.undeliverable.labels(record.topic).inc()
             except AIOKafkaError as exc:
-                log.warning("event %d for %s not written (%r); will retry", record.seq, record.topic, exc)
+                log.warning("event %d for %s not acknowledged (%r); will retry", record.seq, record.topic, exc)
+                self._in_doubt.add(record, attempted_ms)   # it may have been written all the same
                 complete = False
                 continue
             self._acked.add(record.seq)

@@ -217,7 +217,7 @@ async def run(kafka: KafkaSettings | None, seconds: float, resources: int = 100,
     return {
         "samples_per_s": round(worker_rate * samples),
         "baseline_samples_per_s": round(baseline_rate * samples),
-        "ratio": round(worker_rate / baseline_rate, 3),
+        "ratio": float(f"{worker_rate / baseline_rate:.3g}"),   # significant digits: a tiny run is far under 0.001
         "latency_p50_ms": round(statistics.median(ordered), 1) if ordered else None,
         "latency_p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1) if ordered else None,
         "latency_samples": len(ordered),
