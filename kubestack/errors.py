@@ -23,6 +23,11 @@
     │       ├── UnknownActionError
     │       ├── ActionParamsError       missing or invalid parameters
     │       └── PreconditionFailedError a precondition does not hold now; nothing was changed
+    ├── RemoteApiError              a CLI call to the KubeStack API failed (unreachable, 401/403, 4xx)
+    ├── LocalKubeError              the local Kubernetes API server cannot be started or stopped
+    │   ├── KubeBinaryNotFoundError the control-plane binaries are not built: run ``make setup``
+    │   ├── KubePortBusyError       a port it needs is taken
+    │   └── KubeStartError          etcd, kube-apiserver or kube-controller-manager exited or never got ready
     └── KafkaError
         ├── KafkaUnavailableError   the bootstrap servers do not answer (retriable)
         └── LauncherError           the local broker cannot be prepared, started or stopped
@@ -155,6 +160,10 @@ class PreconditionFailedError(ActionError):
         self.problems = problems
 
 
+class RemoteApiError(KubestackError):
+    """A CLI call to the KubeStack API failed: unreachable, refused (401/403), or told what is wrong (4xx)."""
+
+
 class KafkaError(KubestackError):
     pass
 
@@ -184,4 +193,20 @@ class PortBusyError(LauncherError):
 
 
 class BrokerStartError(LauncherError):
+    pass
+
+
+class LocalKubeError(KubestackError):
+    pass
+
+
+class KubeBinaryNotFoundError(LocalKubeError):
+    pass
+
+
+class KubePortBusyError(LocalKubeError):
+    pass
+
+
+class KubeStartError(LocalKubeError):
     pass

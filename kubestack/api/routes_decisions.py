@@ -32,12 +32,12 @@ Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 @router.post("/{proposal_id}/approve", status_code=202, response_model=DecisionResponse)
 async def approve(ctx: Ctx, who: Operator, proposal_id: str, body: ReasonBody) -> DecisionResponse:
     """Approve a pending proposal: a RemediationDecision for the executor and an audit entry."""
-    return await decide(ctx, proposal_id=proposal_id, decision=Decision.APPROVE, actor=who.name, via="api",
+    return await decide(ctx, proposal_id=proposal_id, decision=Decision.APPROVE, actor=who.name, via=body.via,
                         reason=body.reason, scope=who.tenant, role=who.role.value)
 
 
 @router.post("/{proposal_id}/reject", status_code=202, response_model=DecisionResponse)
 async def reject(ctx: Ctx, who: Operator, proposal_id: str, body: ReasonBody) -> DecisionResponse:
     """Reject a pending proposal, with the reason."""
-    return await decide(ctx, proposal_id=proposal_id, decision=Decision.REJECT, actor=who.name, via="api",
+    return await decide(ctx, proposal_id=proposal_id, decision=Decision.REJECT, actor=who.name, via=body.via,
                         reason=body.reason, scope=who.tenant, role=who.role.value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -66,6 +66,7 @@ class _Input(BaseModel):
 
 class ReasonBody(_Input):
     reason: str = Field(min_length=1, max_length=2000, description="Why: kept with the decision and in the audit")
+    via: Literal["api", "cli"] = Field(default="api", description="Where the decision was made: kept with it")
 
     @field_validator("reason")
     @classmethod

@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kubestack.cli import agent, ask, audit, bench, kafka, knowledge, logs, models, plugins, rca, stack, topics
+from kubestack.cli import (
+    agent, ask, audit, bench, diagnose, incidents, kafka, knowledge, logs, models, plugins, rca, stack, topics,
+)
 from kubestack.errors import ConfigError, KubestackError
 from kubestack.logs import configure_logging
 from kubestack.settings import load_settings
@@ -24,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(topics.app, name="topics")
 app.add_typer(kafka.app, name="kafka")
+app.add_typer(__import__("kubestack.cli.kube", fromlist=["app"]).app, name="kube")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(agent.app, name="agent")
 app.add_typer(models.app, name="models")
@@ -33,10 +36,13 @@ app.add_typer(rca.app, name="rca")
 app.add_typer(knowledge.app, name="knowledge")
 app.add_typer(__import__("kubestack.cli.api", fromlist=["app"]).app, name="api")
 app.add_typer(audit.app, name="audit")
+app.add_typer(incidents.incidents_app, name="incidents")
+app.add_typer(incidents.proposals_app, name="proposals")
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("worker")(stack.worker)
 app.command("ask")(ask.ask)
+app.command("diagnose")(diagnose.diagnose)
 
 
 @app.callback()
