@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import socket
+import time
 
 import pytest
 
@@ -87,15 +88,39 @@ def test_min_heap() -> None:
 
 
 def test_up_runs_broker_and_worker_in_the_foreground_and_ctrl_c_stops_both(tmp_path) -> None:
-    port, controller = free_port(), free_port()
-    env = _env(tmp_path, port, controller, KUBESTACK_WORKER__APP_ID="test-up")
+    port, controller, api_port = free_port(), free_port(), free_port()
+    env = _env(tmp_path, port, controller, KUBESTACK_WORKER__APP_ID="test-up", KUBESTACK_API__PORT=str(api_port))
     stack = follow("up", env=env)
     try:
         assert stack.wait_for("Worker ready"), stack.output
         assert _accepts(port)
+        assert stack.wait_for("admin token for this run"), stack.output
+        _api_serves_the_console_and_the_agent_targets(stack.output, api_port)
     finally:
         code = stack.stop(timeout_s=120)
     output = stack.output
     assert code == 0, output
     assert "stopping Kafka" in output and not _accepts(port)
     assert run("kafka", "status", env=env).returncode == 1
+
+
+def _api_serves_the_console_and_the_agent_targets(output: str, api_port: int) -> None:
+    """The printed address and token work; the API knows the targets the agent watches (so diagnose and the
+    remediation stage can reach them)."""
+    import httpx
+
+    address = f"http://127.0.0.1:{api_port}/"
+    assert f"KubeStack API and console on {address}" in output, output
+    token = output.split("admin token for this run (api.tokens is empty): ", 1)[1].split()[0]
+    with httpx.Client(base_url=address, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        deadline = time.monotonic() + 60
+        while True:  # the address is printed just before uvicorn binds
+            try:
+                page = client.get("/")
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "the API never listened"
+                time.sleep(0.2)
+        assert "<html" in page.text.lower()
+        targets = client.get("/api/v1/targets").json()["targets"]
+    assert {"host", "agent"} <= {t["type"] for t in targets}, targets

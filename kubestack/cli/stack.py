@@ -54,9 +54,10 @@ def worker(
     _run_worker(settings)
 
 
-def _start(settings: Settings, kafka_bootstrap: str, *argv: str) -> subprocess.Popen:
+def _start(settings: Settings, kafka_bootstrap: str, *argv: str, **extra_env: str) -> subprocess.Popen:
     """A companion process in its own session: Ctrl-C reaches it through us, in order."""
-    env = {**os.environ, "KUBESTACK_KAFKA__BOOTSTRAP": kafka_bootstrap, "KUBESTACK_HOME": str(settings.home)}
+    env = {**os.environ, "KUBESTACK_KAFKA__BOOTSTRAP": kafka_bootstrap, "KUBESTACK_HOME": str(settings.home),
+           **extra_env}
     return subprocess.Popen([sys.executable, "-m", *argv], env=env, start_new_session=True, stdin=subprocess.DEVNULL)
 
 
@@ -68,6 +69,22 @@ def _stop(process: subprocess.Popen, timeout_s: float = 30.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _targets_file(settings: Settings, agent_config: Path | None) -> Path:
+    """The agent's targets (its config plus what it discovers here) for the remediation stage to act on and the
+    API to diagnose: the same names the agent reports. Private to the user: it may hold inline credentials."""
+    import yaml
+
+    from kubestack.agents.__main__ import agent_config as effective_config
+
+    config = effective_config(agent_config, discover=True)
+    path = settings.home / "stack" / "targets.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump({"agent": config.agent.model_dump(mode="json"),
+                                    "targets": [t.model_dump(mode="json") for t in config.targets]}, sort_keys=False))
+    return path
 
 
 def up(
@@ -89,10 +106,13 @@ def up(
               "(Ctrl-C stops all)")
     agent = _start(settings, kafka.bootstrap, "kubestack.agents", "--discover",
                    *(["--config", str(agent_config)] if agent_config is not None else []))
+    targets = _targets_file(settings, agent_config)
     memory = _start(settings, kafka.bootstrap, "kubestack", "knowledge", "follow")
-    api = _start(settings, kafka.bootstrap, "kubestack", "api", "serve")  # prints its address and an admin token
+    api = _start(settings, kafka.bootstrap, "kubestack", "api", "serve",  # prints its address and an admin token
+                 KUBESTACK_API__AGENT_CONFIG=str(settings.api.agent_config or targets))
+    remediation = settings.remediation.model_copy(update={"targets": settings.remediation.targets or targets})
     try:
-        _run_worker(settings.model_copy(update={"kafka": kafka}))
+        _run_worker(settings.model_copy(update={"kafka": kafka, "remediation": remediation}))
     finally:
         out.print("stopping the agent and the incident memory...")
         _stop(agent)
