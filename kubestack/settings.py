@@ -68,6 +68,28 @@ class LocalKafkaSettings(_Section):
         return f"{self.host}:{self.port}"
 
 
+class LocalKubeSettings(_Section):
+    """The Kubernetes control plane ``kubestack kube up`` runs on this machine: etcd, kube-apiserver,
+    kube-controller-manager and kube-scheduler (no kubelet), built by ``deploy/kube/build.sh``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=6443, ge=1, le=65535, description="kube-apiserver's HTTPS port")
+    etcd_port: int = Field(default=2379, ge=1, le=65535)
+    etcd_peer_port: int = Field(default=2380, ge=1, le=65535)
+    controller_manager: bool = Field(default=True, description="Run kube-controller-manager (Deployments get "
+                                                               "ReplicaSets and Pods, namespaces finalize)")
+    controller_manager_port: int = Field(default=10257, ge=1, le=65535)
+    scheduler: bool = Field(default=True, description="Run kube-scheduler (Pods get bound to Ready Nodes)")
+    scheduler_port: int = Field(default=10259, ge=1, le=65535)
+    bin_dir: Path | None = Field(default=None, description="Default: where deploy/kube/build.sh puts them, "
+                                                           "${KUBESTACK_CACHE:-~/.cache/kubestack}/kube/v<version>/bin")
+    start_timeout_s: float = Field(default=120.0, gt=0)
+
+    @property
+    def server(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+
 class WorkerSettings(_Section):
     """The Faust stream processor."""
 
@@ -86,6 +108,8 @@ class WorkerSettings(_Section):
                                                   "with another signal of its resource")
     correlation_window_s: float = Field(default=600.0, gt=0, description="Signals this close join one incident")
     incident_quiet_s: float = Field(default=900.0, gt=0, description="An incident with no signal this long resolves")
+    incident_reopen_s: float = Field(default=120.0, ge=0, description=(
+        "A signal of a resolved incident's resource this soon after reopens it (0: never)"))
     checkpoint_s: float = Field(default=30.0, ge=0, description="Inventory, detector and miner state to its table at most this often")
     signal_partitions: int = Field(default=4, ge=1, description="Partitions of the tenant-keyed correlation input")
     forecast_warning_s: float = Field(default=86_400.0, gt=0, description="Warn when a capacity runs out this soon")
@@ -140,6 +164,7 @@ class Settings(BaseSettings):
     tenant: str = Field(default="default", min_length=1)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     local_kafka: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
+    local_kube: LocalKubeSettings = Field(default_factory=LocalKubeSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     remediation: RemediationSettings = Field(default_factory=RemediationSettings)

@@ -5,7 +5,9 @@ same ``service`` label, an explicit ``depends_on`` label, a direct link of the l
 very same resource) and it arrives within
 ``window`` of the incident's last signal. Otherwise it opens a new incident. Repeats of a signal already in an
 incident only refresh it (that is the noise reduction). Incidents resolve when their findings clear and no
-signal came for ``quiet``. Incident ids are derived from the signals that opened them, so a worker that
+signal came for ``quiet``. A signal of one of its resources within ``reopen`` of the resolution reopens it
+(same id, next revision): a finding that flaps, or the evidence that follows a recovery (the slowlog entry of
+the command that stalled a server), stays one incident. Incident ids are derived from the signals that opened them, so a worker that
 re-reads the same signals after a restart produces the same ids.
 
 Pure: no Faust here. ``Correlator`` state is a JSON-able dict for a Faust table.
@@ -36,6 +38,7 @@ _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 MAX_MEMBERS = 500
 MAX_LINKED_RESOURCES = 30
 MAX_PENDING = 200
+MAX_RESOLVED_KEPT = 200
 METRIC_DETECTOR = "metric/"
 EVIDENCE_DETAILS = ("evidence", "changes", "metric", "labels", "template", "line", "detail")
 """What an anomaly's details may carry into its incident (small: the before/after of a config change, a log line)."""
@@ -156,10 +159,13 @@ class OpenIncident:
 class Correlator:
     def __init__(self, tenant: str, window: timedelta = timedelta(minutes=10),
                  quiet: timedelta = timedelta(minutes=15), state: dict | None = None,
-                 topology_max_age: timedelta = timedelta(days=1), alone_score: float = 0.9) -> None:
+                 topology_max_age: timedelta = timedelta(days=1), alone_score: float = 0.9,
+                 reopen: timedelta = timedelta(minutes=2)) -> None:
         self.tenant = tenant
         self.window = window
         self.quiet = quiet
+        self.reopen = reopen
+        self.resolved: dict[str, dict] = (state or {}).get("resolved", {})  # id -> {"at": ISO, "incident": ...}
         self.topology = Topology(topology_max_age, (state or {}).get("topology"))
         self.open: dict[str, OpenIncident] = {
             k: OpenIncident(**v) for k, v in (state or {}).get("open", {}).items()}
@@ -170,7 +176,8 @@ class Correlator:
 
     def to_state(self) -> dict:
         return {"open": {k: asdict(v) for k, v in self.open.items()}, "signals_in": self.signals_in,
-                "incidents_out": self.incidents_out, "topology": self.topology.to_state(), "pending": self.pending}
+                "incidents_out": self.incidents_out, "topology": self.topology.to_state(), "pending": self.pending,
+                "resolved": self.resolved}
 
     # --- signals in ------------------------------------------------------------------------------
 
@@ -246,7 +253,7 @@ class Correlator:
             for key in gone:
                 del incident.active[key]
             if gone and not incident.active:
-                out.append(self._resolve(incident, source, "every finding cleared"))
+                out.append(self._resolve(incident, source, "every finding cleared", report.ts))
         return out
 
     def withdraw(self, prediction: Prediction, source: Source) -> list[Incident]:
@@ -258,7 +265,7 @@ class Correlator:
                 del incident.active[key]
                 incident.notes.pop(key, None)
                 if not incident.active:
-                    out.append(self._resolve(incident, source, "the exhaustion forecast no longer holds"))
+                    out.append(self._resolve(incident, source, "the exhaustion forecast no longer holds", prediction.ts))
         return out
 
     def expire(self, now: datetime, source: Source) -> list[Incident]:
@@ -269,7 +276,7 @@ class Correlator:
             if incident.notes:
                 continue
             if now - datetime.fromisoformat(incident.last_signal_at) >= self.quiet:
-                out.append(self._resolve(incident, source, f"no signal for {self.quiet}"))
+                out.append(self._resolve(incident, source, f"no signal for {self.quiet}", now))
         return out
 
     # --- incidents ------------------------------------------------------------------------------
@@ -284,6 +291,18 @@ class Correlator:
                 continue
             if any(related(signal.resource, ResourceRef.model_validate(r), self.topology)
                    for r in incident.resources.values()):
+                return incident
+        return self._reopened(signal)
+
+    def _reopened(self, signal: Signal) -> OpenIncident | None:
+        """A recently resolved incident of the signal's very resource, back among the open ones."""
+        self.resolved = {k: v for k, v in self.resolved.items()
+                         if -self.window <= signal.ts - datetime.fromisoformat(v["at"]) <= self.reopen}
+        for incident_id, entry in sorted(self.resolved.items(), key=lambda kv: kv[1]["at"], reverse=True):
+            if signal.resource.key in entry["incident"]["resources"]:
+                del self.resolved[incident_id]
+                incident = OpenIncident(**entry["incident"])
+                self.open[incident_id] = incident
                 return incident
         return None
 
@@ -317,9 +336,14 @@ class Correlator:
         _record(incident, signal)
         return new_signal or worse or moved
 
-    def _resolve(self, incident: OpenIncident, source: Source, why: str) -> Incident:
+    def _resolve(self, incident: OpenIncident, source: Source, why: str, at: datetime) -> Incident:
         del self.open[incident.incident_id]
-        return self._event(incident, source, IncidentStatus.RESOLVED, why)
+        event = self._event(incident, source, IncidentStatus.RESOLVED, why)
+        if self.reopen > timedelta(0):
+            self.resolved[incident.incident_id] = {"at": at.isoformat(), "incident": asdict(incident)}
+            while len(self.resolved) > MAX_RESOLVED_KEPT:
+                del self.resolved[min(self.resolved, key=lambda k: self.resolved[k]["at"])]
+        return event
 
     def _event(self, incident: OpenIncident, source: Source, status: IncidentStatus | None = None,
                note: str = "") -> Incident:

@@ -259,7 +259,7 @@ class Stages:
         worker = self.settings.worker
         return Correlator(tenant, timedelta(seconds=worker.correlation_window_s),
                           timedelta(seconds=worker.incident_quiet_s), self.correlation.get(tenant),
-                          alone_score=worker.metric_alone_score)
+                          alone_score=worker.metric_alone_score, reopen=timedelta(seconds=worker.incident_reopen_s))
 
     def _correlate(self) -> None:
         async def on_routed(event: EventT) -> None:

@@ -53,13 +53,16 @@ pytestmark = pytest.mark.kafka
 
 DETECT_BOUND_S = 30.0
 RESOLVE_BOUND_S = 60.0
+PROPOSAL_BOUND_S = 15.0
 CLEAN_RUN_S = DETECT_BOUND_S
 SETTLE_S = 4.0
 WINDOW_S = 20.0
 LOG_WINDOW_S, WARMUP_WINDOWS = 20.0, 5
 """The log stage's rate windows, shorter than the default minute: warm after 100 s instead of 5 min."""
+REOPEN_S = 3.0
+"""Under SETTLE_S: a stall's slowlog finding reopens its incident, the next fault never does."""
 WORKER = {"KUBESTACK_WORKER__CORRELATION_WINDOW_S": f"{WINDOW_S:g}", "KUBESTACK_WORKER__INCIDENT_QUIET_S": "15",
-          "KUBESTACK_WORKER__LOG_WINDOW_S": f"{LOG_WINDOW_S:g}",
+          "KUBESTACK_WORKER__INCIDENT_REOPEN_S": f"{REOPEN_S:g}", "KUBESTACK_WORKER__LOG_WINDOW_S": f"{LOG_WINDOW_S:g}",
           "KUBESTACK_WORKER__LOG_WARMUP_WINDOWS": str(WARMUP_WINDOWS)}
 # Metric detection runs at the stream's defaults (threshold 0.7; a metric anomaly under 0.9 opens an incident
 # only with another signal of its resource): the clean runs must stay quiet with it on.
@@ -143,7 +146,11 @@ class Harness:
             return None
 
         outcome.ended = await self.watch.wait_for(over, RESOLVE_BOUND_S) or ""
-        outcome.proposals = sorted({p.action for p in self.watch.seen.proposals if p.incident_id == hit.incident_id})
+
+        def proposed(seen: Seen) -> list[str] | None:  # a stall's proposal follows its reopening by the slowlog
+            return sorted({p.action for p in seen.proposals if p.incident_id == hit.incident_id}) or None
+
+        outcome.proposals = await self.watch.wait_for(proposed, PROPOSAL_BOUND_S) or []
         outcome.ended_s = since(restored) if outcome.ended else None
         outcome.signals = [i for i in self.watch.seen.incidents if i.incident_id == hit.incident_id
                            and i.status != IncidentStatus.RESOLVED][-1].summary
@@ -424,6 +431,7 @@ async def test_fault_becomes_an_incident_naming_its_resource(harness: Harness, n
 def assert_diagnosed(outcome: Outcome, fault: Fault) -> None:
     assert outcome.diagnosed, f"the root-cause report names {outcome.cause!r} first, not {fault.accepted_causes}"
     assert outcome.runbook, f"no runbook matches {outcome.cause!r}"
+    assert outcome.proposals, f"nothing proposed for {outcome.cause!r}"
 
 
 async def test_lowered_maxmemory_is_an_incident_with_its_config_risk(harness: Harness) -> None:

@@ -59,6 +59,35 @@ def test_incident_resolves_when_its_findings_clear() -> None:
     assert [e.status for e in cleared] == [IncidentStatus.RESOLVED] and not c.open
 
 
+def test_a_signal_soon_after_the_resolution_reopens_the_incident_of_its_resource() -> None:
+    """A stall clears, and its slowlog entry follows a report later: one incident, reopened, not two."""
+    c = Correlator("acme", reopen=timedelta(minutes=2))
+    [opened] = feed(c, report(REDIS, "agent.target_down", severity=Severity.CRITICAL))
+    [resolved] = feed(c, report(REDIS, at=T0 + timedelta(seconds=30)))
+    assert resolved.status == IncidentStatus.RESOLVED and not c.open
+    [reopened] = feed(c, report(REDIS, "redis.slow_commands", at=T0 + timedelta(seconds=31)))
+    assert reopened.incident_id == opened.incident_id and reopened.status == IncidentStatus.UPDATED
+    assert reopened.event_id == f"{opened.incident_id}-r3"
+    assert {s.name for s in reopened.signals} == {"agent.target_down", "redis.slow_commands"}
+    [again] = feed(c, report(REDIS, at=T0 + timedelta(seconds=40)))
+    assert again.status == IncidentStatus.RESOLVED and again.event_id == f"{opened.incident_id}-r4"
+    assert Correlator("acme", state=json.loads(json.dumps(c.to_state()))).resolved.keys() == {opened.incident_id}
+
+
+def test_a_later_or_unrelated_signal_opens_a_new_incident_after_a_resolution() -> None:
+    c = Correlator("acme", reopen=timedelta(minutes=2))
+    [opened] = feed(c, report(REDIS, "redis.evictions"))
+    feed(c, report(REDIS, at=T0 + timedelta(seconds=30)))
+    [other] = feed(c, report(PG, "postgresql.lock_waits", at=T0 + timedelta(seconds=40)))
+    [late] = feed(c, report(REDIS, "redis.evictions", at=T0 + timedelta(minutes=5)))
+    assert len({opened.incident_id, other.incident_id, late.incident_id}) == 3
+    never = Correlator("acme", reopen=timedelta(0))
+    [first] = feed(never, report(REDIS, "redis.evictions"))
+    feed(never, report(REDIS, at=T0 + timedelta(seconds=30)))
+    [second] = feed(never, report(REDIS, "redis.evictions", at=T0 + timedelta(seconds=31)))
+    assert second.incident_id != first.incident_id and second.status == IncidentStatus.OPEN
+
+
 def test_quiet_incidents_expire() -> None:
     c = Correlator("acme", quiet=timedelta(minutes=15))
     feed(c, report(REDIS, "redis.evictions"))

@@ -24,6 +24,7 @@ from kubestack.plugins.redis.checks import Observation, evaluate
 from kubestack.plugins.redis.client import classify_cli_error
 from kubestack.plugins.redis.metrics import info_samples
 from kubestack.plugins.redis.parse import (
+    SlowlogEntry,
     parse_client_list,
     parse_config_pairs,
     parse_info,
@@ -103,6 +104,18 @@ def test_rules_on_the_recorded_primary() -> None:
     assert found["redis.slow_commands"].evidence["entries"][0]["duration_us"] == 36099
     assert found["redis.replica_lagging"].evidence["replicas"][0]["replica"] == "127.0.0.1:16380"
     assert "redis.replica_lagging" not in rules(evaluate(recorded_observation(), RedisConfig()))
+
+
+def test_the_plugins_own_commands_in_the_slowlog_are_not_slow_commands() -> None:
+    """On a starved host the agent's INFO can pass the threshold: that is not a client running something slow."""
+    obs = recorded_observation()
+    own = [SlowlogEntry(id=90 + i, started_at=obs.now - 1, duration_us=25_000, command=c, client="127.0.0.1:5000")
+           for i, c in enumerate(("INFO", "CONFIG GET *", "SLOWLOG GET 10", "CLIENT LIST", "info"))]
+    alone = Observation(info=obs.info, config=obs.config, slowlog=own, clients=[], now=obs.now)
+    assert "redis.slow_commands" not in rules(evaluate(alone, RedisConfig()))
+    mixed = Observation(info=obs.info, config=obs.config, slowlog=own + obs.slowlog, clients=[], now=obs.now)
+    entries = rules(evaluate(mixed, RedisConfig()))["redis.slow_commands"].evidence["entries"]
+    assert {e["id"] for e in entries} == {e.id for e in obs.slowlog if e.started_at >= obs.now - 300}
 
 
 def test_failed_bgsave_and_lost_primary_are_critical() -> None:

@@ -155,8 +155,17 @@ def rejected_connections(obs: Observation, _: RedisConfig) -> list[Finding]:
                     query="INFO stats; INFO clients")]
 
 
+_OWN_COMMANDS = ("INFO", "CONFIG GET", "SLOWLOG GET", "SLOWLOG LEN", "CLIENT LIST")
+"""What the plugin itself sends: on a busy host one of them can pass the slowlog threshold, which says the server
+was starved, not that a client ran something slow (the stall and memory rules cover a starved server)."""
+
+
+def _ours(entry: SlowlogEntry) -> bool:
+    return entry.command.upper().startswith(_OWN_COMMANDS)
+
+
 def slow_commands(obs: Observation, limits: RedisConfig) -> list[Finding]:
-    recent = [e for e in obs.slowlog if e.started_at >= obs.now - limits.slowlog_window_s]
+    recent = [e for e in obs.slowlog if e.started_at >= obs.now - limits.slowlog_window_s and not _ours(e)]
     if not recent:
         return []
     return [Finding(rule_id="redis.slow_commands", severity=Severity.WARNING,
