@@ -22,7 +22,8 @@
     │   └── ActionError             a plugin action could not be carried out
     │       ├── UnknownActionError
     │       ├── ActionParamsError       missing or invalid parameters
-    │       └── PreconditionFailedError a precondition does not hold now; nothing was changed
+    │       ├── PreconditionFailedError a precondition does not hold now; nothing was changed
+    │       └── ActionDeniedError       the target refused the action for lack of permission (Kubernetes RBAC 403)
     ├── RemoteApiError              a CLI call to the KubeStack API failed (unreachable, 401/403, 4xx)
     ├── LocalKubeError              the local Kubernetes API server cannot be started or stopped
     │   ├── KubeBinaryNotFoundError the control-plane binaries are not built: run ``make setup``
@@ -158,6 +159,11 @@ class PreconditionFailedError(ActionError):
         super().__init__(f"{action}: " + "; ".join(problems))
         self.action = action
         self.problems = problems
+
+
+class ActionDeniedError(ActionError):
+    """The target refused the action for lack of permission (a Kubernetes 403): the grants must change, not the
+    attempt; nothing was changed."""
 
 
 class RemoteApiError(KubestackError):

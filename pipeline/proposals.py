@@ -9,7 +9,9 @@ What the evidence can support:
   nothing (PostgreSQL sessions idle, or idle inside a transaction);
 - **end what holds a lock**: the blocking connection or backend a lock-wait finding names;
 - **stop an offender**: the client that ran a command slow enough to stall Redis, the role someone keeps failing
-  to log in as.
+  to log in as;
+- **Kubernetes**: a crash-looping pod deleted (its controller makes a fresh one) or its workload restarted, a node
+  short of memory, disk or process ids (or NotReady) cordoned so that no new pod lands there.
 
 Only actions whose required parameters are all known are proposed; forbidden ones never are.
 """
@@ -21,7 +23,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from kubestack.contract.base import Source
+from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Incident, IncidentSignal, RemediationProposal, Risk, SignalKind
 from kubestack.pipeline.causes import CONFIG_RISK, SYMPTOMS, cause_of, weight
 from kubestack.plugins.base import ActionSpec
@@ -29,6 +31,14 @@ from kubestack.plugins.base import ActionSpec
 MAX_PROPOSALS = 3
 IDLE_SESSION_S = 300
 """Sessions idle this long are proposed for closing when connection slots run out (pools reconnect on demand)."""
+
+KUBE_CRASHLOOP = "kubernetes.pod_crashloop"
+KUBE_NODE_TROUBLE = {"kubernetes.node_not_ready": "is NotReady",
+                     "kubernetes.node_memory_pressure": "is short of memory",
+                     "kubernetes.node_disk_pressure": "is short of disk",
+                     "kubernetes.node_pid_pressure": "runs out of process ids"}
+"""Rule ids of the Kubernetes plugin (``plugins/kubernetes/pods.py``, ``nodes.py``), named here as the other plugins'
+are: the proposals know evidence, not plugins."""
 
 _FAILED_LOGIN = re.compile(r'password authentication failed for user "([^"]+)"')
 
@@ -44,7 +54,7 @@ def propose(incident: Incident, resource: str, signals: list[IncidentSignal], of
     target = next((r for r in incident.resources if r.key == resource), incident.resource)
     findings = sorted({s.name for s in signals if s.kind == SignalKind.FINDING and s.name not in SYMPTOMS})
     proposals = []
-    for action, params, why, origin in _supported(signals, offered)[:MAX_PROPOSALS]:
+    for action, params, why, origin in _supported(signals, offered, target)[:MAX_PROPOSALS]:
         watched = [origin.name] if origin.kind == SignalKind.FINDING else findings
         digest = hashlib.sha256(f"{incident.incident_id}|{action.id}|{sorted(params.items())}".encode()).hexdigest()
         proposals.append(RemediationProposal(
@@ -55,12 +65,13 @@ def propose(incident: Incident, resource: str, signals: list[IncidentSignal], of
     return proposals
 
 
-def _supported(signals: list[IncidentSignal], offered: tuple[ActionSpec, ...]) -> list[Candidate]:
+def _supported(signals: list[IncidentSignal], offered: tuple[ActionSpec, ...],
+               target: ResourceRef | None = None) -> list[Candidate]:
     by_id = {a.id: a for a in offered if a.risk != Risk.FORBIDDEN}
     out: list[Candidate] = []
     seen: set[tuple] = set()
     for signal in sorted(signals, key=lambda s: -weight(s)):
-        for action_id, params, why in _evidence_actions(signal):
+        for action_id, params, why in _evidence_actions(signal, target):
             action = by_id.get(action_id)
             key = (action_id, tuple(sorted(params.items())))
             if action is not None and _required(action) <= set(params) and key not in seen:
@@ -73,11 +84,11 @@ def _required(action: ActionSpec) -> set[str]:
     return {name for name, meaning in action.params.items() if "optional" not in meaning.lower()}
 
 
-def _evidence_actions(signal: IncidentSignal) -> list[tuple[str, dict, str]]:
+def _evidence_actions(signal: IncidentSignal, target: ResourceRef | None = None) -> list[tuple[str, dict, str]]:
     cause = cause_of(signal)
     evidence = signal.details.get("evidence") or {}
     return [*_undo_actions(signal), *_limit_actions(cause, evidence), *_holder_actions(cause, evidence),
-            *_offender_actions(signal, cause, evidence)]
+            *_offender_actions(signal, cause, evidence), *_kubernetes_actions(cause, evidence, target)]
 
 
 def _undo_actions(signal: IncidentSignal) -> Iterable[tuple[str, dict, str]]:
@@ -150,3 +161,25 @@ def _offender_actions(signal: IncidentSignal, cause: str, evidence: dict) -> Ite
         yield ("postgresql.lock_role", {"name": role},
                f"stop password guessing against role {role} (ALTER ROLE NOLOGIN); an application that still logs "
                "in as it is locked out too, so first check where the attempts come from")
+
+
+def _kubernetes_actions(cause: str, evidence: dict, target: ResourceRef | None) -> Iterable[tuple[str, dict, str]]:
+    """A pod finding names the pod as ``namespace/name``; its workload is the resource's ``owner`` label
+    (``deployment/x``, a ReplicaSet read as its Deployment); a node finding names the node."""
+    if cause == KUBE_CRASHLOOP and "/" in str(evidence.get("pod", "")):
+        namespace, name = str(evidence["pod"]).split("/", 1)
+        last = (f"last exit {evidence['last_reason']}, code {evidence.get('last_exit_code')}; "
+                if evidence.get("last_reason") else "")
+        yield ("kubernetes.delete_pod", {"namespace": namespace, "name": name},
+               f"replace pod {name} with a fresh one from its controller (a clean start, maybe on another node) if "
+               f"it still crash-loops ({last}{evidence.get('restarts', '?')} restarts)")
+        kind, _, workload = ((target.labels if target else {}).get("owner") or "").partition("/")
+        if kind in ("deployment", "statefulset") and workload:
+            yield ("kubernetes.rollout_restart", {"kind": kind, "namespace": namespace, "name": workload},
+                   f"restart {kind} {workload} pod by pod, when what its pods crash on is shared (a dependency they "
+                   "connect to at start, a cache warmed from elsewhere)")
+    if cause in KUBE_NODE_TROUBLE and evidence.get("node"):
+        node = evidence["node"]
+        yield ("kubernetes.cordon_node", {"name": node},
+               f"keep new pods off node {node} while it {KUBE_NODE_TROUBLE[cause]} (its pods stay; uncordon it once "
+               "fixed)")

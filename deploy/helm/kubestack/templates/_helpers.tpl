@@ -1,0 +1,205 @@
+{{- define "kubestack.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "kubestack.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Cluster-scoped objects (ClusterRoles and their bindings) carry the namespace too: one release name may be
+installed in two namespaces. */}}
+{{- define "kubestack.clusterName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "kubestack.fullname" .) -}}
+{{- end -}}
+
+{{- define "kubestack.cluster" -}}
+{{- .Values.clusterName | default "in-cluster" -}}
+{{- end -}}
+
+{{- define "kubestack.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "kubestack.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* dict "root" $ "component" "worker" */}}
+{{- define "kubestack.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kubestack.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "kubestack.componentLabels" -}}
+{{ include "kubestack.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "kubestack.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{- define "kubestack.agentServiceAccount" -}}
+{{- printf "%s-agent" (include "kubestack.fullname" .) -}}
+{{- end -}}
+
+{{- define "kubestack.executorServiceAccount" -}}
+{{- printf "%s-executor" (include "kubestack.fullname" .) -}}
+{{- end -}}
+
+{{- define "kubestack.apiServiceAccount" -}}
+{{- printf "%s-api" (include "kubestack.fullname" .) -}}
+{{- end -}}
+
+{{/* One credential as an environment variable from a Secret: the existing one named, or the chart's own when the
+value is given inline; nothing when neither is. dict "root" $ "env" NAME "value" V "existing" S "key" K */}}
+{{- define "kubestack.secretEnv" -}}
+{{- if or .value .existing }}
+- name: {{ .env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existing | default (include "kubestack.fullname" .root) }}
+      key: {{ .key }}
+{{- end }}
+{{- end -}}
+
+{{- define "kubestack.kafkaEnv" -}}
+{{- $sasl := .Values.kafka.sasl -}}
+{{- include "kubestack.secretEnv" (dict "root" . "env" "KUBESTACK_KAFKA__SASL_PASSWORD" "value" $sasl.password "existing" $sasl.existingSecret "key" $sasl.passwordKey) }}
+{{- end -}}
+
+{{/* What every container of the chart sets: the settings file, a writable home, and the Kafka credential. */}}
+{{- define "kubestack.commonEnv" -}}
+- name: KUBESTACK_CONFIG
+  value: /etc/kubestack/settings.yaml
+- name: KUBESTACK_HOME
+  value: /var/lib/kubestack
+- name: HOME
+  value: /var/lib/kubestack
+{{- include "kubestack.kafkaEnv" . }}
+{{- end -}}
+
+{{- define "kubestack.securityProtocol" -}}
+{{- $tls := .Values.kafka.tls.enabled -}}
+{{- if .Values.kafka.sasl.mechanism -}}
+{{- ternary "SASL_SSL" "SASL_PLAINTEXT" $tls -}}
+{{- else -}}
+{{- ternary "SSL" "PLAINTEXT" $tls -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The settings file (kubestack/settings.py) the chart derives from its values; `settings` is merged over it. */}}
+{{- define "kubestack.settings" -}}
+tenant: {{ .Values.tenant | quote }}
+log_level: {{ .Values.logLevel | quote }}
+home: /var/lib/kubestack
+kafka:
+  bootstrap: {{ required "kafka.bootstrap is required: host:port[,host:port] of your Kafka brokers (the chart runs no Kafka)" .Values.kafka.bootstrap | quote }}
+  topic_prefix: {{ .Values.kafka.topicPrefix | quote }}
+  security_protocol: {{ include "kubestack.securityProtocol" . }}
+  {{- with .Values.kafka.sasl }}
+  {{- if .mechanism }}
+  sasl_mechanism: {{ .mechanism | quote }}
+  sasl_username: {{ required "kafka.sasl.username is required with kafka.sasl.mechanism" .username | quote }}
+  {{- if not (or .password .existingSecret) }}
+  {{- fail "kafka.sasl.mechanism needs kafka.sasl.password or kafka.sasl.existingSecret" }}
+  {{- end }}
+  {{- end }}
+  {{- end }}
+  {{- with .Values.kafka.tls }}
+  {{- if .enabled }}
+  {{- if .existingSecret }}
+  ssl_cafile: /etc/kubestack-tls/kafka/{{ .caKey }}
+  {{- if .certKey }}
+  ssl_certfile: /etc/kubestack-tls/kafka/{{ .certKey }}
+  ssl_keyfile: /etc/kubestack-tls/kafka/{{ required "kafka.tls.keyKey is required with kafka.tls.certKey" .keyKey }}
+  {{- end }}
+  {{- end }}
+  ssl_check_hostname: {{ .checkHostname }}
+  {{- end }}
+  {{- end }}
+worker:
+  store: {{ .Values.worker.store | quote }}
+remediation:
+  enabled: {{ .Values.remediation.enabled }}
+  auto_approve_low: {{ .Values.remediation.autoApproveLow }}
+  targets: /etc/kubestack/targets.yaml
+api:
+  host: 0.0.0.0
+  port: {{ .Values.api.port }}
+  console_enabled: {{ .Values.api.console }}
+{{- if ne .Values.llm.provider "none" }}
+llm:
+  provider: {{ .Values.llm.provider | quote }}
+  model: {{ required "llm.model is required with llm.provider" .Values.llm.model | quote }}
+  {{- with .Values.llm.baseUrl }}
+  base_url: {{ . | quote }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "kubestack.volumeMounts" -}}
+- name: config
+  mountPath: /etc/kubestack
+  readOnly: true
+- name: home
+  mountPath: /var/lib/kubestack
+- name: tmp
+  mountPath: /tmp
+{{- if and .Values.kafka.tls.enabled .Values.kafka.tls.existingSecret }}
+- name: kafka-tls
+  mountPath: /etc/kubestack-tls/kafka
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* dict "root" $ "home" <volume source of the home directory, default an emptyDir> */}}
+{{- define "kubestack.volumes" -}}
+- name: config
+  configMap:
+    name: {{ include "kubestack.fullname" .root }}
+- name: home
+  {{- if .home }}
+  {{- toYaml .home | nindent 2 }}
+  {{- else }}
+  emptyDir: {}
+  {{- end }}
+- name: tmp
+  emptyDir:
+    medium: Memory
+    sizeLimit: 64Mi
+{{- if and .root.Values.kafka.tls.enabled .root.Values.kafka.tls.existingSecret }}
+- name: kafka-tls
+  secret:
+    secretName: {{ .root.Values.kafka.tls.existingSecret }}
+{{- end }}
+{{- end -}}
+
+{{- define "kubestack.podSpecCommon" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
