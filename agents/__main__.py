@@ -23,6 +23,10 @@ def agent_config(path: Path | None, discover: bool):
 
         known = {(t.type, t.name) for t in config.targets}
         config.targets.extend(t for t in discover_local() if (t.type, t.name) not in known)
+    if config.targets:
+        from kubestack.agents.discovery import discover_from
+
+        config.targets.extend(discover_from(config.targets))
     return config
 
 

@@ -29,13 +29,14 @@ from kubestack.contract.events import (
 )
 from kubestack.contract.topics import CONFIG_CHANGES, CONFIG_SNAPSHOTS, HEALTH, LOGS, METRICS
 from kubestack.errors import ConfigError, KubestackError, PluginError
-from kubestack.plugins.base import CommandRunner, LogSource, PeerDiscovery, Plugin
+from kubestack.plugins.base import CommandRunner, LogSource, PeerDiscovery, Plugin, ResourceWatcher
 
 log = logging.getLogger(__name__)
 
 MAX_SAMPLES_PER_BATCH = 2000
 MAX_LINES_PER_BATCH = 1000
 TARGET_DOWN = "agent.target_down"
+WATCH_RESTART_S = 5.0
 
 
 class TargetCollector:
@@ -178,6 +179,28 @@ class TargetCollector:
         await self.publisher.publish(HEALTH, HealthReport(**self._common(), reachable=False, findings=[finding],
                                                           rules_checked=[TARGET_DOWN]))
 
+    async def watch_resources(self) -> None:
+        """A ``ResourceWatcher`` plugin's watch, published like the target's own events; called again after a
+        pause if it fails (its source being away is the rounds' business: the target is reported down)."""
+        from kubestack.agents.resources import ResourcePublisher
+
+        sink = ResourcePublisher(target=self.name, source=self.source, tenant=self.tenant, publisher=self.publisher,
+                                 state=self.state, metrics=self.metrics)
+        while True:
+            try:
+                await self.plugin.watch(sink)
+            except (PluginError, ConfigError) as exc:
+                log.warning("%s: watching its resources stopped: %s (again in %.0fs)", self.name, exc,
+                            WATCH_RESTART_S)
+                failure = exc
+            except Exception as exc:  # a plugin bug must not stop the agent
+                log.exception("%s: watching its resources failed unexpectedly", self.name)
+                failure = exc
+            else:
+                return
+            self.metrics.collect_errors.labels(self.name, type(failure).__name__).inc()
+            await asyncio.sleep(WATCH_RESTART_S)
+
     # --- schedule ------------------------------------------------------------------------------
 
     async def run(self, log_poll_interval: float = 1.0) -> None:
@@ -188,6 +211,8 @@ class TargetCollector:
         ]
         if any(s.path for s in self._log_sources):
             loops.append(every(log_poll_interval, self.tail_logs))
+        if isinstance(self.plugin, ResourceWatcher):
+            loops.append(self.watch_resources())
         try:
             await asyncio.gather(*loops)
         finally:

@@ -63,6 +63,9 @@ class TargetConfig(_Strict):
     config: dict[str, Any] = Field(default_factory=dict)
     ssh: dict[str, Any] | None = Field(default=None, description="Agentless: run the plugin's commands over SSH")
     logs: list[LogSource] = Field(default_factory=list)
+    cluster: str | None = Field(default=None, description="Cluster of the target's resource (default: the agent's)")
+    namespace: str | None = Field(default=None, description=(
+        "Kubernetes namespace of the target's resource: it runs in a cluster, not on the agent's host"))
 
     _durations = field_validator("interval", "health_interval", "config_interval", mode="before")(parse_duration)
 

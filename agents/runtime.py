@@ -68,7 +68,7 @@ def build_collector(target: TargetConfig, config: AgentConfig, publisher: Publis
     except ValidationError as exc:
         raise ConfigError(f"target {target.type}/{target.name}: {validation_problems(exc)}") from exc
     identity = config.agent
-    host = target.ssh.get("host") if target.ssh else socket.gethostname()
+    host = None if target.namespace else target.ssh.get("host") if target.ssh else socket.gethostname()
     runner = build_runner(target)
     address = listen_address(plugin_config)
     labels = ({ADDRESS_LABEL: address} if address else {}) | target.labels
@@ -76,8 +76,8 @@ def build_collector(target: TargetConfig, config: AgentConfig, publisher: Publis
         name=target.name,
         plugin=plugin_cls.create(plugin_config, runner),
         runner=runner,
-        resource=ResourceRef(kind=target.type, name=target.name, host=host, cluster=identity.cluster,
-                             labels=labels),
+        resource=ResourceRef(kind=target.type, name=target.name, host=host, namespace=target.namespace,
+                             cluster=target.cluster or identity.cluster, labels=labels),
         source=Source(agent=f"agent/{identity.name}", host=socket.gethostname(), cluster=identity.cluster),
         tenant=identity.tenant,
         publisher=publisher,

@@ -29,7 +29,7 @@ from kubestack.errors import RunbookFormatError, validation_problems
 log = logging.getLogger(__name__)
 
 RUNBOOK_DIR = Path(__file__).parent / "runbooks"
-MIDDLEWARE = ("redis", "mysql", "postgresql", "kafka", "host")
+MIDDLEWARE = ("redis", "mysql", "postgresql", "kafka", "host", "kubernetes")
 _ID = r"^[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_.-]*$"
 
 

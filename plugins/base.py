@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import ConfigChange, Finding, Peer, Risk, Sample
 from kubestack.errors import CommandFailedError, ConfigError, TargetTimeoutError, TargetUnreachableError
 
@@ -180,6 +181,39 @@ class PeerDiscovery(Protocol):
     consumer groups), sent with every health report so the worker learns the dependency graph."""
 
     async def peers(self) -> list[Peer]: ...
+
+
+class ResourceSink(Protocol):
+    """Where a ``ResourceWatcher`` reports the resources it watches; the agent publishes for it (its source, tenant,
+    disk spool, and configuration diffs against what it last saw of each resource)."""
+
+    async def metrics(self, resource: ResourceRef, samples: list[Sample]) -> None: ...
+
+    async def health(self, resource: ResourceRef, findings: list[Finding], peers: list[Peer] = ()) -> None:
+        """The resource's full health state (no findings: healthy)."""
+        ...
+
+    async def config(self, resource: ResourceRef, config: dict[str, str]) -> None: ...
+
+
+@runtime_checkable
+class ResourceWatcher(Protocol):
+    """Optional for a plugin whose target holds many resources (the pods, nodes and workloads of a Kubernetes
+    cluster): ``watch`` runs next to the target's rounds until cancelled, reporting through ``sink``. It keeps
+    going while its source is away (the target's own rounds report that as the target down); if it raises, the
+    agent logs it and calls it again after a pause."""
+
+    async def watch(self, sink: ResourceSink) -> None: ...
+
+
+@runtime_checkable
+class TargetDiscovery(Protocol):
+    """Optional for a plugin whose target can reveal more targets (middleware running in a Kubernetes cluster):
+    ``discover`` returns them as ``TargetConfig``-shaped dicts; blocking, raises ``TargetError`` when it cannot
+    look."""
+
+    @classmethod
+    def discover(cls, config: PluginConfig) -> list[dict[str, Any]]: ...
 
 
 class Capacity(BaseModel):

@@ -31,7 +31,7 @@ def action_ids() -> set[str]:
 
 def rule_ids() -> set[str]:
     """Rule ids as the plugins and the agent write them: ``<plugin>.<rule>`` string literals, less action ids."""
-    literals = set(re.findall(r'"((?:redis|mysql|postgresql|kafka|host|agent)\.[a-z_]+)"', _source()))
+    literals = set(re.findall(r'"((?:redis|mysql|postgresql|kafka|host|kubernetes|agent)\.[a-z_]+)"', _source()))
     return literals - action_ids()
 
 

@@ -5,7 +5,7 @@ import pytest
 from kubestack.plugins.base import ActionSpec, LogSource, Plugin, PluginConfig
 from kubestack.plugins.registry import broken_plugins, client_installed, plugins
 
-EXPECTED = {"redis", "mysql", "postgresql", "kafka", "host"}
+EXPECTED = {"redis", "mysql", "postgresql", "kafka", "host", "kubernetes"}
 
 
 def test_the_first_plugins_are_installed_and_load() -> None:

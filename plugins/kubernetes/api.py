@@ -129,8 +129,9 @@ class WatchStream:
             raise _failure(exc, self.server) from exc
 
     def close(self) -> None:
+        """End the request, also while another thread is blocked reading it (its read then fails)."""
         try:
             self.response.shutdown()
-        except (AttributeError, OSError):
+        except (AttributeError, OSError, ValueError, RuntimeError):  # no socket (left) to shut down
             pass
-        self.response.release_conn()
+        self.response.close()

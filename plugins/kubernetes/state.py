@@ -35,8 +35,12 @@ class Report:
     findings: list[Finding]
 
 
-def _signature(findings: list[Finding]) -> tuple:
-    return tuple(sorted((f.rule_id, f.severity.value) for f in findings))
+def _signature(ref: ResourceRef, findings: list[Finding]) -> tuple:
+    """What makes a report news: its rules and severities, and while it has findings its labels too (a pod that got
+    its IP, a workload whose pods changed: what correlation relates it by)."""
+    if not findings:
+        return ()
+    return tuple(sorted((f.rule_id, f.severity.value) for f in findings)), tuple(sorted(ref.labels.items()))
 
 
 class ClusterState:
@@ -78,8 +82,11 @@ class ClusterState:
     def _index_pod(self, pod: Obj, key: str, add: bool) -> None:
         node = (pod.get("spec") or {}).get("nodeName")
         workload = workload_of(pod)
-        groups = ([("node", node)] if node else []) + \
-            ([("workload", f"{meta(pod).get('namespace')}/{workload[0]}/{workload[1]}")] if workload else [])
+        groups = [("node", node)] if node else []
+        if workload:
+            owner = f"{meta(pod).get('namespace')}/{workload[0]}/{workload[1]}"
+            groups.append(("workload", owner))
+            self._dirty.add(f"{self.cluster}/{owner}")  # its depends_on names its pods
         for group in groups:
             (self._pods_of[group].add if add else self._pods_of[group].discard)(key)
 
@@ -149,11 +156,11 @@ class ClusterState:
 
     def _report(self, rkey: str, now: datetime, repeat: bool) -> Report | None:
         ref, findings = self._evaluate(rkey, now)
-        signature = _signature(findings)
         told = self._told.get(rkey)
         if ref is None:
             ref = self._last_ref.get(rkey)
             self._signals_of.pop(rkey, None)
+        signature = _signature(ref, findings) if ref is not None else ()
         if ref is None or (signature == (told or ()) and not (repeat and findings)):
             return None
         self._last_ref[rkey] = ref
