@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup system-deps bench clean
+.PHONY: run test setup system-deps kube-bins bench clean
 
 run: setup
 	$(BIN)/kubestack up
@@ -12,10 +12,14 @@ run: setup
 test: setup
 	KUBESTACK_FAIL_ON_SKIP=1 $(BIN)/python -m pytest -ra $(PYTEST_ARGS)
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) kube-bins
 
 system-deps:
 	@deploy/scripts/system-deps.sh
+
+# the local Kubernetes control plane and helm, built from source once per machine (~10 min), then reused
+kube-bins:
+	@deploy/kube/build.sh >/dev/null
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s)" % sys.version.split()[0])'

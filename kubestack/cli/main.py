@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(topics.app, name="topics")
 app.add_typer(kafka.app, name="kafka")
+app.add_typer(__import__("kubestack.cli.kube", fromlist=["app"]).app, name="kube")
 app.add_typer(plugins.app, name="plugins")
 app.add_typer(agent.app, name="agent")
 app.add_typer(models.app, name="models")

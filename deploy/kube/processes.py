@@ -1,0 +1,85 @@
+"""One control-plane process started in the background, found again later by its pid file.
+
+``kubestack kube up`` returns while etcd and kube-apiserver keep running, so a later ``kubestack kube down``
+finds them by pid file; the command line is checked too, so a recycled pid is never mistaken for ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Daemon:
+    name: str
+    pidfile: Path
+    log_path: Path
+    marker: str  # a string only our instance has in its command line (its state directory)
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if self.name in cmdline and self.marker in cmdline and alive(pid) else None
+
+    def start(self, argv: list[str]) -> subprocess.Popen:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        self.pidfile.write_text(str(proc.pid))
+        log.info("started %s (pid %d), log %s", self.name, proc.pid, self.log_path)
+        return proc
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """SIGTERM, then SIGKILL after ``timeout_s``; False if it was not running."""
+        pid = self.pid()
+        self.pidfile.unlink(missing_ok=True)
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if alive(pid):
+            log.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it", self.name, pid, timeout_s)
+            os.kill(pid, signal.SIGKILL)
+            while alive(pid):
+                time.sleep(0.05)
+        _reap(pid)
+        return True
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no output)"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of ours is gone for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the process was our own child, so no zombie stays behind."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
