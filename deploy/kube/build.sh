@@ -59,7 +59,7 @@ exec 9>"$CACHE/kube/.build.lock"
 flock 9   # another clone may be building the same binaries: wait for it, then find them up to date
 if up_to_date; then echo "$BIN"; exit 0; fi
 
-export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOFLAGS=-modcacherw GOTOOLCHAIN=local CGO_ENABLED=0
+export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
 STAGING=$BIN.partial
 rm -rf "$STAGING"; mkdir -p "$STAGING"
 echo "building Kubernetes v$KUBE_VERSION control plane and helm v$HELM_VERSION into $BIN (about 10 min on 2 cores the first time)" >&2

@@ -5,7 +5,7 @@ The binaries are built from source by ``deploy/kube/build.sh`` (``make setup``);
 kubelet: a Deployment or DaemonSet gets its Pods from the controller manager; the scheduler binds Pods to the
 Nodes that ``create_node`` made (Ready, untainted; Nodes are cluster-wide, so once a test made one, every later
 schedulable Pod lands on some Node) and leaves them Pending when none fits; a Pod created with
-``spec.nodeName`` skips it. A Pod's status is whatever a test writes through the status subresource
+``spec.nodeName`` skips it, and ``bind_pod`` binds a Pending one as a scheduler would. A Pod's status is whatever a test writes through the status subresource
 (``CoreV1Api.patch_namespaced_pod_status``). A Pod on a Node that does not exist is deleted by the pod garbage
 collector within a minute, as in a real cluster.
 
@@ -132,6 +132,16 @@ class KubeCluster:
                                 "message": "kubestack test node (no kubelet)"}],
                 "addresses": [{"type": "InternalIP", "address": "10.0.0.250"}, {"type": "Hostname", "address": name}],
             }})
+
+
+    def bind_pod(self, namespace: str, pod: str, node: str) -> None:
+        """Put a Pending Pod on a Node as a scheduler does (``pods/binding``); 409 when it is bound already."""
+        with self.api_client() as api:
+            body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod},
+                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+            # the generated client cannot read the Status that comes back: take the raw response
+            kubernetes.client.CoreV1Api(api).create_namespaced_pod_binding(pod, namespace, body,
+                                                                           _preload_content=False)
 
 
 def _binding(name: str, kind: str, role: str, subjects: list[dict[str, str]]) -> dict[str, Any]:
