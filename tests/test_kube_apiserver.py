@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import threading
 import time
+import uuid
 
 import kubernetes.client
 import kubernetes.config
@@ -14,7 +17,9 @@ import yaml
 from kubernetes.client.rest import ApiException
 
 from kubestack.deploy.kube.binaries import pinned_versions
+from tests.cli import cli_env, run
 from tests.services.kubernetes import KubeCluster, KubeContext
+from tests.services.process import free_port
 
 pytestmark = pytest.mark.kubernetes
 
@@ -178,3 +183,100 @@ def test_helm_is_built_at_the_pinned_version(kube_cluster) -> None:
     out = subprocess.run([str(kube_cluster.helm), "version", "--short"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"v{pinned_versions().helm}")
+
+
+def test_a_daemonset_gets_a_pod_scheduled_on_each_ready_node(kube_cluster, kube_namespace) -> None:
+    pool = f"pool-{uuid.uuid4().hex[:8]}"  # Nodes are cluster-wide: only this test's carry its label
+    nodes = [f"{pool}-{i}" for i in range(2)]
+    for node in nodes:
+        kube_cluster.create_node(node, labels={"kubestack.test/pool": pool})
+    labels = {"app": "agent"}
+    daemonset = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+                 "spec": {"selector": {"matchLabels": labels},
+                          "template": {"metadata": {"labels": labels},
+                                       "spec": {"nodeSelector": {"kubestack.test/pool": pool},
+                                                "containers": [{"name": "agent", "image": "kubestack:test"}]}}}}
+    with kube_cluster.api_client() as api:
+        core = kubernetes.client.CoreV1Api(api)
+        try:
+            kubernetes.client.AppsV1Api(api).create_namespaced_daemon_set(kube_namespace, daemonset)
+
+            def bound() -> list[str] | None:
+                names = sorted(p.spec.node_name for p in core.list_namespaced_pod(kube_namespace).items
+                               if p.spec.node_name)
+                return names if len(names) == 2 else None
+
+            assert _eventually(bound, what="a DaemonSet pod bound on each node") == nodes
+        finally:
+            for node in nodes:
+                core.delete_node(node)
+
+
+def test_a_pod_no_node_fits_stays_pending_with_a_scheduling_event(kube_cluster, kube_namespace) -> None:
+    with kube_cluster.api_client() as api:
+        core = kubernetes.client.CoreV1Api(api)
+        core.create_namespaced_pod(kube_namespace, _pod("nowhere", nodeSelector={"kubestack.test/pool": "none"}))
+
+        def failed_scheduling() -> list:
+            return [e for e in core.list_namespaced_event(kube_namespace).items if e.reason == "FailedScheduling"]
+
+        event = _eventually(failed_scheduling, what="a FailedScheduling event")[0]
+        pod = core.read_namespaced_pod("nowhere", kube_namespace)
+    assert event.involved_object.name == "nowhere" and "node" in event.message
+    assert pod.status.phase == "Pending" and not pod.spec.node_name
+    assert pod.status.conditions[0].reason == "Unschedulable"
+
+
+def _kube_env(kube_cluster: KubeCluster, home, **ports: int) -> dict[str, str]:
+    settings = {"PORT": free_port(), "ETCD_PORT": free_port(), "ETCD_PEER_PORT": free_port(),
+                "CONTROLLER_MANAGER_PORT": free_port(), "SCHEDULER_PORT": free_port(), **ports}
+    return cli_env(KUBESTACK_HOME=str(home), KUBESTACK_LOCAL_KUBE__BIN_DIR=str(kube_cluster.bin_dir),
+                   **{f"KUBESTACK_LOCAL_KUBE__{name}": str(port) for name, port in settings.items()})
+
+
+def test_kube_up_status_down_cycle(kube_cluster, tmp_path) -> None:
+    env = _kube_env(kube_cluster, tmp_path)
+    assert run("kube", "status", env=env).returncode == 1, "not running yet"
+
+    up = run("kube", "up", env=env, timeout=180)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"Kubernetes v{pinned_versions().kubernetes} up on https://127.0.0.1:{env['KUBESTACK_LOCAL_KUBE__PORT']}" \
+        in up.stdout
+    kubeconfig = tmp_path / "kube" / "kubeconfig"
+    assert f"export KUBECONFIG={kubeconfig}" in up.stdout
+    try:
+        state = json.loads(run("kube", "status", "--json", env=env).stdout)
+        assert state["running"] and state["problem"] is None and all(state["pids"].values())
+        assert run("kube", "up", env=env).returncode == 0, "up is idempotent"
+        with kubernetes.config.new_client_from_config(str(kubeconfig)) as api:
+            assert "kube-system" in {n.metadata.name for n in kubernetes.client.CoreV1Api(api).list_namespace().items}
+    finally:
+        down = run("kube", "down", env=env)
+    assert down.returncode == 0 and "Kubernetes stopped" in down.stdout
+    assert not _accepts(int(env["KUBESTACK_LOCAL_KUBE__PORT"]))
+    status = run("kube", "status", env=env)
+    assert status.returncode == 1 and "not running" in status.stdout
+
+
+def test_missing_binaries_say_to_run_make_setup(tmp_path) -> None:
+    env = cli_env(KUBESTACK_HOME=str(tmp_path), KUBESTACK_LOCAL_KUBE__BIN_DIR=str(tmp_path / "no-bin"))
+    result = run("kube", "up", env=env, timeout=60)
+    assert result.returncode == 1
+    assert "etcd not found in" in result.stderr and "run `make setup`" in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2, result.stderr  # one line (rich may wrap it)
+
+
+def test_a_busy_port_fails_fast_and_says_which_setting(kube_cluster, tmp_path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("kube", "up", env=_kube_env(kube_cluster, tmp_path, PORT=port), timeout=60)
+    assert result.returncode == 1
+    assert f"port {port} (kube-apiserver) busy" in result.stderr and "KUBESTACK_LOCAL_KUBE__PORT" in result.stderr
+    assert not (tmp_path / "kube" / "etcd.pid").exists(), "nothing started before the port check"
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -1,4 +1,4 @@
-"""``kubestack kube``: the local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)."""
+"""``kubestack kube``: the local Kubernetes control plane (etcd, kube-apiserver, controller manager, scheduler)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from rich.console import Console
 from kubestack.deploy.kube.launcher import LocalKube
 from kubestack.settings import Settings
 
-app = typer.Typer(help="A local Kubernetes API server (etcd, kube-apiserver, kube-controller-manager) built from "
-                       "source by `make setup`, for development and tests.", no_args_is_help=True)
+app = typer.Typer(help="A local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, "
+                       "kube-scheduler; no kubelet) built from source by `make setup`, for development and tests.",
+                  no_args_is_help=True)
 out = Console()
 
 
@@ -24,7 +25,7 @@ def _kube(ctx: typer.Context) -> LocalKube:
 
 @app.command()
 def up(ctx: typer.Context) -> None:
-    """Start etcd, kube-apiserver and kube-controller-manager (what is not running yet) and wait until ready."""
+    """Start what is not running yet (etcd, kube-apiserver, controller manager, scheduler); wait until ready."""
     kube = _kube(ctx)
     with out.status(f"starting Kubernetes on {kube.server}..."):
         status = kube.up()
@@ -34,7 +35,7 @@ def up(ctx: typer.Context) -> None:
 
 @app.command()
 def down(ctx: typer.Context) -> None:
-    """Stop the controller manager, the API server and etcd."""
+    """Stop the scheduler, the controller manager, the API server and etcd."""
     if _kube(ctx).stop():
         out.print("[green]Kubernetes stopped[/]")
     else:
