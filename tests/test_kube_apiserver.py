@@ -79,10 +79,11 @@ def test_a_deployment_gets_a_replicaset_and_pods_from_the_controller_manager(kub
 
 
 def test_pod_status_is_written_through_the_status_subresource(kube_cluster, kube_namespace) -> None:
-    kube_cluster.create_node("node-status")
+    node = f"node-{kube_namespace}"
+    kube_cluster.create_node(node)
     with kube_cluster.api_client() as api:
         core = kubernetes.client.CoreV1Api(api)
-        core.create_namespaced_pod(kube_namespace, _pod("crashy", nodeName="node-status"))
+        core.create_namespaced_pod(kube_namespace, _pod("crashy", nodeName=node))
         waiting = {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}
         core.patch_namespaced_pod_status("crashy", kube_namespace, {"status": {
             "phase": "Running",
@@ -92,8 +93,9 @@ def test_pod_status_is_written_through_the_status_subresource(kube_cluster, kube
                                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}],
         }})
         pod = core.read_namespaced_pod("crashy", kube_namespace)
+        core.delete_node(node)  # Nodes outlive the namespace: leave none for later tests' Pods to land on
     status = pod.status.container_statuses[0]
-    assert pod.spec.node_name == "node-status" and pod.status.phase == "Running"
+    assert pod.spec.node_name == node and pod.status.phase == "Running"
     assert (status.state.waiting.reason, status.restart_count) == ("CrashLoopBackOff", 7)
     assert status.last_state.terminated.exit_code == 1
 
@@ -220,11 +222,15 @@ def test_a_pod_no_node_fits_stays_pending_with_a_scheduling_event(kube_cluster, 
         def failed_scheduling() -> list:
             return [e for e in core.list_namespaced_event(kube_namespace).items if e.reason == "FailedScheduling"]
 
+        def unschedulable() -> bool:
+            conditions = core.read_namespaced_pod("nowhere", kube_namespace).status.conditions or []
+            return any(c.type == "PodScheduled" and c.reason == "Unschedulable" for c in conditions)
+
         event = _eventually(failed_scheduling, what="a FailedScheduling event")[0]
+        _eventually(unschedulable, what="the PodScheduled condition to say Unschedulable")
         pod = core.read_namespaced_pod("nowhere", kube_namespace)
     assert event.involved_object.name == "nowhere" and "node" in event.message
     assert pod.status.phase == "Pending" and not pod.spec.node_name
-    assert pod.status.conditions[0].reason == "Unschedulable"
 
 
 def _kube_env(kube_cluster: KubeCluster, home, **ports: int) -> dict[str, str]:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and
-# helm from this Go module through the Go module proxy; go.mod pins every version (pin.sh changes them). The binaries, the module cache and the
-# build cache live outside the repository, under ${KUBESTACK_CACHE:-$HOME/.cache/kubestack}, so every clone on
-# this machine (CI's fresh one too) reuses them. Does nothing when the binaries match go.mod, go.sum and the
-# sources. Prints the directory of the binaries last.
+# helm from this Go module through the Go module proxy; go.mod pins every version (pin.sh changes them). The
+# binaries, the module cache and the build cache live outside the repository, under
+# ${KUBESTACK_CACHE:-$HOME/.cache/kubestack}, so every clone on this machine (CI's fresh one too) reuses them.
+# Does nothing when the binaries match go.mod, go.sum and the sources. Prints the directory of the binaries last.
 #   usage: deploy/kube/build.sh [--print-bin-dir]    (the flag prints the directory without building)
 set -euo pipefail
 
@@ -14,7 +14,9 @@ MIN_GO=1.26
 pinned() { sed -n "s|^[[:space:]]*$1 v\([^ ]*\).*|\1|p" "$HERE/go.mod" | head -n 1; }
 KUBE_VERSION=$(pinned k8s.io/kubernetes)
 HELM_VERSION=$(pinned helm.sh/helm/v4)
-[ -n "$KUBE_VERSION" ] && [ -n "$HELM_VERSION" ] || { echo "k8s.io/kubernetes or helm.sh/helm/v4 missing from $HERE/go.mod" >&2; exit 1; }
+if [ -z "$KUBE_VERSION" ] || [ -z "$HELM_VERSION" ]; then
+  echo "k8s.io/kubernetes or helm.sh/helm/v4 missing from $HERE/go.mod" >&2; exit 1
+fi
 BIN=$CACHE/kube/v$KUBE_VERSION/bin
 if [ "${1:-}" = "--print-bin-dir" ]; then echo "$BIN"; exit 0; fi
 
@@ -48,7 +50,10 @@ up_to_date() {
 if up_to_date; then echo "$BIN"; exit 0; fi
 
 command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin   # Go's own installer puts it there
-command -v go >/dev/null 2>&1 || { echo "Go not found: install Go $MIN_GO+ (https://go.dev/doc/install) to build the local Kubernetes API server" >&2; exit 1; }
+if ! command -v go >/dev/null 2>&1; then
+  echo "Go not found: install Go $MIN_GO+ (https://go.dev/doc/install) to build the local Kubernetes API server" >&2
+  exit 1
+fi
 GO_VERSION=$(go env GOVERSION); GO_VERSION=${GO_VERSION#go}
 if [ "$(printf '%s\n%s\n' "$MIN_GO" "$GO_VERSION" | sort -V | head -n 1)" != "$MIN_GO" ]; then
   echo "Go $GO_VERSION is too old: Kubernetes $KUBE_VERSION needs Go $MIN_GO+" >&2; exit 1
@@ -59,10 +64,12 @@ exec 9>"$CACHE/kube/.build.lock"
 flock 9   # another clone may be building the same binaries: wait for it, then find them up to date
 if up_to_date; then echo "$BIN"; exit 0; fi
 
-export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
+export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN=local \
+  CGO_ENABLED=0
 STAGING=$BIN.partial
 rm -rf "$STAGING"; mkdir -p "$STAGING"
-echo "building Kubernetes v$KUBE_VERSION control plane and helm v$HELM_VERSION into $BIN (about 10 min on 2 cores the first time)" >&2
+echo "building the Kubernetes v$KUBE_VERSION control plane and helm v$HELM_VERSION into $BIN" \
+  "(about 10 min on 2 cores the first time)" >&2
 cd "$HERE"
 start=$SECONDS
 nice go mod download

@@ -23,7 +23,6 @@ import socket
 import ssl
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -129,7 +128,8 @@ class LocalKube:
 
     def _check_ports_free(self, names: list[str]) -> None:
         s = self.settings
-        ports = [(ETCD, "etcd client", s.etcd_port, "ETCD_PORT"), (ETCD, "etcd peer", s.etcd_peer_port, "ETCD_PEER_PORT"),
+        ports = [(ETCD, "etcd client", s.etcd_port, "ETCD_PORT"),
+                 (ETCD, "etcd peer", s.etcd_peer_port, "ETCD_PEER_PORT"),
                  (APISERVER, APISERVER, s.port, "PORT"),
                  (CONTROLLER_MANAGER, CONTROLLER_MANAGER, s.controller_manager_port, "CONTROLLER_MANAGER_PORT"),
                  (SCHEDULER, SCHEDULER, s.scheduler_port, "SCHEDULER_PORT")]
@@ -165,7 +165,8 @@ class LocalKube:
                 f"--token-auth-file={self.tokens}", "--allow-privileged=true", "--profiling=false",
                 # the reconciler refuses a loopback advertise address; the "kubernetes" Service gets no endpoints
                 "--endpoint-reconciler-type=none",
-                # no token controller races a test's first Pod in a fresh namespace (envtest does the same)
+                # it refuses Pods until the controller manager made the namespace's "default" ServiceAccount,
+                # which a test's first Pod in a fresh namespace would race (envtest turns it off too)
                 "--disable-admission-plugins=ServiceAccount"]
 
     def _controller_manager_argv(self) -> list[str]:
@@ -192,7 +193,7 @@ class LocalKube:
     # --- starting and waiting --------------------------------------------------------------------
 
     def up(self) -> KubeStatus:
-        """Start whatever is not running yet (etcd, kube-apiserver, kube-controller-manager) and wait for it."""
+        """Start the components that are not running yet, in order, each waited for until it is ready."""
         missing = [name for name in self.wanted if self.daemons[name].pid() is None]
         for name in missing:
             binary(name, self.bin_dir)  # a missing binary fails before anything starts

@@ -5,9 +5,9 @@ The binaries are built from source by ``deploy/kube/build.sh`` (``make setup``);
 kubelet: a Deployment or DaemonSet gets its Pods from the controller manager; the scheduler binds Pods to the
 Nodes that ``create_node`` made (Ready, untainted; Nodes are cluster-wide, so once a test made one, every later
 schedulable Pod lands on some Node) and leaves them Pending when none fits; a Pod created with
-``spec.nodeName`` skips it, and ``bind_pod`` binds a Pending one as a scheduler would. A Pod's status is whatever a test writes through the status subresource
-(``CoreV1Api.patch_namespaced_pod_status``). A Pod on a Node that does not exist is deleted by the pod garbage
-collector within a minute, as in a real cluster.
+``spec.nodeName`` skips it, and ``bind_pod`` binds a Pending one as a scheduler would. A Pod's status is
+whatever a test writes through the status subresource (``CoreV1Api.patch_namespaced_pod_status``). A Pod on a
+Node that does not exist is deleted by the pod garbage collector within a minute, as in a real cluster.
 
     def test_something(kube_cluster, kube_namespace):
         with kube_cluster.api_client() as api:                       # admin (system:masters)
@@ -75,9 +75,10 @@ class KubeCluster:
 
     def write_kubeconfig(self, path: Path, contexts: Sequence[KubeContext] | None = None,
                          current: str | None = None) -> Path:
-        """A kubeconfig whose named contexts all reach this server (default: one admin context, ``kubestack-test``)."""
-        return write_kubeconfig(path, self.server, self.ca_file, contexts or [KubeContext("kubestack-test", self.token)],
-                                current)
+        """A kubeconfig whose named contexts all reach this server (default: one admin context,
+        ``kubestack-test``)."""
+        contexts = contexts or [KubeContext("kubestack-test", self.token)]
+        return write_kubeconfig(path, self.server, self.ca_file, contexts, current)
 
     def service_account_token(self, namespace: str, name: str, *, rules: Sequence[Rule] = (),
                               cluster_role: str | None = None, cluster_wide: bool = False,
