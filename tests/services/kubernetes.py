@@ -177,7 +177,7 @@ def _wait_allowed(api: kubernetes.client.ApiClient, user: str, namespace: str | 
 @pytest.fixture(scope="session")
 def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
     settings = LocalKubeSettings(port=free_port(), etcd_port=free_port(), etcd_peer_port=free_port(),
-                                 controller_manager_port=free_port())
+                                 controller_manager_port=free_port(), scheduler_port=free_port())
     home = tmp_path_factory.mktemp("kube-home")
     kube = LocalKube(settings, home)
     started = time.monotonic()
