@@ -323,9 +323,10 @@ class _Api:
             raise self._refused(method, path, response.status, data)
         return json.loads(data) if data else {}
 
-    def write(self, method: str, path: str, body: Any, *, dry_run: bool,
-              query: Sequence[tuple[str, Any]] = ()) -> Obj:
-        query = [("fieldManager", FIELD_MANAGER), *query] if method == "PATCH" else list(query)
+    def write(self, method: str, path: str, body: Any, *, dry_run: bool) -> Obj:
+        query = [("fieldManager", FIELD_MANAGER)] if method == "PATCH" else []
+        if dry_run and method == "DELETE":
+            body = {**body, "dryRun": ["All"]}  # a DELETE's body (DeleteOptions) wins over its query parameters
         return self.call(method, path, body=body, query=[*query, *([("dryRun", "All")] if dry_run else [])])
 
     def _unreachable(self, exc: Exception) -> Exception:
