@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -286,3 +287,21 @@ def test_a_busy_port_fails_fast_and_says_which_setting(kube_cluster, tmp_path) -
 def _accepts(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_readiness_counts_only_a_listener_the_component_holds_itself() -> None:
+    """Another session's scheduler answering /healthz on a shared port must not pass for ours being ready."""
+    from kubestack.deploy.kube.processes import listens_on
+
+    with socket.socket() as ours:
+        ours.bind(("127.0.0.1", 0))
+        ours.listen()
+        port = ours.getsockname()[1]
+        other = subprocess.Popen(["sleep", "30"])
+        try:
+            assert listens_on(os.getpid(), port)
+            assert not listens_on(other.pid, port)
+        finally:
+            other.kill()
+            other.wait()
+    assert not listens_on(os.getpid(), port), "closed"

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kubestack.deploy.kube.binaries import APISERVER, CONTROLLER_MANAGER, ETCD, SCHEDULER, binary, default_bin_dir
 from kubestack.deploy.kube.kubeconfig import KubeContext, write_kubeconfig
-from kubestack.deploy.kube.processes import Daemon
+from kubestack.deploy.kube.processes import Daemon, listens_on
 from kubestack.errors import KubePortBusyError, KubeStartError
 from kubestack.settings import LocalKubeSettings
 
@@ -219,19 +219,20 @@ class LocalKube:
     def _start_etcd(self) -> None:
         url = f"http://{self.settings.host}:{self.settings.etcd_port}/health"
         proc = self.daemons[ETCD].start(self._etcd_argv())
-        self._wait(ETCD, proc, lambda: json.loads(_get(url)).get("health") == "true")
+        self._wait(ETCD, proc, self.settings.etcd_port, lambda: json.loads(_get(url)).get("health") == "true")
 
     def _start_apiserver(self) -> None:
         proc = self.daemons[APISERVER].start(self._apiserver_argv())
-        self._wait(APISERVER, proc, lambda: _get(f"{self.server}/readyz", self.admin_token, self.ca_file) == "ok")
+        self._wait(APISERVER, proc, self.settings.port,
+                   lambda: _get(f"{self.server}/readyz", self.admin_token, self.ca_file) == "ok")
         write_kubeconfig(self.kubeconfig, self.server, self.ca_file, [KubeContext(CONTEXT, self.admin_token)])
 
     def _start_component(self, name: str, argv: list[str], port: int) -> None:
         url = f"https://{self.settings.host}:{port}/healthz"
         proc = self.daemons[name].start(argv)
-        self._wait(name, proc, lambda: _get(url, insecure=True) == "ok")
+        self._wait(name, proc, port, lambda: _get(url, insecure=True) == "ok")
 
-    def _wait(self, name: str, proc: subprocess.Popen, ready: Callable[[], bool]) -> None:
+    def _wait(self, name: str, proc: subprocess.Popen, port: int, ready: Callable[[], bool]) -> None:
         daemon = self.daemons[name]
         deadline = time.monotonic() + self.settings.start_timeout_s
         while time.monotonic() < deadline:
@@ -239,7 +240,7 @@ class LocalKube:
                 raise KubeStartError(f"{name} exited with code {proc.returncode}; last lines of {daemon.log_path}:\n"
                                      + daemon.tail())
             try:
-                if ready():
+                if ready() and listens_on(proc.pid, port):
                     return
             except (OSError, ValueError):  # not listening yet, TLS files not written yet, not JSON yet
                 pass

@@ -66,6 +66,32 @@ class Daemon:
             return "(no output)"
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """Whether ``pid`` itself holds the listening socket of ``port``: a health check that another process on
+    that port answered (another session's scheduler, say) must not count as ours being ready."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except (FileNotFoundError, PermissionError):
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
