@@ -15,6 +15,8 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from kubestack.errors import PreconditionFailedError
+from kubestack.plugins.base import ActionRunner
+from kubestack.plugins.kubernetes import KubernetesConfig, KubernetesPlugin
 from kubestack.plugins.kubernetes import actions
 from kubestack.plugins.kubernetes.actions import ACTIONS, RESTARTED_AT, execute
 from tests.services.kubernetes import KubeCluster
@@ -300,3 +302,27 @@ async def test_cordon_and_its_undo(kube, kube_cluster: KubeCluster) -> None:
     finally:
         for name in (first, second):
             core.delete_node(name)
+
+
+# --- through the plugin, as the remediation stage calls it ------------------------------------------------
+
+
+async def test_the_kubernetes_plugin_carries_out_its_actions(kube_cluster: KubeCluster, kube_namespace: str) -> None:
+    token = kube_cluster.service_account_token(kube_namespace, "executor", rules=actions.EXECUTOR_RULES)
+    config = KubernetesConfig(server=kube_cluster.server, token={"value": token}, ca_file=kube_cluster.ca_file,
+                              cluster="local")
+    with kube_cluster.api_client() as api:
+        apps = kubernetes.client.AppsV1Api(api)
+        apps.create_namespaced_deployment(kube_namespace, workload("Deployment", "svc", 1))
+        eventually(lambda: _settled(apps, kube_namespace, "svc"), "the deployment's first rollout")
+        plugin = KubernetesPlugin.create(config)
+        try:
+            assert isinstance(plugin, ActionRunner) and plugin.actions() == list(ACTIONS)
+            params = {"kind": "deployment", "namespace": kube_namespace, "name": "svc", "replicas": 2}
+            dry = await plugin.execute(actions.SCALE, params, dry_run=True)
+            assert dry.dry_run and apps.read_namespaced_deployment("svc", kube_namespace).spec.replicas == 1
+            done = await plugin.execute(actions.SCALE, params)
+            assert apps.read_namespaced_deployment("svc", kube_namespace).spec.replicas == 2
+            assert done.undo == (actions.SCALE, {**params, "replicas": 1})
+        finally:
+            await plugin.close()
