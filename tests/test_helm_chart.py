@@ -52,17 +52,17 @@ EXISTING = {"pagerduty": {"key": "0123456789abcdef0123456789abcdef"}}
 """What the Secrets the values name (but the chart does not make) hold, for reading the settings back."""
 
 
-def helm(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    home = Path(os.environ.get("PYTEST_HELM_HOME", "/tmp/kubestack-helm-test"))
-    env = {**os.environ, "HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
-           "HELM_DATA_HOME": str(home / "data")}
-    return subprocess.run([str(binary(HELM)), *args], capture_output=True, text=True, timeout=120, env=env, cwd=cwd)
+def helm(*args: str, home: Path) -> subprocess.CompletedProcess:
+    """helm with its cache, config and data under ``home`` (nothing of the user's is read or written)."""
+    env = {**os.environ, "HELM_CACHE_HOME": str(home / "helm-cache"), "HELM_CONFIG_HOME": str(home / "helm-config"),
+           "HELM_DATA_HOME": str(home / "helm-data")}
+    return subprocess.run([str(binary(HELM)), *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def render(values: dict, tmp_path: Path, *, namespace: str = "kubestack", release: str = "ks") -> list[dict]:
     file = tmp_path / f"values-{uuid.uuid4().hex[:6]}.yaml"
     file.write_text(yaml.safe_dump(values))
-    result = helm("template", release, str(CHART), "--namespace", namespace, "-f", str(file))
+    result = helm("template", release, str(CHART), "--namespace", namespace, "-f", str(file), home=tmp_path)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
@@ -84,7 +84,7 @@ def test_helm_lint_passes_strict(tmp_path: Path) -> None:
     for values in (BOOTSTRAP, FULL):
         file = tmp_path / "values.yaml"
         file.write_text(yaml.safe_dump(values))
-        result = helm("lint", "--strict", str(CHART), "-f", str(file))
+        result = helm("lint", "--strict", str(CHART), "-f", str(file), home=tmp_path)
         assert result.returncode == 0 and "0 chart(s) failed" in result.stdout, result.stdout + result.stderr
         assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
 
@@ -99,7 +99,7 @@ def test_helm_lint_passes_strict(tmp_path: Path) -> None:
 def test_values_that_cannot_work_are_refused_when_rendering(values: dict, says: str, tmp_path: Path) -> None:
     file = tmp_path / "values.yaml"
     file.write_text(yaml.safe_dump(values))
-    result = helm("template", "ks", str(CHART), "-f", str(file))
+    result = helm("template", "ks", str(CHART), "-f", str(file), home=tmp_path)
     assert result.returncode != 0 and says in result.stderr, result.stderr
 
 
@@ -166,7 +166,8 @@ def test_the_programs_read_the_settings_the_chart_renders(tmp_path: Path, monkey
             for name, value in env.items():
                 scoped.setenv(name, value)
             settings = load_settings(tmp_path / "settings.yaml")
-        assert settings.kafka.bootstrap_servers == ["kafka.example.net:9093"] and settings.kafka.topic_prefix == "staging."
+        assert settings.kafka.bootstrap_servers == ["kafka.example.net:9093"]
+        assert settings.kafka.topic_prefix == "staging."
         assert (settings.kafka.security_protocol, settings.kafka.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
         assert settings.kafka.sasl_password.get_secret_value() == "s3cret"
         assert str(settings.kafka.ssl_cafile) == "/etc/kubestack-tls/kafka/ca.crt"
