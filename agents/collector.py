@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 MAX_SAMPLES_PER_BATCH = 2000
 MAX_LINES_PER_BATCH = 1000
 TARGET_DOWN = "agent.target_down"
-WATCH_RESTART_S = 5.0
+WATCH_RESTART_S = (5.0, 300.0)
+"""A failed resource watch is started again after 5 s, doubling up to 5 min while it keeps failing."""
 
 
 class TargetCollector:
@@ -186,12 +187,13 @@ class TargetCollector:
 
         sink = ResourcePublisher(target=self.name, source=self.source, tenant=self.tenant, publisher=self.publisher,
                                  state=self.state, metrics=self.metrics)
+        pause = WATCH_RESTART_S[0]
         while True:
+            started = time.monotonic()
             try:
                 await self.plugin.watch(sink)
             except (PluginError, ConfigError) as exc:
-                log.warning("%s: watching its resources stopped: %s (again in %.0fs)", self.name, exc,
-                            WATCH_RESTART_S)
+                log.warning("%s: watching its resources stopped: %s (again in %.0fs)", self.name, exc, pause)
                 failure = exc
             except Exception as exc:  # a plugin bug must not stop the agent
                 log.exception("%s: watching its resources failed unexpectedly", self.name)
@@ -199,7 +201,10 @@ class TargetCollector:
             else:
                 return
             self.metrics.collect_errors.labels(self.name, type(failure).__name__).inc()
-            await asyncio.sleep(WATCH_RESTART_S)
+            if time.monotonic() - started > WATCH_RESTART_S[1]:
+                pause = WATCH_RESTART_S[0]  # it ran a good while: a new failure, not the same one again
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, WATCH_RESTART_S[1])
 
     # --- schedule ------------------------------------------------------------------------------
 

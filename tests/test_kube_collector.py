@@ -438,3 +438,23 @@ async def test_what_rbac_forbids_is_told_and_the_rest_is_watched(kube_cluster: K
     assert finding.rule_id == "kubernetes.watch_forbidden"
     assert finding.evidence["forbidden"] == ["nodes", f"events in {kube_namespace}"]
     assert synced == {"pods"}
+
+
+async def test_a_target_with_a_missing_kubeconfig_is_down_and_the_collector_keeps_going(tmp_path: Path) -> None:
+    from kubestack.agents.config import AgentConfig
+    from kubestack.agents.runtime import build_collector
+
+    config = AgentConfig.model_validate({"agent": {"name": "a", "metrics_listen": None}, "targets": [
+        {"type": "kubernetes", "name": "prod", "interval": "1s", "health_interval": "1s",
+         "config": {"kubeconfig": str(tmp_path / "missing"), "context": "prod"}}]})
+    recorder = Recorder()
+    collector = build_collector(config.targets[0], config, recorder, StateStore(tmp_path / "state"), AgentMetrics())
+    running = asyncio.create_task(collector.run())
+    try:
+        down, _ = await recorder.until(lambda e: isinstance(e, HealthReport) and not e.reachable, 10)
+        await asyncio.sleep(1.5)
+        assert not running.done()
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert down.findings[0].rule_id == "agent.target_down" and "kubeconfig" in down.findings[0].message

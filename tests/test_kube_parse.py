@@ -410,3 +410,34 @@ def test_discovery_reaches_statefulset_pods_one_by_one_and_others_through_their_
     lonely = json.loads(json.dumps(pods[0]))
     lonely["metadata"]["namespace"] = "elsewhere"
     assert unreachable([lonely], load("services.json")["items"], config) == ["elsewhere/redis-0"]
+
+
+# --- what correlation reads ---------------------------------------------------------------------------------
+
+
+def test_correlation_reads_app_to_middleware_to_pod_to_node() -> None:
+    """The identities above, as the correlator relates them: the checkout pod is a client the cache's Redis sees
+    (its address), the cache depends on its pod and Deployment (discovery), the pod on its node."""
+    from kubestack.contract.base import ResourceRef, Source, utcnow
+    from kubestack.contract.events import HealthReport, Peer, PeerRole
+    from kubestack.pipeline.correlation import relation
+    from kubestack.pipeline.topology import Topology
+
+    node = node_ref(CLUSTER, load("node_not_ready.json"))
+    cache_pod = pod_ref(CLUSTER, load("pod_crashloop_oom.json"))
+    app_pod = pod_ref(CLUSTER, load("pod_imagepull.json"))
+    [target] = [t for t in discover_targets(CLUSTER, [slim("pods", load("pod_crashloop_oom.json"))],
+                                            load("services.json")["items"], {}, DiscoveryConfig())]
+    redis = ResourceRef(kind="redis", name=target["name"], namespace=target["namespace"], cluster=target["cluster"],
+                        labels={"address": f"{target['config']['host']}:{target['config']['port']}",
+                                **target["labels"]})                       # as the agent builds it
+    deployment = workload_ref(CLUSTER, "deployment", {"metadata": {"name": "cache", "namespace": "shop"}},
+                              [cache_pod.key])
+    graph = Topology()
+    graph.learn(HealthReport(source=Source(agent="agent/a", host="a"), resource=redis, ts=utcnow(),
+                             peers=[Peer(role=PeerRole.CLIENT, address=app_pod.labels["address"])]))
+    assert relation(app_pod, redis, graph) == (app_pod.key, redis.key, "client")
+    assert relation(redis, cache_pod, graph) == (redis.key, cache_pod.key, "depends_on")
+    assert relation(cache_pod, node, graph) == (cache_pod.key, node.key, "depends_on")
+    assert relation(deployment, cache_pod, graph) == (deployment.key, cache_pod.key, "depends_on")
+    assert relation(app_pod, node, graph) is None                          # another node: not related by that

@@ -27,6 +27,8 @@ PATHS = {
     "statefulsets": ("/apis/apps/v1", "statefulsets", True),
 }
 """Collection → (group path, resource, namespaced)."""
+FIELD_SELECTORS = {"events": "type=Warning"}
+"""What the server filters for us: only Warning events are read (Normal ones are most of the traffic)."""
 PAGE = 500
 
 
@@ -89,11 +91,16 @@ def get_json(client: ApiClient, path: str, timeout_s: float) -> dict:
     return _decode(_request(client, path, [], (timeout_s, timeout_s)), client)
 
 
-def list_all(client: ApiClient, path: str, timeout_s: float) -> tuple[list[dict], str]:
-    """Every object of a collection (paged) and the resourceVersion to watch from."""
+def _selected(kind: str | None) -> list[tuple[str, str]]:
+    return [("fieldSelector", FIELD_SELECTORS[kind])] if kind in FIELD_SELECTORS else []
+
+
+def list_all(client: ApiClient, path: str, timeout_s: float, kind: str | None = None) -> tuple[list[dict], str]:
+    """Every object of a collection (paged; ``kind``'s field selector applied) and the resourceVersion to watch
+    from."""
     items, token = [], None
     while True:
-        query = [("limit", PAGE)] + ([("continue", token)] if token else [])
+        query = [("limit", PAGE)] + ([("continue", token)] if token else []) + _selected(kind)
         page = _decode(_request(client, path, query, (timeout_s, max(timeout_s, 30.0))), client)
         items += page.get("items") or []
         token = (page.get("metadata") or {}).get("continue")
@@ -106,9 +113,9 @@ class WatchStream:
     from another thread."""
 
     def __init__(self, client: ApiClient, path: str, resource_version: str, timeout_s: int,
-                 read_timeout_s: float) -> None:
+                 read_timeout_s: float, kind: str | None = None) -> None:
         query = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
-                 ("timeoutSeconds", timeout_s)]
+                 ("timeoutSeconds", timeout_s)] + _selected(kind)
         self.server = client.configuration.host
         self.response = _request(client, path, query, (read_timeout_s, read_timeout_s)).response
 

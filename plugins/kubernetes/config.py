@@ -28,7 +28,6 @@ class Watched(StrEnum):
     STATEFULSETS = "statefulsets"
     NODES = "nodes"
     CONFIGMAPS = "configmaps"
-    SERVICES = "services"
 
 
 class Thresholds(BaseModel):

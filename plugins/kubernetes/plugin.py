@@ -65,8 +65,9 @@ class KubernetesPlugin:
         return self._cluster
 
     def client(self) -> ApiClient:
-        if self._client is None:
-            self._client = api_client(self.config)
+        if self._client is None:  # a connection per watch, and a few for probes, discovery and actions
+            watches = len(self.config.watch) * max(len(self.config.namespaces), 1)
+            self._client = api_client(self.config, pool_size=watches + 4)
         return self._client
 
     async def _version(self) -> dict:

@@ -25,7 +25,7 @@ from kubestack.plugins.kubernetes.resources import configmap_ref, node_ref, pod_
 from kubestack.plugins.kubernetes.workloads import KINDS as WORKLOAD_KINDS
 from kubestack.plugins.kubernetes.workloads import workload_findings, workload_samples
 
-KEPT = ("pods", "nodes", "deployments", "statefulsets", "services")
+KEPT = ("pods", "nodes", "deployments", "statefulsets")
 """Collections whose objects are kept (events become signals, ConfigMaps snapshots: neither is kept)."""
 
 

@@ -74,7 +74,7 @@ class Watcher:
             self._thread.join(join_s)
 
     def _list(self) -> None:
-        items, version = list_all(self.client, self.path, self.timeout_s)
+        items, version = list_all(self.client, self.path, self.timeout_s, self.kind)
         self.lists += 1
         changes = self.cache.replace(items, version)
         log.debug("listed %d %s at %s (%d changes)", len(items), self.name, version, len(changes))
@@ -83,7 +83,7 @@ class Watcher:
     def _watch(self) -> None:
         """Follow one watch request until it ends; returns normally when the server closes it or on 410."""
         self._stream = WatchStream(self.client, self.path, self.cache.resource_version or "", self.watch_timeout_s,
-                                   read_timeout_s=self.watch_timeout_s + 30.0)
+                                   read_timeout_s=self.watch_timeout_s + 30.0, kind=self.kind)
         if self.error is not None:
             log.info("watching %s again", self.name)
         self.error = None
