@@ -35,9 +35,10 @@ TARGETS=(
   "helm helm.sh/helm/v4/cmd/helm $HELM_LDFLAGS"
 )
 
+GO_FLAGS="-modcacherw -buildvcs=false"
 build_key() {
   { cat "$HERE/go.mod" "$HERE/go.sum"; find "$HERE/cmd" -name '*.go' -print0 | sort -z | xargs -0 cat
-    printf '%s\n' "${TARGETS[@]}"; } | sha256sum | cut -d' ' -f1
+    printf '%s\n' "$GO_FLAGS" "${TARGETS[@]}"; } | sha256sum | cut -d' ' -f1
 }
 KEY=$(build_key)
 
@@ -64,8 +65,7 @@ exec 9>"$CACHE/kube/.build.lock"
 flock 9   # another clone may be building the same binaries: wait for it, then find them up to date
 if up_to_date; then echo "$BIN"; exit 0; fi
 
-export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN=local \
-  CGO_ENABLED=0
+export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build GOFLAGS=$GO_FLAGS GOTOOLCHAIN=local CGO_ENABLED=0
 STAGING=$BIN.partial
 rm -rf "$STAGING"; mkdir -p "$STAGING"
 echo "building the Kubernetes v$KUBE_VERSION control plane and helm v$HELM_VERSION into $BIN" \
