@@ -146,6 +146,9 @@ class RemediationSettings(_Section):
         "every approved proposal fails with 'no target'"))
     verify_window_s: float = Field(default=60.0, gt=0, description="How long the watched findings have to clear")
     verify_interval_s: float = Field(default=5.0, gt=0)
+    verify_hold_s: float = Field(default=15.0, ge=0, description=(
+        "Once cleared, the watched findings must stay cleared this long (a replaced pod can crash-loop again, a "
+        "finding can flap)"))
     action_timeout_s: float = Field(default=20.0, gt=0)
 
 

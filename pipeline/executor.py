@@ -3,14 +3,15 @@ execute, then watch the health rules the proposal names until they clear; roll b
 they do not clear within the window or the target gets worse (a new critical finding, or it stops answering).
 
 The targets are the ones of an agent config (``remediation.targets``), matched to the proposal's resource by kind
-and name (and cluster when both say one); credentials stay in that file.
+and name (and cluster when both say one), or, for the resources a target holds (the pods, nodes and workloads of
+a Kubernetes cluster), the target that owns it; credentials stay in that file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from kubestack.agents.runtime import build_runner
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import Finding, RemediationProposal, ResultStatus, Severity
 from kubestack.errors import ActionError, ConfigError, PluginError, PreconditionFailedError, TargetError
-from kubestack.plugins.base import ActionOutcome, ActionRunner, Plugin
-from kubestack.plugins.registry import get_plugin
+from kubestack.plugins.base import ActionOutcome, ActionRunner, Plugin, ResourceChecks
+from kubestack.plugins.registry import get_plugin, plugin_for_kind
 from kubestack.settings import RemediationSettings
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,37 @@ class Targets:
             return None
         return next((t for t in self._targets if (t.type, t.name) == (resource.kind, resource.name)), None)
 
-    def plugin(self, resource: ResourceRef) -> Plugin:
+    async def plugin(self, resource: ResourceRef) -> Plugin:
+        """A plugin instance for the target ``resource`` belongs to: its own target, else the target whose plugin
+        reports resources of its kind and owns it (a pod through its cluster's ``kubernetes`` target)."""
         target = self.find(resource)
-        if target is None:
-            raise ActionError(f"no target {resource.kind}/{resource.name} in remediation.targets: nothing to act on")
+        if target is not None:
+            return self._create(target)
+        owner = plugin_for_kind(resource.kind)
+        for candidate in (t for t in self._targets if owner is not None and t.type == owner):
+            plugin = self._create(candidate)
+            if isinstance(plugin, ResourceChecks) and plugin.owns(resource):
+                return plugin
+            await plugin.close()
+        raise ActionError(f"no target {resource.kind}/{resource.name} in remediation.targets"
+                          f"{f' (nor a {owner} target of cluster {resource.cluster})' if owner else ''}: "
+                          "nothing to act on")
+
+    @staticmethod
+    def _create(target: TargetConfig) -> Plugin:
         plugin_cls = get_plugin(target.type)
         try:
             return plugin_cls.create(plugin_cls.config_model.model_validate(target.config), build_runner(target))
         except ValueError as exc:
             raise ConfigError(f"target {target.type}/{target.name}: {exc}") from exc
+
+
+def health_of(plugin: Plugin, resource: ResourceRef):
+    """What verification reads: the findings of the very resource acted on (a pod of a cluster target), or the
+    target's own health."""
+    if isinstance(plugin, ResourceChecks) and resource.kind in plugin.resource_kinds:
+        return lambda: plugin.check_resource(resource)
+    return plugin.check_health
 
 
 @dataclass(frozen=True)
@@ -66,7 +89,7 @@ async def carry_out(proposal: RemediationProposal, targets: Targets,
                     settings: RemediationSettings) -> AsyncIterator[Step]:
     """The steps of acting on ``proposal``, as they happen: executed, then verified, rolled back or failed."""
     try:
-        plugin = targets.plugin(proposal.resource)
+        plugin = await targets.plugin(proposal.resource)
     except (PluginError, ConfigError) as exc:
         yield Step(ResultStatus.FAILED, str(exc))
         return
@@ -82,8 +105,9 @@ async def carry_out(proposal: RemediationProposal, targets: Targets,
 
 async def _act(plugin: Plugin, proposal: RemediationProposal, settings: RemediationSettings) -> AsyncIterator[Step]:
     timeout = settings.action_timeout_s
+    health = health_of(plugin, proposal.resource)
     try:
-        before = await asyncio.wait_for(plugin.check_health(), timeout)
+        before = await asyncio.wait_for(health(), timeout)
         dry = await asyncio.wait_for(plugin.execute(proposal.action, proposal.params, dry_run=True), timeout)
         done = await asyncio.wait_for(plugin.execute(proposal.action, proposal.params), timeout)
     except PreconditionFailedError as exc:
@@ -95,32 +119,39 @@ async def _act(plugin: Plugin, proposal: RemediationProposal, settings: Remediat
     yield Step(ResultStatus.EXECUTED, f"dry run: {dry.output}\n{done.output}")
     if not proposal.verify_rules:
         return
-    verdict, why = await watch(plugin, proposal.verify_rules, before, settings)
+    verdict, why = await watch(health, proposal.verify_rules, before, settings)
     if verdict == "recovered":
         yield Step(ResultStatus.VERIFIED, why)
         return
     yield await _roll_back(plugin, done, why, timeout)
 
 
-async def watch(plugin: Plugin, rules: list[str], before: list[Finding],
+async def watch(health: Callable[[], Awaitable[list[Finding]]], rules: list[str], before: list[Finding],
                 settings: RemediationSettings) -> tuple[str, str]:
-    """("recovered" | "not recovered" | "worse", why), checking every ``verify_interval_s`` within the window."""
+    """("recovered" | "not recovered" | "worse", why): the watched rules must clear within ``verify_window_s`` and
+    then stay clear for ``verify_hold_s``, checked every ``verify_interval_s``."""
     known_critical = {f.rule_id for f in before if f.severity == Severity.CRITICAL}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settings.verify_window_s
-    still: set[str] = set(rules)
+    clear_since: float | None = None
     while True:
         try:
-            findings = await asyncio.wait_for(plugin.check_health(), settings.action_timeout_s)
+            findings = await asyncio.wait_for(health(), settings.action_timeout_s)
         except (TargetError, TimeoutError) as exc:
             return "worse", f"the target stopped answering after the action: {exc or 'timeout'}"
         worse = sorted({f.rule_id for f in findings if f.severity == Severity.CRITICAL} - known_critical)
         if worse:
             return "worse", f"new critical finding(s) after the action: {', '.join(worse)}"
         still = {f.rule_id for f in findings} & set(rules)
+        now = loop.time()
+        if still and clear_since is not None:
+            return "not recovered", f"{', '.join(sorted(still))} cleared, then fired again"
         if not still:
-            return "recovered", f"{', '.join(rules)} cleared"
-        if loop.time() + settings.verify_interval_s > deadline:
+            clear_since = now if clear_since is None else clear_since
+            if now - clear_since >= settings.verify_hold_s:
+                held = f" and stayed clear for {settings.verify_hold_s:g}s" if settings.verify_hold_s else ""
+                return "recovered", f"{', '.join(rules)} cleared{held}"
+        elif now + settings.verify_interval_s > deadline:
             return "not recovered", f"{', '.join(sorted(still))} still firing after {settings.verify_window_s:g}s"
         await asyncio.sleep(settings.verify_interval_s)
 

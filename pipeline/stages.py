@@ -60,7 +60,7 @@ from kubestack.pipeline.inventory import ResourceSeen, observe
 from kubestack.pipeline.logstage import ResourceLogs
 from kubestack.pipeline.prediction import Horizons, ResourceForecasts
 from kubestack.pipeline.runbookmatch import RunbookMatcher
-from kubestack.plugins.registry import action_specs
+from kubestack.plugins.registry import actions_for_kind
 from kubestack.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,7 @@ class Stages:
             if incident.status == IncidentStatus.RESOLVED:
                 self.diagnosed.pop(incident.incident_id, None)
                 return
-            diagnosis = diagnose(incident, self.source, runbooks, action_specs, datetime.now(timezone.utc))
+            diagnosis = diagnose(incident, self.source, runbooks, actions_for_kind, datetime.now(timezone.utc))
             if diagnosis is None:
                 return
             last = self.diagnosed.get(incident.incident_id)

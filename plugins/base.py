@@ -207,6 +207,19 @@ class ResourceWatcher(Protocol):
 
 
 @runtime_checkable
+class ResourceChecks(Protocol):
+    """Optional for a plugin whose target holds many resources of other kinds (``resource_kinds``: the pods, nodes
+    and workloads of a Kubernetes cluster): which of them an instance speaks for, and their health findings read
+    now, so the remediation stage can act on one of them through this target and verify that it recovered."""
+
+    resource_kinds: ClassVar[frozenset[str]]
+
+    def owns(self, resource: ResourceRef) -> bool: ...
+
+    async def check_resource(self, resource: ResourceRef) -> list[Finding]: ...
+
+
+@runtime_checkable
 class TargetDiscovery(Protocol):
     """Optional for a plugin whose target can reveal more targets (middleware running in a Kubernetes cluster):
     ``discover`` returns them as ``TargetConfig``-shaped dicts; blocking, raises ``TargetError`` when it cannot

@@ -64,3 +64,18 @@ def action_specs(name: str) -> tuple[ActionSpec, ...]:
     except PluginNotFoundError:
         return ()
     return tuple(plugin.create(plugin.config_model.model_validate(plugin.example_config())).actions())
+
+
+@cache
+def plugin_for_kind(kind: str) -> str | None:
+    """The plugin whose targets report resources of ``kind``: the plugin of that name, else the one declaring the
+    kind in its ``resource_kinds`` (the Kubernetes plugin's pods, nodes and workloads); None when no plugin does."""
+    if kind in {ep.name for ep in entry_points(group=GROUP)}:
+        return kind
+    return next((name for name, plugin in plugins().items() if kind in getattr(plugin, "resource_kinds", ())), None)
+
+
+def actions_for_kind(kind: str) -> tuple[ActionSpec, ...]:
+    """The actions offered on resources of ``kind``, by the plugin that reports them."""
+    owner = plugin_for_kind(kind)
+    return action_specs(owner) if owner is not None else ()

@@ -123,7 +123,7 @@ def settings(tmp_path, cache: RedisServer, window_s: float = 10.0) -> Remediatio
     path = tmp_path / "targets.yaml"
     path.write_text(yaml.safe_dump({"targets": [{"type": "redis", "name": "cache-r", "config": {
         "host": cache.host, "port": cache.port, "password": {"value": cache.password}}}]}))
-    return RemediationSettings(targets=path, verify_window_s=window_s, verify_interval_s=0.5)
+    return RemediationSettings(targets=path, verify_window_s=window_s, verify_interval_s=0.5, verify_hold_s=1.0)
 
 
 async def steps(item: RemediationProposal, config: RemediationSettings) -> list:

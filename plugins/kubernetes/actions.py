@@ -95,11 +95,12 @@ EXECUTOR_RULES = (
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get", "patch"]},
     {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale"], "verbs": ["patch"]},
     {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "delete"]},
     {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["list"]},
 )
 """Namespaced requests of the actions: read the workload and restart it (patch), scale it (patch the scale
-subresource), read a pod and its ReplicaSet and delete the pod, list the autoscalers that may own a workload."""
+subresource), read a pod and its ReplicaSet and delete the pod, list the autoscalers that may own a workload, and
+list pods (verifying a deleted pod: does its workload's replacement crash-loop too? ``check.py``)."""
 NODE_RULES = ({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]},)
 """Cluster-scoped: read a node (also a StatefulSet pod's, before removing it at once), list the others (is one
 still schedulable?), cordon and uncordon (patch)."""

@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 
 from kubernetes.client import ApiClient
 
-from kubestack.contract.base import utcnow
+from kubestack.contract.base import ResourceRef, utcnow
 from kubestack.contract.events import Finding, Sample, Severity
 from kubestack.plugins.base import ActionOutcome, ActionSpec, CommandRunner, LogSource, ResourceSink
 from kubestack.plugins.kubernetes import actions as kube_actions
-from kubestack.plugins.kubernetes import api
+from kubestack.plugins.kubernetes import api, check
 from kubestack.plugins.kubernetes.actions import ACTIONS
 from kubestack.plugins.kubernetes.cache import Change
 from kubestack.plugins.kubernetes.config import KubernetesConfig, Watched
@@ -40,6 +40,7 @@ class KubernetesPlugin:
     name: ClassVar[str] = "kubernetes"
     config_model: ClassVar[type[KubernetesConfig]] = KubernetesConfig
     client_module: ClassVar[str] = "kubernetes"
+    resource_kinds: ClassVar[frozenset[str]] = check.KINDS
 
     def __init__(self, config: KubernetesConfig) -> None:
         self.config = config
@@ -107,6 +108,14 @@ class KubernetesPlugin:
                                 f"{self.cluster}: its findings there are missing (grant list and watch)",
                         evidence={"forbidden": [w.name for w in forbidden], "error": str(forbidden[0].error)},
                         query="kubectl auth can-i --list --as=<the agent's service account>")]
+
+    def owns(self, resource: ResourceRef) -> bool:
+        """A pod, node or workload of this target's cluster."""
+        return resource.kind in self.resource_kinds and resource.cluster == self.cluster
+
+    async def check_resource(self, resource: ResourceRef) -> list[Finding]:
+        return await asyncio.to_thread(check.findings_now, self.client(), resource, self.config.thresholds,
+                                       self.config.timeout_s)
 
     def actions(self) -> list[ActionSpec]:
         return list(ACTIONS)
