@@ -166,7 +166,7 @@ def test_an_existing_cluster_role_can_be_bound_cluster_wide(kube_cluster, kube_n
     token = kube_cluster.service_account_token(kube_namespace, "viewer", cluster_role="view", cluster_wide=True)
     with kube_cluster.api_client(token) as api:
         core = kubernetes.client.CoreV1Api(api)
-        _eventually(lambda: _allowed(lambda: core.list_namespaced_pod("default")), 10, "view to take effect")
+        assert _allowed(lambda: core.list_namespaced_pod("default")), "in force once the helper returns"
         with pytest.raises(ApiException) as denied:
             core.create_namespaced_config_map(kube_namespace, {"metadata": {"name": "nope"}})
     assert denied.value.status == 403
