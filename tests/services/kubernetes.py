@@ -113,7 +113,7 @@ class KubeCluster:
             request = kubernetes.client.AuthenticationV1TokenRequest(
                 spec=kubernetes.client.V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_s))
             token = core.create_namespaced_service_account_token(name, namespace, request).status.token
-            granted = list(rules) + (list(rbac.read_cluster_role(cluster_role).rules or []) if cluster_role else [])
+            granted = list(rules) + (_cluster_role_rules(rbac, cluster_role) if cluster_role else [])
             if granted:  # RBAC's caches take a moment to see the new bindings
                 _wait_allowed(api, f"system:serviceaccount:{namespace}:{name}",
                               None if cluster_wide else namespace, granted[0])
@@ -157,6 +157,19 @@ def _create(create: Any, body: Any) -> None:
     except ApiException as exc:
         if exc.status != 409:  # already there: the helpers may be called twice for one name
             raise
+
+
+def _cluster_role_rules(rbac: kubernetes.client.RbacAuthorizationV1Api, name: str, timeout_s: float = 30.0) -> list:
+    """The rules of a ClusterRole; an aggregated one (view, edit, admin) has none until the controller manager's
+    aggregation controller filled them in, which it does in the first seconds of a fresh cluster."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        role = rbac.read_cluster_role(name)
+        if role.rules or not role.aggregation_rule:
+            return list(role.rules or [])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"ClusterRole {name} was never aggregated")
+        time.sleep(0.1)
 
 
 def _wait_allowed(api: kubernetes.client.ApiClient, user: str, namespace: str | None, rule: Rule,
