@@ -182,6 +182,16 @@ def _allowed(call) -> bool:
     return True
 
 
+def test_the_build_script_does_nothing_when_the_binaries_are_up_to_date(kube_cluster) -> None:
+    from kubestack.deploy.kube.binaries import BUILD_SCRIPT
+
+    started = time.monotonic()
+    result = subprocess.run([str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(kube_cluster.bin_dir) and result.stderr == "", "nothing was built"
+    assert time.monotonic() - started < 10
+
+
 def test_helm_is_built_at_the_pinned_version(kube_cluster) -> None:
     out = subprocess.run([str(kube_cluster.helm), "version", "--short"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr

@@ -56,7 +56,7 @@ class KubeCluster:
     home: Path
     bin_dir: Path
     version: str
-    start_s: float  # how long etcd, the API server and the controller manager took to be ready
+    start_s: float  # how long the control plane took to be ready, every component
 
     @property
     def helm(self) -> Path:
