@@ -45,12 +45,20 @@ def _targets(cluster: KubeCluster, namespace: str, folder: Path) -> Targets:
     return Targets.load(path)
 
 
-def _crash_looping_pod(cluster: KubeCluster, core: kubernetes.client.CoreV1Api, apps: kubernetes.client.AppsV1Api,
+@pytest.fixture()
+def own_node(kube_cluster: KubeCluster, kube_namespace: str):
+    """A Ready node only this test's pods select (a leftover Ready node would attract other tests' pods)."""
+    node = f"node-{kube_namespace}"
+    kube_cluster.create_node(node, labels={"kubestack-test/node": node})
+    yield node
+    with kube_cluster.api_client() as api:
+        kubernetes.client.CoreV1Api(api).delete_node(node)
+
+
+def _crash_looping_pod(node: str, core: kubernetes.client.CoreV1Api, apps: kubernetes.client.AppsV1Api,
                        namespace: str):
-    """A Deployment's pod on a Ready node of its own (the scheduler binds it, and its replacement), reported as a
-    kubelet reports a container that keeps dying."""
-    node = f"node-{namespace}"
-    cluster.create_node(node, labels={"kubestack-test/node": node})
+    """A Deployment's pod on ``node`` (the scheduler binds it, and its replacement), reported as a kubelet reports
+    a container that keeps dying."""
     apps.create_namespaced_deployment(namespace, workload("Deployment", "checkout", 1,
                                                           node_selector={"kubestack-test/node": node}))
     pod = eventually(lambda: core.list_namespaced_pod(namespace).items, "the deployment's pod")[0]
@@ -69,10 +77,10 @@ def _incident(pod: dict):
 
 
 async def test_a_crash_looping_pod_is_proposed_deleted_and_verified(kube_cluster: KubeCluster, kube_namespace: str,
-                                                                    tmp_path: Path) -> None:
+                                                                    own_node: str, tmp_path: Path) -> None:
     with kube_cluster.api_client() as api:
         core, apps = kubernetes.client.CoreV1Api(api), kubernetes.client.AppsV1Api(api)
-        pod = _crash_looping_pod(kube_cluster, core, apps, kube_namespace)
+        pod = _crash_looping_pod(own_node, core, apps, kube_namespace)
         incident = _incident(pod)
         assert incident.resource.kind == "pod" and {s.name for s in incident.signals} == {"kubernetes.pod_crashloop"}
 
@@ -93,14 +101,14 @@ async def test_a_crash_looping_pod_is_proposed_deleted_and_verified(kube_cluster
 
 
 async def test_a_replacement_that_crash_loops_too_is_not_recovered(kube_cluster: KubeCluster, kube_namespace: str,
-                                                                   tmp_path: Path) -> None:
+                                                                   own_node: str, tmp_path: Path) -> None:
     """Verification reads the workload's pods now: the new pod crash-looping as well is a failure, said plainly
     (deleting a pod has no undo)."""
     import asyncio
 
     with kube_cluster.api_client() as api:
         core, apps = kubernetes.client.CoreV1Api(api), kubernetes.client.AppsV1Api(api)
-        pod = _crash_looping_pod(kube_cluster, core, apps, kube_namespace)
+        pod = _crash_looping_pod(own_node, core, apps, kube_namespace)
         found = diagnose(_incident(pod), SOURCE, lambda names, kind: [], actions_for_kind, datetime.now(timezone.utc))
         proposal = next(p for p in found.proposals if p.action == "kubernetes.delete_pod")
         old = pod["metadata"]["name"]
