@@ -1,5 +1,6 @@
-"""Config risk: a configuration change checked against its plugin's rules; a risky change becomes an anomaly
-with the before/after values as evidence, so correlation can put it next to what it caused."""
+"""Config risk: a configuration change checked against its plugin's rules (the resource's kind, or the middleware
+a ConfigMap holds the configuration of); a risky change becomes an anomaly with the before/after values as
+evidence, so correlation can put it next to what it caused."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from kubestack.plugins.registry import plugins
 _SCORE = {Severity.CRITICAL: 1.0, Severity.WARNING: 0.8, Severity.INFO: 0.5}
 
 
+MIDDLEWARE_LABEL = "middleware"
+"""On a configuration held elsewhere (a Kubernetes ConfigMap holding redis.conf): whose rules judge it."""
+
+
 def assess(change: ConfigChange, source: Source) -> list[Anomaly]:
-    plugin = plugins().get(change.resource.kind)
+    plugin = plugins().get(change.resource.kind) or plugins().get(change.resource.labels.get(MIDDLEWARE_LABEL, ""))
     if plugin is None or not isinstance(plugin, ConfigRiskRules):
         return []
     return [

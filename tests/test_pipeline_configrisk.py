@@ -36,3 +36,18 @@ def test_mysql_max_connections_cut_below_current_connections() -> None:
     mysql = ResourceRef(kind="mysql", name="orders", host="db-2")
     [anomaly] = assess(change(mysql, {"mysql_threads_connected": 80}, max_connections=("151", "50")), SOURCE)
     assert anomaly.signal == "mysql.max_connections_cut" and anomaly.severity == Severity.CRITICAL
+
+
+def test_a_configmap_holding_a_redis_conf_is_judged_by_the_redis_rules() -> None:
+    """What the Kubernetes collector reports of a ConfigMap with redis.conf (kind configmap, middleware label)."""
+    configmap = ResourceRef(kind="configmap", name="cache-config", namespace="shop", cluster="prod",
+                            labels={"middleware": "redis"})
+    diffs = [ConfigDiff(key="maxmemory-policy", old="allkeys-lru", new="noeviction"),
+             ConfigDiff(key="appendonly", old="yes", new="no")]
+    anomalies = assess(ConfigChange(source=SOURCE, resource=configmap, previous_digest="a" * 64, digest="b" * 64,
+                                    changes=diffs), SOURCE)
+    assert {a.signal for a in anomalies} == {"redis.eviction_policy_changed", "redis.persistence_disabled"}
+    assert all(a.resource == configmap for a in anomalies)
+    unlabelled = configmap.model_copy(update={"labels": {}})
+    assert assess(ConfigChange(source=SOURCE, resource=unlabelled, previous_digest="a" * 64, digest="b" * 64,
+                               changes=diffs), SOURCE) == []
