@@ -24,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import ConfigChange, Finding, Peer, Risk, Sample
-from kubestack.errors import CommandFailedError, ConfigError, TargetTimeoutError, TargetUnreachableError
+from kubestack.errors import (
+    ActionError,
+    CommandFailedError,
+    ConfigError,
+    TargetTimeoutError,
+    TargetUnreachableError,
+    UnknownActionError,
+)
 
 
 class PluginConfig(BaseModel):
@@ -142,6 +149,17 @@ class Plugin(Protocol):
     def actions(self) -> list[ActionSpec]: ...
 
     async def close(self) -> None: ...
+
+
+def declared(specs: Sequence[ActionSpec], action_id: str, middleware: str) -> ActionSpec:
+    """The spec of ``action_id`` among a plugin's ``specs``; a forbidden action is refused here, before anything
+    reaches the server."""
+    spec = next((s for s in specs if s.id == action_id), None)
+    if spec is None:
+        raise UnknownActionError(f"{action_id} is not a {middleware} action; known: {', '.join(s.id for s in specs)}")
+    if spec.risk == Risk.FORBIDDEN:
+        raise ActionError(f"{action_id} is forbidden ({'; '.join(spec.preconditions)}): it is never executed")
+    return spec
 
 
 class ActionOutcome(BaseModel):

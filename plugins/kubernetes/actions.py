@@ -35,7 +35,7 @@ from kubestack.errors import (
     TargetUnreachableError,
     UnknownActionError,
 )
-from kubestack.plugins.base import ActionOutcome, ActionSpec
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action
 from kubestack.plugins.kubernetes.objects import Obj, controller_of, meta, parse_time
 from kubestack.plugins.kubernetes.workloads import replica_counts
 
@@ -112,13 +112,7 @@ PARAMS = {RESTART: {"kind", "namespace", "name"}, SCALE: {"kind", "namespace", "
 
 
 def declared(specs: Sequence[ActionSpec], action_id: str) -> ActionSpec:
-    """The spec of ``action_id``; a forbidden action is refused here, before anything reaches the server."""
-    spec = next((s for s in specs if s.id == action_id), None)
-    if spec is None:
-        raise UnknownActionError(f"{action_id} is not a Kubernetes action; known: {', '.join(s.id for s in specs)}")
-    if spec.risk == Risk.FORBIDDEN:
-        raise ActionError(f"{action_id} is forbidden ({'; '.join(spec.preconditions)}): it is never executed")
-    return spec
+    return declared_action(specs, action_id, "Kubernetes")
 
 
 # --- parameters (pure) --------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from kubestack.contract.events import Risk
 from kubestack.errors import (
     ActionError,
     ActionParamsError,
@@ -21,7 +20,7 @@ from kubestack.errors import (
     PreconditionFailedError,
     UnknownActionError,
 )
-from kubestack.plugins.base import ActionOutcome, ActionSpec
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action
 from kubestack.plugins.mysql.client import MySQLClient
 from kubestack.plugins.mysql.parse import Row, name_value
 
@@ -40,13 +39,7 @@ CONNECTED = "SHOW GLOBAL STATUS LIKE 'Threads_connected'"
 
 
 def declared(specs: Sequence[ActionSpec], action_id: str) -> ActionSpec:
-    """The spec of ``action_id``; a forbidden action is refused here, before anything reaches the server."""
-    spec = next((s for s in specs if s.id == action_id), None)
-    if spec is None:
-        raise UnknownActionError(f"{action_id} is not a MySQL action; known: {', '.join(s.id for s in specs)}")
-    if spec.risk == Risk.FORBIDDEN:
-        raise ActionError(f"{action_id} is forbidden ({'; '.join(spec.preconditions)}): it is never executed")
-    return spec
+    return declared_action(specs, action_id, "MySQL")
 
 
 def whole_number(action_id: str, params: dict[str, Any], name: str, *, minimum: int, maximum: int) -> int:

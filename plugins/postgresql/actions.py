@@ -17,7 +17,6 @@ from typing import Any
 
 from psycopg import sql
 
-from kubestack.contract.events import Risk
 from kubestack.errors import (
     ActionError,
     ActionParamsError,
@@ -25,7 +24,7 @@ from kubestack.errors import (
     PreconditionFailedError,
     UnknownActionError,
 )
-from kubestack.plugins.base import ActionOutcome, ActionSpec
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action
 from kubestack.plugins.postgresql.client import PostgreSQLClient, Rows
 
 log = logging.getLogger(__name__)
@@ -81,13 +80,7 @@ def identifier(name: str) -> str:
 
 
 def declared(specs: Sequence[ActionSpec], action_id: str) -> ActionSpec:
-    """The spec of ``action_id``; a forbidden action is refused here, before anything reaches the server."""
-    spec = next((s for s in specs if s.id == action_id), None)
-    if spec is None:
-        raise UnknownActionError(f"{action_id} is not a PostgreSQL action; known: {', '.join(s.id for s in specs)}")
-    if spec.risk == Risk.FORBIDDEN:
-        raise ActionError(f"{action_id} is forbidden ({'; '.join(spec.preconditions)}): it is never executed")
-    return spec
+    return declared_action(specs, action_id, "PostgreSQL")
 
 
 # --- parameters (pure) --------------------------------------------------------------------------------

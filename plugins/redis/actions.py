@@ -11,7 +11,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from kubestack.contract.events import Risk
 from kubestack.errors import (
     ActionError,
     ActionParamsError,
@@ -19,7 +18,7 @@ from kubestack.errors import (
     PreconditionFailedError,
     UnknownActionError,
 )
-from kubestack.plugins.base import ActionOutcome, ActionSpec
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action
 from kubestack.plugins.redis.client import RedisClient
 from kubestack.plugins.redis.parse import info_number, parse_client_list, parse_info
 
@@ -35,13 +34,7 @@ _CLIENT_FIELDS = ("id", "addr", "laddr", "name", "user", "flags", "cmd", "age", 
 
 
 def declared(specs: Sequence[ActionSpec], action_id: str) -> ActionSpec:
-    """The spec of ``action_id``; a forbidden action is refused here, before anything reaches the server."""
-    spec = next((s for s in specs if s.id == action_id), None)
-    if spec is None:
-        raise UnknownActionError(f"{action_id} is not a Redis action; known: {', '.join(s.id for s in specs)}")
-    if spec.risk == Risk.FORBIDDEN:
-        raise ActionError(f"{action_id} is forbidden ({'; '.join(spec.preconditions)}): it is never executed")
-    return spec
+    return declared_action(specs, action_id, "Redis")
 
 
 def whole_number(action_id: str, params: dict[str, Any], name: str, *, minimum: int) -> int:
