@@ -41,7 +41,8 @@ FULL = {
               "sasl": {"mechanism": "SCRAM-SHA-512", "username": "kubestack", "password": "s3cret"}},
     "api": {"tokens": [{"name": "alice", "role": "admin", "sha256": HASH}], "pdb": {"enabled": True}},
     "notify": {"slack": {"webhookUrl": "https://hooks.slack.com/services/T/B/X", "signingSecret": "sign-me"},
-               "pagerduty": {"existingSecret": "pagerduty", "routingKeyKey": "key"}},
+               "pagerduty": {"existingSecret": "pagerduty", "routingKeyKey": "key"},
+               "webhooks": [{"name": "ops", "url": "https://ops.example.com/hook", "secret": "hmac-key"}]},
     "llm": {"provider": "openai", "model": "qwen2.5", "baseUrl": "http://llm:8000/v1", "apiKey": "sk-test"},
     "worker": {"replicas": 4, "pdb": {"enabled": True}},
     "agent": {"runAsRoot": True, "targets": [{"type": "redis", "name": "node-cache", "config": {"port": 6379}}]},
@@ -176,6 +177,9 @@ def test_the_programs_read_the_settings_the_chart_renders(tmp_path: Path, monkey
             assert settings.notify.slack.webhook_url.get_secret_value() == "https://hooks.slack.com/services/T/B/X"
             assert settings.notify.pagerduty.routing_key.get_secret_value() == EXISTING["pagerduty"]["key"]
             assert settings.llm.api_key.get_secret_value() == "sk-test" and settings.llm.model == "qwen2.5"
+            [hook] = settings.notify.webhooks
+            assert (hook.name, hook.url, hook.secret.get_secret_value()) == ("ops", "https://ops.example.com/hook",
+                                                                             "hmac-key")
             assert str(settings.remediation.targets) == "/etc/kubestack/targets.yaml"
         else:
             assert [(t.name, t.role.value, t.sha256) for t in settings.api.tokens] == [("alice", "admin", HASH)]
