@@ -49,8 +49,11 @@ class AgentIdentity(_Strict):
     spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
     metrics_listen: str | None = Field(default="127.0.0.1:9464", description="host:port, or null to disable")
     log_poll_interval: float = 1.0
+    rediscover_interval: float = Field(default=300.0, ge=0, description=(
+        "How often targets that find others (a Kubernetes cluster) look again: new middleware is watched, gone "
+        "middleware is dropped (0: only at start)"))
 
-    _durations = field_validator("log_poll_interval", mode="before")(parse_duration)
+    _durations = field_validator("log_poll_interval", "rediscover_interval", mode="before")(parse_duration)
 
 
 class TargetConfig(_Strict):
@@ -66,6 +69,9 @@ class TargetConfig(_Strict):
     cluster: str | None = Field(default=None, description="Cluster of the target's resource (default: the agent's)")
     namespace: str | None = Field(default=None, description=(
         "Kubernetes namespace of the target's resource: it runs in a cluster, not on the agent's host"))
+    found_by: str | None = Field(default=None, description=(
+        "Set by discovery: the target (type/name) that found this one; it is dropped when that target no longer "
+        "finds it"))
 
     _durations = field_validator("interval", "health_interval", "config_interval", mode="before")(parse_duration)
 

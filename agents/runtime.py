@@ -125,10 +125,41 @@ class Agent:
             self.prometheus = [PrometheusSource(p, source=source, tenant=config.agent.tenant)
                                for p in config.prometheus]
         self._source = source
+        self._running: dict[str, asyncio.Task] = {}
+
+    def _start(self, collector: TargetCollector) -> None:
+        self._running[collector.name] = asyncio.create_task(collector.run(self.config.agent.log_poll_interval),
+                                                            name=f"target-{collector.name}")
+
+    def add_target(self, target: TargetConfig) -> None:
+        """Watch one more target from now on (``ConfigError`` if it does not fit its plugin)."""
+        collector = build_collector(target, self.config, self.publisher, self.state, self.metrics)
+        self.config.targets.append(target)
+        self.collectors.append(collector)
+        self._start(collector)
+
+    async def drop_target(self, target: TargetConfig) -> None:
+        """Stop watching ``target``: its collector ends and its plugin closes."""
+        self.config.targets = [t for t in self.config.targets if (t.type, t.name) != (target.type, target.name)]
+        gone = [c for c in self.collectors if (c.resource.kind, c.name) == (target.type, target.name)]
+        self.collectors = [c for c in self.collectors if c not in gone]
+        for collector in gone:
+            task = self._running.pop(collector.name, None)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            await _close(collector)
 
     def _background(self) -> list[asyncio.Task]:
-        tasks = [asyncio.create_task(c.run(self.config.agent.log_poll_interval), name=f"target-{c.name}")
-                 for c in self.collectors]
+        for collector in self.collectors:
+            self._start(collector)
+        tasks = []
+        if self.config.agent.rediscover_interval:
+            from kubestack.agents.discovery import finds_targets
+
+            if finds_targets(self.config.targets):
+                tasks.append(asyncio.create_task(_rediscover(self, self.config.agent.rediscover_interval),
+                                                 name="rediscover"))
         tasks += [asyncio.create_task(every(p.config.interval, partial(poll_prometheus, p, self.publisher,
                                                                         self.metrics)), name=f"prometheus-{i}")
                   for i, p in enumerate(self.prometheus)]
@@ -155,14 +186,27 @@ class Agent:
         try:
             await stop.wait()
         finally:
+            tasks += self._running.values()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             for collector in self.collectors:
-                await collector.plugin.close()
-                if collector.runner is not None:
-                    await collector.runner.close()
+                await _close(collector)
             for prometheus in self.prometheus:
                 await prometheus.close()
             await self.publisher.stop(flush_timeout_s)
             log.info("agent stopped; %d event(s) left in the spool", self.publisher.spool.pending)
+
+
+async def _close(collector: TargetCollector) -> None:
+    await collector.plugin.close()
+    if collector.runner is not None:
+        await collector.runner.close()
+
+
+async def _rediscover(agent: Agent, interval: float) -> None:
+    """Look again every ``interval`` (the first look was at start)."""
+    from kubestack.agents.rediscovery import look_again
+
+    await asyncio.sleep(interval)
+    await every(interval, partial(look_again, agent))
