@@ -133,7 +133,7 @@ def _notify(stages) -> None:
 
     stages._agent(app.topic(*specs, key_serializer="raw", value_serializer="raw"), "notify", on_event)
 
-    @app.timer(interval=10.0)
+    @app.timer(interval=1.0)
     async def send_deferred() -> None:  # notices a rate limit held back, once their channel has a token again
         await publish(await notifier.flush())
 

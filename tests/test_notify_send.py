@@ -253,3 +253,20 @@ async def test_the_receivers_answer_like_the_real_services(receivers: Receivers)
     assert good_pd.json() | {"dedup_key": "x"} == {"status": "success", "message": "Event processed", "dedup_key": "x"}
     assert receivers.pagerduty.alerts[good_pd.json()["dedup_key"]]["status"] == "triggered"
     assert receivers.slack.received == [{"text": "hello"}]
+
+
+async def test_an_approval_request_goes_ahead_of_what_the_rate_limit_holds_back(receivers: Receivers) -> None:
+    """People waiting to approve a fix should not wait behind informational notices."""
+    clock = Clock()
+    slack_only = {"webhook_url": receivers.slack.url, "rate_limit": {"burst": 2, "per_minute": 1}}
+    async with notifier(receivers, clock=clock, slack=slack_only, pagerduty={}, webhooks=[],
+                        max_deferred=2) as notify:
+        for n in range(4):  # two sent, two held back
+            await notify.handle(incident(incident_id=f"inc-{n}"))
+        await notify.handle(proposal())
+        (dropped,) = await notify.handle(result(ResultStatus.PENDING))
+        assert (dropped.action, dropped.subject_id) == ("notification.dropped", "inc-2"), "room made, approval kept"
+        assert notify.deferred == {"slack": 2}
+        clock.now += 60
+        (first,) = of(await notify.flush(), Notification)
+    assert first.subject_id == "prop-1" and first.title.startswith("Approval needed")

@@ -49,6 +49,10 @@ class _Recent(OrderedDict[str, Any]):
             self.popitem(last=False)
 
 
+URGENT = frozenset({"approval"})
+"""Notices a person must act on: sent ahead of every notice a rate limit holds back, and dropped last."""
+
+
 class Notifier:
     def __init__(self, settings: NotifySettings, *, source: Source | None = None,
                  client: httpx.AsyncClient | None = None, sleep: Sleep = asyncio.sleep,
@@ -119,13 +123,14 @@ class Notifier:
                        proposal=self._proposals.get(proposal_id) if proposal_id else None)
 
     async def _to_channel(self, channel: str, notice: Notice) -> list[Event]:
-        out = await self._drain(channel)
+        urgent = notice.kind in URGENT
+        out = [] if urgent else await self._drain(channel)
         if self._dedup.is_repeat(channel, notice, self._clock()):
             log.debug("%s: %s %s said already", channel, notice.kind, notice.subject_id)
-            return out
-        if self._deferred[channel] or not self._buckets[channel].take(self._clock()):
+            return out + (await self._drain(channel) if urgent else [])
+        if (self._deferred[channel] and not urgent) or not self._buckets[channel].take(self._clock()):
             return out + self._defer(channel, notice)
-        return out + await self._send(channel, notice)
+        return out + await self._send(channel, notice) + (await self._drain(channel) if urgent else [])
 
     async def _drain(self, channel: str) -> list[Event]:
         queue, out = self._deferred[channel], []
@@ -140,10 +145,13 @@ class Notifier:
         key = Deduplicator.key(channel, notice)
         queue.pop(key, None)
         queue[key] = notice
+        if notice.kind in URGENT:
+            queue.move_to_end(key, last=False)
         log.info("%s is rate-limited: %s %s waits (%d waiting)", channel, notice.kind, notice.subject_id, len(queue))
         dropped = []
         while len(queue) > self.settings.max_deferred:
-            _, oldest = queue.popitem(last=False)
+            victim = next((k for k, n in queue.items() if n.kind not in URGENT), next(iter(queue)))
+            oldest = queue.pop(victim)
             log.warning("%s is rate-limited and its queue is full: dropped %s %s", channel, oldest.kind,
                         oldest.subject_id)
             dropped.append(self._audit("notification.dropped", oldest, channel, error="rate limited, queue full"))
