@@ -30,9 +30,12 @@ def new_id() -> str:
 
 
 class ContractModel(BaseModel):
-    """Base of every contract model: unknown fields are ignored so producers can add fields safely."""
+    """Base of every contract model: unknown fields are ignored so producers can add fields safely.
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    Validators are built on a model's first use (``defer_build``), not at import: a process builds only the
+    events it handles (the agent about a dozen of the 27), the rest of the contract costs it no memory."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class Source(ContractModel):
