@@ -46,7 +46,7 @@ FULL = {
     "llm": {"provider": "openai", "model": "qwen2.5", "baseUrl": "http://llm:8000/v1", "apiKey": "sk-test"},
     "worker": {"replicas": 4, "pdb": {"enabled": True}},
     "agent": {"runAsRoot": True, "targets": [{"type": "redis", "name": "node-cache", "config": {"port": 6379}}]},
-    "clusterAgent": {"config": {"thresholds": {"restarts": 5}}},
+    "clusterAgent": {"config": {"thresholds": {"restarts": 5}}, "persistence": {"enabled": True, "size": "2Gi"}},
     "settings": {"worker": {"anomaly_threshold": 0.8}},
 }
 EXISTING = {"pagerduty": {"key": "0123456789abcdef0123456789abcdef"}}
@@ -124,7 +124,19 @@ def test_what_the_chart_runs(tmp_path: Path) -> None:
     assert worker["serviceAccountName"] == "ks-kubestack-executor" and worker["automountServiceAccountToken"]
     assert one(docs, "Deployment", "-api")["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     assert one(docs, "Service", "-api")["spec"]["ports"][0]["port"] == 8080
-    assert not [d for d in docs if d["kind"] in ("Secret", "PodDisruptionBudget")], "nothing to keep, none asked"
+    assert not [d for d in docs if d["kind"] in ("Secret", "PodDisruptionBudget", "PersistentVolumeClaim")], \
+        "nothing to keep, none asked"
+    cluster_agent = one(docs, "Deployment", "-cluster-agent")["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in cluster_agent["volumes"]}["home"] == {"name": "home", "emptyDir": {}}
+
+
+def test_the_cluster_agent_can_keep_its_spool_on_a_volume(tmp_path: Path) -> None:
+    docs = render(FULL, tmp_path)
+    claim = one(docs, "PersistentVolumeClaim", "-cluster-agent")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi" and "storageClassName" not in claim["spec"]
+    pod = one(docs, "Deployment", "-cluster-agent")["spec"]["template"]["spec"]
+    home = {v["name"]: v for v in pod["volumes"]}["home"]
+    assert home["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
 
 
 def test_the_executor_role_is_exactly_what_the_actions_request(tmp_path: Path) -> None:
