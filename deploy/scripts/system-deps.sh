@@ -21,6 +21,7 @@ g++                               g++                      # builds llama.cpp (l
 make                              make
 cmake                             cmake
 chromium                          chromium                 # tests: the web console in headless Chromium (Playwright)
+systemd-analyze                   systemd                  # tests: the bare-metal units (verify, security, sysusers)
 "
 
 missing=()
