@@ -26,6 +26,7 @@ from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import ConfigChange, Finding, Peer, Risk, Sample
 from kubestack.errors import (
     ActionError,
+    ActionParamsError,
     CommandFailedError,
     ConfigError,
     TargetTimeoutError,
@@ -160,6 +161,14 @@ def declared(specs: Sequence[ActionSpec], action_id: str, middleware: str) -> Ac
     if spec.risk == Risk.FORBIDDEN:
         raise ActionError(f"{action_id} is forbidden ({'; '.join(spec.preconditions)}): it is never executed")
     return spec
+
+
+def no_unknown_params(action_id: str, params: dict[str, Any], allowed: set[str]) -> None:
+    """``ActionParamsError`` naming any parameter ``action_id`` does not take."""
+    extra = sorted(set(params) - allowed)
+    if extra:
+        raise ActionParamsError(f"{action_id}: unknown parameter(s) {', '.join(extra)}; "
+                                f"expected {', '.join(sorted(allowed))}")
 
 
 class ActionOutcome(BaseModel):

@@ -35,8 +35,8 @@ from kubestack.errors import (
     TargetUnreachableError,
     UnknownActionError,
 )
-from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action
-from kubestack.plugins.kubernetes.objects import Obj, controller_of, meta, parse_time
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action, no_unknown_params
+from kubestack.plugins.kubernetes.objects import Obj, condition, controller_of, meta, parse_time
 from kubestack.plugins.kubernetes.workloads import replica_counts
 
 log = logging.getLogger(__name__)
@@ -143,10 +143,7 @@ def validate(action_id: str, params: dict[str, Any]) -> dict[str, Any]:
     """The parameters of a declared action, checked and normalised (optional ones left out when not given)."""
     if action_id not in PARAMS:
         raise UnknownActionError(f"{action_id} has no implementation in the Kubernetes plugin")
-    extra = sorted(set(params) - PARAMS[action_id])
-    if extra:
-        raise ActionParamsError(f"{action_id}: unknown parameter(s) {', '.join(extra)}; "
-                                f"expected {', '.join(sorted(PARAMS[action_id]))}")
+    no_unknown_params(action_id, params, PARAMS[action_id])
     checked: dict[str, Any] = {}
     if "kind" in PARAMS[action_id]:
         if params.get("kind") not in WORKLOADS:
@@ -167,13 +164,9 @@ def validate(action_id: str, params: dict[str, Any]) -> dict[str, Any]:
 
 # --- preconditions (pure, on the objects as the API server sends them) -----------------------------------
 
-def _condition(obj: Obj, kind: str) -> Obj | None:
-    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), None)
-
-
 def rollout_problems(kind: str, obj: Obj) -> list[str]:
     """Why a rollout of ``obj`` is under way or stuck (empty: it is settled)."""
-    m, spec, status = meta(obj), obj.get("spec") or {}, obj.get("status") or {}
+    m, status = meta(obj), obj.get("status") or {}
     if int(status.get("observedGeneration") or 0) < int(m.get("generation") or 0):
         return [f"its controller has not acted on its latest change yet (generation {m.get('generation')}, "
                 f"observed {status.get('observedGeneration', 0)})"]
@@ -183,7 +176,7 @@ def rollout_problems(kind: str, obj: Obj) -> list[str]:
             return [f"a rollout is in progress (revision {status.get('currentRevision')} → "
                     f"{status.get('updateRevision')}, {counts['updated']}/{counts['desired']} updated)"]
         return []
-    progressing = _condition(obj, "Progressing")
+    progressing = condition(obj, "Progressing")
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
         return [f"its last rollout is stuck past its progress deadline ({progressing.get('message', '')}): undo or "
                 "fix that rollout first"]
@@ -263,7 +256,7 @@ def stuck_problems(pod: Obj, node: Obj | None, now: datetime, stuck_s: float) ->
         why = f"Terminating {late:.0f}s past its grace period"
         if late < stuck_s:
             return why, [f"it is Terminating, {late:.0f}s past its grace period: not stuck before {stuck_s:g}s"]
-        ready = _condition(node, "Ready") if node else None
+        ready = condition(node, "Ready") if node else None
         if controller_of(pod) and controller_of(pod)[0] == "statefulset" and ready and ready.get("status") == "True":
             return why, [f"its node {meta(node).get('name')} is Ready: removing a StatefulSet pod at once could "
                          "run two pods with one identity; let the node's kubelet finish it"]
@@ -276,7 +269,7 @@ def stuck_problems(pod: Obj, node: Obj | None, now: datetime, stuck_s: float) ->
 
 def schedulable(node: Obj) -> bool:
     """Ready, not cordoned, and no taint that keeps new pods away."""
-    ready = _condition(node, "Ready")
+    ready = condition(node, "Ready")
     taints = (node.get("spec") or {}).get("taints") or []
     return (bool(ready) and ready.get("status") == "True" and not (node.get("spec") or {}).get("unschedulable")
             and not any(t.get("effect") in ("NoSchedule", "NoExecute") for t in taints))

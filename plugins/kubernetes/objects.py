@@ -53,6 +53,11 @@ def meta(obj: Obj) -> Obj:
     return obj.get("metadata") or {}
 
 
+def condition(obj: Obj, kind: str) -> Obj | None:
+    """The status condition of type ``kind`` (Ready, PodScheduled, Progressing, ...), if the object has one."""
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), None)
+
+
 def object_key(obj: Obj) -> str:
     """``namespace/name``, or ``name`` for cluster-scoped objects (nodes)."""
     m = meta(obj)

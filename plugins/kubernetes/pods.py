@@ -7,7 +7,7 @@ from datetime import datetime
 
 from kubestack.contract.events import Finding, Sample, Severity
 from kubestack.plugins.kubernetes.config import Thresholds
-from kubestack.plugins.kubernetes.objects import Obj, meta, parse_quantity, parse_time
+from kubestack.plugins.kubernetes.objects import Obj, condition, meta, parse_quantity, parse_time
 
 CRASHLOOP = "kubernetes.pod_crashloop"
 OOM_KILLED = "kubernetes.pod_oom_killed"
@@ -48,10 +48,6 @@ def _limits(pod: Obj, container: str) -> dict[str, str]:
         if spec.get("name") == container:
             return (spec.get("resources") or {}).get("limits") or {}
     return {}
-
-
-def _condition(pod: Obj, kind: str) -> Obj | None:
-    return next((c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == kind), None)
 
 
 def _age(since: str | None, now: datetime) -> float | None:
@@ -114,7 +110,7 @@ def _container_findings(pod: Obj, cs: Obj, now: datetime, limits: Thresholds) ->
 def _pending_findings(pod: Obj, now: datetime, limits: Thresholds, others: bool) -> list[Finding]:
     name = _name(pod)
     query = f"kubectl -n {meta(pod).get('namespace')} describe pod {meta(pod).get('name')}"
-    scheduled = _condition(pod, "PodScheduled")
+    scheduled = condition(pod, "PodScheduled")
     if scheduled and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
         return [Finding(rule_id=UNSCHEDULABLE, severity=Severity.CRITICAL, query=query,
                         message=f"pod {name} cannot be scheduled: {scheduled.get('message', '')}"[:500],
@@ -132,7 +128,7 @@ def _pending_findings(pod: Obj, now: datetime, limits: Thresholds, others: bool)
 
 
 def _not_ready(pod: Obj, now: datetime, limits: Thresholds) -> list[Finding]:
-    ready = _condition(pod, "Ready")
+    ready = condition(pod, "Ready")
     if not ready or ready.get("status") == "True":
         return []
     since = _age(ready.get("lastTransitionTime"), now)
@@ -185,7 +181,7 @@ def _one_per_rule(findings: list[Finding]) -> list[Finding]:
 def pod_samples(pod: Obj, ts: datetime) -> list[Sample]:
     """Readiness, restarts per container (a counter), and each container's requests and limits."""
     status = pod.get("status") or {}
-    ready = _condition(pod, "Ready")
+    ready = condition(pod, "Ready")
     out = [Sample(name="kubernetes_pod_ready", value=1.0 if ready and ready.get("status") == "True" else 0.0, ts=ts)]
     for cs in status.get("containerStatuses") or []:
         labels = {"container": cs.get("name", "")}

@@ -6,17 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from kubestack.contract.events import Finding, Sample, Severity
-from kubestack.plugins.kubernetes.objects import Obj, meta
+from kubestack.plugins.kubernetes.objects import Obj, condition, meta
 
 ROLLOUT_STUCK = "kubernetes.rollout_stuck"
 UNAVAILABLE = "kubernetes.workload_unavailable"
 
 KINDS = {"deployments": "deployment", "statefulsets": "statefulset"}
 """Watched collection → resource kind."""
-
-
-def _condition(obj: Obj, kind: str) -> Obj | None:
-    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), None)
 
 
 def replica_counts(obj: Obj) -> dict[str, int]:
@@ -34,7 +30,7 @@ def _rolling(kind: str, obj: Obj) -> bool:
     status = obj.get("status") or {}
     if kind == "statefulset":
         return bool(status.get("updateRevision")) and status.get("updateRevision") != status.get("currentRevision")
-    progressing = _condition(obj, "Progressing")
+    progressing = condition(obj, "Progressing")
     return bool(progressing) and progressing.get("reason") == "ReplicaSetUpdated"
 
 
@@ -46,7 +42,7 @@ def workload_findings(kind: str, obj: Obj, now: datetime) -> list[Finding]:
     counts = replica_counts(obj)
     evidence = {kind: name, **counts}
     out = []
-    progressing = _condition(obj, "Progressing")
+    progressing = condition(obj, "Progressing")
     if progressing and progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
         out.append(Finding(rule_id=ROLLOUT_STUCK, severity=Severity.CRITICAL, query=query,
                            message=f"rollout of {kind} {name} is stuck: {progressing.get('message', '')} "
@@ -59,7 +55,7 @@ def workload_findings(kind: str, obj: Obj, now: datetime) -> list[Finding]:
                            message=f"{kind} {name} has no replica available (0/{counts['desired']})",
                            evidence=evidence))
         return out
-    available = _condition(obj, "Available")
+    available = condition(obj, "Available")
     short = kind == "statefulset" and counts["ready"] < counts["desired"] and not _rolling(kind, obj)
     if (available and available.get("status") == "False") or short:
         out.append(Finding(rule_id=UNAVAILABLE, severity=Severity.WARNING, query=query,

@@ -20,7 +20,7 @@ from kubestack.errors import (
     PreconditionFailedError,
     UnknownActionError,
 )
-from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action, no_unknown_params
 from kubestack.plugins.mysql.client import MySQLClient
 from kubestack.plugins.mysql.parse import Row, name_value
 
@@ -61,9 +61,7 @@ def validate(action_id: str, params: dict[str, Any]) -> dict[str, Any]:
     name = "value" if action_id == "mysql.set_max_connections" else "id"
     if action_id not in ("mysql.kill_query", "mysql.kill_connection", "mysql.set_max_connections"):
         raise UnknownActionError(f"{action_id} has no implementation in the MySQL plugin")
-    extra = sorted(set(params) - {name})
-    if extra:
-        raise ActionParamsError(f"{action_id}: unknown parameter(s) {', '.join(extra)}; expected {name}")
+    no_unknown_params(action_id, params, {name})
     if name == "id":
         return {"id": whole_number(action_id, params, "id", minimum=1, maximum=2**63 - 1)}
     return {"value": whole_number(action_id, params, "value", minimum=1, maximum=MAX_CONNECTIONS_LIMIT)}

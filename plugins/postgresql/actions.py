@@ -24,7 +24,7 @@ from kubestack.errors import (
     PreconditionFailedError,
     UnknownActionError,
 )
-from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action, no_unknown_params
 from kubestack.plugins.postgresql.client import PostgreSQLClient, Rows
 
 log = logging.getLogger(__name__)
@@ -124,10 +124,7 @@ def validate(action_id: str, params: dict[str, Any]) -> dict[str, Any]:
     """The parameters of a declared action, checked and normalised (optional ones left out when not given)."""
     if action_id not in PARAMS:
         raise UnknownActionError(f"{action_id} has no implementation in the PostgreSQL plugin")
-    extra = sorted(set(params) - PARAMS[action_id])
-    if extra:
-        raise ActionParamsError(f"{action_id}: unknown parameter(s) {', '.join(extra)}; "
-                                f"expected {', '.join(sorted(PARAMS[action_id]))}")
+    no_unknown_params(action_id, params, PARAMS[action_id])
     if action_id in ("postgresql.cancel_backend", "postgresql.terminate_backend"):
         return {"pid": int(_number(action_id, params, "pid", minimum=1, integer=True))}
     if action_id in _TERMINATE_IDLE:

@@ -18,7 +18,7 @@ from kubestack.errors import (
     PreconditionFailedError,
     UnknownActionError,
 )
-from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action, no_unknown_params
 from kubestack.plugins.redis.client import RedisClient
 from kubestack.plugins.redis.parse import info_number, parse_client_list, parse_info
 
@@ -50,27 +50,20 @@ def whole_number(action_id: str, params: dict[str, Any], name: str, *, minimum: 
     return value
 
 
-def _no_extra(action_id: str, params: dict[str, Any], allowed: set[str]) -> None:
-    extra = sorted(set(params) - allowed)
-    if extra:
-        raise ActionParamsError(f"{action_id}: unknown parameter(s) {', '.join(extra)}; "
-                                f"expected {', '.join(sorted(allowed))}")
-
-
 def validate(action_id: str, params: dict[str, Any]) -> dict[str, Any]:
     """The parameters of a (declared, not forbidden) action, checked and normalised; pure."""
     if action_id == "redis.set_maxmemory":
-        _no_extra(action_id, params, {"bytes"})
+        no_unknown_params(action_id, params, {"bytes"})
         return {"bytes": whole_number(action_id, params, "bytes", minimum=0)}
     if action_id == "redis.set_maxmemory_policy":
-        _no_extra(action_id, params, {"policy"})
+        no_unknown_params(action_id, params, {"policy"})
         policy = params.get("policy")
         if policy not in POLICIES:
             raise ActionParamsError(f"{action_id}: parameter 'policy' must be one of {', '.join(sorted(POLICIES))}"
                                     f", not {policy!r}")
         return {"policy": policy}
     if action_id == "redis.client_kill":
-        _no_extra(action_id, params, {"client_id", "addr"})
+        no_unknown_params(action_id, params, {"client_id", "addr"})
         given = [k for k in ("client_id", "addr") if params.get(k) not in (None, "")]
         if len(given) != 1:
             raise ActionParamsError(f"{action_id}: give exactly one of 'client_id' (the id from CLIENT LIST) or "
