@@ -10,10 +10,8 @@ import asyncio
 import base64
 import hashlib
 import logging
-import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -31,6 +29,7 @@ from kubestack.errors import (
     MavenNotFoundError,
     PortBusyError,
 )
+from kubestack.deploy.processes import terminate
 from kubestack.settings import KafkaSettings, LocalKafkaSettings
 
 log = logging.getLogger(__name__)
@@ -210,15 +209,7 @@ class LocalKafka:
         if pid is None:
             self.pidfile.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _alive(pid):
-            log.warning("broker %d ignored SIGTERM for %.0fs; killing it", pid, timeout_s)
-            os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.1)
+        terminate(pid, "the Kafka broker", timeout_s)
         self.pidfile.unlink(missing_ok=True)
         return True
 
@@ -263,12 +254,3 @@ def _accepts(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie child of ours is gone for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from kubestack.deploy.processes import alive, terminate
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +47,7 @@ class Daemon:
         self.pidfile.unlink(missing_ok=True)
         if pid is None:
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if alive(pid):
-            log.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it", self.name, pid, timeout_s)
-            os.kill(pid, signal.SIGKILL)
-            while alive(pid):
-                time.sleep(0.05)
-        _reap(pid)
+        terminate(pid, self.name, timeout_s)
         return True
 
     def tail(self, lines: int = 20) -> str:
@@ -90,22 +81,3 @@ def listens_on(pid: int, port: int) -> bool:
         except OSError:
             continue
     return False
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie child of ours is gone for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the process was our own child, so no zombie stays behind."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
