@@ -38,7 +38,7 @@ _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 MAX_MEMBERS = 500
 MAX_LINKED_RESOURCES = 30
 MAX_PENDING = 200
-MAX_RESOLVED_KEPT = 200
+MAX_RESOLVED_KEPT = 50
 METRIC_DETECTOR = "metric/"
 EVIDENCE_DETAILS = ("evidence", "changes", "metric", "labels", "template", "line", "detail")
 """What an anomaly's details may carry into its incident (small: the before/after of a config change, a log line)."""
@@ -339,7 +339,9 @@ class Correlator:
     def _resolve(self, incident: OpenIncident, source: Source, why: str, at: datetime) -> Incident:
         del self.open[incident.incident_id]
         event = self._event(incident, source, IncidentStatus.RESOLVED, why)
-        if self.reopen > timedelta(0):
+        if self.reopen > timedelta(0):  # kept in the state the stage rewrites per signal: only what can reopen
+            self.resolved = {k: v for k, v in self.resolved.items()
+                             if at - datetime.fromisoformat(v["at"]) <= self.reopen}
             self.resolved[incident.incident_id] = {"at": at.isoformat(), "incident": asdict(incident)}
             while len(self.resolved) > MAX_RESOLVED_KEPT:
                 del self.resolved[min(self.resolved, key=lambda k: self.resolved[k]["at"])]

@@ -123,14 +123,19 @@ class Notifier:
                        proposal=self._proposals.get(proposal_id) if proposal_id else None)
 
     async def _to_channel(self, channel: str, notice: Notice) -> list[Event]:
-        urgent = notice.kind in URGENT
-        out = [] if urgent else await self._drain(channel)
+        """An urgent notice is offered before what waits for a token; any other after it, and behind it."""
+        if notice.kind in URGENT:
+            return await self._offer(channel, notice) + await self._drain(channel)
+        return await self._drain(channel) + await self._offer(channel, notice)
+
+    async def _offer(self, channel: str, notice: Notice) -> list[Event]:
         if self._dedup.is_repeat(channel, notice, self._clock()):
             log.debug("%s: %s %s said already", channel, notice.kind, notice.subject_id)
-            return out + (await self._drain(channel) if urgent else [])
-        if (self._deferred[channel] and not urgent) or not self._buckets[channel].take(self._clock()):
-            return out + self._defer(channel, notice)
-        return out + await self._send(channel, notice) + (await self._drain(channel) if urgent else [])
+            return []
+        behind = self._deferred[channel] and notice.kind not in URGENT
+        if behind or not self._buckets[channel].take(self._clock()):
+            return self._defer(channel, notice)
+        return await self._send(channel, notice)
 
     async def _drain(self, channel: str) -> list[Event]:
         queue, out = self._deferred[channel], []
