@@ -107,3 +107,53 @@ def test_topic_configs_carry_retention_and_cleanup_policy() -> None:
     assert METRICS.topic_configs == {"retention.ms": str(3 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
     assert topic("config-snapshots").topic_configs["cleanup.policy"] == "compact,delete"
     assert topic("audit").partitions == 1, "one partition keeps the hash chain in order"
+
+
+@pytest.mark.parametrize("other", [t for t in TOPICS if t.short != "health"], ids=lambda s: s.short)
+def test_an_event_of_another_kind_on_the_health_topic_is_refused_naming_its_kind(other) -> None:
+    """Every field of a HealthReport has a default: without the kind check any event decodes as an empty,
+    healthy report (and could resolve an incident)."""
+    health = topic("health")
+    _, raw = other.encode(example(other))
+    with pytest.raises(EventDecodeError) as caught:
+        health.decode(raw)
+    assert caught.value.reason.startswith("not a HealthReport: a ")
+    assert other.model.__name__ in caught.value.reason and "carries HealthReport only" in caught.value.reason
+
+
+def test_an_audit_record_is_not_taken_for_an_audit_entry() -> None:
+    entries, records = topic("audit-entries"), topic("audit")
+    with pytest.raises(EventDecodeError, match="AuditRecord-shaped"):
+        entries.decode(records.encode(example(records))[1])
+
+
+@pytest.mark.parametrize("raw", [b"[]", b"null", b'"text"', b"42", b"true"])
+def test_json_that_is_not_an_object_is_refused(raw) -> None:
+    with pytest.raises(EventDecodeError, match="a JSON object is expected"):
+        METRICS.decode(raw)
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("NaN", "samples.0.value: Input should be a finite number"),
+    ("Infinity", "samples.0.value: Input should be a finite number"),
+    ("-Infinity", "samples.0.value: Input should be a finite number"),
+    ("1e999", "samples.0.value: Input should be a finite number"),
+    ("true", "samples.0.value: Input should be a valid number"),
+    ('"12"', "samples.0.value: Input should be a valid number"),
+])
+def test_metric_values_must_be_finite_numbers(value, reason) -> None:
+    batch = example(METRICS)
+    raw = batch.model_dump_json().replace('"value":1500000000.0', f'"value":{value}', 1)
+    assert raw != batch.model_dump_json()
+    with pytest.raises(EventDecodeError) as caught:
+        METRICS.decode(raw)
+    assert reason in caught.value.reason
+
+
+def test_integers_stay_valid_metric_values_and_observed_values_are_checked_too() -> None:
+    batch = example(METRICS)
+    assert METRICS.decode(batch.model_dump_json().replace('"value":1500000000.0', '"value":7', 1)).samples[0].value == 7
+    change = topic("config-changes")
+    raw = change.encode(example(change))[1].decode().replace('"observed":{}', '"observed":{"used_memory":NaN}')
+    with pytest.raises(EventDecodeError, match="observed.used_memory: Input should be a finite number"):
+        change.decode(raw)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -19,6 +19,10 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 """A timezone-aware datetime, normalised to UTC; naive datetimes are rejected, not guessed."""
 
 Name = Annotated[str, Field(min_length=1, max_length=253)]
+
+FiniteNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+"""A measured value: a finite number (an integer is one too). NaN, infinities, booleans and numeric strings are
+refused where they enter (a ``true`` is not a 1, a NaN would poison every detector it reached)."""
 
 
 def utcnow() -> datetime:

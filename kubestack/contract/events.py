@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from kubestack.contract.base import ContractModel, Event, Name, ResourceRef, UtcDatetime, new_id
+from kubestack.contract.base import ContractModel, Event, FiniteNumber, Name, ResourceRef, UtcDatetime, new_id
 
 
 class Severity(StrEnum):
@@ -28,7 +28,7 @@ class Risk(StrEnum):
 
 class Sample(ContractModel):
     name: Name = Field(description="Metric name, e.g. redis_used_memory_bytes")
-    value: float
+    value: FiniteNumber
     ts: UtcDatetime
     labels: dict[str, str] = Field(default_factory=dict)
 
@@ -37,7 +37,7 @@ class MetricBatch(Event):
     """Samples of one resource collected in one round."""
 
     samples: list[Sample] = Field(min_length=1)
-    interval_s: float | None = Field(default=None, gt=0, description="Collection interval of the target")
+    interval_s: FiniteNumber | None = Field(default=None, gt=0, description="Collection interval of the target")
 
 
 class LogLine(ContractModel):
@@ -72,7 +72,7 @@ class ConfigChange(Event):
     previous_digest: str
     digest: str
     changes: list[ConfigDiff] = Field(min_length=1)
-    observed: dict[str, float] = Field(default_factory=dict,
+    observed: dict[str, FiniteNumber] = Field(default_factory=dict,
                                        description="Metric values the agent saw last, for the risk rules")
 
 

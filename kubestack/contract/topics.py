@@ -1,16 +1,24 @@
 """The topic registry: the one place that binds topic name, model, partition key, partitions and retention.
 
 Producers, Faust topics, the CLI, topic creation and the docs all derive from ``TOPICS``.
+
+Decoding checks the kind of a message as well as its fields. Unknown fields are ignored (a producer may add one),
+but a field that belongs to another event of the registry and not to the topic's own model says the message is
+of the wrong kind: a ``ConfigChange`` or a ``MetricBatch`` sent to the health topic would otherwise decode as an
+empty, healthy ``HealthReport`` (every field of it has a default) and could resolve an incident. So a field added
+to one event must not reuse the name of another event's field.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Generic, TypeVar
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from kubestack.contract.base import Event
 from kubestack.contract.events import (
@@ -69,13 +77,46 @@ class TopicSpec(Generic[E]):
         return self.key(event).encode(), event.model_dump_json().encode()
 
     def decode(self, raw: bytes | str | None) -> E:
-        """The event in ``raw``, or ``EventDecodeError`` with a reason a person can act on."""
+        """The event in ``raw``, or ``EventDecodeError`` with a reason a person can act on: not JSON, not an
+        object, of another event's kind (``kind_check``), or not a valid instance of the topic's model."""
         if raw is None or raw in (b"", ""):
             raise EventDecodeError(self.name, "empty message (tombstone or missing value)")
         try:
-            return self.model.model_validate_json(raw)
+            fields = from_json(raw, allow_inf_nan=True)  # NaN and Infinity parse, the model then names them
+        except ValueError as exc:
+            raise EventDecodeError(self.name, f"not a valid {self.model.__name__}: Invalid JSON: {exc}") from exc
+        if not isinstance(fields, dict):
+            raise EventDecodeError(self.name, f"not a valid {self.model.__name__}: a JSON object is expected, "
+                                              f"not {_json_kind(fields)}")
+        kind_check(self, fields)
+        try:
+            return self.model.model_validate(fields)
         except ValidationError as exc:
             raise EventDecodeError(self.name, describe_validation_error(self.model, exc)) from exc
+
+
+def kind_check(spec: TopicSpec, fields: dict) -> None:
+    """``EventDecodeError`` when ``fields`` carry fields of other events that ``spec``'s model lacks: a message
+    of another kind (the events whose fields it has are named)."""
+    foreign = fields.keys() & _foreign_fields(spec.model)
+    if not foreign:
+        return
+    kinds = sorted({model.__name__ for model in _MODELS if foreign & model.model_fields.keys()})
+    raise EventDecodeError(spec.name, f"not a {spec.model.__name__}: a {' or '.join(kinds)}-shaped message (its "
+                                      f"fields {', '.join(sorted(foreign))} are not {spec.model.__name__}'s); "
+                                      f"{spec.name} carries {spec.model.__name__} only")
+
+
+@functools.cache
+def _foreign_fields(model: type[Event]) -> frozenset[str]:
+    """Top-level field names of the other registry events that ``model`` does not have."""
+    every = {name for other in _MODELS for name in other.model_fields}
+    return frozenset(every - model.model_fields.keys())
+
+
+def _json_kind(value: object) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), "null")
 
 
 def describe_validation_error(model: type[Event], exc: ValidationError) -> str:
@@ -129,6 +170,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     REMEDIATION_PROPOSALS, REMEDIATION_DECISIONS, REMEDIATION_RESULTS, NOTIFICATIONS, AUDIT_ENTRIES, AUDIT,
     DEAD_LETTER,
 )
+
+_MODELS: tuple[type[Event], ...] = tuple(spec.model for spec in TOPICS)
 
 _BY_NAME = {spec.name: spec for spec in TOPICS} | {spec.short: spec for spec in TOPICS}
 
