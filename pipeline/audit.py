@@ -8,22 +8,35 @@ head hash kept elsewhere, anchors the end; ``compare`` checks a store against th
 
 A topic truncated by retention starts at a later seq: that is not tampering, and ``verify`` accepts it when
 told so (``start_seq=None``, or the seq and hash of the last record known to be good).
+
+An unkeyed hash chain proves nothing to whoever can write the store: they can rebuild every hash. So the writer
+also *seals* each record it stores: ``mac`` = HMAC-SHA256 under a key of its ``AuditKeys`` ring (named by
+``key_id``) of the record's seq and hash, which already cover its content and its link. A chain rebuilt without
+the key carries seals that do not match (``forged``); stripping the seals does not help either, since the ring
+remembers the seq from which every record is sealed (``unsealed``). Rotation adds a key and makes it current; old
+keys stay in the ring to check old records. Records stored before the store had a ring (an older worker) are
+checked by hash only, and ``verify`` counts them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
+import secrets
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum, StrEnum
+from pathlib import Path
 from typing import Any
 
 from pydantic_core import to_jsonable_python
 
 from kubestack.contract.events import AuditEntry, AuditRecord
+from kubestack.errors import AuditError
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the record at seq 0."""
@@ -72,6 +85,85 @@ def _as_record(entry: AuditEntry, seq: int, prev_hash: str) -> AuditRecord:
     }
     draft = AuditRecord.model_validate(fields)
     return draft.model_copy(update={"hash": record_hash(draft)})
+
+
+# --- sealing ------------------------------------------------------------------------------------
+
+KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A stored record with the seal its writer put on it (``key_id`` and ``mac`` None: stored unsealed)."""
+
+    record: AuditRecord
+    key_id: str | None
+    mac: str | None
+
+
+class AuditKeys:
+    """The writer's key ring: keys by id, the current one, and the seq from which every record is sealed.
+
+    Kept as JSON in a file of mode 0600 (``load``, ``create``, ``rotate``, ``save``); whoever verifies needs it too."""
+
+    def __init__(self, keys: dict[str, bytes], current: str, sealed_from: int | None = None) -> None:
+        if current not in keys:
+            raise AuditError(f"the audit key ring has no key {current!r}")
+        self.keys = keys
+        self.current = current
+        self.sealed_from = sealed_from
+
+    @classmethod
+    def create(cls) -> AuditKeys:
+        return cls({"k1": secrets.token_bytes(KEY_BYTES)}, "k1")
+
+    @classmethod
+    def load(cls, path: Path) -> AuditKeys:
+        try:
+            data = json.loads(path.read_text())
+            return cls({kid: bytes.fromhex(key) for kid, key in data["keys"].items()}, data["current"],
+                       data.get("sealed_from"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise AuditError(f"cannot read the audit key ring {path}: {exc}") from exc
+
+    def save(self, path: Path) -> None:
+        """Written whole to a new file (0600) that then replaces the old one."""
+        data = {"current": self.current, "sealed_from": self.sealed_from,
+                "keys": {kid: key.hex() for kid, key in self.keys.items()}}
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        draft = path.with_name(path.name + ".new")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(json.dumps(data, indent=1))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(draft, path)
+
+    def rotate(self) -> str:
+        """A new key, current from now on; the id of it."""
+        number = 1 + max((int(kid[1:]) for kid in self.keys if kid[1:].isdigit()), default=0)
+        kid = f"k{number}"
+        self.keys[kid] = secrets.token_bytes(KEY_BYTES)
+        self.current = kid
+        return kid
+
+    def seal(self, record: AuditRecord) -> Sealed:
+        return Sealed(record, self.current, _mac(self.keys[self.current], self.current, record))
+
+    def check(self, item: Sealed) -> str | None:
+        """Why ``item``'s seal is wrong (None when it is right)."""
+        if item.key_id is None or item.mac is None:
+            return "unsealed"
+        key = self.keys.get(item.key_id)
+        if key is None:
+            return f"sealed with key {item.key_id!r}, which the ring does not hold"
+        if not hmac.compare_digest(_mac(key, item.key_id, item.record), item.mac):
+            return f"its seal (key {item.key_id}) does not match: written without the key"
+        return None
+
+
+def _mac(key: bytes, key_id: str, record: AuditRecord) -> str:
+    return hmac.new(key, f"{key_id}|{record.seq}|{record.hash}".encode(), hashlib.sha256).hexdigest()
 
 
 # --- chaining -----------------------------------------------------------------------------------
@@ -124,6 +216,9 @@ class Problem(StrEnum):
     DUPLICATE = "duplicate"        # two different records carry one seq
     GENESIS = "genesis"            # the first record does not start the chain where it should
     MALFORMED = "malformed"        # a line or message that is not an audit record
+    FORGED = "forged"              # the seal does not match: a record (or chain) rebuilt without the writer's key
+    UNSEALED = "unsealed"          # a record without a seal where every record is sealed
+    NO_KEYS = "no-key-ring"        # sealed records, but no key ring to check them with
     DIFFERS = "differs"            # store and topic hold different records for one seq
     NOT_IN_STORE = "not-in-store"  # the topic has a record the store lacks
     NOT_ON_TOPIC = "not-on-topic"  # the store has a record the topic lacks
@@ -148,9 +243,12 @@ class ChainProblem:
         return {"kind": self.kind.value, "seq": self.seq, "detail": self.detail, "where": self.where}
 
 
-def verify(records: Iterable[AuditRecord | Unreadable], *, start_seq: int | None = 0,
-           start_hash: str | None = None) -> list[ChainProblem]:
+def verify(records: Iterable[AuditRecord | Sealed | Unreadable], *, start_seq: int | None = 0,
+           start_hash: str | None = None, keys: AuditKeys | None = None) -> list[ChainProblem]:
     """Everything wrong with a chain given in stored order, by seq; empty when it is intact.
+
+    ``keys``: the writer's ring; each record (``Sealed``, as a store gives them) must carry a seal it made from the
+    ring's ``sealed_from`` seq on (a record before it, from an older writer, is checked by hash only).
 
     ``start_seq``: the seq the chain must start at (0 for a whole chain; None to accept whatever the first record
     says, e.g. a topic truncated by retention). ``start_hash``: the ``prev_hash`` that record must carry (by
@@ -164,6 +262,9 @@ def verify(records: Iterable[AuditRecord | Unreadable], *, start_seq: int | None
         if isinstance(item, Unreadable):
             problems.append(ChainProblem(Problem.MALFORMED, None, item.reason, item.where))
             continue
+        if keys is not None:
+            problems += _seal_problems(item, keys, position)
+        item = item.record if isinstance(item, Sealed) else item
         link = _Link(item.prev_hash, item.hash, record_hash(item))
         if link.content != item.hash:
             problems.append(ChainProblem(Problem.EDITED, item.seq, f"seq {item.seq}: hash does not match the "
@@ -181,6 +282,25 @@ def verify(records: Iterable[AuditRecord | Unreadable], *, start_seq: int | None
     if links:
         problems += _structure(links, start_seq, start_hash)
     return sorted(problems, key=lambda p: -1 if p.seq is None else p.seq)
+
+
+def _seal_problems(item: AuditRecord | Sealed, keys: AuditKeys, position: int) -> list[ChainProblem]:
+    sealed = item if isinstance(item, Sealed) else Sealed(item, None, None)
+    seq = sealed.record.seq
+    if sealed.key_id is None and (keys.sealed_from is None or seq < keys.sealed_from):
+        return []  # stored before the ring existed: checked by hash only
+    why = keys.check(sealed)
+    if why is None:
+        return []
+    kind = Problem.UNSEALED if why == "unsealed" else Problem.FORGED
+    where = f"every record from seq {keys.sealed_from} on is sealed" if kind is Problem.UNSEALED else why
+    return [ChainProblem(kind, seq, f"seq {seq}: {kind.value} ({where})", position)]
+
+
+def unsealed_count(items: Iterable[AuditRecord | Sealed | Unreadable]) -> int:
+    """How many records carry no seal (those of an older writer, or a store without a ring)."""
+    return sum(1 for item in items
+               if isinstance(item, AuditRecord) or isinstance(item, Sealed) and item.mac is None)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,16 @@
 Created with mode 0600 (its folder 0700), written only through an ``O_APPEND`` descriptor, flushed and fsync'd
 for every batch it is handed, and locked with ``flock`` so that two writers on one host cannot fork the chain.
 Reading needs no lock: ``read`` yields every line, as a record or as ``Unreadable`` for ``verify`` to report.
+
+The writer seals every record it appends (``AuditKeys``, see ``audit``): a line is the record's JSON with its
+``key_id`` and ``mac`` added (readers of the record ignore them). The key ring is ``audit-keys.json`` beside the
+store (0600), made on the first open; ``read_sealed`` gives the lines with their seals, for ``verify``.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -18,7 +23,7 @@ from pydantic import ValidationError
 
 from kubestack.contract.events import AuditRecord
 from kubestack.errors import AuditError, AuditStoreLockedError, validation_problems
-from kubestack.pipeline.audit import Unreadable
+from kubestack.pipeline.audit import AuditKeys, Sealed, Unreadable
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +33,24 @@ _BLOCK = 64 * 1024
 def default_path(home: Path) -> Path:
     """Where the audit stage keeps the chain: ``<settings.home>/audit/audit.jsonl``."""
     return home / "audit" / "audit.jsonl"
+
+
+def keys_path(store: Path) -> Path:
+    """The key ring of the store at ``store``: ``audit-keys.json`` in its folder."""
+    return store.with_name("audit-keys.json")
+
+
+def parse_sealed(text: str, line: int) -> Sealed | Unreadable:
+    """One stored line as a record with its seal (None, None for a line stored unsealed), or ``Unreadable``."""
+    record = parse_line(text, line)
+    if isinstance(record, Unreadable):
+        return record
+    try:
+        seal = json.loads(text)
+    except ValueError:
+        seal = {}
+    key_id, mac = seal.get("key_id"), seal.get("mac")
+    return Sealed(record, key_id if isinstance(key_id, str) else None, mac if isinstance(mac, str) else None)
 
 
 def parse_line(text: str, line: int) -> AuditRecord | Unreadable:
@@ -42,8 +65,10 @@ def parse_line(text: str, line: int) -> AuditRecord | Unreadable:
 class AuditStore:
     """One store file. ``open`` (or ``with``) takes the writer's lock; reading works without it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keys: Path | None = None) -> None:
         self.path = path
+        self.keys_path = keys or keys_path(path)
+        self.keys: AuditKeys | None = None
         self._fd: int | None = None
 
     def __enter__(self) -> AuditStore:
@@ -65,6 +90,16 @@ class AuditStore:
                                  "running on this host?)") from None
         self._fd = fd
         self._drop_torn_tail(fd)
+        self.keys = self._key_ring()
+
+    def _key_ring(self) -> AuditKeys:
+        """The writer's ring, made (0600) on the first open of a store."""
+        if self.keys_path.exists():
+            return AuditKeys.load(self.keys_path)
+        ring = AuditKeys.create()
+        ring.save(self.keys_path)
+        log.info("audit store %s: new key ring %s (key %s)", self.path, self.keys_path, ring.current)
+        return ring
 
     def _drop_torn_tail(self, fd: int) -> None:
         """A crash in the middle of a write leaves a last line without its newline: that record was never
@@ -109,7 +144,10 @@ class AuditStore:
         batch = [records] if isinstance(records, AuditRecord) else list(records)
         if not batch:
             return 0
-        data = "".join(record.model_dump_json() + "\n" for record in batch).encode()
+        if self.keys.sealed_from is None:  # from here on every record must carry a seal
+            self.keys.sealed_from = batch[0].seq
+            self.keys.save(self.keys_path)
+        data = "".join(_sealed_line(self.keys.seal(record)) for record in batch).encode()
         written = 0
         while written < len(data):
             written += os.write(self._fd, data[written:])
@@ -123,6 +161,14 @@ class AuditStore:
         with self.path.open("rb") as stream:
             for number, raw in enumerate(stream, start=1):
                 yield parse_line(raw.decode(errors="replace").rstrip("\n"), number)
+
+    def read_sealed(self) -> Iterator[Sealed | Unreadable]:
+        """Every line in order with its seal, or ``Unreadable``; nothing if there is no store yet."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as stream:
+            for number, raw in enumerate(stream, start=1):
+                yield parse_sealed(raw.decode(errors="replace").rstrip("\n"), number)
 
     def _tail_lines(self, count: int) -> list[str]:
         """The last ``count`` lines, oldest first, read from the end (a year of audit need not be read whole)."""
@@ -162,3 +208,7 @@ class AuditStore:
             raise AuditError(f"the audit store {self.path} ends with a damaged line ({found.reason}); "
                                  "run `kubestack audit verify` before chaining on")
         return found
+
+
+def _sealed_line(sealed: Sealed) -> str:
+    return sealed.record.model_dump_json()[:-1] + f',"key_id":{json.dumps(sealed.key_id)},"mac":"{sealed.mac}"}}\n'

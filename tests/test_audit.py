@@ -302,3 +302,92 @@ def test_a_damaged_line_is_read_as_unreadable_and_last_refuses_to_resume_past_it
 def test_an_absent_store_reads_as_empty(tmp_path) -> None:
     store = AuditStore(tmp_path / "none.jsonl")
     assert list(store.read()) == [] and store.last() is None and store.tail(5) == []
+
+
+# --- seals: a chain rebuilt without the writer's key ----------------------------------------------------
+
+
+def forge(records: list[AuditRecord], seq: int, **fields: object) -> list[AuditRecord]:
+    """What someone who can write the store (not the key) does: edit a record, then rehash every link after it."""
+    forged, head = [], GENESIS
+    for record in records:
+        draft = record.model_copy(update=(fields if record.seq == seq else {}) | {"prev_hash": head})
+        draft = draft.model_copy(update={"hash": record_hash(draft)})
+        forged.append(draft)
+        head = draft.hash
+    return forged
+
+
+def stored(path, records: list[AuditRecord]) -> None:
+    """Lines as the forger writes them, keeping the seals the real lines had (they cannot make new ones)."""
+    real = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(json.loads(r.model_dump_json()) | {"key_id": old["key_id"],
+                                                                           "mac": old["mac"]}) + "\n"
+                            for r, old in zip(records, real, strict=True)))
+
+
+def test_a_chain_rebuilt_without_the_key_is_forged_though_every_hash_links(tmp_path) -> None:
+    from kubestack.pipeline.audit import AuditKeys
+
+    path = tmp_path / "audit.jsonl"
+    records = chained(5)
+    with AuditStore(path) as store:
+        store.append(records)
+    stored(path, forge(records, 2, actor="mallory"))
+    keys = AuditKeys.load(tmp_path / "audit-keys.json")
+    assert verify(AuditStore(path).read()) == [], "an unkeyed check sees a perfect chain"
+    assert kinds(verify(AuditStore(path).read_sealed(), keys=keys)) == [(Problem.FORGED, 2), (Problem.FORGED, 3),
+                                                                        (Problem.FORGED, 4)]
+    assert stat.S_IMODE(os.stat(tmp_path / "audit-keys.json").st_mode) == 0o600
+
+
+def test_stripping_the_seals_does_not_pass_for_an_old_store(tmp_path) -> None:
+    from kubestack.pipeline.audit import AuditKeys
+
+    path = tmp_path / "audit.jsonl"
+    records = chained(3)
+    with AuditStore(path) as store:
+        store.append(records)
+    path.write_text("".join(r.model_dump_json() + "\n" for r in forge(records, 1, actor="mallory")))
+    keys = AuditKeys.load(tmp_path / "audit-keys.json")
+    assert kinds(verify(AuditStore(path).read_sealed(), keys=keys)) == [(Problem.UNSEALED, 0), (Problem.UNSEALED, 1),
+                                                                        (Problem.UNSEALED, 2)]
+
+
+def test_records_stored_before_the_key_ring_are_checked_by_hash_and_the_rest_sealed(tmp_path) -> None:
+    from kubestack.pipeline.audit import AuditKeys, unsealed_count
+
+    path = tmp_path / "audit.jsonl"
+    chain = AuditChain()
+    path.write_text("".join(chain.link(entry(n)).model_dump_json() + "\n" for n in range(3)))  # an older writer
+    with AuditStore(path) as store:
+        store.append([chain.link(entry(n)) for n in range(3, 5)])
+    keys = AuditKeys.load(tmp_path / "audit-keys.json")
+    assert keys.sealed_from == 3 and unsealed_count(AuditStore(path).read_sealed()) == 3
+    assert verify(AuditStore(path).read_sealed(), keys=keys) == []
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:3] + [json.dumps({k: v for k, v in json.loads(lines[3]).items()
+                                                       if k not in ("key_id", "mac")})] + lines[4:]) + "\n")
+    assert kinds(verify(AuditStore(path).read_sealed(), keys=keys)) == [(Problem.UNSEALED, 3)]
+
+
+def test_a_rotated_key_seals_what_follows_and_old_keys_still_check_theirs(tmp_path) -> None:
+    from kubestack.pipeline.audit import AuditKeys
+
+    path, ring = tmp_path / "audit.jsonl", tmp_path / "audit-keys.json"
+    chain = AuditChain()
+    with AuditStore(path) as store:
+        store.append([chain.link(entry(n)) for n in range(2)])
+    keys = AuditKeys.load(ring)
+    assert keys.rotate() == "k2"
+    keys.save(ring)
+    with AuditStore(path) as store:
+        store.append([chain.link(entry(n)) for n in range(2, 4)])
+    sealed = list(AuditStore(path).read_sealed())
+    assert [s.key_id for s in sealed] == ["k1", "k1", "k2", "k2"]
+    assert verify(sealed, keys=AuditKeys.load(ring)) == []
+    without_k1 = AuditKeys.load(ring)
+    del without_k1.keys["k1"]
+    problems = verify(sealed, keys=without_k1)
+    assert kinds(problems) == [(Problem.FORGED, 0), (Problem.FORGED, 1)]
+    assert "does not hold" in problems[0].detail

@@ -119,6 +119,47 @@ def test_list_shows_the_last_records(store: Path) -> None:
     assert table.returncode == 0 and "proposal.approved" in table.stdout and "user-4" in table.stdout
 
 
+def test_drill_a_chain_forged_without_the_key_is_named_though_every_hash_links(store: Path) -> None:
+    """Whoever can write the store rebuilt a consistent chain naming another actor: an unkeyed chain verified it.
+    The lines keep the seals they had (a forger cannot make new ones without the writer's key)."""
+    from kubestack.pipeline.audit import GENESIS, record_hash
+
+    originals = [json.loads(line) for line in lines(store)]
+    head, forged = GENESIS, []
+    for line in originals:
+        record = AuditRecord.model_validate(line)
+        draft = record.model_copy(update={"prev_hash": head} | ({"actor": "alice"} if record.seq == 2 else {}))
+        draft = draft.model_copy(update={"hash": record_hash(draft)})
+        head = draft.hash
+        forged.append(json.dumps(json.loads(draft.model_dump_json()) | {"key_id": line["key_id"], "mac": line["mac"]}))
+    store.write_text("\n".join(forged) + "\n")
+    result = verify_store(store, "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 1 and report["keys"]["ids"] == ["k1"] and report["keys"]["sealed_from"] == 0
+    assert [(p["kind"], p["seq"]) for p in report["problems"]] == [("forged", 2), ("forged", 3), ("forged", 4)]
+    text = verify_store(store).stdout
+    assert "forged: seq 2: forged (its seal (key k1) does not match: written without the key)" in text
+
+
+def test_a_sealed_store_without_its_key_ring_is_not_called_intact(store: Path) -> None:
+    (store.parent / "audit-keys.json").rename(store.parent / "elsewhere.json")
+    result = verify_store(store)
+    assert result.returncode == 1 and "no-key-ring" in result.stdout
+    assert verify_store(store, "--keys", str(store.parent / "elsewhere.json")).returncode == 0
+
+
+def test_rotate_key_adds_a_current_key_and_keeps_the_old_ones(store: Path) -> None:
+    result = run("audit", "rotate-key", "--store", str(store))
+    assert result.returncode == 0 and "current key k2" in result.stdout, result.stdout + result.stderr
+    with AuditStore(store) as writer:
+        writer.append([AuditChain.resume(writer.last()).link(AuditEntry(
+            source=Source(agent="api", host="ops-1"), resource=ResourceRef(kind="mysql", name="orders"),
+            actor="user-5", action="proposal.approved", subject_id="prop-5"))])
+    report = json.loads(verify_store(store, "--json").stdout)
+    assert report["intact"] is True and report["keys"]["ids"] == ["k1", "k2"] and report["keys"]["current"] == "k2"
+    assert json.loads(lines(store)[-1])["key_id"] == "k2"
+
+
 # --- against the audit topic on a real broker ------------------------------------------------------
 
 

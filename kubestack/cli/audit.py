@@ -19,7 +19,16 @@ from kubestack.bus import client_options
 from kubestack.contract.events import AuditRecord
 from kubestack.contract.topics import AUDIT
 from kubestack.errors import EventDecodeError, KafkaError, KafkaUnavailableError, KubestackError
-from kubestack.pipeline.audit import ChainProblem, Unreadable, compare, verify
+from kubestack.pipeline.audit import (
+    AuditKeys,
+    ChainProblem,
+    Problem,
+    Sealed,
+    Unreadable,
+    compare,
+    unsealed_count,
+    verify,
+)
 from kubestack.pipeline.auditstore import AuditStore, default_path
 from kubestack.settings import KafkaSettings, Settings
 
@@ -30,11 +39,13 @@ SHOWN_PROBLEMS = 20
 StoreOption = Annotated[Path | None,
                         typer.Option("--store", help="Audit store file (default: <home>/audit/audit.jsonl)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+KeysOption = Annotated[Path | None, typer.Option("--keys", help="The writer's key ring (default: audit-keys.json "
+                                                                "beside the store)")]
 
 
-def _store(ctx: typer.Context, path: Path | None) -> AuditStore:
+def _store(ctx: typer.Context, path: Path | None, keys: Path | None = None) -> AuditStore:
     settings: Settings = ctx.obj
-    return AuditStore(path or default_path(settings.home))
+    return AuditStore(path or default_path(settings.home), keys)
 
 
 async def read_topic(kafka: KafkaSettings, timeout_s: float = 30.0) -> list[AuditRecord | Unreadable]:
@@ -83,8 +94,12 @@ def _republished_once(items: list[AuditRecord | Unreadable]) -> list[AuditRecord
     return kept
 
 
-def _records(items: Iterable[AuditRecord | Unreadable]) -> Iterator[AuditRecord]:
-    return (item for item in items if isinstance(item, AuditRecord))
+def _records(items: Iterable[AuditRecord | Sealed | Unreadable]) -> Iterator[AuditRecord]:
+    for item in items:
+        if isinstance(item, Sealed):
+            yield item.record
+        elif isinstance(item, AuditRecord):
+            yield item
 
 
 def _span(records: Iterable[AuditRecord]) -> dict:
@@ -102,24 +117,35 @@ def _span(records: Iterable[AuditRecord]) -> dict:
 def verify_(
     ctx: typer.Context,
     store: StoreOption = None,
+    keys: KeysOption = None,
     topic: Annotated[bool, typer.Option("--topic", help="Also read the audit topic and check it agrees")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Check the chain: exit 0 when intact, 1 naming the first problems (edited, removed or reordered records)."""
+    """Check the chain: exit 0 when intact, 1 naming the first problems (edited, removed, reordered, forged or
+    unsealed records). Seals are checked with the writer's key ring; records stored before it existed are checked
+    by hash only, and counted."""
     settings: Settings = ctx.obj
-    audit = _store(ctx, store)
+    audit = _store(ctx, store, keys)
     if not audit.path.exists():
         raise KubestackError(f"no audit store at {audit.path} (pass --store, or is this the worker's home?)")
-    # The store is read as a stream (twice, thrice with --topic): a year of audit need not fit in memory.
-    report: dict = {"store": str(audit.path), **_span(_records(audit.read())), "topic": None}
-    problems: list[tuple[str, ChainProblem]] = [("store", p) for p in verify(audit.read())]
+    ring = AuditKeys.load(audit.keys_path) if audit.keys_path.exists() else None
+    # The store is read as a stream (a few times): a year of audit need not fit in memory.
+    unsealed = unsealed_count(audit.read_sealed())
+    report: dict = {"store": str(audit.path), **_span(_records(audit.read_sealed())), "topic": None,
+                    "keys": None if ring is None else {"ring": str(audit.keys_path), "current": ring.current,
+                                                       "ids": sorted(ring.keys), "sealed_from": ring.sealed_from},
+                    "unsealed": unsealed}
+    problems: list[tuple[str, ChainProblem]] = [("store", p) for p in verify(audit.read_sealed(), keys=ring)]
+    if ring is None and unsealed < report["records"]:
+        problems.append(("store", ChainProblem(Problem.NO_KEYS, None, f"the records are sealed but there is no key "
+                                               f"ring at {audit.keys_path} to check them (pass --keys)")))
     if topic:
         published = _republished_once(asyncio.run(read_topic(settings.kafka)))
         on_topic = list(_records(published))
         report["topic"] = {"name": AUDIT.qualified(settings.kafka.topic_prefix), **_span(on_topic)}
         # The topic may have lost its oldest records to retention: it starts wherever its first record says.
         problems += [("topic", p) for p in verify(published, start_seq=None)]
-        problems += [("store-vs-topic", p) for p in compare(_records(audit.read()), on_topic)]
+        problems += [("store-vs-topic", p) for p in compare(_records(audit.read_sealed()), on_topic)]
     report["intact"] = not problems
     report["problems"] = [{"in": origin} | problem.as_dict() for origin, problem in problems]
     if as_json:
@@ -130,12 +156,28 @@ def verify_(
         raise typer.Exit(1)
 
 
+@app.command("rotate-key")
+def rotate_key(ctx: typer.Context, store: StoreOption = None, keys: KeysOption = None) -> None:
+    """Add a key to the writer's ring and make it current (the worker seals with it once it reopens the store);
+    the old keys stay, to check the records they sealed."""
+    audit = _store(ctx, store, keys)
+    ring = AuditKeys.load(audit.keys_path) if audit.keys_path.exists() else AuditKeys.create()
+    kid = ring.rotate()
+    ring.save(audit.keys_path)
+    out.print(f"key ring {audit.keys_path}: current key {kid} (keys {', '.join(sorted(ring.keys))}); restart the "
+              "worker to seal with it", highlight=False, soft_wrap=True)
+
+
 def _print_verdict(report: dict, problems: list[tuple[str, ChainProblem]]) -> None:
     span = f"{report['records']} records" + (f", seq {report['first_seq']}..{report['last_seq']}, head "
                                              f"{report['head'][:16]}" if report["records"] else "")
     if report["topic"] is not None:
         topic = report["topic"]
         span += f"; topic {topic['name']}: {topic['records']} records"
+    if report["keys"] is not None:
+        span += f"; sealed with keys {', '.join(report['keys']['ids'])}"
+    if report["unsealed"]:
+        span += f"; {report['unsealed']} unsealed (stored before the key ring, checked by hash only)"
     if not problems:
         out.print(f"[green]intact[/]: {report['store']} ({span})", highlight=False, soft_wrap=True)
         return
