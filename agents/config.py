@@ -83,11 +83,24 @@ class TargetConfig(_Strict):
         return value
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 class AlertmanagerReceiverConfig(_Strict):
-    """Alertmanager webhook receiver: point a ``webhook_configs`` url at http://<listen>/alerts."""
+    """Alertmanager webhook receiver: point a ``webhook_configs`` url at http://<listen>/alerts. Listening beyond
+    loopback it needs a token: anyone who reaches the port could otherwise post alerts that become incidents."""
 
     listen: str = Field(default="127.0.0.1:9465", pattern=r"^[^:]*:\d+$")
     token: SecretRef | None = Field(default=None, description="Bearer token Alertmanager must send")
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> AlertmanagerReceiverConfig:
+        host = self.listen.rsplit(":", 1)[0].strip("[]")
+        if self.token is None and (host not in LOOPBACK_HOSTS and not host.startswith("127.")):
+            raise ValueError(f"alertmanager.token is required when the receiver listens beyond loopback "
+                             f"({self.listen}); set it (and Alertmanager's http_config authorization), or listen "
+                             "on 127.0.0.1")
+        return self
 
 
 class AgentConfig(_Strict):

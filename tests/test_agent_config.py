@@ -41,3 +41,19 @@ def test_config_diff_and_digest() -> None:
     assert [(c.key, c.old, c.new) for c in diff(old, new)] == [
         ("added", None, "x"), ("gone", "1", None), ("maxmemory", "2gb", "1gb")]
     assert digest(old) == digest(dict(reversed(old.items()))) != digest(new)
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:9465", ":9465", "10.0.0.5:9465", "db-1.example.com:9465"])
+def test_an_alertmanager_receiver_beyond_loopback_needs_a_token(tmp_path, listen) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(f"alertmanager: {{listen: '{listen}'}}\n")
+    with pytest.raises(ConfigError, match="alertmanager.token is required when the receiver listens beyond loopback"):
+        load_agent_config(path)
+    path.write_text(f"alertmanager: {{listen: '{listen}', token: {{env: ALERTMANAGER_TOKEN}}}}\n")
+    assert load_agent_config(path).alertmanager.token is not None
+
+
+def test_an_alertmanager_receiver_on_loopback_may_go_without_a_token(tmp_path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text("alertmanager: {listen: '127.0.0.1:9465'}\n")
+    assert load_agent_config(path).alertmanager.token is None
