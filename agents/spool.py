@@ -5,6 +5,8 @@ bound. Past the bound the oldest segments are dropped, and counted.
 Layout: ``<dir>/<first-seq:020d>.seg`` segment files of records, ``<dir>/cursor`` (the next sequence number
 to send). A record is ``>IIHII`` header (crc32, body length, topic length, key length, value length) followed
 by topic, key and value bytes; a torn record at the tail (crash mid-write) is detected by length/CRC and cut.
+The folder is 0700 and its files 0600 whatever the umask (and made so when an older agent left them otherwise):
+they hold every event waiting for Kafka, logs and configuration included.
 """
 
 from __future__ import annotations
@@ -20,6 +22,18 @@ log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct(">IIHII")
 _SUFFIX = ".seg"
+
+
+def _private(directory: Path) -> None:
+    """The folder 0700 and what is in it 0600."""
+    directory.chmod(0o700)
+    for path in directory.iterdir():
+        if path.is_file():
+            path.chmod(0o600)
+
+
+def _append(path: Path):
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
 
 
 @dataclass(frozen=True)
@@ -44,7 +58,8 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = min(segment_bytes, max(4096, max_bytes // 4))
         self.dropped = 0
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private(directory)
         self._segments = [self._scan(path) for path in sorted(directory.glob(f"*{_SUFFIX}"))]
         self._cursor = self._read_cursor()
         self._writer = None
@@ -111,9 +126,9 @@ class Spool:
             path = self.directory / f"{base:020d}{_SUFFIX}"
             last = _Segment(base, path, 0, 0)
             self._segments.append(last)
-            self._writer = path.open("ab")
+            self._writer = _append(path)
         elif self._writer is None:
-            self._writer = last.path.open("ab")
+            self._writer = _append(last.path)
         return last
 
     def _enforce_bound(self) -> None:
@@ -190,7 +205,8 @@ class Spool:
 
     def _write_cursor(self) -> None:
         tmp = self.directory / "cursor.tmp"
-        tmp.write_text(str(self._cursor))
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as stream:
+            stream.write(str(self._cursor))
         os.replace(tmp, self.directory / "cursor")
 
     def close(self) -> None:

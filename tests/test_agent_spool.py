@@ -63,3 +63,24 @@ def test_segments_roll_and_committed_ones_are_deleted(tmp_path) -> None:
     while batch := spool.read(128):
         spool.commit(batch[-1].seq)
     assert spool.pending == 0 and len(list(tmp_path.glob("*.seg"))) == 1
+
+
+def test_the_spool_is_private_to_the_user_whatever_the_umask_and_however_it_was_left(tmp_path) -> None:
+    import os
+
+    folder = tmp_path / "spool"
+    old = os.umask(0o022)
+    try:
+        spool = Spool(folder)
+        spool.append(_records(3))
+        spool.commit(spool.read(1)[0].seq)
+        spool.close()
+        modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+        assert folder.stat().st_mode & 0o777 == 0o700
+        assert modes == {name: 0o600 for name in modes} and "cursor" in modes and len(modes) == 2
+        folder.chmod(0o755)
+        (folder / "cursor").chmod(0o644)  # as an older agent left them
+        Spool(folder).close()
+        assert folder.stat().st_mode & 0o777 == 0o700 and (folder / "cursor").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)

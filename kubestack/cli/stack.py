@@ -82,6 +82,7 @@ def _targets_file(settings: Settings, agent_config: Path | None) -> Path:
     path = settings.home / "stack" / "targets.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
+    path.chmod(0o600)  # touch's mode is for a new file only: an existing one keeps whatever it had
     path.write_text(yaml.safe_dump({"agent": config.agent.model_dump(mode="json"),
                                     "targets": [t.model_dump(mode="json") for t in config.targets]}, sort_keys=False))
     return path
