@@ -5,9 +5,11 @@
 - ``graph.csv`` (optional): ``source,target``, the source calls or depends on the target;
 - ``logs.jsonl`` (optional): one JSON object per line with ``timestamp``, ``component`` and ``message``
   (``level`` optional);
-- ``incident.json`` (optional): ``{"start": <timestamp>}``, the detected onset.
+- ``incident.json`` (optional): ``{"start": <timestamp>, "symptom": {"component": C, "metric": M}}``, the
+  detected onset and the alert that opened the incident (M a metric of C in ``metrics.csv``), each optional.
 
-Errors name the file and line (``CaseFormatError``).
+Errors name the file and line (``CaseFormatError``). Error and warning log lines become priors of the ranking
+(``log_priors``): a component whose rate of them rose after the onset.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from kubestack.errors import CaseFormatError
+from kubestack.models.rootcause import Prior, Ranking, Symptom, rank_causes
+from kubestack.models.rootcause_metrics import MetricTable, find_onset
 from kubestack.models.series import parse_timestamp
+
+ERROR_WORDS = ("error", "exception", "fail", "fatal", "panic", "timeout", "refused", "denied")
 
 
 @dataclass(frozen=True)
@@ -34,18 +40,11 @@ class LogEntry:
 
 @dataclass
 class Case:
-    """Aligned metrics (``values[:, j]`` is column ``columns[j]`` = (component, metric)), rows in time order."""
-
-    timestamps: np.ndarray
-    columns: list[tuple[str, str]]
-    values: np.ndarray
-    edges: list[tuple[str, str]] = field(default_factory=list)
+    metrics: MetricTable
+    edges: list[tuple[str, str]] = field(default_factory=list)   # (caller, callee)
     logs: list[LogEntry] = field(default_factory=list)
     start: float | None = None
-
-    @property
-    def components(self) -> list[str]:
-        return sorted({c for c, _ in self.columns})
+    symptom: Symptom | None = None
 
 
 def read_case(folder: Path) -> Case:
@@ -54,15 +53,43 @@ def read_case(folder: Path) -> Case:
     metrics = folder / "metrics.csv"
     if not metrics.is_file():
         raise CaseFormatError(f"{folder}: no metrics.csv")
-    timestamps, columns, values = _read_metrics(metrics)
-    case = Case(timestamps, columns, values)
+    case = Case(MetricTable(*_read_metrics(metrics)))
     if (folder / "graph.csv").is_file():
         case.edges = _read_graph(folder / "graph.csv")
     if (folder / "logs.jsonl").is_file():
         case.logs = _read_logs(folder / "logs.jsonl")
     if (folder / "incident.json").is_file():
-        case.start = _read_start(folder / "incident.json")
+        case.start, case.symptom = _read_incident(folder / "incident.json")
     return case
+
+
+def rank_case(case: Case) -> Ranking:
+    """The engine's ranking of a replayed case: its metrics, onset, symptom and graph, its logs as priors."""
+    priors = []
+    if case.logs:
+        stamps = case.metrics.timestamps
+        onset = case.start if case.start is not None else find_onset(case.metrics)
+        priors = log_priors(case.logs, onset, float(stamps[0]), float(stamps[-1]))
+    return rank_causes(case.metrics, onset=case.start, symptom=case.symptom, edges=case.edges, priors=priors)
+
+
+def log_priors(logs: list[LogEntry], onset: float, first: float, last: float) -> list[Prior]:
+    """A prior for each component whose rate of error and warning lines after the onset is more than twice its
+    rate before (rows from ``first`` to ``last``), weighing half the log of that ratio."""
+    span_before, span_after = max(onset - first, 1.0), max(last - onset, 1.0)
+    counts: dict[str, list[int]] = {}
+    for entry in logs:
+        text = f"{entry.level} {entry.message}".lower()
+        if not any(word in text for word in ERROR_WORDS) and entry.level.lower() not in ("warn", "warning"):
+            continue
+        counts.setdefault(entry.component, [0, 0])[entry.ts >= onset] += 1
+    priors = []
+    for component, (pre, post) in sorted(counts.items()):
+        ratio = (post / span_after) / ((pre + 1) / span_before)
+        if ratio > 2:
+            priors.append(Prior(component, "logs", 0.5 * math.log(ratio),
+                                f"{post} error/warning log lines after the onset, {pre} before"))
+    return priors
 
 
 def _read_metrics(path: Path) -> tuple[np.ndarray, list[tuple[str, str]], np.ndarray]:
@@ -80,6 +107,7 @@ def _read_metrics(path: Path) -> tuple[np.ndarray, list[tuple[str, str]], np.nda
         if not columns:
             raise CaseFormatError(f"{path}: line 1: no metric columns")
         stamps, table = [], []
+        nan = math.nan
         for line, row in enumerate(rows, start=2):
             if not row or not any(cell.strip() for cell in row):
                 continue
@@ -87,11 +115,17 @@ def _read_metrics(path: Path) -> tuple[np.ndarray, list[tuple[str, str]], np.nda
                 stamps.append(parse_timestamp(row[0]))
             except ValueError:
                 raise CaseFormatError(f"{path}: line {line}: unparsable timestamp {row[0]!r}") from None
-            table.append([_number(path, line, cell) for cell in (row[1:] + [""] * len(columns))[:len(columns)]])
+            cells = (row[1:] + [""] * len(columns))[:len(columns)]
+            try:  # the common case at C speed; the slow path below names the cell that is not a number
+                table.append([float(cell) if cell else nan for cell in cells])
+            except ValueError:
+                table.append([_number(path, line, cell) for cell in cells])
     if len(stamps) < 3:
         raise CaseFormatError(f"{path}: needs at least 3 rows, has {len(stamps)}")
     order = np.argsort(np.asarray(stamps), kind="stable")
-    return np.asarray(stamps)[order], columns, np.asarray(table, dtype=float)[order]
+    values = np.asarray(table, dtype=float)[order]
+    values[~np.isfinite(values)] = nan  # "inf" parses; an infinite reading is no reading
+    return np.asarray(stamps)[order], columns, values
 
 
 def _number(path: Path, line: int, cell: str) -> float:
@@ -137,10 +171,13 @@ def _read_logs(path: Path) -> list[LogEntry]:
     return entries
 
 
-def _read_start(path: Path) -> float | None:
+def _read_incident(path: Path) -> tuple[float | None, Symptom | None]:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         start = record.get("start")
-        return None if start is None else parse_timestamp(str(start))
-    except (json.JSONDecodeError, AttributeError, ValueError) as exc:
-        raise CaseFormatError(f"{path}: expected {{\"start\": <timestamp>}} ({type(exc).__name__}: {exc})") from None
+        symptom = record.get("symptom")
+        return (None if start is None else parse_timestamp(str(start)),
+                None if symptom is None else Symptom(str(symptom["component"]), str(symptom["metric"])))
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise CaseFormatError(f"{path}: expected {{\"start\": <timestamp>, \"symptom\": {{\"component\": C, "
+                              f"\"metric\": M}}}}, each optional ({type(exc).__name__}: {exc})") from None

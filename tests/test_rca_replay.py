@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 
 from kubestack.errors import CaseFormatError
-from kubestack.models.rootcause import ONSET_LEAD_ROWS, find_onset, rank
-from kubestack.models.rootcause_case import read_case
+from kubestack.models.rootcause import Prior, Symptom, rank_causes
+from kubestack.models.rootcause_case import rank_case, read_case
+from kubestack.models.rootcause_metrics import ONSET_LEAD_ROWS, MetricTable, find_onset
 from tests.cli import run
 
 T0 = 1_763_900_000
 ONSET_ROW = 80
 
 
-def write_chain(folder: Path, graph: bool = True, start: bool = False, logs: bool = False) -> Path:
+def write_chain(folder: Path, graph: bool = True, start: bool = False, logs: bool = False,
+                symptom: bool = False) -> Path:
     """frontend → api → db: the database slows down at ONSET_ROW; the api follows 2 rows later, the front end 4
     rows later (latency travels up the call chain); the front end's latency moves the most in absolute terms."""
     rng = np.random.default_rng(11)
@@ -38,8 +40,11 @@ def write_chain(folder: Path, graph: bool = True, start: bool = False, logs: boo
     (folder / "metrics.csv").write_text("\n".join(lines) + "\n")
     if graph:
         (folder / "graph.csv").write_text("source,target\nfrontend,api\napi,db\n")
-    if start:
-        (folder / "incident.json").write_text(json.dumps({"start": T0 + 10 * ONSET_ROW}))
+    if start or symptom:
+        incident = {"start": T0 + 10 * ONSET_ROW} if start else {}
+        if symptom:
+            incident["symptom"] = {"component": "frontend", "metric": "latency_ms"}
+        (folder / "incident.json").write_text(json.dumps(incident))
     if logs:
         (folder / "logs.jsonl").write_text("\n".join(json.dumps(
             {"timestamp": T0 + 10 * (ONSET_ROW + i), "component": "db", "level": "ERROR",
@@ -49,29 +54,31 @@ def write_chain(folder: Path, graph: bool = True, start: bool = False, logs: boo
 
 def test_the_slow_database_ranks_first_with_and_without_the_graph(tmp_path) -> None:
     for name, graph in (("with", True), ("without", False)):
-        onset, ranked = rank(read_case(write_chain(tmp_path / name, graph=graph)))
-        assert [c.component for c in ranked][0] == "db", [(c.component, c.score, c.notes) for c in ranked]
+        ranking = rank_case(read_case(write_chain(tmp_path / name, graph=graph)))
+        assert [c.component for c in ranking.causes][0] == "db", [(c.component, c.score, c.notes)
+                                                                  for c in ranking.causes]
         lead = 10 * ONSET_LEAD_ROWS  # a little early on purpose: a late onset hides the cause's first movement
-        assert -lead - 30 <= onset - (T0 + 10 * ONSET_ROW) <= 30, "the onset is found within three rows of that"
-    ranked = rank(read_case(tmp_path / "with"))[1]
+        assert not ranking.onset_given
+        assert -lead - 30 <= ranking.onset - (T0 + 10 * ONSET_ROW) <= 30, "found within three rows of that"
+    ranked = rank_case(read_case(tmp_path / "with")).causes
     assert ranked[0].evidence[0].metric == "latency_ms" and ranked[0].evidence[0].direction == "up"
-    assert any("moved as much and no later" in note for note in ranked[1].notes), "the api is a victim of the db"
+    assert any("calls db, which moved as much" in note for note in ranked[1].notes), "the api is the db's victim"
+    assert any("explains 2 of" in note for note in ranked[0].notes), "the db explains both of its callers"
 
 
 def test_a_given_onset_and_logs_are_used(tmp_path) -> None:
     case = read_case(write_chain(tmp_path / "c", start=True, logs=True))
     assert case.start == T0 + 10 * ONSET_ROW and len(case.logs) == 20
-    onset, ranked = rank(case)
-    assert onset == case.start and ranked[0].component == "db"
-    assert any("error/warning log lines" in note for note in ranked[0].notes)
+    ranking = rank_case(case)
+    assert ranking.onset == case.start and ranking.onset_given and ranking.causes[0].component == "db"
+    assert [p.kind for p in ranking.causes[0].priors] == ["logs"]
+    notes = [e["note"] for e in ranking.causes[0].as_dict()["evidence"] if "note" in e]
+    assert "20 error/warning log lines after the onset, 0 before" in notes
 
 
 def test_onset_of_a_single_shift() -> None:
-    from kubestack.models.rootcause_case import Case
-
     values = np.concatenate([np.zeros(50), np.ones(30) * 5]) + np.random.default_rng(1).normal(0, 0.3, 80)
-    case = Case(np.arange(80.0), [("a", "m")], values[:, None])
-    assert find_onset(case) == 50.0 - ONSET_LEAD_ROWS
+    assert find_onset(MetricTable(np.arange(80.0), [("a", "m")], values[:, None])) == 50.0 - ONSET_LEAD_ROWS
 
 
 def test_cli_prints_the_ranking_as_json_best_first(tmp_path) -> None:
@@ -91,7 +98,7 @@ def test_missing_values_are_tolerated(tmp_path) -> None:
     lines[10] = lines[10].rsplit(",", 1)[0] + ","  # an empty cell
     lines[11] = lines[11].rsplit(",", 1)[0] + ",NaN"
     (folder / "metrics.csv").write_text("\n".join(lines) + "\n")
-    assert rank(read_case(folder))[1][0].component == "db"
+    assert rank_case(read_case(folder)).causes[0].component == "db"
 
 
 @pytest.mark.parametrize(("files", "message"), [

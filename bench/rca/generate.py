@@ -4,7 +4,8 @@ latency and errors travel from callee to caller. Deterministic per seed. Dev and
 
 Fault kinds: cpu (CPU up, latency up), memory (memory climbs, latency later), latency (latency only),
 errors (error rate up), traffic_drop (requests down; callers see errors), disk (a DB-like service's latency
-and CPU iowait-like rise).
+and CPU iowait-like rise). The incident names its symptom as an alert would: the front end (svc0, which reaches
+every service) and its latency or its error rate.
 
     python -m bench.rca.generate OUT_DIR [--count 60] [--split dev|holdout]
 """
@@ -22,6 +23,8 @@ import numpy as np
 KINDS = ("cpu", "memory", "latency", "errors", "traffic_drop", "disk")
 METRICS = ("latency", "error_rate", "cpu", "memory", "requests")
 ROWS = 240          # one row per 15 s: an hour
+SYMPTOM = {"cpu": "latency", "memory": "latency", "latency": "latency", "errors": "error_rate",
+           "traffic_drop": "error_rate", "disk": "latency"}   # the front end's alert each fault raises
 FAULT_AT = (120, 180)
 
 
@@ -113,9 +116,10 @@ def write_case(folder: Path, seed: int, with_start: bool) -> dict:
         out = csv.writer(handle)
         out.writerow(["source", "target"])
         out.writerows(edges)
+    symptom = {"component": "svc0", "metric": SYMPTOM[kind]}
     if with_start:
-        (folder / "incident.json").write_text(json.dumps({"start": t0 + 15 * start}))
-    label = {"root": root, "kind": kind, "start": t0 + 15 * start}
+        (folder / "incident.json").write_text(json.dumps({"start": t0 + 15 * start, "symptom": symptom}))
+    label = {"root": root, "kind": kind, "start": t0 + 15 * start, "symptom": symptom}
     (folder / "label.json").write_text(json.dumps(label))
     return label
 

@@ -1,5 +1,5 @@
 """Top-1 / top-3 accuracy of the root-cause ranking on the synthetic cases (``generate.py``), with and without
-the call graph and the given onset, by fault kind, plus the time per case.
+the symptom, the call graph and the given onset, by fault kind, plus the time per case.
 
     python -m bench.rca.run [--count 60] [--split dev|holdout]
 """
@@ -14,12 +14,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.rca.generate import seeds, write_case
-from kubestack.models.rootcause import rank
-from kubestack.models.rootcause_case import read_case
+from kubestack.models.rootcause_case import rank_case, read_case
 
-VARIANTS = {"as given": lambda c: c, "no graph": lambda c: dataclasses.replace(c, edges=[]),
+VARIANTS = {"as given": lambda c: c, "no symptom": lambda c: dataclasses.replace(c, symptom=None),
+            "no graph": lambda c: dataclasses.replace(c, edges=[]),
             "no onset given": lambda c: dataclasses.replace(c, start=None),
-            "neither": lambda c: dataclasses.replace(c, edges=[], start=None)}
+            "none of them": lambda c: dataclasses.replace(c, edges=[], start=None, symptom=None)}
 
 
 def evaluate(split: str, count: int) -> None:
@@ -32,9 +32,9 @@ def evaluate(split: str, count: int) -> None:
             case = read_case(folder)
             for name, variant in VARIANTS.items():
                 started = time.perf_counter()
-                _, ranked = rank(variant(case))
+                ranking = rank_case(variant(case))
                 elapsed.append(time.perf_counter() - started)
-                names = [c.component for c in ranked]
+                names = [c.component for c in ranking.causes]
                 position = names.index(label["root"]) if label["root"] in names else 99
                 hits[name][label["kind"]].append(position)
                 hits[name]["all"].append(position)

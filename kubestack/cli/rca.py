@@ -9,9 +9,6 @@ from typing import Annotated
 
 import typer
 
-from kubestack.models.rootcause import rank
-from kubestack.models.rootcause_case import read_case
-
 app = typer.Typer(help="Root-cause analysis, replayed offline.", no_args_is_help=True)
 
 
@@ -22,19 +19,23 @@ def replay(
     top: Annotated[int, typer.Option("--top", min=1, help="Components shown in the table (JSON has all)")] = 5,
 ) -> None:
     """Rank the components of DIR by how likely each is the root cause, best first, with the evidence."""
+    from kubestack.models.rootcause_case import rank_case, read_case  # numpy: only when a case is replayed
+
     case = read_case(folder)
-    onset, ranked = rank(case)
+    ranking = rank_case(case)
     if as_json:
-        typer.echo(json.dumps({"onset": _iso(onset), "onset_given": case.start is not None,
-                               "ranking": [c.as_dict() for c in ranked]}, ensure_ascii=False))
+        typer.echo(json.dumps({"onset": _iso(ranking.onset), "onset_given": ranking.onset_given,
+                               "ranking": [c.as_dict() for c in ranking.causes]}, ensure_ascii=False))
         return
-    given = "given" if case.start is not None else "detected"
-    typer.echo(f"onset {_iso(onset)} ({given}); {len(ranked)} components, {len(case.columns)} metrics")
-    for position, candidate in enumerate(ranked[:top], start=1):
-        typer.echo(f"{position}. {candidate.component}  score {candidate.score:.3f}")
-        for evidence in candidate.evidence[:3]:
+    given = "given" if ranking.onset_given else "detected"
+    symptom = f"; symptom {case.symptom.component} {case.symptom.metric}" if case.symptom else ""
+    typer.echo(f"onset {_iso(ranking.onset)} ({given}){symptom}; {len(ranking.causes)} components, "
+               f"{len(case.metrics.columns)} metrics")
+    for position, cause in enumerate(ranking.causes[:top], start=1):
+        typer.echo(f"{position}. {cause.component}  score {cause.score:.3f}")
+        for evidence in cause.evidence[:3]:
             typer.echo(f"     {evidence.metric} {evidence.direction} z={evidence.z:.1f}")
-        for note in candidate.notes:
+        for note in [p.note for p in cause.priors] + cause.notes:
             typer.echo(f"     {note}")
 
 

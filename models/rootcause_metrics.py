@@ -1,0 +1,214 @@
+"""How far each metric of an incident moved at its onset: the movement evidence that the root-cause ranking
+(``rootcause.py``) weighs, and the onset itself when nobody gave one.
+
+- **Baseline**: the rows before the onset, less a lead of one row (a cause often moves a little before the alert
+  that dates the incident). Its median is the normal level; its spread is the robust scale (the median absolute
+  deviation, or the mean absolute deviation when most rows sit on the median, as error counters and
+  availability at 100 % do).
+- **Movement**: each row after that, in baseline scales from the baseline's median and from the last row before
+  the onset, the smaller of the two: a metric whose level was already off before the onset (a history recorded
+  under other traffic, a slow drift) did not move *at* the onset.
+- **Held**: the smallest of each two consecutive movements, at their largest: a lone spike is not a change.
+- **Short baselines** (fewer than ``MIN_SPREAD_ROWS`` rows) have no spread to trust: a movement is then the
+  relative change, one unit per ``SHORT_UNIT`` of the larger of the two levels (so at most 1/``SHORT_UNIT``).
+- **Coverage**: the share of baseline rows where the metric has a value; a metric seen in 2 % of them (a rarely
+  called dependency) has a baseline of a few points, and its movement weighs that much less.
+- **Tracking**: how closely (|Pearson r|) the symptom's metric follows the metric, from a little before the onset
+  to the end, allowing the metric to lead by a few rows: a cause's movement shapes the symptom's, a little later.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+LEAD_ROWS = 1          # rows before the onset that already count as "after" (the cause moves first)
+HOLD_ROWS = 2          # consecutive rows a movement must hold
+MIN_SPREAD_ROWS = 8    # a baseline this long has a spread worth measuring in
+SHORT_UNIT = 0.1       # with a shorter one, a 10 % change of the larger level is one unit
+Z_SHIFT = 3.0          # a movement this large counts as "moved" (for moved_at)
+TRACK_ROWS = 2         # rows before the first "after" row included when matching the symptom's shape
+MAX_LAG_ROWS = 10      # how far a metric may lead the symptom's when their shapes are matched
+LAG_OVERLAP = 12       # rows that must overlap at every lag tried
+MIN_BEFORE = 5         # rows an onset search keeps on each side
+ONSET_PEERS = 0.35     # metrics whose shift is at least this share of the strongest vote on a found onset
+ONSET_LEAD_ROWS = 5    # a found onset is put this many rows before the earliest of their splits
+
+
+@dataclass(frozen=True)
+class MetricTable:
+    """Aligned metrics: ``values[:, j]`` is column ``columns[j]`` = (component, metric), rows in time order,
+    NaN where a row has no value."""
+
+    timestamps: np.ndarray
+    columns: list[tuple[str, str]]
+    values: np.ndarray
+
+    @property
+    def components(self) -> list[str]:
+        return sorted({c for c, _ in self.columns})
+
+    def column(self, component: str, metric: str) -> int | None:
+        return next((j for j, col in enumerate(self.columns) if col == (component, metric)), None)
+
+
+@dataclass(frozen=True)
+class Movement:
+    component: str
+    metric: str
+    z: float                 # the held movement, in baseline scales
+    direction: str           # "up" or "down"
+    moved_at: float | None   # the first row (from the lead on) whose movement reached Z_SHIFT
+    coverage: float          # share of the baseline rows that have a value
+    tracking: float | None   # |r| with the symptom's metric (None: no symptom, or too few rows to say)
+
+    def as_dict(self) -> dict:
+        return {"metric": self.metric, "z": round(self.z, 2), "direction": self.direction,
+                "moved_at": self.moved_at}
+
+
+def split_rows(timestamps: np.ndarray, onset: float) -> np.ndarray:
+    """True for the rows scored as "after" the onset (from LEAD_ROWS before it); at least one row each side."""
+    step = float(np.median(np.diff(timestamps))) if len(timestamps) > 1 else 0.0
+    after = timestamps >= onset - LEAD_ROWS * step
+    if after.all():
+        after[0] = False
+    if not after.any():
+        after[-HOLD_ROWS:] = True
+    return after
+
+
+def movements(table: MetricTable, onset: float, symptom_column: int | None = None) -> list[Movement]:
+    """One Movement per column that has a baseline and a value after the onset."""
+    after = split_rows(table.timestamps, onset)
+    first = int(np.argmax(after))
+    window = np.zeros(len(after), dtype=bool)
+    window[max(0, first - TRACK_ROWS):] = True
+    reference = table.values[window, symptom_column] if symptom_column is not None else None
+    stamps = table.timestamps[after]
+    found = []
+    for j, (component, metric) in enumerate(table.columns):
+        pre, post = table.values[~after, j], table.values[after, j]
+        present = pre[np.isfinite(pre)]
+        if len(present) == 0 or not np.isfinite(post).any():
+            continue
+        z, signed = _movement(present, post)
+        held = _held(z)
+        top = int(np.argmax(held))
+        crossed = np.nonzero(z >= Z_SHIFT)[0] if held[top] >= Z_SHIFT else ()
+        tracking = _tracking(table.values[window, j], reference) if reference is not None else None
+        found.append(Movement(component, metric, float(held[top]), "up" if signed[top] >= 0 else "down",
+                              float(stamps[crossed[0]]) if len(crossed) else None,
+                              len(present) / len(pre), tracking))
+    return found
+
+
+def _movement(present: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(|movement| per row after the onset, 0 where missing; its signed value from the baseline's median)."""
+    level, last = float(np.median(present)), float(present[-1])
+    ok = np.isfinite(post)
+    post = np.where(ok, post, level)
+    if len(present) >= MIN_SPREAD_ROWS:
+        spread = _spread(present, level)
+        from_level, from_last = (post - level) / spread, (post - last) / spread
+    else:
+        from_level = (post - level) / np.maximum(SHORT_UNIT * np.maximum(abs(level), np.abs(post)), 1e-12)
+        from_last = (post - last) / np.maximum(SHORT_UNIT * np.maximum(abs(last), np.abs(post)), 1e-12)
+    z = np.where(ok, np.minimum(np.abs(from_level), np.abs(from_last)), 0.0)
+    return z, from_level
+
+
+def _spread(values: np.ndarray, level: float) -> float:
+    floor = max(1e-3 * abs(level), 1e-12)
+    mad = 1.4826 * float(np.median(np.abs(values - level)))
+    if mad > 0:
+        return max(mad, floor)
+    return max(1.2533 * float(np.mean(np.abs(values - level))), floor)
+
+
+def _held(z: np.ndarray) -> np.ndarray:
+    """The smallest of each HOLD_ROWS consecutive values (the last ones repeat the last full window)."""
+    if len(z) < HOLD_ROWS:
+        return np.full(len(z), float(np.min(z)))
+    held = z[:len(z) - HOLD_ROWS + 1].copy()
+    for k in range(1, HOLD_ROWS):
+        held = np.minimum(held, z[k:len(z) - HOLD_ROWS + 1 + k])
+    return np.concatenate([held, np.repeat(held[-1:], HOLD_ROWS - 1)])
+
+
+def _tracking(values: np.ndarray, reference: np.ndarray) -> float | None:
+    """|r| with the reference, the values leading it by up to MAX_LAG_ROWS while LAG_OVERLAP rows still overlap
+    (a cause moves first, and the symptom follows as the effect travels; a few rows match any shape)."""
+    found = None
+    for lag in range(max(0, min(MAX_LAG_ROWS, len(values) - LAG_OVERLAP)) + 1):
+        lead, follow = values[:len(values) - lag], reference[lag:]
+        ok = np.isfinite(lead) & np.isfinite(follow)
+        if ok.sum() < 3:
+            continue
+        a, b = lead[ok] - lead[ok].mean(), follow[ok] - follow[ok].mean()
+        norm = math.sqrt(float((a * a).sum() * (b * b).sum()))
+        r = abs(float((a * b).sum()) / norm) if norm > 0 else 0.0
+        found = r if found is None else max(found, r)
+    return found
+
+
+def find_onset(table: MetricTable) -> float:
+    """The earliest best single mean-shift split among the metrics that shifted nearly as strongly as the
+    strongest (a cause moves before its effects, and the median split lands on the effects), a few rows earlier:
+    an onset a little early only adds calm rows to the "after" side, one a little late puts the cause's first
+    movement into its own baseline."""
+    n = len(table.timestamps)
+    splits, weights = [], []
+    for j in range(table.values.shape[1]):
+        series = _filled(table.values[:, j])
+        if series is None:
+            continue
+        split, strength = _best_split(series)
+        if split is not None:
+            splits.append(split)
+            weights.append(strength)
+    if not splits:
+        return float(table.timestamps[n // 2])
+    strongest = max(weights)
+    earliest = min(split for split, weight in zip(splits, weights) if weight >= ONSET_PEERS * strongest)
+    return float(table.timestamps[max(MIN_BEFORE, earliest - ONSET_LEAD_ROWS)])
+
+
+def _best_split(series: np.ndarray) -> tuple[int | None, float]:
+    """Index of the first row after the split maximising the t-like statistic of a mean shift, and that
+    statistic (scaled by the series' robust spread)."""
+    n = len(series)
+    if n < 2 * MIN_BEFORE:
+        return None, 0.0
+    spread = _scale(np.diff(series)) / math.sqrt(2)
+    if spread <= 0:
+        spread = max(1e-9, 1e-6 * float(np.max(np.abs(series))))
+    csum = np.cumsum(series)
+    k = np.arange(MIN_BEFORE, n - 2)
+    left = csum[k - 1] / k
+    right = (csum[-1] - csum[k - 1]) / (n - k)
+    stat = np.abs(right - left) * np.sqrt(k * (n - k) / n) / spread
+    best = int(np.argmax(stat))
+    return int(k[best]), float(stat[best])
+
+
+def _scale(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return 0.0
+    q75, q25 = np.percentile(values, [75, 25])
+    iqr = float(q75 - q25) / 1.349
+    if iqr > 0:
+        return iqr
+    mad = float(np.median(np.abs(values - np.median(values)))) * 1.4826
+    return mad if mad > 0 else float(np.std(values))
+
+
+def _filled(values: np.ndarray) -> np.ndarray | None:
+    ok = np.isfinite(values)
+    if ok.sum() < 2 * MIN_BEFORE:
+        return None
+    idx = np.arange(len(values))
+    return np.interp(idx, idx[ok], values[ok])
