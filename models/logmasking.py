@@ -1,17 +1,26 @@
 """Masking the variable parts of a log message before template mining.
 
-One pass of one compiled regex replaces with ``<*>``:
+A message is masked token by token (tokens are whitespace-separated); ``<*>`` replaces:
 
 * URLs (``scheme://...``) and absolute paths of two or more components (``/var/lib/mysql``, ``C:\\Temp\\x``),
   digits or not: a path is a parameter even when it reads like words;
-* every run of characters between delimiters that holds a digit: numbers, sizes and durations (``12ms``),
-  IPv4/IPv6 addresses and ports, hex ids (``0x7f3a``, ``3fa85f64-5717-...``), block and job ids
-  (``blk_-1608999687919862906``), host names with numbers (``node-12``), versions.
+* inside a token, every part between delimiters that holds a value: numbers, sizes and durations (``12ms``),
+  addresses, hex and UUID ids (``0x7f3a``, ``3fa85f64-5717-...``, a long run of hex letters), block and job ids
+  (``blk_-1608999687919862906``, ``job_201706092018_0024``), host names with numbers (``node-12``), versions,
+  and the literals ``true``, ``false`` and ``null``;
+* MAC and IPv6 addresses;
+* then a run of masked parts joined only by ``.`` or ``:`` (an address with its port, a time of day, a
+  version) becomes one ``<*>``, and so does a masked part after a lone ``/`` (``/10.0.0.1:50010``) or between
+  single ``#`` (``#28#``; ``12##7`` stays ``<*>##<*>``).
 
-Delimiters are whitespace and ``= : , ; ( ) [ ] { } < > " ' |``, so ``pid=4242`` becomes ``pid=<*>``,
-``[4242]`` becomes ``[<*>]`` and ``10.0.0.1:6379`` becomes ``<*>:<*>``: the key and the punctuation stay in the
-template and keep different messages apart. A constant that holds a digit (``ssh2``, ``HTTP/1.1``) is masked
-too; it is masked the same way in every line of its template, so grouping does not suffer.
+Delimiters are ``= : , ; ( ) [ ] { } < > " ' | . / #``, so ``pid=4242`` becomes ``pid=<*>``, ``[4242]`` becomes
+``[<*>]``, ``core.2275`` becomes ``core.<*>``, ``HTTP/1.1`` becomes ``HTTP/<*>`` and ``10.0.0.1:6379`` becomes
+``<*>``: keys and punctuation stay in the template and keep different messages apart.
+
+A part that starts with a letter and holds only letters, digits and underscores, with at most two runs of at
+most three digits, each right after a letter, is a word, not a value: ``ssh2``, ``eth0``, ``jk2_init``, ``PSR0``,
+``L3`` (but ``rdd_2_3`` is a value). Such a word is a constant when it is one (a protocol, an interface, a
+register name) and is generalised by the miner when it varies.
 """
 
 from __future__ import annotations
@@ -24,23 +33,44 @@ _DELIMS = r"\s=:,;()\[\]{}<>\"'|"
 _URL = r"(?<![\w+.-])[A-Za-z][\w+.-]*://[^\s\"'<>]+"
 _PATH = rf"(?<![^{_DELIMS}])(?:/[\w.@%+~-]+){{2,}}/?"
 _WINDOWS_PATH = r"(?<![\w])[A-Za-z]:\\[^\s\"'<>]*"
-_WITH_DIGIT = rf"(?<![^{_DELIMS}])[^{_DELIMS}]*?\d[^{_DELIMS}]*"
+_PATHS = re.compile("|".join((_URL, _PATH, _WINDOWS_PATH)))
+_CHAR = rf"[^{_DELIMS}./#]"  # a character of a part
+_START, _END = rf"(?<!{_CHAR})", rf"(?!{_CHAR})"
+_LETTERS = r"[A-Za-z](?:[A-Za-z_]*[A-Za-z])?"
+_WORD = rf"{_LETTERS}(?:\d{{1,3}}(?:_*{_LETTERS})?){{0,2}}{_END}"  # ssh2, jk2_init, PSR0; not rdd_2_3
+_VALUE = re.compile(
+    rf"{_START}(?:[0-9A-Fa-f]{{8,}}{_END}"  # hex, digits or not
+    rf"|(?:true|false|null|True|False|Null|TRUE|FALSE|NULL){_END}"
+    rf"|(?!{_WORD})(?={_CHAR}*\d){_CHAR}+)")  # a part with a digit that is not a word
+_ADDRESS = re.compile(r"(?<![\w:])(?=[0-9A-Fa-f:]*\d)[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
+_MARKED = re.compile(r"(?<!#)#<\*>#(?!#)")  # a value between markers: "#28#"
+_JOINED = re.compile(rf"(?:(?<![^{_DELIMS}])(?<!\*>)/)?<\*>(?:[.:]<\*>)*")
 
-MASK = re.compile("|".join((_URL, _PATH, _WINDOWS_PATH, _WITH_DIGIT)))
-_DIGIT_RUNS = re.compile(_WITH_DIGIT)  # all MASK can do to a token without "/" or "\\"
+
+def mask_token(token: str) -> str:
+    """One whitespace-free token with its values replaced by ``<*>``."""
+    if "/" in token or "\\" in token:
+        token = _PATHS.sub(WILDCARD, token)
+    if token.count(":") >= 2:  # MAC, IPv6, a time of day
+        token = _ADDRESS.sub(WILDCARD, token)
+    masked = _VALUE.sub(WILDCARD, token)
+    if "<*>." in masked or "<*>:" in masked or "/<*>" in masked:
+        masked = _JOINED.sub(WILDCARD, masked)
+    if "#<*>#" in masked:
+        masked = _MARKED.sub(WILDCARD, masked)
+    return masked
 
 
 def mask(content: str) -> str:
-    """The message with its variable parts replaced by ``<*>`` (one regex pass; :class:`Masker` is faster)."""
-    return MASK.sub(WILDCARD, content)
+    """The message with its variable parts replaced by ``<*>`` and its whitespace runs by one space."""
+    return " ".join(mask_token(token) for token in content.split())
 
 
 class Masker:
     """Masks a message token by token, remembering what each token became.
 
-    No pattern crosses whitespace, so masking each whitespace-separated token alone gives the same result as
-    :func:`mask` on the whole line; most tokens are constant words seen before, and a dictionary look-up is
-    many times cheaper than running the regex. The memory is bounded: it starts afresh when full.
+    Most tokens are constant words seen before, and a dictionary look-up is many times cheaper than the
+    regexes. The memory is bounded: it starts afresh when full.
     """
 
     __slots__ = ("_seen", "_limit")
@@ -55,12 +85,7 @@ class Masker:
         return [get(token) or learn(token) for token in content.split()]
 
     def _learn(self, token: str) -> str:
-        if token.isdigit():
-            masked = WILDCARD
-        elif "/" in token or "\\" in token:
-            masked = MASK.sub(WILDCARD, token)
-        else:
-            masked = _DIGIT_RUNS.sub(WILDCARD, token)
+        masked = WILDCARD if token.isdigit() else mask_token(token)
         if len(self._seen) >= self._limit:
             self._seen.clear()
         self._seen[token] = masked

@@ -4,18 +4,33 @@ Drain (He et al., ICWS 2017) keeps a fixed-depth tree: the first layer is the me
 next ``path_tokens`` layers are the first tokens of the message (a masked token, or any token once a node
 has ``max_children`` children, goes down the ``<*>`` branch), and each leaf holds a short list of templates.
 A message joins the most similar template of its leaf when the similarity reaches ``similarity``; the template
-then turns every position where they differ into ``<*>``. Otherwise the message starts a new template.
+then generalises every position where they differ (``(root)`` and ``(bob)`` become ``(<*>)``). Otherwise the
+message starts a new template.
 
-Two departures from drain3's defaults, both measured in ``bench/logs``: numbers, addresses, ids and paths
-are masked first (:mod:`kubestack.models.logmasking`), and the similarity counts only the template's constant
-positions (``<*>`` positions neither help nor hurt), so a message full of parameters is not pushed apart from
-its template by the parameters themselves.
+Departures from drain3's defaults, measured on the Loghub development systems and the project's real logs
+(``bench/logs``):
 
-Template ids (``E1``, ``E2``, ...) are given in order of first appearance and never change: a template only
-generalises, it is never merged or split. A memo of masked message -> template skips the tree for messages
-seen before; it is emptied whenever a template is created or changes, so results are exactly those of the
-plain algorithm, and a miner restored with :meth:`TemplateMiner.from_state` continues exactly where the saved
-one stopped.
+* numbers, addresses, ids, paths and key values are masked first (:mod:`kubestack.models.logmasking`);
+* the similarity is the share of positions that agree, a masked value agreeing with a parameter; a word where
+  the template has a parameter does not agree, so a template of generalised words does not take in every
+  message of its length. A message that repeats none of the template's fixed tokens, or whose words differ from
+  the template's in two positions in a row (``Bye Bye [preauth]`` against ``disconnected by user``), is another
+  message;
+* fixed words (protocols, status words): where a template generalised one word into a parameter, the words seen
+  there are counted (up to :data:`FIXED_WORDS` of them). A position that keeps to a few words, each seen at
+  least :data:`FIXED_WORD_REPEATS` times, is not a parameter: the template keeps its most frequent word and each
+  other word moves to a template of its own (``Block <*> stored as bytes ...`` and ``... as values ...``). A
+  position that shows a masked value or more words than that is a parameter for good (user names), and the
+  templates split from one another hold at most :data:`FIXED_WORDS` words there together, so a parameter with
+  a small vocabulary is never split word by word over a long stream.
+
+Template ids (``E1``, ``E2``, ...) are given in order of first appearance and never change meaning: templates
+are never merged, and a refinement only moves the lines of a fixed word to a new id (a line whose template was
+refined after it was mined finds its final template with :meth:`TemplateMiner.refined`). A line moved by a
+refinement is not a new template (``Mined.is_new`` is False): its message was known before. A memo of masked
+message -> template skips the tree for messages seen before; it is emptied whenever a template is created or
+changes, so results are exactly those of the plain algorithm, and a miner restored with
+:meth:`TemplateMiner.from_state` continues exactly where the saved one stopped.
 """
 
 from __future__ import annotations
@@ -26,7 +41,9 @@ from kubestack.errors import ConfigError
 from kubestack.models.logformat import LogFormat
 from kubestack.models.logmasking import WILDCARD, Masker
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+FIXED_WORDS = 3
+FIXED_WORD_REPEATS = 2
 _MEMO_LIMIT = 100_000
 
 
@@ -45,18 +62,72 @@ class Mined(NamedTuple):
     is_new: bool
 
 
-class _Template:
-    __slots__ = ("number", "tokens", "constants", "size", "path", "_text")
+def _merge(template_token: str, token: str) -> str:
+    """The generalisation of a template token that also covers ``token``: ``<*>`` with the punctuation and key
+    both share kept around it (``(root)`` and ``(bob)`` give ``(<*>)``, ``name=a`` and ``name=b`` give
+    ``name=<*>``, ``10.0.0.1,`` masked and ``LOCAL(0),`` give ``<*>,``)."""
+    if template_token == WILDCARD or token == WILDCARD:
+        return WILDCARD
+    n, i = min(len(template_token), len(token)), 0
+    while i < n and template_token[i] == token[i]:
+        i += 1
+    head = template_token[:i]
+    cut = max(head.rfind(char) for char in _OPENERS) + 1
+    head = head[:cut]
+    j = 0
+    while j < n - cut and template_token[-1 - j] == token[-1 - j]:
+        j += 1
+    tail = template_token[len(template_token) - j:] if j else ""
+    starts = [tail.find(char) for char in _CLOSERS if char in tail]
+    tail = tail[min(starts):] if starts else ""
+    return head + WILDCARD + tail
 
-    def __init__(self, number: int, tokens: list[str], path: tuple[str, ...], size: int = 1) -> None:
+
+_OPENERS = "=:([{\"'"
+_CLOSERS = ")]}\"',;:."
+
+
+def _is_word(token: str) -> bool:
+    return "<*>" not in token
+
+
+def _unit(word: str) -> bool:
+    """A short word after a value is its unit (``KB``, ``MB``, ``ms``), which changes with the value's size."""
+    word = word.strip("()[]{},;:.'\"")
+    return len(word) <= 3 and word.isalpha()
+
+
+def _fixed_word_candidate(token: str, other: str) -> bool:
+    """Two words that may be fixed words of two messages; the value of a key (``user=app``) is a parameter."""
+    return _is_word(token) and _is_word(other) and "=" not in token and "=" not in other
+
+
+class _Template:
+    __slots__ = ("number", "tokens", "opened", "fixed", "loose", "size", "path", "words", "moved", "known",
+                 "_text")
+
+    def __init__(self, number: int, tokens: list[str], path: tuple[str, ...], size: int = 1,
+                 opened: set[int] | None = None, words: dict[int, dict[str, int]] | None = None,
+                 known: dict[int, int] | None = None) -> None:
         self.number = number
         self.tokens = tokens
         self.path = path
         self.size = size
+        self.opened = opened or set()
+        # position -> {word: lines}: a generalised word position, until it proves a parameter
+        self.words = words or {}
+        # position -> {word: template}: fixed words moved to templates of their own by a refinement
+        self.moved: dict[int, dict[str, _Template]] = {}
+        # position -> fixed words its family (the template it was split from, and their splits) holds there
+        self.known = known or {}
         self._refresh()
 
     def _refresh(self) -> None:
-        self.constants = [(i, token) for i, token in enumerate(self.tokens) if token != WILDCARD]
+        """``fixed``: the positions a message must repeat; ``loose``: the generalised ones (and masked values)."""
+        self.fixed = [(i, token) for i, token in enumerate(self.tokens)
+                      if token != WILDCARD and i not in self.opened]
+        self.loose = [(i, token) for i, token in enumerate(self.tokens)
+                      if token == WILDCARD or i in self.opened]
         self._text = None
 
     @property
@@ -70,21 +141,74 @@ class _Template:
         return self._text
 
     def similarity(self, tokens: list[str]) -> float:
-        constants = self.constants
-        if not constants:
-            return 1.0
-        return sum(1 for i, token in constants if tokens[i] == token) / len(constants)
+        """The share of positions that agree (see the module docstring); -1 for another message."""
+        hits, last_conflict, fixed_hits = 0, -2, 0
+        for i, token in self.fixed:
+            other = tokens[i]
+            if other == token:
+                fixed_hits += 1
+            elif _is_word(other) and _is_word(token):
+                if last_conflict == i - 1:
+                    return -1.0
+                last_conflict = i
+        if self.fixed and not fixed_hits:
+            return -1.0
+        hits = fixed_hits + sum(1 for i, token in self.loose if tokens[i] == WILDCARD or tokens[i] == token)
+        return hits / len(tokens) if tokens else 1.0
 
     def absorb(self, tokens: list[str]) -> bool:
-        """Generalise to cover ``tokens``; True when the template changed."""
+        """Generalise to cover ``tokens``, counting the words of generalised word positions; True when the template
+        changed."""
         changed = False
-        for i, token in self.constants:
-            if tokens[i] != token:
-                self.tokens[i] = WILDCARD
+        for i, token in self.fixed:
+            other = tokens[i]
+            if other != token:
+                self.tokens[i] = _merge(token, other)
+                self.opened.add(i)
+                if (_fixed_word_candidate(token, other) and self.known.get(i, 1) < FIXED_WORDS
+                        and not (i and self.tokens[i - 1] == WILDCARD and _unit(token) and _unit(other))):
+                    self.words[i] = {token: self.size - 1}
                 changed = True
+        for i, token in self.loose:
+            other = tokens[i]
+            if token != WILDCARD and other != token:
+                merged = _merge(token, other)
+                if merged != token:
+                    self.tokens[i] = merged
+                    changed = True
         if changed:
             self._refresh()
+        self.count(tokens)
         return changed
+
+    def count(self, tokens: list[str]) -> None:
+        """Count the words of the generalised word positions; a masked value or too many words: a parameter."""
+        for i in list(self.words):
+            seen, word = self.words[i], tokens[i]
+            if not _is_word(word) or (word not in seen and len(seen) > FIXED_WORDS - self.known.get(i, 1)):
+                del self.words[i]
+            else:
+                seen[word] = seen.get(word, 0) + 1
+
+    def fixed_words(self) -> tuple[int, dict[str, int]] | None:
+        """A position whose few words all repeat (the first such position), or None."""
+        for i, seen in self.words.items():
+            if len(seen) > 1 and min(seen.values()) >= FIXED_WORD_REPEATS:
+                return i, seen
+        return None
+
+    def resolve(self, tokens: list[str]) -> _Template:
+        """The template that holds ``tokens`` now: this one, or one its fixed words moved to."""
+        template = self
+        while template.moved:
+            for i, words in template.moved.items():
+                child = words.get(tokens[i])
+                if child is not None:
+                    template = child
+                    break
+            else:
+                return template
+        return template
 
 
 class TemplateMiner:
@@ -123,6 +247,20 @@ class TemplateMiner:
     def template(self, number: int) -> str:
         return self._templates[number - 1].text
 
+    @property
+    def refinements(self) -> int:
+        """How many fixed words were moved to templates of their own so far."""
+        return sum(len(words) for t in self._templates for words in t.moved.values())
+
+    def refined(self, line: str, number: int) -> int:
+        """The number of the template that holds ``line`` now, for a line mined earlier into template ``number``:
+        ``number`` itself unless a refinement moved the line's fixed word to a template of its own since."""
+        template = self._templates[number - 1]
+        if not template.moved:
+            return number
+        content = line if self.log_format is None else self.log_format.content(line)
+        return template.resolve(self._masker.tokens(line if content is None else content)).number
+
     def templates(self) -> list[tuple[str, str, int]]:
         """``(template_id, template, lines)`` for every template, in order of first appearance."""
         return [(t.id, t.text, t.size) for t in self._templates]
@@ -143,6 +281,9 @@ class TemplateMiner:
         template = self._memo.get(key)
         if template is not None:
             template.size += 1
+            if template.words:
+                template.count(tokens)
+                template = self._refine(template, tokens)
             return template, False
         leaf = self._leaf(tokens)
         template = None if leaf is None else self._best(leaf, tokens)
@@ -154,10 +295,43 @@ class TemplateMiner:
             template.size += 1
             if template.absorb(tokens):
                 self._memo.clear()
+            if template.words:
+                template = self._refine(template, tokens)
         if len(self._memo) >= _MEMO_LIMIT:
             self._memo.clear()
         self._memo[key] = template
         return template, is_new
+
+    def _refine(self, template: _Template, tokens: list[str]) -> _Template:
+        """Move the fixed words of ``template`` (if it has some now) to templates of their own; the template
+        that holds ``tokens`` afterwards."""
+        found = template.fixed_words()
+        if found is None:
+            return template
+        i, seen = found
+        keep = max(seen, key=lambda word: (seen[word], word == template.tokens[i]))
+        moved = template.moved.setdefault(i, {})
+        leaf = self._walk(template.path)[0]
+        known = template.known.get(i, 1) + len(seen) - 1
+        for word, lines in seen.items():
+            if word == keep:
+                continue
+            tokens_of = list(template.tokens)
+            tokens_of[i] = word
+            child = _Template(len(self._templates) + 1, tokens_of, template.path, lines,
+                              set(template.opened) - {i}, known=dict(template.known))
+            leaf.append(child)
+            self._templates.append(child)
+            moved[word] = child
+            template.size -= lines
+        for member in (template, *moved.values()):
+            member.known[i] = known
+        template.tokens[i] = keep
+        template.opened.discard(i)
+        del template.words[i]
+        template._refresh()
+        self._memo.clear()
+        return template.resolve(tokens)
 
     def _best(self, leaf: list[_Template], tokens: list[str]) -> _Template | None:
         best, best_score = None, -1.0
@@ -202,27 +376,44 @@ class TemplateMiner:
         return node, tuple(walked)
 
     def to_state(self) -> dict:
-        """A compact, JSON-ready snapshot: settings, counters and each template with its tree path."""
+        """A compact, JSON-ready snapshot: settings, counters and each template with its tree path, its
+        generalised positions, the words counted there and the fixed words it moved to other templates."""
         return {
             "version": STATE_VERSION,
             "similarity": self.similarity, "path_tokens": self.path_tokens, "max_children": self.max_children,
             "log_format": None if self.log_format is None else self.log_format.text,
             "lines": self.lines, "unmatched": self.unmatched,
-            "templates": [[t.text, t.size, list(t.path)] for t in self._templates],
+            "templates": [[t.text, t.size, list(t.path), sorted(t.opened),
+                           [[i, seen] for i, seen in t.words.items()],
+                           [[i, {word: child.number for word, child in words.items()}]
+                            for i, words in t.moved.items()],
+                           [[i, n] for i, n in t.known.items()]]
+                          for t in self._templates],
         }
 
     @classmethod
     def from_state(cls, state: dict) -> TemplateMiner:
-        """A miner that continues exactly where the one that wrote ``state`` stopped."""
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        """A miner that continues exactly where the one that wrote ``state`` stopped. A state of version 1
+        (before generalised positions were kept) is read too: its templates go on with the ids they had."""
+        if not isinstance(state, dict) or state.get("version") not in (1, STATE_VERSION):
             raise ConfigError(f"not a template miner state of version {STATE_VERSION}")
         try:
             fmt = state["log_format"]
             miner = cls(similarity=state["similarity"], path_tokens=state["path_tokens"],
                         max_children=state["max_children"], log_format=None if fmt is None else LogFormat.parse(fmt))
             miner.lines, miner.unmatched = int(state["lines"]), int(state["unmatched"])
-            for text, size, path in state["templates"]:
-                miner._create(text.split(), size=int(size), path=tuple(path))
-        except (KeyError, TypeError, ValueError) as exc:
+            moves = []
+            for text, size, path, *refined in state["templates"]:
+                opened, words, moved, known = refined or ([], [], [], [])
+                template = miner._create(text.split(), size=int(size), path=tuple(path))
+                template.opened = {int(i) for i in opened}
+                template.words = {int(i): {str(w): int(n) for w, n in seen.items()} for i, seen in words}
+                template.known = {int(i): int(n) for i, n in known}
+                template._refresh()
+                moves.append(moved)
+            for template, moved in zip(miner._templates, moves):
+                template.moved = {int(i): {str(w): miner._templates[int(n) - 1] for w, n in words.items()}
+                                  for i, words in moved}
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise ConfigError(f"template miner state is damaged: {exc!r}") from None
         return miner

@@ -25,13 +25,25 @@ def test_one_row_per_line_in_order_to_stdout(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "line,template_id,template"
     assert rows(result.stdout) == [
-        {"line": "1", "template_id": "E1", "template": "Accepted password for <*> from <*> port <*> <*>"},
+        {"line": "1", "template_id": "E1", "template": "Accepted password for <*> from <*> port <*> ssh2"},
         {"line": "2", "template_id": "E2", "template": "Connection closed by <*> port <*> [preauth]"},
         {"line": "3", "template_id": "E3", "template": ""},
-        {"line": "4", "template_id": "E1", "template": "Accepted password for <*> from <*> port <*> <*>"},
-        {"line": "5", "template_id": "E1", "template": "Accepted password for <*> from <*> port <*> <*>"},
+        {"line": "4", "template_id": "E1", "template": "Accepted password for <*> from <*> port <*> ssh2"},
+        {"line": "5", "template_id": "E1", "template": "Accepted password for <*> from <*> port <*> ssh2"},
     ]
     assert result.stderr == ""
+
+
+def test_lines_mined_before_a_refinement_are_reported_in_their_final_template(tmp_path: Path) -> None:
+    log = tmp_path / "spark.log"
+    kinds = ["bytes", "values", "bytes", "values", "bytes"]
+    log.write_text("".join(f"Block rdd_{i} stored as {kind} in memory (estimated size {i}.0 KB, free 3.1 GB)\n"
+                           for i, kind in enumerate(kinds)))
+    table = rows(run("logs", "templates", str(log)).stdout)
+    assert [row["template_id"] for row in table] == ["E1", "E2", "E1", "E2", "E1"]
+    assert [row["template"] for row in table[:2]] == [
+        "Block <*> stored as bytes in memory (estimated size <*> KB, free <*> GB)",
+        "Block <*> stored as values in memory (estimated size <*> KB, free <*> GB)"]
 
 
 def test_log_format_output_file_and_the_unmatched_warning(tmp_path: Path) -> None:

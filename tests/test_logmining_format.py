@@ -65,13 +65,20 @@ def test_bad_formats_say_what_is_wrong(text: str, reason: str) -> None:
 
 
 @pytest.mark.parametrize(("message", "masked"), [
-    ("Accepted password for root from 10.0.0.1 port 22 ssh2", "Accepted password for root from <*> port <*> <*>"),
+    ("Accepted password for root from 10.0.0.1 port 22 ssh2", "Accepted password for root from <*> port <*> ssh2"),
     ("pid=4242 [12] took 12ms (size=1.5G)", "pid=<*> [<*>] took <*> (size=<*>)"),
-    ("block blk_-1608999687919862906 on 10.0.0.1:50010", "block <*> on <*>:<*>"),
-    ("id 3fa85f64-5717-4562-b3fc-2c963f66afa6 at 0x7f3a", "id <*> at <*>"),
+    ("block blk_-1608999687919862906 on 10.0.0.1:50010 from /10.0.0.2:4242", "block <*> on <*> from <*>"),
+    ("id 3fa85f64-5717-4562-b3fc-2c963f66afa6 at 0x7f3a req-3fa85f64-5717-4562-b3fc-2c963f66afa6",
+     "id <*> at <*> <*>"),
     ("loading /etc/redis/redis.conf and https://example.com/a?b", "loading <*> and <*>"),
     ("table 'shop.orders' doesn't exist", "table 'shop.orders' doesn't exist"),
     ("Ready to accept connections", "Ready to accept connections"),
+    ('"GET /v2/servers/detail HTTP/1.1" status: 200 len: 1893 time: 0.2477829',
+     '"GET <*> HTTP/<*>" status: <*> len: <*> time: <*>'),
+    ("generating core.2275 for rdd_2_3 on eth0 via jk2_init() PSR0=0x12", "generating core.<*> for <*> on eth0 via "
+                                                                          "jk2_init() PSR0=<*>"),
+    ("isScreenOn true, cached=null at 12:01:03 from 00:1a:2b:3c:4d:5e", "isScreenOn <*>, cached=<*> at <*> from <*>"),
+    ("token deadbeefcafe0042 user #28# steps 1514038440000##7007##548", "token <*> user <*> steps <*>##<*>##<*>"),
 ])
 def test_masking_replaces_numbers_addresses_ids_and_paths(message: str, masked: str) -> None:
     assert mask(message) == masked

@@ -82,3 +82,22 @@ def test_an_error_burst_is_reported_at_the_stage_threshold_not_flagged_below_it_
     bursts = [a for a in resumed.observe(batch(errors, T0 + timedelta(minutes=6, seconds=5)), SOURCE)
               if a.detector == "log/error_burst"]
     assert len(bursts) == 1 and bursts[0].score >= 0.9
+
+
+def test_a_template_refined_after_the_warm_up_raises_no_new_template() -> None:
+    """A fixed word seen once during the warm-up and again later moves to a template of its own: its lines were
+    known, so the refinement changes ids, not alarms."""
+    def block(i: int, kind: str) -> str:
+        return f"Block rdd_{i} stored as {kind} in memory (estimated size {i % 7}.0 KB, free 3.1 GB)"
+
+    logs = ResourceLogs(threshold=0.5)
+    quiet = []
+    for minute in range(8):
+        lines = [block(minute * 10 + i, "bytes") for i in range(10)]
+        if minute in (2, 7):
+            lines[5] = block(minute * 10 + 5, "values")
+        quiet += logs.observe(batch(lines, T0 + timedelta(minutes=minute)), SOURCE)
+    assert logs.rates.warm and quiet == []
+    assert [t for _, t, _ in logs.miner.templates()] == [
+        "Block <*> stored as bytes in memory (estimated size <*> KB, free <*> GB)",
+        "Block <*> stored as values in memory (estimated size <*> KB, free <*> GB)"]

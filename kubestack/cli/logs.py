@@ -2,7 +2,10 @@
 
 ``kubestack logs templates FILE`` mines the templates of one log file exactly as the stream stage does for one
 source, and writes ``line,template_id,template`` for every line, in order. The file is streamed; only one
-template number per line is kept (in a compact array) so every row can carry its template's final form.
+template number per line is kept (in a compact array) so every row can carry its template's final form. When
+the miner refined a template after some of its lines were mined (a fixed word moved to a template of its own),
+a second pass over the file follows each of those lines from the id the stream gave it to the template that
+holds it at the end (:meth:`TemplateMiner.refined`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ def templates(
     try:
         miner = TemplateMiner(log_format=None if log_format is None else LogFormat.parse(log_format))
         numbers = _mine(logfile, miner)
+        if miner.refinements:
+            _follow_refinements(logfile, miner, numbers)
         _output(output, numbers, miner)
     except ConfigError as exc:
         # one line whatever the terminal width (the shared handler's console wraps at 80 columns)
@@ -58,6 +63,15 @@ def _mine(logfile: Path, miner: TemplateMiner) -> array:
     except OSError as exc:
         raise ConfigError(f"cannot read {logfile}: {exc.strerror or exc}") from None
     return numbers
+
+
+def _follow_refinements(logfile: Path, miner: TemplateMiner, numbers: array) -> None:
+    try:
+        with open(logfile, "rb") as lines:
+            for k, raw in zip(range(len(numbers)), lines):  # lines appended since the first pass are not ours
+                numbers[k] = miner.refined(raw.rstrip(b"\r\n").decode("utf-8", "replace"), numbers[k])
+    except OSError as exc:
+        raise ConfigError(f"cannot read {logfile} again: {exc.strerror or exc}") from None
 
 
 def _output(output: Path | None, numbers: array, miner: TemplateMiner) -> None:
