@@ -142,18 +142,17 @@ class _Template:
 
     def similarity(self, tokens: list[str]) -> float:
         """The share of positions that agree (see the module docstring); -1 for another message."""
-        hits, last_conflict, fixed_hits = 0, -2, 0
-        for i, token in self.fixed:
-            other = tokens[i]
-            if other == token:
-                fixed_hits += 1
-            elif _is_word(other) and _is_word(token):
-                if last_conflict == i - 1:
-                    return -1.0
-                last_conflict = i
-        if self.fixed and not fixed_hits:
+        differ = [i for i, token in self.fixed if tokens[i] != token]
+        if differ and len(differ) == len(self.fixed):
             return -1.0
-        hits = fixed_hits + sum(1 for i, token in self.loose if tokens[i] == WILDCARD or tokens[i] == token)
+        last = -2
+        for i in differ:
+            if i == last + 1 and _is_word(tokens[i]) and _is_word(tokens[last]) and _is_word(self.tokens[i]) \
+                    and _is_word(self.tokens[last]):
+                return -1.0
+            last = i
+        hits = len(self.fixed) - len(differ)
+        hits += sum(1 for i, token in self.loose if tokens[i] == WILDCARD or tokens[i] == token)
         return hits / len(tokens) if tokens else 1.0
 
     def absorb(self, tokens: list[str]) -> bool:
