@@ -19,8 +19,9 @@ prior signals per component (config changes, health findings, log anomalies, for
    - with a symptom, a component the symptom cannot reach along callees cannot have caused it through calls:
      ``UNREACHABLE``.
 3. **Priors** add their weights (a risky config change is the strongest: something changed, then things broke).
-4. **Earliest**: among the components that moved, the earlier one gets up to ``1 + EARLIEST`` (effects follow
-   causes); a prior's time counts as a movement.
+4. **Earliest sustained change**: the first component whose movement held gets ``1 + EARLIEST``, one that
+   followed ``EARLIEST_HALF_ROWS`` rows later half that bonus, and so on (effects follow causes; at a coarse
+   sampling, components that moved in the same row stay level); a prior's time counts as a movement.
 
 Settings chosen on the PetShop development issues and the synthetic cases of ``bench/rca`` side by side (a
 setting had to hold on both).
@@ -32,6 +33,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from kubestack.models.rootcause_attribution import symptom_shares
 from kubestack.models.rootcause_metrics import MetricTable, Movement, find_onset, movements, split_rows
 
@@ -41,7 +44,8 @@ VICTIM = 0.5
 VICTIM_SHARE = 0.5
 EXPLAIN = 1.0
 UNREACHABLE = 0.5
-EARLIEST = 0.3
+EARLIEST = 0.5
+EARLIEST_HALF_ROWS = 2.0
 ATTRIBUTION = 1.0
 BREADTH = 0.5
 EVIDENCE_SHOWN = 5
@@ -112,7 +116,8 @@ def rank_causes(metrics: MetricTable, *, onset: float | None = None, symptom: Sy
         _attribution(causes, metrics, onset, symptom, edges)
     if edges:
         _graph(causes, edges, travelling, symptom)
-    _earliest(causes)
+    stamps = metrics.timestamps
+    _earliest(causes, float(np.median(np.diff(stamps))) if len(stamps) > 1 else 0.0)
     ranked = sorted(causes.values(), key=lambda c: (-c.score, c.component))
     return Ranking(onset, given, ranked)
 
@@ -217,12 +222,11 @@ def _closure(start: str, step: dict[str, set[str]]) -> set[str]:
     return seen
 
 
-def _earliest(causes: dict[str, Cause]) -> None:
+def _earliest(causes: dict[str, Cause], step: float) -> None:
+    """Up to ``1 + EARLIEST`` for the first to move, halving every EARLIEST_HALF_ROWS rows after it."""
     moved = [c for c in causes.values() if c.moved_at is not None and c.score > 0]
-    if len(moved) < 2:
+    if len(moved) < 2 or step <= 0:
         return
-    first, last = min(c.moved_at for c in moved), max(c.moved_at for c in moved)
-    if last <= first:
-        return
+    first = min(c.moved_at for c in moved)
     for cause in moved:
-        cause.score *= 1.0 + EARLIEST * (last - cause.moved_at) / (last - first)
+        cause.score *= 1.0 + EARLIEST * 0.5 ** ((cause.moved_at - first) / (EARLIEST_HALF_ROWS * step))

@@ -60,7 +60,7 @@ class Movement:
     metric: str
     z: float                 # the held movement, in baseline scales
     direction: str           # "up" or "down"
-    moved_at: float | None   # the first row (from the lead on) whose movement reached Z_SHIFT
+    moved_at: float | None   # the first row (from the lead on) of a movement that held at Z_SHIFT or more
     coverage: float          # share of the baseline rows that have a value
     tracking: float | None   # |r| with the symptom's metric (None: no symptom, or too few rows to say)
 
@@ -97,7 +97,7 @@ def movements(table: MetricTable, onset: float, symptom_column: int | None = Non
         z, signed = _movement(present, post)
         held = _held(z)
         top = int(np.argmax(held))
-        crossed = np.nonzero(z >= Z_SHIFT)[0] if held[top] >= Z_SHIFT else ()
+        crossed = np.nonzero(held >= Z_SHIFT)[0]
         tracking = _tracking(table.values[window, j], reference) if reference is not None else None
         found.append(Movement(component, metric, float(held[top]), "up" if signed[top] >= 0 else "down",
                               float(stamps[crossed[0]]) if len(crossed) else None,
