@@ -18,7 +18,8 @@ Departures from drain3's defaults, measured on the Loghub development systems an
   message;
 * fixed words (protocols, status words): where a template generalised one word into a parameter, the words seen
   there are counted (up to :data:`FIXED_WORDS` of them). A position that keeps to a few words, each seen at
-  least :data:`FIXED_WORD_REPEATS` times, is not a parameter: the template keeps its most frequent word and each
+  least :data:`FIXED_WORD_REPEATS` times and taking turns (not one word giving way to the next for good, as
+  the month of a timestamp does), is not a parameter: the template keeps its most frequent word and each
   other word moves to a template of its own (``Block <*> stored as bytes ...`` and ``... as values ...``). A
   position that shows a masked value or more words than that is a parameter for good (user names), and the
   templates split from one another hold at most :data:`FIXED_WORDS` words there together, so a parameter with
@@ -91,6 +92,36 @@ def _is_word(token: str) -> bool:
     return "<*>" not in token
 
 
+class _Words:
+    """The words seen at one generalised position: how often each, and how often the word changed from one line
+    to the next (fixed words of different messages interleave; a word that gave way to another for good, a month
+    name in a timestamp, changed once)."""
+
+    __slots__ = ("counts", "last", "changes")
+
+    def __init__(self, counts: dict[str, int], last: str, changes: int = 0) -> None:
+        self.counts, self.last, self.changes = counts, last, changes
+
+    def add(self, word: str) -> None:
+        self.counts[word] = self.counts.get(word, 0) + 1
+        if word != self.last:
+            self.changes += 1
+            self.last = word
+
+    def fixed(self) -> bool:
+        """A few words, each seen at least FIXED_WORD_REPEATS times, that took turns."""
+        counts = self.counts
+        return len(counts) > 1 and min(counts.values()) >= FIXED_WORD_REPEATS and self.changes >= len(counts)
+
+    def to_state(self) -> list:
+        return [self.counts, self.last, self.changes]
+
+    @classmethod
+    def from_state(cls, state: list) -> _Words:
+        counts, last, changes = state
+        return cls({str(w): int(n) for w, n in counts.items()}, str(last), int(changes))
+
+
 def _unit(word: str) -> bool:
     """A short word after a value is its unit (``KB``, ``MB``, ``ms``), which changes with the value's size."""
     word = word.strip("()[]{},;:.'\"")
@@ -107,14 +138,14 @@ class _Template:
                  "_text")
 
     def __init__(self, number: int, tokens: list[str], path: tuple[str, ...], size: int = 1,
-                 opened: set[int] | None = None, words: dict[int, dict[str, int]] | None = None,
+                 opened: set[int] | None = None, words: dict[int, _Words] | None = None,
                  known: dict[int, int] | None = None) -> None:
         self.number = number
         self.tokens = tokens
         self.path = path
         self.size = size
         self.opened = opened or set()
-        # position -> {word: lines}: a generalised word position, until it proves a parameter
+        # position -> the words seen at a generalised word position, until it proves a parameter
         self.words = words or {}
         # position -> {word: template}: fixed words moved to templates of their own by a refinement
         self.moved: dict[int, dict[str, _Template]] = {}
@@ -166,7 +197,7 @@ class _Template:
                 self.opened.add(i)
                 if (_fixed_word_candidate(token, other) and self.known.get(i, 1) < FIXED_WORDS
                         and not (i and self.tokens[i - 1] == WILDCARD and _unit(token) and _unit(other))):
-                    self.words[i] = {token: self.size - 1}
+                    self.words[i] = _Words({token: self.size - 1}, token)
                 changed = True
         for i, token in self.loose:
             other = tokens[i]
@@ -184,16 +215,17 @@ class _Template:
         """Count the words of the generalised word positions; a masked value or too many words: a parameter."""
         for i in list(self.words):
             seen, word = self.words[i], tokens[i]
-            if not _is_word(word) or (word not in seen and len(seen) > FIXED_WORDS - self.known.get(i, 1)):
+            room = FIXED_WORDS - self.known.get(i, 1)
+            if not _is_word(word) or (word not in seen.counts and len(seen.counts) > room):
                 del self.words[i]
             else:
-                seen[word] = seen.get(word, 0) + 1
+                seen.add(word)
 
     def fixed_words(self) -> tuple[int, dict[str, int]] | None:
-        """A position whose few words all repeat (the first such position), or None."""
+        """A position whose few words are fixed words (the first such position) and their lines, or None."""
         for i, seen in self.words.items():
-            if len(seen) > 1 and min(seen.values()) >= FIXED_WORD_REPEATS:
-                return i, seen
+            if seen.fixed():
+                return i, seen.counts
         return None
 
     def resolve(self, tokens: list[str]) -> _Template:
@@ -383,7 +415,7 @@ class TemplateMiner:
             "log_format": None if self.log_format is None else self.log_format.text,
             "lines": self.lines, "unmatched": self.unmatched,
             "templates": [[t.text, t.size, list(t.path), sorted(t.opened),
-                           [[i, seen] for i, seen in t.words.items()],
+                           [[i, seen.to_state()] for i, seen in t.words.items()],
                            [[i, {word: child.number for word, child in words.items()}]
                             for i, words in t.moved.items()],
                            [[i, n] for i, n in t.known.items()]]
@@ -406,7 +438,7 @@ class TemplateMiner:
                 opened, words, moved, known = refined or ([], [], [], [])
                 template = miner._create(text.split(), size=int(size), path=tuple(path))
                 template.opened = {int(i) for i in opened}
-                template.words = {int(i): {str(w): int(n) for w, n in seen.items()} for i, seen in words}
+                template.words = {int(i): _Words.from_state(seen) for i, seen in words}
                 template.known = {int(i): int(n) for i, n in known}
                 template._refresh()
                 moves.append(moved)

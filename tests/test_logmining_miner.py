@@ -67,6 +67,15 @@ def test_fixed_words_get_templates_of_their_own_and_ids_keep_their_meaning() -> 
     assert miner.refined(early, 2) == 2
 
 
+def test_a_word_that_gives_way_to_another_for_good_is_no_fixed_word() -> None:
+    """The stream mines whole lines: the month of a timestamp changes once, and must not split every template."""
+    miner = TemplateMiner()
+    lines = [f"1:M {day:02d} {month} 2026 23:59:{i:02d}.000 * DB saved on disk"
+             for i, (day, month) in enumerate([(31, "Dec")] * 5 + [(1, "Jan")] * 5)]
+    assert {miner.add(line).template_id for line in lines} == {"E1"}
+    assert miner.refinements == 0 and miner.template(1) == "<*>:M <*> <*> <*> <*> * DB saved on disk"
+
+
 def test_a_word_position_with_many_words_is_a_parameter() -> None:
     miner = TemplateMiner()
     users = ["root", "root", "admin", "root", "oracle", "test", "guest", "admin", "root", "support", "admin"]
