@@ -123,7 +123,8 @@ class _Words:
 
 
 def _unit(word: str) -> bool:
-    """A short word after a value is its unit (``KB``, ``MB``, ``ms``), which changes with the value's size."""
+    """A short word after a value (``<*>``, ``(<*>``) is its unit (``KB``, ``MB``, ``ms``), which changes with the
+    value's size."""
     word = word.strip("()[]{},;:.'\"")
     return len(word) <= 3 and word.isalpha()
 
@@ -196,7 +197,7 @@ class _Template:
                 self.tokens[i] = _merge(token, other)
                 self.opened.add(i)
                 if (_fixed_word_candidate(token, other) and self.known.get(i, 1) < FIXED_WORDS
-                        and not (i and self.tokens[i - 1] == WILDCARD and _unit(token) and _unit(other))):
+                        and not (i and self.tokens[i - 1].endswith(WILDCARD) and _unit(token) and _unit(other))):
                     self.words[i] = _Words({token: self.size - 1}, token)
                 changed = True
         for i, token in self.loose:

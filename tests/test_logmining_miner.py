@@ -67,6 +67,13 @@ def test_fixed_words_get_templates_of_their_own_and_ids_keep_their_meaning() -> 
     assert miner.refined(early, 2) == 2
 
 
+def test_the_unit_of_a_value_is_no_fixed_word() -> None:
+    miner = TemplateMiner()
+    ids = {miner.add(f"Spilled {i}.5 {unit} to disk, free ({i}.0 {other})").template_id
+           for i, (unit, other) in enumerate([("KB", "MB"), ("MB", "GB"), ("KB", "GB"), ("MB", "MB")] * 2)}
+    assert ids == {"E1"} and miner.template(1) == "Spilled <*> <*> to disk, free (<*> <*>)"
+
+
 def test_a_word_that_gives_way_to_another_for_good_is_no_fixed_word() -> None:
     """The stream mines whole lines: the month of a timestamp changes once, and must not split every template."""
     miner = TemplateMiner()
