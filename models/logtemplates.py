@@ -36,6 +36,7 @@ changes, so results are exactly those of the plain algorithm, and a miner restor
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from kubestack.errors import ConfigError
@@ -130,8 +131,12 @@ def _unit(word: str) -> bool:
 
 
 def _fixed_word_candidate(token: str, other: str) -> bool:
-    """Two words that may be fixed words of two messages; the value of a key (``user=app``) is a parameter."""
-    return _is_word(token) and _is_word(other) and "=" not in token and "=" not in other
+    """Two words that may be fixed words of two messages. The value of a key (``user=app``) is a parameter, and so
+    is a hyphenated name (``orders-consumer``, ``web-frontend``): groups, services, hosts and pods are named so."""
+    return not (_NAME(token) or _NAME(other))
+
+
+_NAME = re.compile(r"<\*>|=|[A-Za-z0-9]-[A-Za-z]").search
 
 
 class _Template:

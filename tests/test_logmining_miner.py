@@ -67,6 +67,16 @@ def test_fixed_words_get_templates_of_their_own_and_ids_keep_their_meaning() -> 
     assert miner.refined(early, 2) == 2
 
 
+def test_names_are_parameters_however_few_and_regular() -> None:
+    """Consumer groups, services and hosts: a few names that take turns, yet parameters (hyphenated, or a key's)."""
+    miner = TemplateMiner()
+    groups = ["kubestack-worker", "orders-consumer", "kubestack-worker", "orders-consumer"] * 3
+    ids = {miner.add(f"[GroupCoordinator 1]: Stabilized group {group} generation {i} (__consumer_offsets-{i}) "
+                     f"with 3 members").template_id for i, group in enumerate(groups)}
+    ids |= {miner.add(f"Connection user={user} database=shop").template_id for user in ["app", "ops"] * 4}
+    assert ids == {"E1", "E2"} and miner.refinements == 0
+
+
 def test_the_unit_of_a_value_is_no_fixed_word() -> None:
     miner = TemplateMiner()
     ids = {miner.add(f"Spilled {i}.5 {unit} to disk, free ({i}.0 {other})").template_id

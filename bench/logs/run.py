@@ -29,7 +29,9 @@ def ours(lines: list[str], fmt: str | None, **settings) -> tuple[list[str], floa
     miner = TemplateMiner(log_format=LogFormat.parse(fmt) if fmt else None, **settings)
     start = time.perf_counter()
     groups = [miner.add_number(line) for line in lines]
-    return [str(g) for g in groups], time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    groups = [miner.refined(line, group) for line, group in zip(lines, groups)]  # as `kubestack logs templates`
+    return [str(g) for g in groups], elapsed
 
 
 def drain3_defaults(lines: list[str], fmt: str | None) -> tuple[list[str], float]:
