@@ -42,11 +42,9 @@ _VALUE = re.compile(
     rf"{_START}(?:[0-9A-Fa-f]{{8,}}{_END}"  # hex, digits or not
     rf"|(?:true|false|null|True|False|Null|TRUE|FALSE|NULL){_END}"
     rf"|(?!{_WORD})(?={_CHAR}*\d){_CHAR}+)")  # a part with a digit that is not a word
-_WORD_TOKEN = re.compile(rf"{_LETTERS}(?:\d{{1,3}}(?:_*{_LETTERS})?){{0,2}}").fullmatch
-_HEX_TOKEN = re.compile(r"[0-9A-Fa-f]{8,}").fullmatch
+_ONE_PART = re.compile(rf"{_CHAR}+").fullmatch
 _NUMERIC = re.compile(rf"{_CHAR}*\d{_CHAR}*")
 _ADDRESS = re.compile(r"(?<![\w:])(?=[0-9A-Fa-f:]*\d)[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
-_LITERALS = frozenset(("true", "false", "null", "True", "False", "Null", "TRUE", "FALSE", "NULL"))
 _MAY_MASK = re.compile(r"[\d/\\]|[0-9A-Fa-f]{8}|true|false|null|True|False|Null|TRUE|FALSE|NULL").search
 _MARKED = re.compile(r"(?<!#)#<\*>#(?!#)")  # a value between markers: "#28#"
 _JOINED = re.compile(rf"(?:(?<![^{_DELIMS}])(?<!\*>)/)?<\*>(?:[.:]<\*>)*")
@@ -54,13 +52,13 @@ _JOINED = re.compile(rf"(?:(?<![^{_DELIMS}])(?<!\*>)/)?<\*>(?:[.:]<\*>)*")
 
 def mask_token(token: str) -> str:
     """One whitespace-free token with its values replaced by ``<*>``."""
-    if "/" in token or "\\" in token:
+    if _ONE_PART(token) is not None:  # no delimiter at all (blk_-1608999687919862906, an14, Accepted)
+        return WILDCARD if _VALUE.fullmatch(token) is not None else token
+    if token.count("/") > 1 or "\\" in token:  # a path or URL needs two slashes (or a backslash)
         token = _PATHS.sub(WILDCARD, token)
     elif token.upper() == token.lower() and token.count(":") < 2:
         # no letter, no path, no address (``10.0.0.1:50010``, ``(4242)``): every part with a digit is a value
         return _finish(_NUMERIC.sub(WILDCARD, token))
-    elif _WORD_TOKEN(token) and not _HEX_TOKEN(token) and token not in _LITERALS:  # one word: ssh2, an14
-        return token
     if token.count(":") >= 2:  # MAC, IPv6, a time of day
         token = _ADDRESS.sub(WILDCARD, token)
     return _finish(_VALUE.sub(WILDCARD, token))
@@ -101,7 +99,9 @@ class Masker:
     def _learn(self, token: str) -> str:
         if token.isdigit():
             masked = WILDCARD
-        elif _MAY_MASK(token) is None:  # a plain word, the most common new token
+        elif _ONE_PART(token) is not None:  # one word or one value: the most common new tokens
+            masked = WILDCARD if _VALUE.fullmatch(token) is not None else token
+        elif _MAY_MASK(token) is None:  # no digit, path, hex or literal: words and punctuation
             masked = token
         else:
             masked = mask_token(token)
