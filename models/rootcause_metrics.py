@@ -10,7 +10,9 @@
   under other traffic, a slow drift) did not move *at* the onset.
 - **Held**: the smallest of each two consecutive movements, at their largest: a lone spike is not a change.
 - **Short baselines** (fewer than ``MIN_SPREAD_ROWS`` rows) have no spread to trust: a movement is then the
-  relative change, one unit per ``SHORT_UNIT`` of the larger of the two levels (so at most 1/``SHORT_UNIT``).
+  relative change (of the larger of the two levels), and its unit the typical relative change of the same metric
+  on every component (most of them took no part in the incident), ``SHORT_UNIT`` at least: availability that
+  never moves makes a 3 % drop large, latency that always wobbles by 20 % makes a 20 % rise small.
 - **Coverage**: the share of baseline rows where the metric has a value; a metric seen in 2 % of them (a rarely
   called dependency) has a baseline of a few points, and its movement weighs that much less.
 - **Tracking**: how closely (|Pearson r|) the symptom's metric follows the metric, from a little before the onset
@@ -27,7 +29,7 @@ import numpy as np
 LEAD_ROWS = 1          # rows before the onset that already count as "after" (the cause moves first)
 HOLD_ROWS = 2          # consecutive rows a movement must hold
 MIN_SPREAD_ROWS = 8    # a baseline this long has a spread worth measuring in
-SHORT_UNIT = 0.1       # with a shorter one, a 10 % change of the larger level is one unit
+SHORT_UNIT = 0.01      # with a shorter one, a relative change of the larger level, in its peers' units, 1 % at least
 Z_SHIFT = 3.0          # a movement this large counts as "moved" (for moved_at)
 TRACK_ROWS = 2         # rows before the first "after" row included when matching the symptom's shape
 MAX_LAG_ROWS = 10      # how far a metric may lead the symptom's when their shapes are matched
@@ -88,36 +90,50 @@ def movements(table: MetricTable, onset: float, symptom_column: int | None = Non
     window[max(0, first - TRACK_ROWS):] = True
     reference = table.values[window, symptom_column] if symptom_column is not None else None
     stamps = table.timestamps[after]
-    found = []
-    for j, (component, metric) in enumerate(table.columns):
+    deviations = {}
+    for j in range(len(table.columns)):
         pre, post = table.values[~after, j], table.values[after, j]
         present = pre[np.isfinite(pre)]
-        if len(present) == 0 or not np.isfinite(post).any():
-            continue
-        z, signed = _movement(present, post)
+        if len(present) and np.isfinite(post).any():
+            deviations[j] = (_deviation(present, post), len(present) / len(pre))
+    units = _peer_units(table.columns, {j: d for j, (d, _) in deviations.items() if d[2]})
+    found = []
+    for j, ((size, signed, short), coverage) in deviations.items():
+        component, metric = table.columns[j]
+        z = size / units[metric] if short else size
         held = _held(z)
         top = int(np.argmax(held))
         crossed = np.nonzero(held >= Z_SHIFT)[0]
         tracking = _tracking(table.values[window, j], reference) if reference is not None else None
         found.append(Movement(component, metric, float(held[top]), "up" if signed[top] >= 0 else "down",
-                              float(stamps[crossed[0]]) if len(crossed) else None,
-                              len(present) / len(pre), tracking))
+                              float(stamps[crossed[0]]) if len(crossed) else None, coverage, tracking))
     return found
 
 
-def _movement(present: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(|movement| per row after the onset, 0 where missing; its signed value from the baseline's median)."""
+def _deviation(present: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(|movement| per row after the onset, 0 where missing; its signed value from the baseline's median; whether
+    the baseline was short, and the movement a relative change still to be put in its peers' units)."""
     level, last = float(np.median(present)), float(present[-1])
     ok = np.isfinite(post)
     post = np.where(ok, post, level)
-    if len(present) >= MIN_SPREAD_ROWS:
+    short = len(present) < MIN_SPREAD_ROWS
+    if short:
+        from_level = (post - level) / np.maximum(np.maximum(abs(level), np.abs(post)), 1e-12)
+        from_last = (post - last) / np.maximum(np.maximum(abs(last), np.abs(post)), 1e-12)
+    else:
         spread = _spread(present, level)
         from_level, from_last = (post - level) / spread, (post - last) / spread
-    else:
-        from_level = (post - level) / np.maximum(SHORT_UNIT * np.maximum(abs(level), np.abs(post)), 1e-12)
-        from_last = (post - last) / np.maximum(SHORT_UNIT * np.maximum(abs(last), np.abs(post)), 1e-12)
-    z = np.where(ok, np.minimum(np.abs(from_level), np.abs(from_last)), 0.0)
-    return z, from_level
+    return np.where(ok, np.minimum(np.abs(from_level), np.abs(from_last)), 0.0), from_level, short
+
+
+def _peer_units(columns: list[tuple[str, str]], short: dict[int, tuple]) -> dict[str, float]:
+    """For the metrics measured against a short baseline: the typical relative change of the same metric across
+    all components (most of which did not take part in the incident), at least SHORT_UNIT."""
+    changes: dict[str, list[np.ndarray]] = {}
+    for j, (size, _, _) in short.items():
+        changes.setdefault(columns[j][1], []).append(size)
+    return {metric: max(SHORT_UNIT, 1.4826 * float(np.median(np.concatenate(sizes))))
+            for metric, sizes in changes.items()}
 
 
 def _spread(values: np.ndarray, level: float) -> float:

@@ -97,11 +97,18 @@ def test_a_level_that_was_already_off_before_the_onset_did_not_move_at_it() -> N
     assert found["moved"].moved_at == ONSET * STEP
 
 
-def test_a_baseline_of_two_rows_measures_relative_change() -> None:
-    """Five rows in all (no history): the movement is the relative change, in tenths of the larger level."""
+def test_a_baseline_of_two_rows_measures_relative_change_in_its_peers_units() -> None:
+    """Five rows in all (no history). Availability never moves on any component, so a 3 % drop is large; latency
+    wobbles by about 10 % everywhere, so a 5 % rise is small and a tripling is large."""
     stamps = np.arange(5) * STEP
-    values = np.array([[1.0, 100.0], [1.0, 100.0], [1.0, 100.0], [3.0, 101.0], [3.0, 100.0]])
-    metrics = MetricTable(stamps, [("slow", "latency"), ("calm", "latency")], values)
-    found = {m.component: m for m in movements(metrics, 3 * STEP)}
-    assert abs(found["slow"].z - (2 / 0.3)) < 1e-9 and found["calm"].z < 0.2
-    assert order(rank_causes(metrics, onset=3 * STEP))[0] == "slow"
+    series = {
+        "search|availability": [100, 100, 97, 97, 97], "web|availability": [100] * 5, "db|availability": [100] * 5,
+        "search|latency": [1.0, 1.0, 3.0, 3.0, 3.0], "web|latency": [10, 11, 10, 9, 11],
+        "db|latency": [5.0, 4.5, 5.0, 5.5, 4.5], "cache|latency": [2.0, 2.0, 2.1, 2.1, 2.1],
+    }
+    metrics = MetricTable(stamps, [tuple(n.split("|")) for n in series],
+                          np.column_stack([np.asarray(v, dtype=float) for v in series.values()]))
+    found = {(m.component, m.metric): m.z for m in movements(metrics, 3 * STEP)}
+    assert found["search", "availability"] >= 3 and found["web", "availability"] == 0
+    assert found["search", "latency"] > 5 and found["cache", "latency"] < 1
+    assert order(rank_causes(metrics, onset=3 * STEP))[0] == "search"
