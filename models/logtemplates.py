@@ -23,7 +23,8 @@ Departures from drain3's defaults, measured on the Loghub development systems an
   other word moves to a template of its own (``Block <*> stored as bytes ...`` and ``... as values ...``). A
   position that shows a masked value or more words than that is a parameter for good (user names), and the
   templates split from one another hold at most :data:`FIXED_WORDS` words there together, so a parameter with
-  a small vocabulary is never split word by word over a long stream.
+  a small vocabulary is never split word by word over a long stream. The unit after a value (``KB``), the
+  value of a key (``user=app``) and a hyphenated name (``orders-consumer``) are never fixed words.
 
 Template ids (``E1``, ``E2``, ...) are given in order of first appearance and never change meaning: templates
 are never merged, and a refinement only moves the lines of a fixed word to a new id (a line whose template was
