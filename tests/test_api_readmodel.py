@@ -144,3 +144,22 @@ def test_offsets_are_kept_with_what_was_applied(store: ReadModel) -> None:
 def test_apply_refuses_events_it_does_not_keep(store: ReadModel) -> None:
     with pytest.raises(TypeError, match="keeps no MetricBatch"):
         apply(store.conn, example(METRICS))
+
+
+def test_the_read_model_is_private_to_the_user_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "api"
+    folder.mkdir(mode=0o755)
+    path = folder / "readmodel.sqlite3"
+    path.touch(mode=0o644)
+    old = os.umask(0o022)
+    try:
+        store = ReadModel(path)
+        store.conn.execute("INSERT INTO feed_offsets VALUES ('t', 0, 1)")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    store.close()
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert modes == {name: 0o600 for name in modes} and "readmodel.sqlite3-wal" in modes

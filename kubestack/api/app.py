@@ -18,9 +18,10 @@ from starlette.exceptions import HTTPException
 
 from kubestack.api.auth import TokenBook
 from kubestack.api.config import ApiSettings
-from kubestack.api.context import ApiContext
+from kubestack.api.context import ApiContext, principal
 from kubestack.api.errors import ApiError
 from kubestack.api.feed import Feed
+from kubestack.api.gate import RequestGate
 from kubestack.api.metrics import ApiMetrics
 from kubestack.api.publisher import Publisher
 from kubestack.api.readmodel import ReadModel
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 CONSOLE = Path(__file__).parent / "console"
 ROUTERS = (read_router, decisions_router, system_router, slack_router)
-HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
+              413: "payload_too_large"}
 
 
 def readmodel_path(settings: Settings) -> Path:
@@ -80,13 +82,20 @@ def create_app(settings: Settings, api: ApiSettings, tokens: TokenBook | None = 
     for router in ROUTERS:
         app.include_router(router)
     _errors(app)
+    # inside the request metrics (they count its refusals too): a body limit raised under Starlette's
+    # BaseHTTPMiddleware reaches the route as a broken body, a 400, not the 413
+    app.add_middleware(RequestGate, max_body_bytes=api.max_body_bytes, authenticate=ctx.tokens.authenticate)
     _request_metrics(app, ctx)
     _console(app, ctx)
 
     @app.get("/metrics", tags=["system"], response_class=PlainTextResponse,
-             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
-    def metrics() -> Response:
-        """Prometheus metrics: requests, read-model rows, feed lag and last event age, decisions."""
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+                        401: {"description": "No token, or an unknown one (unless api.metrics_public)"}})
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics: requests, read-model rows, feed lag and last event age, decisions. Any role's token
+        (Prometheus: ``authorization: {credentials: ...}``), unless ``api.metrics_public``."""
+        if not ctx.api.metrics_public:
+            principal(request)
         return metrics_text(ctx)
 
     return app

@@ -53,6 +53,11 @@ class ApiSettings(BaseModel):
     agent_config: Path | None = Field(default=None, description="agent.yaml whose targets diagnose can check")
     feed_group: str = Field(default="kubestack-api", min_length=1, description="Consumer group of the read model")
     diagnose_timeout_s: float = Field(default=15.0, gt=0, description="Longest a target's checks may take")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description=(
+        "Largest request body taken; a larger one is a 413 before it is read (decisions and Slack callbacks are a "
+        "few kilobytes)"))
+    metrics_public: bool = Field(default=False, description=(
+        "Serve /metrics without a token (for a scraper that cannot send one); by default it needs any role's"))
 
     @model_validator(mode="after")
     def _unique_token_names(self) -> ApiSettings:

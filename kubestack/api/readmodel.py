@@ -5,12 +5,18 @@ incident, the latest root-cause report per incident, proposals with their decisi
 latest prediction per resource and signal, the latest health report per resource, audit records. Every row
 carries its tenant. The feed's next offset per partition is kept in the same transaction as what it applied,
 so a read model and its position never disagree (a fresh read model replays from the beginning).
+
+One connection writes (the feed, decisions; on the event loop); every other thread reads through a connection of
+its own (``reader``), so a read sees only committed rows, never the feed's transaction half done. The file and its
+folder are private to the user (0600, 0700), whatever the umask: the rows hold incidents' evidence.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import threading
 from pathlib import Path
 
 from kubestack.contract.base import Event
@@ -59,11 +65,20 @@ _REVISION = re.compile(r"-r(\d+)$")
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    conn.row_factory = sqlite3.Row
+    """The writing connection; creates the file (0600, in a 0700 folder) and the schema."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite gives its -wal and -shm files this mode
+    path.chmod(0o600)
+    conn = _open(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(SCHEMA)
+    return conn
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.row_factory = sqlite3.Row
     return conn
 
 
@@ -195,8 +210,24 @@ class ReadModel:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.conn = connect(path)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's reading connection (made on first use): it sees committed rows only."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = _open(self.path)
+            with self._lock:
+                self._readers.append(conn)
+        return conn
 
     def close(self) -> None:
+        with self._lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
         self.conn.close()
 
     def apply(self, event: Event | None, topic: str, partition: int, offset: int) -> tuple[str, bool] | None:
@@ -213,7 +244,8 @@ class ReadModel:
         return row["next_offset"] if row else None
 
     def counts(self) -> dict[str, int]:
-        return {kind: self.conn.execute(f"SELECT count(*) FROM {kind}").fetchone()[0] for kind in KINDS}  # noqa: S608
+        conn = self.reader()
+        return {kind: conn.execute(f"SELECT count(*) FROM {kind}").fetchone()[0] for kind in KINDS}  # noqa: S608
 
     def claim_decision(self, decision: RemediationDecision) -> bool:
         """Mark a pending proposal decided now (before the decision comes back from the bus); False if it is not

@@ -31,7 +31,7 @@ def incidents(ctx: Ctx, who: Caller,
               resource: Annotated[str | None, Query(description="Resource key or name")] = None,
               limit: Limit = 100) -> IncidentList:
     """Incidents (latest revision each) the token's tenant may see, with root cause and proposals."""
-    return IncidentList(items=list_incidents(ctx.store.conn, who.tenant, status=status,
+    return IncidentList(items=list_incidents(ctx.store.reader(), who.tenant, status=status,
                                              severity=severity.value if severity else None, resource=resource,
                                              limit=limit))
 
@@ -40,7 +40,7 @@ def incidents(ctx: Ctx, who: Caller,
             responses={404: {"model": ErrorBody, "description": "No such incident (or another tenant's)"}})
 def incident(ctx: Ctx, who: Caller, incident_id: str) -> IncidentView:
     """One incident: signals as a timeline, its latest root-cause report, its proposals."""
-    found = get_incident(ctx.store.conn, incident_id, who.tenant)
+    found = get_incident(ctx.store.reader(), incident_id, who.tenant)
     if found is None:
         raise NotFoundError(f"no incident {incident_id!r}")
     return found
@@ -50,19 +50,19 @@ def incident(ctx: Ctx, who: Caller, incident_id: str) -> IncidentView:
 def proposals(ctx: Ctx, who: Caller, state: ResultStatus | None = None, incident_id: str | None = None,
               limit: Limit = 100) -> ProposalList:
     """Remediation proposals with their state, decision and results."""
-    return ProposalList(items=list_proposals(ctx.store.conn, who.tenant, state=state.value if state else None,
+    return ProposalList(items=list_proposals(ctx.store.reader(), who.tenant, state=state.value if state else None,
                                              incident_id=incident_id, limit=limit))
 
 
 @router.get("/predictions", tags=["predictions"], response_model=PredictionList)
 def predictions(ctx: Ctx, who: Caller, status: PredictionStatus | None = None, limit: Limit = 100) -> PredictionList:
     """Capacity exhaustion predictions, the latest per resource and signal."""
-    return PredictionList(items=list_predictions(ctx.store.conn, who.tenant, status=status.value if status else None,
-                                                 limit=limit))
+    return PredictionList(items=list_predictions(ctx.store.reader(), who.tenant,
+                                                 status=status.value if status else None, limit=limit))
 
 
 @router.get("/audit", tags=["audit"], response_model=AuditList)
 def audit(ctx: Ctx, who: Caller, limit: Limit = 100) -> AuditList:
     """The hash-chained audit trail, newest first: an admin sees every tenant's, others their tenant's."""
     scope = who.tenant if who.tenant is not None or who.can(Role.ADMIN) else ctx.settings.tenant
-    return AuditList(items=list_audit(ctx.store.conn, scope, limit=limit))
+    return AuditList(items=list_audit(ctx.store.reader(), scope, limit=limit))

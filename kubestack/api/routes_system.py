@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from kubestack.api.auth import Principal
@@ -39,19 +39,25 @@ Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 AUTH_ERRORS = {401: {"model": ErrorBody, "description": "No token, or an unknown one"}}
 
 
-@router.get("/health", response_model=HealthResponse)
-async def health(ctx: Ctx) -> HealthResponse:
-    """Liveness and Kafka reachability; no token needed."""
+@router.get("/health", response_model=HealthResponse, response_model_exclude_none=True)
+async def health(ctx: Ctx, request: Request) -> HealthResponse:
+    """Liveness and Kafka reachability, with no token (for probes). Details (the Kafka error, the feed's lag, the
+    read model's rows) only with a token: without one the answer names no address, count or error."""
     error = None
     try:
         await asyncio.wait_for(describe_cluster(ctx.settings.kafka), KAFKA_PROBE_S)
     except (KafkaUnavailableError, TimeoutError) as exc:
         error = str(exc) or f"no answer within {KAFKA_PROBE_S:.0f}s"
     feed = ctx.feed
-    return HealthResponse(status="ok" if error is None else "degraded", kafka_reachable=error is None,
-                          kafka_error=error, read_model=ctx.store.counts(),
-                          feed=FeedStatus(running=feed.running, lag=feed.lag, last_event_age_s=feed.last_event_age(),
-                                          error=feed.error))
+    answer = HealthResponse(status="ok" if error is None else "degraded", kafka_reachable=error is None,
+                            feed_running=feed.running)
+    if request.headers.get("authorization") is None:
+        return answer
+    principal(request)  # a token that is sent must be a valid one
+    return answer.model_copy(update={
+        "kafka_error": error, "read_model": ctx.store.counts(),
+        "feed": FeedStatus(running=feed.running, lag=feed.lag, last_event_age_s=feed.last_event_age(),
+                           error=feed.error)})
 
 
 @router.get("/me", response_model=WhoAmI, responses=AUTH_ERRORS)
@@ -72,7 +78,8 @@ def targets(ctx: Ctx, who: Caller) -> TargetsResponse:
     """The agent config's targets (never their credentials) and the resources health reports came from."""
     known = ctx.targets
     listed = [t for t in known.views() if who.sees(t.tenant)]
-    return TargetsResponse(targets=listed, resources=[health_view(r) for r in list_health(ctx.store.conn, who.tenant)])
+    return TargetsResponse(targets=listed,
+                           resources=[health_view(r) for r in list_health(ctx.store.reader(), who.tenant)])
 
 
 @router.post("/diagnose", response_model=DiagnoseResponse,
@@ -82,9 +89,9 @@ def targets(ctx: Ctx, who: Caller) -> TargetsResponse:
 async def diagnose(ctx: Ctx, who: Operator, body: DiagnoseRequest) -> DiagnoseResponse:
     """Run a target's health checks now and return the findings (audited as target.diagnosed)."""
     known = ctx.targets
-    target = known.find(body.target)
-    if not who.sees(known.tenant):
+    if not who.sees(known.tenant):  # before the lookup, whose "not found" lists the targets
         raise NotFoundError(f"no target {body.target!r}")
+    target = known.find(body.target)
     result = await known.diagnose(target, ctx.api.diagnose_timeout_s)
     await ctx.publisher.audit(actor=who.name, action="target.diagnosed", subject_id=result.resource,
                               tenant=known.tenant, resource=known.resource(target),

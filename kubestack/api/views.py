@@ -139,9 +139,10 @@ class FeedStatus(BaseModel):
 class HealthResponse(BaseModel):
     status: str = Field(description="ok, or degraded when Kafka does not answer")
     kafka_reachable: bool
-    kafka_error: str | None
-    feed: FeedStatus
-    read_model: dict[str, int]
+    feed_running: bool
+    kafka_error: str | None = Field(default=None, description="With a token only")
+    feed: FeedStatus | None = Field(default=None, description="With a token only")
+    read_model: dict[str, int] | None = Field(default=None, description="Rows by kind; with a token only")
 
 
 class WhoAmI(BaseModel):
