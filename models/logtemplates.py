@@ -38,6 +38,8 @@ changes, so results are exactly those of the plain algorithm, and a miner restor
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from operator import itemgetter
 from typing import NamedTuple
 
 from kubestack.errors import ConfigError
@@ -88,6 +90,16 @@ def _merge(template_token: str, token: str) -> str:
 
 _OPENERS = "=:([{\"'"
 _CLOSERS = ")]}\"',;:."
+
+
+def _picker(indices: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """The tokens at ``indices`` as a tuple, picked in one call."""
+    if not indices:
+        return lambda tokens: ()
+    if len(indices) == 1:
+        index = indices[0]
+        return lambda tokens: (tokens[index],)
+    return itemgetter(*indices)
 
 
 def _is_word(token: str) -> bool:
@@ -141,8 +153,8 @@ _NAME = re.compile(r"<\*>|=|[A-Za-z0-9]-[A-Za-z]").search
 
 
 class _Template:
-    __slots__ = ("number", "tokens", "opened", "fixed", "loose", "size", "path", "words", "moved", "known",
-                 "_text")
+    __slots__ = ("number", "tokens", "opened", "fixed", "marked", "size", "path", "words", "moved", "known",
+                 "_text", "_pick_fixed", "_fixed_values", "_pick_wild")
 
     def __init__(self, number: int, tokens: list[str], path: tuple[str, ...], size: int = 1,
                  opened: set[int] | None = None, words: dict[int, _Words] | None = None,
@@ -161,11 +173,14 @@ class _Template:
         self._refresh()
 
     def _refresh(self) -> None:
-        """``fixed``: the positions a message must repeat; ``loose``: the generalised ones (and masked values)."""
+        """``fixed``: the positions a message must repeat; the others are parameters, ``<*>`` or ``marked`` (a
+        generalised token with its punctuation: ``(<*>)``)."""
         self.fixed = [(i, token) for i, token in enumerate(self.tokens)
                       if token != WILDCARD and i not in self.opened]
-        self.loose = [(i, token) for i, token in enumerate(self.tokens)
-                      if token == WILDCARD or i in self.opened]
+        self.marked = [(i, token) for i, token in enumerate(self.tokens) if token != WILDCARD and i in self.opened]
+        self._pick_fixed = _picker([i for i, _ in self.fixed])
+        self._fixed_values = tuple(token for _, token in self.fixed)
+        self._pick_wild = _picker([i for i, token in enumerate(self.tokens) if token == WILDCARD])
         self._text = None
 
     @property
@@ -180,17 +195,20 @@ class _Template:
 
     def similarity(self, tokens: list[str]) -> float:
         """The share of positions that agree (see the module docstring); -1 for another message."""
-        differ = [i for i, token in self.fixed if tokens[i] != token]
-        if differ and len(differ) == len(self.fixed):
-            return -1.0
-        last = -2
-        for i in differ:
-            if i == last + 1 and _is_word(tokens[i]) and _is_word(tokens[last]) and _is_word(self.tokens[i]) \
-                    and _is_word(self.tokens[last]):
+        hits = len(self.fixed)
+        if self._pick_fixed(tokens) != self._fixed_values:
+            differ = [i for i, token in self.fixed if tokens[i] != token]
+            if len(differ) == len(self.fixed):
                 return -1.0
-            last = i
-        hits = len(self.fixed) - len(differ)
-        hits += sum(1 for i, token in self.loose if tokens[i] == WILDCARD or tokens[i] == token)
+            last = -2
+            for i in differ:
+                if i == last + 1 and _is_word(tokens[i]) and _is_word(tokens[last]) and _is_word(self.tokens[i]) \
+                        and _is_word(self.tokens[last]):
+                    return -1.0
+                last = i
+            hits -= len(differ)
+        hits += self._pick_wild(tokens).count(WILDCARD)
+        hits += sum(1 for i, token in self.marked if tokens[i] == WILDCARD or tokens[i] == token)
         return hits / len(tokens) if tokens else 1.0
 
     def absorb(self, tokens: list[str]) -> bool:
@@ -206,9 +224,9 @@ class _Template:
                         and not (i and self.tokens[i - 1].endswith(WILDCARD) and _unit(token) and _unit(other))):
                     self.words[i] = _Words({token: self.size - 1}, token)
                 changed = True
-        for i, token in self.loose:
+        for i, token in self.marked:
             other = tokens[i]
-            if token != WILDCARD and other != token:
+            if other != token:
                 merged = _merge(token, other)
                 if merged != token:
                     self.tokens[i] = merged
