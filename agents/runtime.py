@@ -8,8 +8,6 @@ import logging
 import socket
 from functools import partial
 
-from pydantic import ValidationError
-
 from kubestack.agents.collector import TargetCollector
 from kubestack.agents.config import AgentConfig, TargetConfig
 from kubestack.agents.metrics import AgentMetrics
@@ -18,26 +16,13 @@ from kubestack.agents.schedule import every
 from kubestack.agents.sender import SpoolingPublisher
 from kubestack.agents.spool import Spool
 from kubestack.agents.state import StateStore
+from kubestack.agents.targets import open_target
 from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.topics import METRICS
-from kubestack.errors import ConfigError, KubestackError, validation_problems
-from kubestack.plugins.base import CommandRunner
-from kubestack.plugins.registry import get_plugin
+from kubestack.errors import KubestackError
 from kubestack.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def build_runner(target: TargetConfig) -> CommandRunner | None:
-    """None for direct connections; an SSH runner for agentless targets."""
-    if target.ssh is None:
-        return None
-    from kubestack.agents.ssh import SSHRunner, SSHTarget
-
-    try:
-        return SSHRunner(SSHTarget.model_validate(target.ssh))
-    except ValidationError as exc:
-        raise ConfigError(f"target {target.type}/{target.name}: bad ssh settings: {exc}") from exc
 
 
 ADDRESS_LABEL = "address"
@@ -62,20 +47,15 @@ def listen_address(plugin_config: object) -> str | None:
 def build_collector(target: TargetConfig, config: AgentConfig, publisher: Publisher, state: StateStore,
                     metrics: AgentMetrics) -> TargetCollector:
     """Validate a target against its plugin's config model and build its collector (``ConfigError`` if wrong)."""
-    plugin_cls = get_plugin(target.type)
-    try:
-        plugin_config = plugin_cls.config_model.model_validate(target.config)
-    except ValidationError as exc:
-        raise ConfigError(f"target {target.type}/{target.name}: {validation_problems(exc)}") from exc
+    opened = open_target(target)
     identity = config.agent
     host = None if target.namespace else target.ssh.get("host") if target.ssh else socket.gethostname()
-    runner = build_runner(target)
-    address = listen_address(plugin_config)
+    address = listen_address(opened.config)
     labels = ({ADDRESS_LABEL: address} if address else {}) | target.labels
     return TargetCollector(
         name=target.name,
-        plugin=plugin_cls.create(plugin_config, runner),
-        runner=runner,
+        plugin=opened.plugin,
+        runner=opened.runner,
         resource=ResourceRef(kind=target.type, name=target.name, host=host, namespace=target.namespace,
                              cluster=target.cluster or identity.cluster, labels=labels),
         source=Source(agent=f"agent/{identity.name}", host=socket.gethostname(), cluster=identity.cluster),

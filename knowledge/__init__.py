@@ -1,4 +1,4 @@
-"""The runbook knowledge base: runbooks written by this project (``runbooks/<middleware>/*.md``) and the memory
+"""The runbook knowledge base: runbooks written by this project (each plugin's ``runbooks/*.md``) and the memory
 of resolved incidents, indexed with llama-index in a faiss store and searched by hybrid retrieval.
 
     build(folder, embedder="hashed")            index.py: (re)build <folder>/index

@@ -13,14 +13,13 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from kubestack.agents.config import TargetConfig
-from kubestack.agents.runtime import build_runner
+from kubestack.agents.targets import TargetCheck, check_target
 from kubestack.bus import client_options
 from kubestack.contract.events import Finding, Incident, IncidentStatus, Severity
 from kubestack.contract.topics import INCIDENTS
-from kubestack.errors import ConfigError, KafkaError, PluginError
+from kubestack.errors import KafkaError
 from kubestack.knowledge.question import Question
 from kubestack.knowledge.runbook import Runbook
-from kubestack.plugins.registry import get_plugin
 from kubestack.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -28,14 +27,6 @@ log = logging.getLogger(__name__)
 CONFIRMED_BOOST = 3
 INCIDENTS_TAIL = 500
 """Records read from the end of each incidents partition."""
-
-
-@dataclass
-class TargetCheck:
-    target: str
-    kind: str
-    findings: list[Finding] = field(default_factory=list)
-    error: str | None = None
 
 
 @dataclass
@@ -110,26 +101,6 @@ def targets_for(question: Question, targets: list[TargetConfig]) -> list[TargetC
     if question.middleware:
         return [t for t in targets if t.type == question.middleware]
     return []
-
-
-async def check_target(target: TargetConfig, timeout_s: float) -> TargetCheck:
-    """The target's health findings now; an unreachable or misconfigured target is reported, not raised."""
-    check = TargetCheck(target.name, target.type)
-    try:
-        plugin = get_plugin(target.type)
-        instance = plugin.create(plugin.config_model.model_validate(target.config), build_runner(target))
-    except (PluginError, ConfigError, ValueError) as exc:
-        check.error = f"{type(exc).__name__}: {exc}"
-        return check
-    try:
-        check.findings = await asyncio.wait_for(instance.check_health(), timeout_s)
-    except (PluginError, ConfigError) as exc:
-        check.error = str(exc) or type(exc).__name__
-    except TimeoutError:
-        check.error = f"no answer within {timeout_s:.0f}s"
-    finally:
-        await instance.close()
-    return check
 
 
 async def recent_incidents(kafka: KafkaSettings, question: Question, limit: int = 5,

@@ -1,7 +1,7 @@
 """The answer to a plain-language question in a model's words, when an LLM is configured: the live findings,
 recent incidents and runbooks of the offline answer become numbered evidence (``F1``, ``I1``, ``R1``), the model
 may only cite those, and an answer that cites anything else, or claims without citing, is dropped for the
-offline one (``kubestack.pipeline.narrative.citation_problem``). Everything sent is redacted first."""
+offline one (``kubestack.llm.citation_problem``). Everything sent is redacted first."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import logging
 from llama_index.core.llms import ChatMessage, MessageRole
 
 from kubestack.knowledge.ask import Answer
-from kubestack.pipeline.narrative import RULES, NarrationModel, cited_answer
-from kubestack.pipeline.redaction import redact, redact_value
+from kubestack.llm import RULES, LlmClient, cited_answer
+from kubestack.redaction import redact, redact_value
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def build_messages(answer: Answer, *, ips: bool = False) -> tuple[list[ChatMessa
     return messages, {eid for eid, _ in evidence}
 
 
-async def explain(answer: Answer, llm: NarrationModel | None) -> tuple[str | None, str]:
+async def explain(answer: Answer, llm: LlmClient | None) -> tuple[str | None, str]:
     """(the model's cited summary or None, who wrote it or why there is none)."""
     if llm is None:
         return None, RULES

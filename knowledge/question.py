@@ -1,20 +1,14 @@
 """What a question in plain language is about: which middleware, which instance, which symptom. English, Chinese
-or both mixed ("Redis 为什么变慢了?", "why are MySQL queries slow?", "pg 连接数满了"). Pure."""
+or both mixed ("Redis 为什么变慢了?", "why are MySQL queries slow?", "pg 连接数满了"). Pure, given the words that
+name each middleware: by default every installed plugin's name and the keywords it declares."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
-MIDDLEWARE_WORDS: dict[str, tuple[str, ...]] = {
-    "redis": ("redis", "缓存"),
-    "mysql": ("mysql", "mariadb", "innodb", "binlog"),
-    "postgresql": ("postgresql", "postgres", "pg", "psql", "pgbouncer", "vacuum", "wal"),
-    "kafka": ("kafka", "consumer group", "consumer lag", "broker", "topic", "partition", "消费", "分区"),
-    "host": ("disk", "inode", "cpu", "load average", "swap", "oom", "filesystem", "磁盘", "硬盘", "负载", "服务器",
-             "主机", "内核"),
-}
-"""Words that name a middleware; ASCII ones must stand as words ("pg", not "upgrade")."""
+from kubestack.plugins.registry import plugins
 
 SYMPTOM_WORDS: dict[str, tuple[str, ...]] = {
     "slow": ("slow", "latency", "timeout", "hang", "stuck", "慢", "延迟", "卡", "超时"),
@@ -28,6 +22,25 @@ SYMPTOM_WORDS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
+class Words:
+    """What names a middleware in a question."""
+
+    middleware: dict[str, tuple[str, ...]]
+    """Plugin name -> words that name it; ASCII ones must stand as words ("pg", not "upgrade")."""
+    generic: frozenset[str]
+    """Plugins about what every machine has (the host, the agent): a named product beats them ("redis on a full
+    disk" is about redis)."""
+
+
+@cache
+def plugin_words() -> Words:
+    """The words of every installed plugin: its name and its declared ``keywords``."""
+    installed = plugins()
+    return Words(middleware={name: (name, *getattr(p, "keywords", ())) for name, p in installed.items()},
+                 generic=frozenset(name for name, p in installed.items() if getattr(p, "always_local", False)))
+
+
+@dataclass(frozen=True)
 class Question:
     text: str
     middleware: str | None      # the plugin / resource kind, None when the question names none
@@ -35,9 +48,10 @@ class Question:
     symptoms: tuple[str, ...]   # coarse symptom classes found, for the answer's headline
 
 
-def understand(text: str, known_instances: dict[str, str] | None = None) -> Question:
+def understand(text: str, known_instances: dict[str, str] | None = None, words: Words | None = None) -> Question:
     """``known_instances``: target name -> its middleware (from the agent config). An instance named in the
-    question also settles the middleware."""
+    question also settles the middleware. ``words``: ``plugin_words()`` unless given."""
+    words = words or plugin_words()
     lowered = text.lower()
     instances = tuple(name for name in sorted(known_instances or {}, key=len, reverse=True)
                       if name.lower() in lowered)
@@ -45,11 +59,11 @@ def understand(text: str, known_instances: dict[str, str] | None = None) -> Ques
     if instances:
         middleware = (known_instances or {})[instances[0]]
     else:
-        scores = {kind: sum(_mentions(lowered, w) for w in words) for kind, words in MIDDLEWARE_WORDS.items()}
-        named = [kind for kind, score in scores.items() if score]
-        if named:  # a named product beats a generic word ("redis on a full disk" is about redis)
-            middleware = next((k for k in named if k != "host"), named[0])
-    symptoms = tuple(s for s, words in SYMPTOM_WORDS.items() if any(_mentions(lowered, w) for w in words))
+        scores = {kind: sum(_mentions(lowered, w) for w in said) for kind, said in words.middleware.items()}
+        named = sorted((kind for kind, score in scores.items() if score), key=lambda k: (-scores[k], k))
+        if named:
+            middleware = next((k for k in named if k not in words.generic), named[0])
+    symptoms = tuple(s for s, said in SYMPTOM_WORDS.items() if any(_mentions(lowered, w) for w in said))
     return Question(text, middleware, instances, symptoms)
 
 

@@ -12,11 +12,13 @@ A document is markdown with YAML front matter between ``---`` lines::
     related: [host/memory-pressure]
     ---
 
-Runbooks ship inside the package (``runbooks/<middleware>/<slug>.md``, id ``<middleware>/<slug>``).
+Runbooks ship with their plugin: a ``runbooks/`` folder next to the module that defines the plugin class
+(``plugins/redis/runbooks/memory-full.md``), id ``<plugin>/<slug>``, middleware ``<plugin>``.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import Literal
@@ -25,11 +27,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kubestack.errors import RunbookFormatError, validation_problems
+from kubestack.plugins.registry import plugins
 
 log = logging.getLogger(__name__)
 
-RUNBOOK_DIR = Path(__file__).parent / "runbooks"
-MIDDLEWARE = ("redis", "mysql", "postgresql", "kafka", "host", "kubernetes")
+RUNBOOKS = "runbooks"
 _ID = r"^[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_.-]*$"
 
 
@@ -102,33 +104,43 @@ def parse_runbook(text: str, where: str = "<text>") -> Runbook:
     return Runbook(meta=meta, body=text[end + 5:].strip())
 
 
-def load_dir(root: Path) -> list[Runbook]:
-    """Every ``*.md`` below ``root`` (sorted); a runbook's id must match its path ``<middleware>/<slug>.md``."""
+def runbook_dirs() -> dict[str, Path]:
+    """Plugin name -> its ``runbooks/`` folder, for every installed plugin that has one."""
+    found = {name: Path(inspect.getfile(plugin)).parent / RUNBOOKS for name, plugin in plugins().items()}
+    return {name: folder for name, folder in found.items() if folder.is_dir()}
+
+
+def load_dir(root: Path, middleware: str | None = None) -> list[Runbook]:
+    """Every ``*.md`` below ``root`` (sorted). A runbook's id must match its path: ``<middleware>/<slug>`` for
+    ``root/<slug>.md`` when ``middleware`` is given (a plugin's folder), else for ``root/<middleware>/<slug>.md``."""
     books = []
     for path in sorted(root.rglob("*.md")):
         if path.name.lower() == "readme.md":
             continue
         book = parse_runbook(path.read_text(encoding="utf-8"), str(path))
         if book.meta.kind == "runbook":
-            expected = path.relative_to(root).with_suffix("").as_posix()
-            if book.id != expected or book.meta.middleware != path.parent.name:
+            relative = path.relative_to(root).with_suffix("").as_posix()
+            expected = f"{middleware}/{relative}" if middleware else relative
+            if book.id != expected or book.meta.middleware != expected.split("/")[0]:
                 raise RunbookFormatError(f"{path}: id {book.id!r} and middleware {book.meta.middleware!r} must match "
                                          f"the path ({expected!r})")
         books.append(book)
     return books
 
 
-def load_runbooks(root: Path = RUNBOOK_DIR) -> list[Runbook]:
-    """The runbooks shipped with the package; ids are unique and ``related`` ids exist."""
-    books = load_dir(root)
+def load_runbooks(dirs: dict[str, Path] | None = None) -> list[Runbook]:
+    """The runbooks of the installed plugins (``dirs``: plugin name -> folder, default ``runbook_dirs()``); ids
+    are unique and ``related`` ids exist."""
+    dirs = runbook_dirs() if dirs is None else dirs
+    books = [book for name, folder in sorted(dirs.items()) for book in load_dir(folder, name)]
     ids = [b.id for b in books]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise RunbookFormatError(f"{root}: duplicate runbook ids {', '.join(duplicates)}")
+        raise RunbookFormatError(f"duplicate runbook ids {', '.join(duplicates)}")
     known = set(ids)
     for book in books:
         missing = [r for r in book.meta.related if r not in known]
         if missing:
             raise RunbookFormatError(f"{book.id}: related runbooks {', '.join(missing)} do not exist")
-    log.debug("%d runbooks loaded from %s", len(books), root)
+    log.debug("%d runbooks loaded from %d plugins", len(books), len(dirs))
     return books

@@ -14,9 +14,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
-from kubestack.api.config import ApiSettings
+from kubestack.apisettings import ApiSettings
 from kubestack.errors import ConfigError, validation_problems
-from kubestack.pipeline.notify.config import NotifySettings
+from kubestack.notifysettings import NotifySettings
 
 BOOTSTRAP_SHORTCUT_ENV = "KUBESTACK_KAFKA_BOOTSTRAP"
 CONFIG_FILE_ENV = "KUBESTACK_CONFIG"

@@ -4,14 +4,19 @@ Shared by the ranking (``diagnosis``) and the proposals (``proposals``)."""
 from __future__ import annotations
 
 from kubestack.contract.events import IncidentSignal, Severity, SignalKind
+from kubestack.plugins.registry import symptom_rules
 
 CONFIG_RISK = "config-risk"
 TARGET_DOWN = "agent.target_down"
 _FINDING = {Severity.CRITICAL: 2.0, Severity.WARNING: 1.5, Severity.INFO: 0.5}
-SYMPTOMS = frozenset({"redis.slow_commands", "redis.blocked_clients", "mysql.long_running_query", "host.load_high"})
-"""Findings of what clients feel (slow, blocked, busy) rather than of a cause: a saturation or change finding of
-the same severity on the same resource is the likelier cause."""
 SYMPTOM_DISCOUNT = 0.2
+"""Taken off a symptom's weight: a saturation or change finding of the same severity on the same resource is the
+likelier cause."""
+
+
+def is_symptom(rule: str) -> bool:
+    """Whether ``rule`` says what clients feel (slow, blocked, busy) rather than a cause, as its plugin declares."""
+    return rule in symptom_rules()
 
 
 def cause_of(signal: IncidentSignal) -> str:
@@ -33,7 +38,7 @@ def weight(signal: IncidentSignal) -> float:
     if signal.kind == SignalKind.FINDING:
         if signal.name == TARGET_DOWN:
             return 2.5
-        return _FINDING[signal.severity] - (SYMPTOM_DISCOUNT if signal.name in SYMPTOMS else 0.0)
+        return _FINDING[signal.severity] - (SYMPTOM_DISCOUNT if is_symptom(signal.name) else 0.0)
     if signal.kind == SignalKind.PREDICTION:
         return 1.2
     return 0.5 + 0.5 * (signal.score or 0.0)

@@ -2,9 +2,9 @@
 execute, then watch the health rules the proposal names until they clear; roll back with the action's undo when
 they do not clear within the window or the target gets worse (a new critical finding, or it stops answering).
 
-The targets are the ones of an agent config (``remediation.targets``), matched to the proposal's resource by kind
-and name (and cluster when both say one), or, for the resources a target holds (the pods, nodes and workloads of
-a Kubernetes cluster), the target that owns it; credentials stay in that file.
+The targets are the ones of an agent config (``remediation.targets``, an ``agents.targets.TargetSet``), matched to
+the proposal's resource by kind and name (and cluster when both say one), or, for the resources a target holds (the
+pods, nodes and workloads of a Kubernetes cluster), the target that owns it; credentials stay in that file.
 """
 
 from __future__ import annotations
@@ -13,62 +13,15 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from kubestack.agents.config import TargetConfig, load_agent_config
-from kubestack.agents.runtime import build_runner
+from kubestack.agents.targets import TargetSet
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import Finding, RemediationProposal, ResultStatus, Severity
-from kubestack.errors import ActionError, ConfigError, PluginError, PreconditionFailedError, TargetError
+from kubestack.errors import ConfigError, PluginError, PreconditionFailedError, TargetError
 from kubestack.plugins.base import ActionOutcome, ActionRunner, Plugin, ResourceChecks
-from kubestack.plugins.registry import get_plugin, plugin_for_kind
 from kubestack.settings import RemediationSettings
 
 log = logging.getLogger(__name__)
-
-
-class Targets:
-    """The targets the stage may act on."""
-
-    def __init__(self, targets: list[TargetConfig], cluster: str | None = None) -> None:
-        self._targets = targets
-        self._cluster = cluster
-
-    @classmethod
-    def load(cls, path: Path | None) -> Targets:
-        if path is None:
-            return cls([])
-        config = load_agent_config(path)
-        return cls(config.targets, config.agent.cluster)
-
-    def find(self, resource: ResourceRef) -> TargetConfig | None:
-        if resource.cluster and self._cluster and resource.cluster != self._cluster:
-            return None
-        return next((t for t in self._targets if (t.type, t.name) == (resource.kind, resource.name)), None)
-
-    async def plugin(self, resource: ResourceRef) -> Plugin:
-        """A plugin instance for the target ``resource`` belongs to: its own target, else the target whose plugin
-        reports resources of its kind and owns it (a pod through its cluster's ``kubernetes`` target)."""
-        target = self.find(resource)
-        if target is not None:
-            return self._create(target)
-        owner = plugin_for_kind(resource.kind)
-        for candidate in (t for t in self._targets if owner is not None and t.type == owner):
-            plugin = self._create(candidate)
-            if isinstance(plugin, ResourceChecks) and plugin.owns(resource):
-                return plugin
-            await plugin.close()
-        raise ActionError(f"no target {resource.kind}/{resource.name} in remediation.targets"
-                          f"{f' (nor a {owner} target of cluster {resource.cluster})' if owner else ''}: "
-                          "nothing to act on")
-
-    @staticmethod
-    def _create(target: TargetConfig) -> Plugin:
-        plugin_cls = get_plugin(target.type)
-        try:
-            return plugin_cls.create(plugin_cls.config_model.model_validate(target.config), build_runner(target))
-        except ValueError as exc:
-            raise ConfigError(f"target {target.type}/{target.name}: {exc}") from exc
 
 
 def health_of(plugin: Plugin, resource: ResourceRef):
@@ -85,22 +38,22 @@ class Step:
     output: str
 
 
-async def carry_out(proposal: RemediationProposal, targets: Targets,
+async def carry_out(proposal: RemediationProposal, targets: TargetSet,
                     settings: RemediationSettings) -> AsyncIterator[Step]:
     """The steps of acting on ``proposal``, as they happen: executed, then verified, rolled back or failed."""
     try:
-        plugin = await targets.plugin(proposal.resource)
+        opened = await targets.open_for(proposal.resource)
     except (PluginError, ConfigError) as exc:
         yield Step(ResultStatus.FAILED, str(exc))
         return
     try:
-        if not isinstance(plugin, ActionRunner):
+        if not isinstance(opened.plugin, ActionRunner):
             yield Step(ResultStatus.FAILED, f"the {proposal.resource.kind} plugin cannot carry out actions")
             return
-        async for step in _act(plugin, proposal, settings):
+        async for step in _act(opened.plugin, proposal, settings):
             yield step
     finally:
-        await plugin.close()
+        await opened.close()
 
 
 async def _act(plugin: Plugin, proposal: RemediationProposal, settings: RemediationSettings) -> AsyncIterator[Step]:

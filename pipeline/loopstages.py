@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 import faust
 from faust.types import EventT
 
+from kubestack.agents.targets import TargetSet
 from kubestack.contract.events import AuditEntry, Notification, ResultStatus
 from kubestack.contract.topics import (
     AUDIT,
@@ -32,7 +33,7 @@ from kubestack.contract.topics import (
 from kubestack.pipeline.app import contract_topic
 from kubestack.pipeline.audit import AuditChain
 from kubestack.pipeline.auditstore import AuditStore, default_path
-from kubestack.pipeline.executor import Targets, carry_out
+from kubestack.pipeline.executor import carry_out
 from kubestack.pipeline.notify.notifier import Notifier
 from kubestack.pipeline.remediation import Transition, admit, audit_result, decide, finished, result
 
@@ -53,7 +54,7 @@ def _remediate(stages) -> None:
     entries = contract_topic(app, AUDIT_ENTRIES, prefix)
     table = app.Table("remediation", partitions=REMEDIATION_PROPOSALS.partitions,
                       schema=faust.Schema(key_serializer="json", value_serializer="json"))
-    targets = Targets.load(settings.targets)
+    targets = TargetSet.load(settings.targets)
     proposals_topic = REMEDIATION_PROPOSALS.qualified(prefix)
 
     async def apply(transition: Transition, key: str) -> None:

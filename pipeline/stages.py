@@ -315,9 +315,10 @@ class Stages:
         runbooks, titles = RunbookMatcher(books), {b.id: b.meta.title for b in books}
         narrator = None
         if self.settings.llm.provider != "none":  # imports the LLM clients only when one is configured
-            from kubestack.pipeline.narrative import build_narrator, narrate
+            from kubestack.llm import build_llm
+            from kubestack.pipeline.narrative import narrate
 
-            narrator = build_narrator(self.settings.llm)
+            narrator = build_llm(self.settings.llm)
 
         async def on_incident(event: EventT) -> None:
             incident = INCIDENTS.decode(event.value)

@@ -18,9 +18,20 @@ import asyncio
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    computed_field,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import ConfigChange, Finding, Peer, Risk, Sample
@@ -33,6 +44,7 @@ from kubestack.errors import (
     TargetUnreachableError,
     UnknownActionError,
 )
+from kubestack.plugins.remedy import Remedy
 
 
 class PluginConfig(BaseModel):
@@ -75,15 +87,104 @@ class LogSource(BaseModel):
     format: str | None = Field(default=None, description="<Field> layout, e.g. '<Pid>:<Role> <Date> <Time> <Content>'")
 
 
+class ActionParams(BaseModel):
+    """Base of every action's typed parameters: one model per action, whose fields validate, document (their
+    descriptions) and say what is required (a field without a default). Unknown names are refused; a number given
+    as digits (as a form sends it) is accepted, a boolean is not."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def no_bool(value: Any) -> Any:
+    """Refuses a boolean where a number is expected (pydantic would read True as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(no_bool)]
+"""An integer parameter; digits in a string are accepted, a boolean is not."""
+Number = Annotated[float, BeforeValidator(no_bool), Field(allow_inf_nan=False)]
+"""A finite number parameter; digits in a string are accepted, a boolean is not."""
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=63), AfterValidator(_no_nul)]
+"""A name given as text (a role, a database, a group): 1 to 63 characters."""
+
+
+class NoParams(ActionParams):
+    """An action that takes no parameters."""
+
+
 class ActionSpec(BaseModel):
-    """A safe action a plugin offers (executed by the remediation stage)."""
+    """A safe action a plugin offers, declared once: its risk, its typed parameters, what it answers (the
+    remedies the proposals stage reads) and what the remediation stage checks before acting."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     id: str = Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$", description="<plugin>.<action>")
     title: str
     risk: Risk
-    params: dict[str, str] = Field(default_factory=dict, description="Parameter name → meaning")
+    params: SkipJsonSchema[type[ActionParams]] = Field(default=NoParams, exclude=True,
+                                                       description="The typed parameter model")
     preconditions: list[str] = Field(default_factory=list)
     rollback: str = ""
+    answers: SkipJsonSchema[tuple[Remedy, ...]] = Field(
+        default=(), exclude=True, description="The signals this action answers and how their evidence sets its params")
+
+    @computed_field(description="JSON schema of the parameters: their types, meanings and which are required")
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self.params.model_json_schema()
+
+    def check(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` validated by the action's model and normalised (optional ones left out when not given);
+        ``ActionParamsError`` says which parameter is wrong and what is expected."""
+        try:
+            return self.params.model_validate(params).model_dump(exclude_none=True)
+        except ValidationError as exc:
+            raise ActionParamsError(f"{self.id}: {_param_problems(exc, self.params)}") from None
+
+    def accepts(self, params: dict[str, Any]) -> bool:
+        """Whether ``params`` are complete and valid for this action (no exception: the proposals ask this)."""
+        try:
+            self.params.model_validate(params)
+        except ValidationError:
+            return False
+        return True
+
+
+def _param_problems(exc: ValidationError, model: type[ActionParams]) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        name = ".".join(str(part) for part in error["loc"])
+        field = model.model_fields.get(str(error["loc"][0])) if error["loc"] else None
+        meaning = field.description if field is not None and field.description else ""
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            problems.append(f"parameter {name!r} is missing" + (f" ({meaning})" if meaning else ""))
+        elif error["type"] == "extra_forbidden":
+            problems.append(f"unknown parameter {name!r}; expected {', '.join(model.model_fields) or 'none'}")
+        elif not name:
+            problems.append(message)
+        elif error["type"] == "value_error":
+            problems.append(f"parameter {name!r}: {message}, not {error['input']!r}")
+        elif error["type"] == "string_pattern_mismatch":
+            expected = f"{meaning[0].lower()}{meaning[1:]}" if meaning else "another form"
+            problems.append(f"parameter {name!r} is {error['input']!r}; expected {expected}")
+        else:
+            said = message[0].lower() + message[1:]
+            for pydantic_words in ("input should ", "string should ", "list should "):
+                said = said.replace(pydantic_words, "must ", 1)
+            expected = f"; expected {meaning[0].lower()}{meaning[1:]}" if meaning else ""
+            problems.append(f"parameter {name!r} {said}, not {error['input']!r}{expected}")
+    return "; ".join(problems)
 
 
 @runtime_checkable
@@ -128,6 +229,13 @@ class Plugin(Protocol):
     config_model: ClassVar[type[PluginConfig]]
     client_module: ClassVar[str]
     """Import name of the client library used for direct connections, e.g. ``redis``."""
+    rules: ClassVar[tuple[str, ...]]
+    """Every health and config-risk rule id the plugin reports (``<plugin>.<rule>``); each has a runbook."""
+    symptoms: ClassVar[frozenset[str]]
+    """Those of ``rules`` that say what clients feel (slow, blocked, busy) rather than a cause: root cause ranks a
+    cause of the same severity on the same resource above them, and a remedy verifies against the others."""
+    keywords: ClassVar[tuple[str, ...]]
+    """Words that name this middleware in a question ("mariadb", "pg", "缓存"); its name always does."""
 
     @classmethod
     def create(cls, config: PluginConfig, runner: CommandRunner | None = None) -> Plugin:
@@ -161,14 +269,6 @@ def declared(specs: Sequence[ActionSpec], action_id: str, middleware: str) -> Ac
     if spec.risk == Risk.FORBIDDEN:
         raise ActionError(f"{action_id} is forbidden ({'; '.join(spec.preconditions)}): it is never executed")
     return spec
-
-
-def no_unknown_params(action_id: str, params: dict[str, Any], allowed: set[str]) -> None:
-    """``ActionParamsError`` naming any parameter ``action_id`` does not take."""
-    extra = sorted(set(params) - allowed)
-    if extra:
-        raise ActionParamsError(f"{action_id}: unknown parameter(s) {', '.join(extra)}; "
-                                f"expected {', '.join(sorted(allowed))}")
 
 
 class ActionOutcome(BaseModel):

@@ -79,3 +79,9 @@ def actions_for_kind(kind: str) -> tuple[ActionSpec, ...]:
     """The actions offered on resources of ``kind``, by the plugin that reports them."""
     owner = plugin_for_kind(kind)
     return action_specs(owner) if owner is not None else ()
+
+
+@cache
+def symptom_rules() -> frozenset[str]:
+    """The rules every installed plugin declares as symptoms (what clients feel rather than a cause)."""
+    return frozenset().union(*(getattr(plugin, "symptoms", frozenset()) for plugin in plugins().values()))

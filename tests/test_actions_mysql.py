@@ -13,12 +13,18 @@ import pymysql
 import pytest
 
 from kubestack.errors import ActionParamsError, PreconditionFailedError, UnknownActionError
-from kubestack.plugins.base import LocalRunner
+from kubestack.plugins.base import LocalRunner, declared
 from kubestack.plugins.mysql import MySQLConfig, MySQLPlugin
-from kubestack.plugins.mysql.actions import margin, max_connections_problems, thread_problems, validate
+from kubestack.plugins.mysql.actions import margin, max_connections_problems, thread_problems
+from kubestack.plugins.mysql.declaration import ACTIONS
 from tests.services.mariadb import MariadbServer
 
 OPS_USER = "kubestack_ops"
+
+
+def check(action_id: str, params: dict) -> dict:
+    """The action's parameters as its declared model checks and normalises them."""
+    return declared(ACTIONS, action_id, "MySQL").check(params)
 
 
 # --- pure ----------------------------------------------------------------------------------------------
@@ -26,21 +32,21 @@ OPS_USER = "kubestack_ops"
 
 @pytest.mark.parametrize("action", ["mysql.kill_query", "mysql.kill_connection"])
 def test_kill_params(action: str) -> None:
-    assert validate(action, {"id": "42"}) == {"id": 42}
-    for bad, says in (({}, "'id' is missing"), ({"id": 0}, "'id' must be an integer"),
-                      ({"id": "4; DROP TABLE t"}, "'id' must be an integer"), ({"id": True}, "'id' must be"),
+    assert check(action, {"id": "42"}) == {"id": 42}
+    for bad, says in (({}, "'id' is missing"), ({"id": 0}, "'id' must be greater than or equal to 1"),
+                      ({"id": "4; DROP TABLE t"}, "'id' must be a valid integer"), ({"id": True}, "'id': a boolean"),
                       ({"id": 4, "value": 3}, "unknown parameter")):
         with pytest.raises(ActionParamsError, match=says):
-            validate(action, bad)
+            check(action, bad)
 
 
 def test_max_connections_params() -> None:
-    assert validate("mysql.set_max_connections", {"value": 300}) == {"value": 300}
+    assert check("mysql.set_max_connections", {"value": 300}) == {"value": 300}
     for bad in ({}, {"value": 0}, {"value": 100_001}, {"value": "many"}, {"value": 2.5}):
         with pytest.raises(ActionParamsError, match="'value'"):
-            validate("mysql.set_max_connections", bad)
+            check("mysql.set_max_connections", bad)
     with pytest.raises(UnknownActionError):
-        validate("mysql.drop_database", {})
+        check("mysql.drop_database", {})
 
 
 def test_thread_preconditions() -> None:
@@ -228,6 +234,6 @@ async def test_max_connections_below_those_in_use_is_refused(plugin: MySQLPlugin
         with pytest.raises(PreconditionFailedError, match="below the .* connections in use plus a margin") as caught:
             await plugin.execute("mysql.set_max_connections", {"value": 2}, dry_run=dry_run)
         assert caught.value.action == "mysql.set_max_connections"
-    with pytest.raises(ActionParamsError, match="'value' must be an integer from 1 to 100000"):
+    with pytest.raises(ActionParamsError, match="'value' must be greater than or equal to 1, not -5"):
         await plugin.execute("mysql.set_max_connections", {"value": -5})
     assert max_connections(mariadb_server) == original

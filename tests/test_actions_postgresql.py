@@ -16,15 +16,15 @@ import psycopg
 import pytest
 
 from kubestack.errors import ActionError, ActionParamsError, PreconditionFailedError, UnknownActionError
-from kubestack.plugins.base import LocalRunner
+from kubestack.plugins.base import LocalRunner, declared
 from kubestack.plugins.postgresql import PostgreSQLConfig, PostgreSQLPlugin
 from kubestack.plugins.postgresql.actions import (
     backend_problems,
     idle_sql,
     role_problems,
     setting_problems,
-    validate,
 )
+from kubestack.plugins.postgresql.declaration import ACTIONS
 from tests.services.postgresql import PostgresServer
 
 OPS = "kubestack_ops"
@@ -33,36 +33,41 @@ VICTIM = "locked_out"
 SETTINGS = ("work_mem", "log_min_duration_statement", "idle_in_transaction_session_timeout")
 
 
+def check(action_id: str, params: dict) -> dict:
+    """The action's parameters as its declared model checks and normalises them."""
+    return declared(ACTIONS, action_id, "PostgreSQL").check(params)
+
+
 # --- pure ----------------------------------------------------------------------------------------------
 
 
 def test_params_are_checked_and_normalised() -> None:
-    assert validate("postgresql.terminate_backend", {"pid": "123"}) == {"pid": 123}
-    assert validate("postgresql.terminate_idle_sessions", {"min_idle_s": "30", "user": "app"}) == \
+    assert check("postgresql.terminate_backend", {"pid": "123"}) == {"pid": 123}
+    assert check("postgresql.terminate_idle_sessions", {"min_idle_s": "30", "user": "app"}) == \
         {"min_idle_s": 30.0, "user": "app"}
-    assert validate("postgresql.terminate_idle_in_transaction", {"min_idle_s": 60, "db": None}) == {"min_idle_s": 60}
-    assert validate("postgresql.alter_system_set", {"name": "Work_Mem", "value": 64}) == \
+    assert check("postgresql.terminate_idle_in_transaction", {"min_idle_s": 60, "db": None}) == {"min_idle_s": 60}
+    assert check("postgresql.alter_system_set", {"name": "Work_Mem", "value": 64}) == \
         {"name": "work_mem", "value": "64"}
-    assert validate("postgresql.alter_system_set", {"name": "jit", "value": False})["value"] == "off"
-    assert validate("postgresql.lock_role", {"name": 'we"ird'}) == {"name": 'we"ird'}
+    assert check("postgresql.alter_system_set", {"name": "jit", "value": False})["value"] == "off"
+    assert check("postgresql.lock_role", {"name": 'we"ird'}) == {"name": 'we"ird'}
 
 
 @pytest.mark.parametrize("action, params, says", [
     ("postgresql.cancel_backend", {}, "'pid' is missing"),
-    ("postgresql.cancel_backend", {"pid": 0}, "'pid' must be an integer >= 1"),
-    ("postgresql.terminate_backend", {"pid": "1 or 1=1"}, "'pid' must be an integer"),
+    ("postgresql.cancel_backend", {"pid": 0}, "'pid' must be greater than or equal to 1"),
+    ("postgresql.terminate_backend", {"pid": "1 or 1=1"}, "'pid' must be a valid integer"),
     ("postgresql.terminate_backend", {"pid": 5, "db": "x"}, "unknown parameter"),
-    ("postgresql.terminate_idle_sessions", {"min_idle_s": 0}, "'min_idle_s' must be a number >= 1"),
+    ("postgresql.terminate_idle_sessions", {"min_idle_s": 0}, "'min_idle_s' must be greater than or equal to 1"),
     ("postgresql.terminate_idle_sessions", {"min_idle_s": "nan"}, "'min_idle_s' must be"),
-    ("postgresql.terminate_idle_sessions", {"min_idle_s": 5, "user": 7}, "'user' is 7; expected a role name"),
+    ("postgresql.terminate_idle_sessions", {"min_idle_s": 5, "user": 7}, "'user' must be a valid string, not 7"),
     ("postgresql.terminate_idle_in_transaction", {}, "'min_idle_s' is missing"),
-    ("postgresql.alter_system_set", {"name": "work_mem; drop table x", "value": "1"}, "expected a pg_settings name"),
+    ("postgresql.alter_system_set", {"name": "work_mem; drop table x", "value": "1"}, "'name' is 'work_mem; drop table x'; expected a pg_settings name"),
     ("postgresql.alter_system_set", {"name": "work_mem"}, "'value' is missing"),
-    ("postgresql.lock_role", {"name": ""}, "'name' is ''; expected a role name"),
-    ("postgresql.lock_role", {"name": "x" * 64}, "expected a role name")])
+    ("postgresql.lock_role", {"name": ""}, "'name' must have at least 1 character"),
+    ("postgresql.lock_role", {"name": "x" * 64}, "'name' must have at most 63 characters")])
 def test_bad_params_are_refused(action: str, params: dict, says: str) -> None:
     with pytest.raises(ActionParamsError, match=says):
-        validate(action, params)
+        check(action, params)
 
 
 def backend(**fields: str) -> dict[str, str]:
@@ -389,5 +394,5 @@ async def test_lock_role_refuses_superusers_ourselves_and_unknown_roles(plugin: 
 async def test_unknown_actions_and_bad_params_reach_nothing(plugin: PostgreSQLPlugin) -> None:
     with pytest.raises(UnknownActionError, match="postgresql.vacuum_full is not a PostgreSQL action"):
         await plugin.execute("postgresql.vacuum_full", {})
-    with pytest.raises(ActionParamsError, match="'pid' must be an integer"):
+    with pytest.raises(ActionParamsError, match="'pid' must be a valid integer"):
         await plugin.execute("postgresql.terminate_backend", {"pid": "pg_backend_pid()"})

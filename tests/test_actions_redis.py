@@ -18,12 +18,18 @@ from kubestack.plugins.base import ActionRunner, LocalRunner
 from kubestack.plugins.mysql import MySQLConfig, MySQLPlugin
 from kubestack.plugins.postgresql import PostgreSQLConfig, PostgreSQLPlugin
 from kubestack.plugins.redis import RedisConfig, RedisPlugin
-from kubestack.plugins.redis.actions import client_problems, declared, validate
+from kubestack.plugins.base import declared
+from kubestack.plugins.redis.actions import client_problems
 from kubestack.plugins.redis.parse import parse_client_list
-from kubestack.plugins.redis.plugin import ACTIONS
+from kubestack.plugins.redis.declaration import ACTIONS
 from tests.services.redis import RedisServer, start_redis, start_replica
 
 DATA = Path(__file__).parent / "data" / "redis"
+
+
+def check(action_id: str, params: dict) -> dict:
+    """The action's parameters as its declared model checks and normalises them."""
+    return declared(ACTIONS, action_id, "Redis").check(params)
 
 
 # --- every plugin of this change runs actions ------------------------------------------------------
@@ -46,23 +52,24 @@ async def test_plugins_are_action_runners(plugin_class: type, config: object) ->
 @pytest.mark.parametrize("params, normalised", [
     ({"bytes": 0}, {"bytes": 0}), ({"bytes": "26214400"}, {"bytes": 26214400}), ({"bytes": 1}, {"bytes": 1})])
 def test_set_maxmemory_params(params: dict, normalised: dict) -> None:
-    assert validate("redis.set_maxmemory", params) == normalised
+    assert check("redis.set_maxmemory", params) == normalised
 
 
 @pytest.mark.parametrize("params, says", [
-    ({}, "'bytes' is missing"), ({"bytes": -1}, "integer >= 0"), ({"bytes": True}, "integer >= 0"),
-    ({"bytes": "10mb"}, "integer >= 0"), ({"bytes": 1.5}, "integer >= 0"), ({"bytes": 1, "policy": "x"}, "unknown")])
+    ({}, "'bytes' is missing"), ({"bytes": -1}, "'bytes' must be greater than or equal to 0, not -1"),
+    ({"bytes": True}, "'bytes': a boolean is not a number"), ({"bytes": "10mb"}, "'bytes' must be a valid integer"),
+    ({"bytes": 1.5}, "'bytes' must be a valid integer"), ({"bytes": 1, "policy": "x"}, "unknown parameter 'policy'")])
 def test_set_maxmemory_rejects_bad_params(params: dict, says: str) -> None:
     with pytest.raises(ActionParamsError, match=says):
-        validate("redis.set_maxmemory", params)
+        check("redis.set_maxmemory", params)
 
 
 def test_policy_params() -> None:
-    assert validate("redis.set_maxmemory_policy", {"policy": "allkeys-lru"}) == {"policy": "allkeys-lru"}
-    with pytest.raises(ActionParamsError, match="'policy' must be one of .*allkeys-lfu"):
-        validate("redis.set_maxmemory_policy", {"policy": "lru"})
+    assert check("redis.set_maxmemory_policy", {"policy": "allkeys-lru"}) == {"policy": "allkeys-lru"}
+    with pytest.raises(ActionParamsError, match="'policy' must be 'noeviction', .*'allkeys-lfu'"):
+        check("redis.set_maxmemory_policy", {"policy": "lru"})
     with pytest.raises(ActionParamsError, match="'policy'"):
-        validate("redis.set_maxmemory_policy", {})
+        check("redis.set_maxmemory_policy", {})
 
 
 @pytest.mark.parametrize("params, normalised", [
@@ -70,29 +77,29 @@ def test_policy_params() -> None:
     ({"addr": "[::1]:6000", "client_id": None}, {"addr": "[::1]:6000"}),
     ({"addr": "/run/redis/redis.sock:0"}, {"addr": "/run/redis/redis.sock:0"})])
 def test_client_kill_params(params: dict, normalised: dict) -> None:
-    assert validate("redis.client_kill", params) == normalised
+    assert check("redis.client_kill", params) == normalised
 
 
 @pytest.mark.parametrize("params, says", [
     ({}, "exactly one of 'client_id'"), ({"client_id": 7, "addr": "1.2.3.4:5"}, "exactly one"),
-    ({"client_id": 0}, "'client_id' must be an integer >= 1"), ({"addr": "1.2.3.4"}, "'addr' must be ip:port"),
-    ({"addr": 17}, "'addr' must be ip:port")])
+    ({"client_id": 0}, "'client_id' must be greater than or equal to 1"),
+    ({"addr": "1.2.3.4"}, "'addr' is '1.2.3.4'; expected ip:port"), ({"addr": 17}, "'addr' must be a valid string")])
 def test_client_kill_rejects_bad_params(params: dict, says: str) -> None:
     with pytest.raises(ActionParamsError, match=says):
-        validate("redis.client_kill", params)
+        check("redis.client_kill", params)
 
 
 def test_the_declared_client_kill_params_are_each_optional() -> None:
-    spec = declared(ACTIONS, "redis.client_kill")
-    assert set(spec.params) == {"client_id", "addr"}
-    assert all("optional" in meaning for meaning in spec.params.values())
+    spec = declared(ACTIONS, "redis.client_kill", "Redis")
+    assert set(spec.parameters["properties"]) == {"client_id", "addr"}
+    assert "required" not in spec.parameters
 
 
 def test_unknown_and_forbidden_actions_are_refused_before_anything_runs() -> None:
     with pytest.raises(UnknownActionError, match="redis.nope is not a Redis action"):
-        declared(ACTIONS, "redis.nope")
+        declared(ACTIONS, "redis.nope", "Redis")
     with pytest.raises(ActionError, match="forbidden") as caught:
-        declared(ACTIONS, "redis.flushall")
+        declared(ACTIONS, "redis.flushall", "Redis")
     assert not isinstance(caught.value, UnknownActionError)
 
 

@@ -4,7 +4,7 @@ real Redis/PostgreSQL, the host's /proc), through the same parsers as a direct c
 import pytest
 
 from kubestack.agents.config import TargetConfig
-from kubestack.agents.runtime import build_runner
+from kubestack.agents.targets import runner_for
 from kubestack.agents.ssh import SSHRunner
 from kubestack.plugins.registry import get_plugin
 
@@ -16,7 +16,7 @@ def _ssh(sshd) -> dict:
 
 @pytest.fixture()
 async def runner(sshd):
-    runner = build_runner(TargetConfig(type="host", name="remote", ssh=_ssh(sshd)))
+    runner = runner_for(TargetConfig(type="host", name="remote", ssh=_ssh(sshd)))
     assert isinstance(runner, SSHRunner)
     yield runner
     await runner.close()

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from kubestack.api.auth import TokenBook, hash_token, new_token, settings_line, token_spec
-from kubestack.api.config import ApiSettings, Role
+from kubestack.apisettings import ApiSettings, Role
 from kubestack.api.errors import UnauthorizedError
 from tests.cli import cli_env, run, start, wait_for_line
 from tests.services.process import free_port

@@ -9,7 +9,7 @@ import json
 
 import yaml
 
-from kubestack.pipeline.narrative import citation_problem
+from kubestack.llm import citation_problem
 from tests.cli import cli_env, run
 from tests.services.llm import LlamaServer
 from tests.services.scripted_llm import Scripted, openai_reply

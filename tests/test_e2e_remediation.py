@@ -20,7 +20,7 @@ from kubestack.agents.config import AgentConfig
 from kubestack.agents.runtime import Agent
 from kubestack.api.app import create_app
 from kubestack.api.auth import new_token, token_spec
-from kubestack.api.config import ApiSettings, Role
+from kubestack.apisettings import ApiSettings, Role
 from kubestack.bus import ensure_topics
 from kubestack.contract.events import IncidentStatus, ResultStatus
 from kubestack.settings import KafkaSettings, Settings

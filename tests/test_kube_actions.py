@@ -15,18 +15,16 @@ from kubestack.contract.base import Source
 from kubestack.contract.events import Incident, IncidentSignal, Risk, Severity, SignalKind
 from kubestack.errors import ActionError, ActionParamsError, UnknownActionError
 from kubestack.pipeline.proposals import propose
-from kubestack.plugins.base import ActionSpec
+from kubestack.plugins.base import ActionSpec, declared
 from kubestack.plugins.kubernetes import actions
 from kubestack.plugins.kubernetes.actions import (
     ACTIONS,
     cordon_problems,
-    declared,
     owner_problems,
     restart_problems,
     rollout_problems,
     scale_problems,
     stuck_problems,
-    validate,
 )
 from kubestack.plugins.kubernetes.config import Thresholds
 from kubestack.plugins.kubernetes.nodes import node_findings
@@ -35,6 +33,11 @@ from kubestack.plugins.kubernetes.resources import node_ref, pod_ref
 
 DATA = Path(__file__).parent / "data" / "kubernetes"
 NOW = datetime(2025, 3, 1, 10, 10, tzinfo=timezone.utc)
+
+
+def check(action_id: str, params: dict) -> dict:
+    """The action's parameters as its declared model checks and normalises them."""
+    return declared(ACTIONS, action_id, "Kubernetes").check(params)
 
 
 def recorded(name: str) -> dict:
@@ -56,9 +59,9 @@ def node(name: str, *, ready: str = "True", cordoned: bool = False, taints: list
 
 
 def test_every_declared_action_has_parameters_and_a_step() -> None:
-    assert {s.id for s in ACTIONS} == set(actions.PARAMS) == set(actions._STEPS)
+    assert {s.id for s in ACTIONS} == set(actions._STEPS)
     for spec in ACTIONS:
-        assert set(spec.params) == actions.PARAMS[spec.id], spec.id
+        assert "name" in spec.params.model_fields and spec.parameters["required"], spec.id
         assert spec.preconditions and spec.rollback and spec.risk != Risk.FORBIDDEN
     undoable = {s.id: s.rollback for s in ACTIONS}
     assert "uncordon" in undoable["kubernetes.cordon_node"] and "scale back" in undoable["kubernetes.scale"]
@@ -79,18 +82,19 @@ def test_every_declared_action_has_parameters_and_a_step() -> None:
      {"name": "ip-10-0-1-12.eu-west-1.compute.internal"}),
 ])
 def test_params_are_checked_and_normalised(action: str, params: dict, normalised: dict) -> None:
-    assert validate(action, params) == normalised
+    assert check(action, params) == normalised
 
 
 @pytest.mark.parametrize("action, params, says", [
-    ("kubernetes.rollout_restart", {"kind": "daemonset", "namespace": "a", "name": "b"}, "'kind' must be"),
+    ("kubernetes.rollout_restart", {"kind": "daemonset", "namespace": "a", "name": "b"},
+     "'kind' must be 'deployment' or 'statefulset', not 'daemonset'"),
     ("kubernetes.rollout_restart", {"kind": "deployment", "name": "b"}, "'namespace' is missing"),
     ("kubernetes.rollout_restart", {"kind": "deployment", "namespace": "A_B", "name": "b"}, "'namespace' is 'A_B'"),
     ("kubernetes.rollout_restart", {"kind": "deployment", "namespace": "a", "name": "b/../c"}, "'name'"),
     ("kubernetes.scale", {"kind": "deployment", "namespace": "a", "name": "b"}, "'replicas' is missing"),
     ("kubernetes.scale", {"kind": "deployment", "namespace": "a", "name": "b", "replicas": -1}, "0 to 500"),
     ("kubernetes.scale", {"kind": "deployment", "namespace": "a", "name": "b", "replicas": 501}, "0 to 500"),
-    ("kubernetes.scale", {"kind": "deployment", "namespace": "a", "name": "b", "replicas": True}, "integer"),
+    ("kubernetes.scale", {"kind": "deployment", "namespace": "a", "name": "b", "replicas": True}, "not a number"),
     ("kubernetes.scale", {"kind": "deployment", "namespace": "a", "name": "b", "replicas": "2.5"}, "integer"),
     ("kubernetes.delete_pod", {"namespace": "a", "name": "b", "stuck_s": "nan"}, "'stuck_s'"),
     ("kubernetes.delete_pod", {"namespace": "a", "name": "b", "grace": 0}, "unknown parameter"),
@@ -98,16 +102,16 @@ def test_params_are_checked_and_normalised(action: str, params: dict, normalised
 ])
 def test_bad_params_are_refused(action: str, params: dict, says: str) -> None:
     with pytest.raises(ActionParamsError, match=says):
-        validate(action, params)
+        check(action, params)
 
 
 def test_unknown_and_forbidden_actions_are_refused_before_the_server() -> None:
-    with pytest.raises(UnknownActionError, match="known: kubernetes.rollout_restart"):
-        declared(ACTIONS, "kubernetes.delete_deployment")
+    with pytest.raises(UnknownActionError, match="known: .*kubernetes.rollout_restart"):
+        declared(ACTIONS, "kubernetes.delete_deployment", "Kubernetes")
     forbidden = ActionSpec(id="kubernetes.drain_everything", title="t", risk=Risk.FORBIDDEN,
                            preconditions=["never"])
     with pytest.raises(ActionError, match="forbidden"):
-        declared((*ACTIONS, forbidden), "kubernetes.drain_everything")
+        declared((*ACTIONS, forbidden), "kubernetes.drain_everything", "Kubernetes")
 
 
 # --- workloads -----------------------------------------------------------------------------------------
@@ -261,7 +265,7 @@ def test_a_crash_loop_finding_proposes_a_fresh_pod_then_a_restart_of_its_deploym
     assert "last exit OOMKilled, code 137; 7 restarts" in proposals[0].expected_effect
     assert proposals[0].verify_rules == ["kubernetes.pod_crashloop"]
     for proposal in proposals:
-        assert validate(proposal.action, proposal.params) == proposal.params
+        assert check(proposal.action, proposal.params) == proposal.params
 
 
 def test_a_bare_pod_gets_no_restart_proposal() -> None:

@@ -17,7 +17,8 @@ from kubestack.contract.events import HealthReport, ResultStatus
 from kubestack.errors import ActionError
 from kubestack.pipeline.correlation import Correlator, signals_from_health
 from kubestack.pipeline.diagnosis import diagnose
-from kubestack.pipeline.executor import Targets, carry_out
+from kubestack.agents.targets import TargetSet
+from kubestack.pipeline.executor import carry_out
 from kubestack.plugins.kubernetes import actions
 from kubestack.plugins.kubernetes.config import Thresholds
 from kubestack.plugins.kubernetes.pods import pod_findings
@@ -33,7 +34,7 @@ SOURCE = Source(agent="worker/test", host="test")
 CLUSTER = "local"
 
 
-def _targets(cluster: KubeCluster, namespace: str, folder: Path) -> Targets:
+def _targets(cluster: KubeCluster, namespace: str, folder: Path) -> TargetSet:
     """remediation.targets as an operator writes it: the cluster's target, with the executor's token."""
     token = cluster.service_account_token(namespace, "executor", rules=actions.EXECUTOR_RULES + actions.NODE_RULES,
                                           cluster_wide=True)  # as the chart grants it by default
@@ -42,7 +43,7 @@ def _targets(cluster: KubeCluster, namespace: str, folder: Path) -> Targets:
         "type": "kubernetes", "name": CLUSTER,
         "config": {"server": cluster.server, "token": {"value": token}, "ca_file": str(cluster.ca_file),
                    "cluster": CLUSTER}}]}))
-    return Targets.load(path)
+    return TargetSet.load(path)
 
 
 @pytest.fixture()

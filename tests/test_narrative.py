@@ -14,13 +14,8 @@ from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Incident, IncidentSignal, RcaReport, Severity, SignalKind
 from kubestack.knowledge.runbook import load_runbooks
 from kubestack.pipeline.diagnosis import diagnose
-from kubestack.pipeline.narrative import (
-    RULES,
-    build_narrator,
-    build_prompt,
-    citation_problem,
-    narrate,
-)
+from kubestack.llm import RULES, build_llm, citation_problem
+from kubestack.pipeline.narrative import build_prompt, narrate
 from kubestack.pipeline.runbookmatch import RunbookMatcher
 from kubestack.plugins.registry import action_specs
 from kubestack.settings import LlmSettings
@@ -28,6 +23,7 @@ from tests.services.llm import LlamaServer
 from tests.services.scripted_llm import Scripted, openai_reply as _openai
 
 LOGGER = "kubestack.pipeline.narrative"
+LLM_LOGGER = "kubestack.llm"
 SRC = Source(agent="worker", host="w1")
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 CACHE = ResourceRef(kind="redis", name="cache-1", host="db-1")
@@ -118,7 +114,7 @@ def test_prompt_holds_ranked_redacted_evidence_only() -> None:
 
 
 def test_settings_need_a_model_and_none_needs_nothing() -> None:
-    assert build_narrator(LlmSettings()) is None
+    assert build_llm(LlmSettings()) is None
     with pytest.raises(ValueError, match="llm.model is required"):
         LlmSettings(provider="ollama")
 
@@ -138,7 +134,7 @@ async def test_a_real_small_model_answers_or_is_rejected_and_sees_no_secret(
                            timeout_s=timeout_s, max_tokens=96, redact_ips=True)
     caplog.set_level(logging.INFO, LOGGER)
     started = time.monotonic()
-    narrative, narrator = await narrate(REPORT, INCIDENT, TITLES, build_narrator(settings))
+    narrative, narrator = await narrate(REPORT, INCIDENT, TITLES, build_llm(settings))
     assert time.monotonic() - started < timeout_s + 1
     [sent] = scripted.received
     assert sent.path == "/v1/chat/completions" and sent.status == 200, sent.answer[:500]
@@ -162,7 +158,7 @@ def _ollama(content: str) -> str:
 
 def _narrator(server: Scripted, provider: str = "openai", timeout_s: float = 5.0):
     base = f"{server.url}/v1" if provider == "openai" else server.url
-    return build_narrator(LlmSettings(provider=provider, base_url=base, model="scripted-7b", timeout_s=timeout_s,
+    return build_llm(LlmSettings(provider=provider, base_url=base, model="scripted-7b", timeout_s=timeout_s,
                                       api_key="sk-test-key-not-secret-enough"))
 
 
@@ -187,6 +183,7 @@ async def test_a_short_retry_after_is_respected_once(scripted: Scripted, provide
 async def test_a_long_or_missing_retry_after_gives_up(scripted: Scripted, caplog: pytest.LogCaptureFixture,
                                                        retry_after: str | None, why: str) -> None:
     caplog.set_level(logging.INFO, LOGGER)
+    caplog.set_level(logging.INFO, LLM_LOGGER)  # the client says why it gave up on the 429
     headers = {"Retry-After": retry_after} if retry_after else {}
     scripted.replies = [(429, headers, '{"error": {"message": "rate limited"}}', 0.0), (200, {}, _openai(CITED), 0.0)]
     assert await narrate(REPORT, INCIDENT, TITLES, _narrator(scripted)) == (REPORT.narrative, RULES)

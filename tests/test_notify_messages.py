@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from kubestack.contract.events import IncidentStatus, PredictionStatus, ResultStatus, Risk, Severity
-from kubestack.pipeline.notify.config import NotifySettings
+from kubestack.notifysettings import NotifySettings
 from kubestack.pipeline.notify.messages import render
 from kubestack.pipeline.notify.notice import ChannelAlert, ChannelState, Context, channel_notice, notice_for
 from kubestack.pipeline.notify.webhook import sign_headers, verify_webhook_signature

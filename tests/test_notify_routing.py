@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from kubestack.contract.events import IncidentStatus, ResultStatus, Severity
-from kubestack.pipeline.notify.config import NotifySettings, RateLimitSettings
+from kubestack.notifysettings import NotifySettings, RateLimitSettings
 from kubestack.pipeline.notify.notice import ChannelState, Context, notice_for
 from kubestack.pipeline.notify.routing import ChannelHealth, Deduplicator, TokenBucket, route
 from tests.notify_events import incident, prediction, proposal, result, signal

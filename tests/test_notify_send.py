@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 import httpx
 
 from kubestack.contract.events import AuditEntry, IncidentStatus, Notification, ResultStatus
-from kubestack.pipeline.notify.config import NotifySettings
+from kubestack.notifysettings import NotifySettings
 from kubestack.pipeline.notify.notifier import Notifier
 from kubestack.pipeline.notify.webhook import verify_webhook_signature
-from kubestack.pipeline.notify.config import RetrySettings
+from kubestack.notifysettings import RetrySettings
 from kubestack.pipeline.notify.send import backoff_s, retry_after_s
 from tests.notify_events import incident, proposal, rca, result, signal
 from tests.services.receivers import WEBHOOK_SECRET, Receivers, Reply

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kubestack.pipeline.redaction import is_secret_key, redact, redact_value
+from kubestack.redaction import is_secret_key, redact, redact_value
 
 CORPUS = [json.loads(line) for line in
           (Path(__file__).parent / "data" / "redaction" / "corpus.jsonl").read_text().splitlines() if line.strip()]

@@ -13,7 +13,8 @@ import yaml
 
 from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Decision, RemediationDecision, RemediationProposal, ResultStatus, Risk
-from kubestack.pipeline.executor import Targets, carry_out
+from kubestack.agents.targets import TargetSet
+from kubestack.pipeline.executor import carry_out
 from kubestack.pipeline.remediation import POLICY_AUTO, State, admit, decide, finished
 from kubestack.settings import RemediationSettings
 from tests.services.redis import RedisServer, start_redis
@@ -127,7 +128,7 @@ def settings(tmp_path, cache: RedisServer, window_s: float = 10.0) -> Remediatio
 
 
 async def steps(item: RemediationProposal, config: RemediationSettings) -> list:
-    return [step async for step in carry_out(item, Targets.load(config.targets), config)]
+    return [step async for step in carry_out(item, TargetSet.load(config.targets), config)]
 
 
 async def test_restoring_the_limit_is_executed_then_verified(cache: RedisServer, full: int, tmp_path) -> None:

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from kubestack.api.auth import TokenBook
-from kubestack.api.config import ApiSettings
+from kubestack.apisettings import ApiSettings
 from kubestack.api.context import ApiContext, principal
 from kubestack.api.errors import ApiError
 from kubestack.api.feed import Feed

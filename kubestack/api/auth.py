@@ -9,7 +9,7 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from kubestack.api.config import Role, TokenSpec
+from kubestack.apisettings import Role, TokenSpec
 from kubestack.api.errors import UnauthorizedError
 
 TOKEN_BYTES = 32

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from kubestack.api.auth import Principal, TokenBook
-from kubestack.api.config import ApiSettings, Role
+from kubestack.apisettings import ApiSettings, Role
 from kubestack.api.errors import ForbiddenError
 from kubestack.api.feed import Feed
 from kubestack.api.metrics import ApiMetrics

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from kubestack.api.auth import Principal
-from kubestack.api.config import Role
+from kubestack.apisettings import Role
 from kubestack.api.context import ApiContext, context, require
 from kubestack.api.decisions import decide
 from kubestack.api.views import DecisionResponse, ErrorBody, ReasonBody

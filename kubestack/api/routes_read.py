@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from kubestack.api.auth import Principal
-from kubestack.api.config import Role
+from kubestack.apisettings import Role
 from kubestack.api.context import ApiContext, context, principal
 from kubestack.api.errors import NotFoundError
 from kubestack.api.queries import get_incident, list_audit, list_incidents, list_predictions, list_proposals

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from kubestack.api.auth import Principal
-from kubestack.api.config import Role
+from kubestack.apisettings import Role
 from kubestack.api.context import ApiContext, context, principal, require
 from kubestack.api.errors import NotFoundError
 from kubestack.api.queries import list_health

@@ -1,5 +1,5 @@
 """The targets of the API's agent config (``api.agent_config``): listed without their secrets, and checked on
-demand with the agent's own loading and plugin creation (``agents.config``, ``knowledge.ask.check_target``)."""
+demand with the agent's own loading and plugin creation (``agents.config``, ``agents.targets.check_target``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import socket
 from pathlib import Path
 
 from kubestack.agents.config import AgentConfig, TargetConfig, load_agent_config
+from kubestack.agents.targets import check_target
 from kubestack.api.errors import NotFoundError
 from kubestack.api.views import DiagnoseResponse, TargetView
 from kubestack.contract.base import ResourceRef
-from kubestack.knowledge.ask import check_target
 
 
 class Targets:

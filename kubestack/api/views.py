@@ -18,7 +18,7 @@ from kubestack.contract.events import (
     RemediationResult,
     ResultStatus,
 )
-from kubestack.api.config import Role
+from kubestack.apisettings import Role
 from kubestack.plugins.base import ActionSpec
 
 

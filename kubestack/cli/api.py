@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kubestack.api.config import ApiSettings, Role
+from kubestack.apisettings import ApiSettings, Role
 from kubestack.settings import Settings
 
 app = typer.Typer(help="The REST API and web console.", no_args_is_help=True)

@@ -54,9 +54,9 @@ def ask(
     parsed = understand(question, {t.name: t.type for t in targets})
     narrator = None
     if llm and settings.llm.provider != "none":  # imports the LLM clients only when one is configured
-        from kubestack.pipeline.narrative import build_narrator
+        from kubestack.llm import build_llm
 
-        narrator = build_narrator(settings.llm)
+        narrator = build_llm(settings.llm)
 
     async def run() -> Answer:
         result = await answer(parsed, targets, search, load_runbooks(), settings.kafka if incidents else None,

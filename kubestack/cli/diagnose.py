@@ -50,7 +50,7 @@ def diagnose(
     """Run a target's health checks now and print the findings (exit 0 ok, 1 warning, 2 critical, 3 unknown)."""
     from kubestack.agents.config import load_agent_config
     from kubestack.agents.discovery import discover_local
-    from kubestack.knowledge.ask import check_target
+    from kubestack.agents.targets import check_target
 
     targets = load_agent_config(agent_config).targets if agent_config else discover_local()
     chosen = pick(targets, target)

@@ -17,12 +17,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from kubestack.pipeline.notify.config import NotifySettings
+from kubestack.notifysettings import NotifySettings
 from kubestack.pipeline.notify.notice import Notice
 from kubestack.pipeline.notify.pagerduty import pagerduty_event
 from kubestack.pipeline.notify.slack import SlackRenderer
 from kubestack.pipeline.notify.webhook import encode_body, sign_headers, verify_webhook_signature, webhook_envelope
-from kubestack.pipeline.redaction import redact, redact_value
+from kubestack.redaction import redact, redact_value
 
 __all__ = ["Outgoing", "render", "redacted_text", "verify_webhook_signature"]
 

@@ -26,12 +26,12 @@ import httpx
 
 from kubestack.contract.base import Event, Source, utcnow
 from kubestack.contract.events import AuditEntry, Incident, Notification, RcaReport, RemediationProposal
-from kubestack.pipeline.notify.config import NotifySettings
+from kubestack.notifysettings import NotifySettings
 from kubestack.pipeline.notify.messages import Outgoing, redacted_text, render
 from kubestack.pipeline.notify.notice import ChannelAlert, ChannelState, Context, Notice, channel_notice, notice_for
 from kubestack.pipeline.notify.routing import ChannelHealth, Deduplicator, TokenBucket, Transition, route
 from kubestack.pipeline.notify.send import Delivery, Sleep, deliver
-from kubestack.pipeline.redaction import redact
+from kubestack.redaction import redact
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import fnmatch
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from kubestack.pipeline.notify.config import NotifySettings, RateLimitSettings, RouteSettings
+from kubestack.notifysettings import NotifySettings, RateLimitSettings, RouteSettings
 from kubestack.pipeline.notify.notice import ChannelState, Notice, severity_rank
 
 MAX_REMEMBERED = 20_000

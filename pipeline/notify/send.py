@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 import httpx
 
-from kubestack.pipeline.notify.config import RetrySettings
+from kubestack.notifysettings import RetrySettings
 from kubestack.pipeline.notify.messages import Outgoing
 
 log = logging.getLogger(__name__)

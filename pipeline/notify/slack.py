@@ -25,7 +25,7 @@ from kubestack.contract.events import (
     Severity,
 )
 from kubestack.pipeline.notify.notice import Notice, proposal_target
-from kubestack.pipeline.redaction import redact
+from kubestack.redaction import redact
 
 HEADER_MAX = 150
 TEXT_MAX = 3000

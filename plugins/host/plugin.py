@@ -49,6 +49,11 @@ class HostPlugin:
     name: ClassVar[str] = "host"
     config_model: ClassVar[type[HostConfig]] = HostConfig
     client_module: ClassVar[str] = "os"
+    rules: ClassVar[tuple[str, ...]] = ("host.disk_space_low", "host.inodes_low", "host.memory_pressure",
+                                        "host.swap_in_use", "host.load_high", "host.file_handles_near_max")
+    symptoms: ClassVar[frozenset[str]] = frozenset({"host.load_high"})
+    keywords: ClassVar[tuple[str, ...]] = ("disk", "inode", "cpu", "load average", "swap", "oom", "filesystem", "磁盘",
+                                           "硬盘", "负载", "服务器", "主机", "内核")
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     always_local: ClassVar[bool] = True
 

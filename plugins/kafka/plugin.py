@@ -9,12 +9,13 @@ from typing import Any, ClassVar
 from aiokafka.admin.config_resource import ConfigResourceType
 
 from kubestack.contract.base import utcnow
-from kubestack.contract.events import Finding, Peer, Risk, Sample
+from kubestack.contract.events import Finding, Peer, Sample
 from kubestack.errors import ConfigError
 from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
 from kubestack.plugins.kafka.checks import evaluate
 from kubestack.plugins.kafka.client import AIOKafkaClient, KafkaClient
 from kubestack.plugins.kafka.config import KafkaPluginConfig
+from kubestack.plugins.kafka.declaration import ACTIONS, KEYWORDS, RULES, SYMPTOMS
 from kubestack.plugins.kafka.metrics import cluster_samples, group_samples
 from kubestack.plugins.kafka.parse import (
     DYNAMIC_TOPIC_CONFIG,
@@ -30,20 +31,6 @@ from kubestack.plugins.kafka.peers import kafka_peers
 
 LOG_FORMAT = "[<Date> <Time>] <Level> <Content>"
 
-ACTIONS = (
-    ActionSpec(id="kafka.reset_offsets", title="Move a consumer group's committed offsets (to latest, earliest, a "
-               "time or an offset)", risk=Risk.HIGH,
-               params={"group": "Consumer group", "topic": "Topic", "to": "latest | earliest | <ISO time> | <offset>",
-                       "partitions": "Partitions (optional; default all)"},
-               preconditions=["the group has no active member (stop its consumers first)",
-                              "skipping or replaying those messages is acceptable to its owners"],
-               rollback="reset again to the offsets recorded before the change (kept in the action's output)"),
-    ActionSpec(id="kafka.add_partitions", title="Add partitions to a topic (CreatePartitions)", risk=Risk.MEDIUM,
-               params={"topic": "Topic", "count": "New total partition count (greater than now)"},
-               preconditions=["producers do not rely on key → partition mapping staying the same",
-                              "brokers have disk and file handles for the new partitions"],
-               rollback="none: partitions cannot be removed; recreate the topic to go back"),
-)
 
 
 class KafkaPlugin:
@@ -52,6 +39,9 @@ class KafkaPlugin:
     name: ClassVar[str] = "kafka"
     config_model: ClassVar[type[KafkaPluginConfig]] = KafkaPluginConfig
     client_module: ClassVar[str] = "aiokafka"
+    rules: ClassVar[tuple[str, ...]] = RULES
+    symptoms: ClassVar[frozenset[str]] = SYMPTOMS
+    keywords: ClassVar[tuple[str, ...]] = KEYWORDS
     default_port: ClassVar[int] = 9092
 
     def __init__(self, config: KafkaPluginConfig, client: KafkaClient) -> None:

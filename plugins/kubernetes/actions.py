@@ -1,5 +1,5 @@
-"""Carrying out the Kubernetes plugin's actions through the API server: pure checks of the parameters and of the
-objects read just before acting (the preconditions), a server-side dry run of the exact request (``dryRun=All``:
+"""Carrying out the Kubernetes plugin's actions (declared with their typed parameters in ``declaration.py``) through
+the API server: pure checks of the objects read just before acting (the preconditions), a server-side dry run of the exact request (``dryRun=All``:
 authentication, RBAC, admission and validation run, nothing is stored), then the request itself.
 
 A change that depends on what was read carries its ``resourceVersion`` (the workload a restart or a scale was
@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -24,72 +23,28 @@ import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from kubestack.contract.events import Risk
 from kubestack.errors import (
     ActionDeniedError,
     ActionError,
-    ActionParamsError,
     PreconditionFailedError,
     TargetAuthError,
     TargetTimeoutError,
     TargetUnreachableError,
-    UnknownActionError,
 )
-from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action, no_unknown_params
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared
+from kubestack.plugins.kubernetes.declaration import ACTIONS, CORDON, DELETE_POD, RESTART, SCALE, STUCK_S, UNCORDON
 from kubestack.plugins.kubernetes.objects import Obj, condition, controller_of, meta, parse_time
 from kubestack.plugins.kubernetes.workloads import replica_counts
 
 log = logging.getLogger(__name__)
 
-RESTART = "kubernetes.rollout_restart"
-SCALE = "kubernetes.scale"
-DELETE_POD = "kubernetes.delete_pod"
-CORDON = "kubernetes.cordon_node"
-UNCORDON = "kubernetes.uncordon_node"
-
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 """The pod template annotation ``kubectl rollout restart`` sets: a changed template makes the controller replace
 every pod, in the order and at the pace of the workload's update strategy."""
 FIELD_MANAGER = "kubestack"
-MAX_REPLICAS = 500
-STUCK_S = 120.0
-"""A Terminating pod counts as stuck this long past its grace period (its kubelet should be done by then)."""
 WORKLOADS = {"deployment": ("/apis/apps/v1", "deployments"), "statefulset": ("/apis/apps/v1", "statefulsets")}
 POD_OWNERS = {"replicaset": ("/apis/apps/v1", "replicasets"), "statefulset": ("/apis/apps/v1", "statefulsets")}
 """Controllers that recreate a deleted pod (a DaemonSet's or a Job's pod is never deleted by this plugin)."""
-
-_KIND = "'deployment' or 'statefulset'"
-ACTIONS = (
-    ActionSpec(id=RESTART, title="Restart a workload's pods one by one (kubectl rollout restart)", risk=Risk.MEDIUM,
-               params={"kind": _KIND, "namespace": "its namespace", "name": "its name"},
-               preconditions=["the workload exists and has replicas",
-                              "it is not paused, and no rollout is in progress or stuck past its deadline",
-                              "a StatefulSet replaces its pods itself (update strategy RollingUpdate, not OnDelete)"],
-               rollback="none: the new pods run the same template (a restart is not undone)"),
-    ActionSpec(id=SCALE, title="Scale a Deployment or StatefulSet (the scale subresource)", risk=Risk.MEDIUM,
-               params={"kind": _KIND, "namespace": "its namespace", "name": "its name",
-                       "replicas": f"the new replica count, 0 to {MAX_REPLICAS}"},
-               preconditions=["the workload exists, the count changes, and no rollout is in progress",
-                              "no HorizontalPodAutoscaler manages it (the autoscaler would undo the change)",
-                              "not to 0 while replicas are available (that stops the service)"],
-               rollback="scale back to the replica count read just before"),
-    ActionSpec(id=DELETE_POD, title="Delete a stuck pod so its controller recreates it", risk=Risk.LOW,
-               params={"namespace": "its namespace", "name": "its name",
-                       "stuck_s": f"optional: seconds past its grace period a Terminating pod must be (default "
-                                  f"{STUCK_S:g})"},
-               preconditions=["the pod is controlled by a ReplicaSet or StatefulSet that exists and wants it",
-                              "it is stuck: a container in CrashLoopBackOff, or Terminating past its grace period "
-                              "(then removed at once, and a StatefulSet's pod only when its node is not Ready)"],
-               rollback="none: its controller creates a new pod"),
-    ActionSpec(id=CORDON, title="Cordon a node: no new pods are scheduled there", risk=Risk.MEDIUM,
-               params={"name": "the node's name"},
-               preconditions=["the node exists and is schedulable",
-                              "another Ready node without NoSchedule taints stays schedulable"],
-               rollback=f"uncordon the node ({UNCORDON})"),
-    ActionSpec(id=UNCORDON, title="Uncordon a node: pods may be scheduled there again", risk=Risk.LOW,
-               params={"name": "the node's name"}, preconditions=["the node exists and is cordoned"],
-               rollback=f"cordon the node again ({CORDON})"),
-)
 
 EXECUTOR_RULES = (
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["get", "patch"]},
@@ -104,63 +59,6 @@ list pods (verifying a deleted pod: does its workload's replacement crash-loop t
 NODE_RULES = ({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]},)
 """Cluster-scoped: read a node (also a StatefulSet pod's, before removing it at once), list the others (is one
 still schedulable?), cordon and uncordon (patch)."""
-
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-PARAMS = {RESTART: {"kind", "namespace", "name"}, SCALE: {"kind", "namespace", "name", "replicas"},
-          DELETE_POD: {"namespace", "name", "stuck_s"}, CORDON: {"name"}, UNCORDON: {"name"}}
-
-
-def declared(specs: Sequence[ActionSpec], action_id: str) -> ActionSpec:
-    return declared_action(specs, action_id, "Kubernetes")
-
-
-# --- parameters (pure) --------------------------------------------------------------------------------
-
-def _name(action_id: str, params: dict[str, Any], key: str, pattern: re.Pattern, what: str) -> str:
-    raw = params.get(key)
-    if not isinstance(raw, str) or not pattern.match(raw):
-        missing = "is missing" if raw is None else f"is {raw!r}"
-        raise ActionParamsError(f"{action_id}: parameter {key!r} {missing}; expected {what}")
-    return raw
-
-
-def _number(action_id: str, params: dict[str, Any], key: str, *, maximum: float, integer: bool) -> float:
-    raw = params[key]
-    expected = f"{'an integer' if integer else 'a number'} from 0 to {maximum:g}"
-    try:
-        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-            raise ValueError(raw)
-        value = int(str(raw).strip()) if integer else float(raw)
-    except ValueError:
-        raise ActionParamsError(f"{action_id}: parameter {key!r} must be {expected}, not {raw!r}") from None
-    if not 0 <= value <= maximum:  # also refuses NaN
-        raise ActionParamsError(f"{action_id}: parameter {key!r} must be {expected}, not {raw!r}")
-    return value
-
-
-def validate(action_id: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters of a declared action, checked and normalised (optional ones left out when not given)."""
-    if action_id not in PARAMS:
-        raise UnknownActionError(f"{action_id} has no implementation in the Kubernetes plugin")
-    no_unknown_params(action_id, params, PARAMS[action_id])
-    checked: dict[str, Any] = {}
-    if "kind" in PARAMS[action_id]:
-        if params.get("kind") not in WORKLOADS:
-            raise ActionParamsError(f"{action_id}: parameter 'kind' must be {_KIND}, not {params.get('kind')!r}")
-        checked["kind"] = params["kind"]
-    if "namespace" in PARAMS[action_id]:
-        checked["namespace"] = _name(action_id, params, "namespace", _NAMESPACE, "a namespace (DNS label)")
-    checked["name"] = _name(action_id, params, "name", _NAME, "an object name (DNS subdomain)")
-    if action_id == SCALE:
-        if "replicas" not in params:
-            raise ActionParamsError(f"{action_id}: parameter 'replicas' is missing (an integer from 0 to "
-                                    f"{MAX_REPLICAS})")
-        checked["replicas"] = int(_number(action_id, params, "replicas", maximum=MAX_REPLICAS, integer=True))
-    if action_id == DELETE_POD and params.get("stuck_s") is not None:
-        checked["stuck_s"] = _number(action_id, params, "stuck_s", maximum=86400, integer=False)
-    return checked
-
 
 # --- preconditions (pure, on the objects as the API server sends them) -----------------------------------
 
@@ -452,8 +350,7 @@ async def execute(client: ApiClient, specs: Sequence[ActionSpec], action_id: str
                   dry_run: bool = False, timeout_s: float = 10.0) -> ActionOutcome:
     """Check the parameters, read and check the objects, dry-run the request on the server, then (unless
     ``dry_run``) send it. The blocking client runs in a thread; each request times out after ``timeout_s``."""
-    declared(specs, action_id)
-    checked = validate(action_id, params)
+    checked = declared(specs, action_id, "Kubernetes").check(params)
     api = _Api(client, action_id, timeout_s)
     outcome = await asyncio.to_thread(_STEPS[action_id], api, checked, dry_run, datetime.now(timezone.utc))
     log.info("%s %s: %s", action_id, "dry run" if dry_run else "done", outcome.output)

@@ -17,10 +17,10 @@ from kubestack.contract.events import Finding, Sample, Severity
 from kubestack.plugins.base import ActionOutcome, ActionSpec, CommandRunner, LogSource, ResourceSink
 from kubestack.plugins.kubernetes import actions as kube_actions
 from kubestack.plugins.kubernetes import api, check
-from kubestack.plugins.kubernetes.actions import ACTIONS
 from kubestack.plugins.kubernetes.cache import Change
 from kubestack.plugins.kubernetes.config import KubernetesConfig, Watched
 from kubestack.plugins.kubernetes.connection import api_client, cluster_name
+from kubestack.plugins.kubernetes.declaration import ACTIONS, KEYWORDS, RULES, SYMPTOMS, WATCH_FORBIDDEN
 from kubestack.plugins.kubernetes.discovery import discover_targets, unreachable
 from kubestack.plugins.kubernetes.objects import object_key, slim
 from kubestack.plugins.kubernetes.state import ClusterState
@@ -28,7 +28,6 @@ from kubestack.plugins.kubernetes.watch import Watcher
 
 log = logging.getLogger(__name__)
 
-WATCH_FORBIDDEN = "kubernetes.watch_forbidden"
 FIRST_RESYNC_S = 5.0
 """The first full report (metrics of everything) comes this soon after start, later ones every resync."""
 CLUSTER_SCOPED = frozenset({Watched.NODES})
@@ -40,6 +39,9 @@ class KubernetesPlugin:
     name: ClassVar[str] = "kubernetes"
     config_model: ClassVar[type[KubernetesConfig]] = KubernetesConfig
     client_module: ClassVar[str] = "kubernetes"
+    rules: ClassVar[tuple[str, ...]] = RULES
+    symptoms: ClassVar[frozenset[str]] = SYMPTOMS
+    keywords: ClassVar[tuple[str, ...]] = KEYWORDS
     resource_kinds: ClassVar[frozenset[str]] = check.KINDS
 
     def __init__(self, config: KubernetesConfig) -> None:

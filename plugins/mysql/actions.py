@@ -1,6 +1,6 @@
-"""Carrying out the MySQL/MariaDB plugin's actions: pure checks of the parameters, then, on the live server, the
-preconditions that can be read there (the thread exists and is an application's, the connections in use), the
-state before, and the change.
+"""Carrying out the MySQL/MariaDB plugin's actions (declared with their typed parameters in ``declaration.py``): on
+the live server, the preconditions that can be read there (the thread exists and is an application's, the
+connections in use), the state before, and the change.
 
 Beyond the monitoring grants the user needs ``CONNECTION ADMIN`` (MariaDB 10.5.2+; ``SUPER`` before, and on
 MySQL ``CONNECTION_ADMIN`` plus ``SYSTEM_VARIABLES_ADMIN``) to kill other users' threads and set
@@ -13,21 +13,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from kubestack.errors import (
-    ActionError,
-    ActionParamsError,
-    CommandFailedError,
-    PreconditionFailedError,
-    UnknownActionError,
-)
-from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action, no_unknown_params
+from kubestack.errors import ActionError, CommandFailedError, PreconditionFailedError
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared
 from kubestack.plugins.mysql.client import MySQLClient
 from kubestack.plugins.mysql.parse import Row, name_value
 
 log = logging.getLogger(__name__)
 
-MAX_CONNECTIONS_LIMIT = 100_000
-"""The server's own upper bound of max_connections."""
 _SYSTEM_USERS = frozenset({"system user", "event_scheduler"})
 _SYSTEM_COMMANDS = frozenset({"Daemon", "Binlog Dump", "Binlog Dump GTID", "Slave_IO", "Slave_SQL", "Slave_worker"})
 
@@ -36,35 +28,6 @@ THREAD = """SELECT ID AS id, USER AS user, HOST AS host, DB AS db, COMMAND AS co
 FROM information_schema.PROCESSLIST WHERE ID = {id}"""
 LIMITS = "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('max_connections', 'open_files_limit')"
 CONNECTED = "SHOW GLOBAL STATUS LIKE 'Threads_connected'"
-
-
-def declared(specs: Sequence[ActionSpec], action_id: str) -> ActionSpec:
-    return declared_action(specs, action_id, "MySQL")
-
-
-def whole_number(action_id: str, params: dict[str, Any], name: str, *, minimum: int, maximum: int) -> int:
-    """An integer parameter (an int, or a string of digits as a form sends it) within bounds."""
-    expected = f"an integer from {minimum} to {maximum}"
-    if name not in params:
-        raise ActionParamsError(f"{action_id}: parameter {name!r} is missing ({expected})")
-    raw = params[name]
-    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).strip().lstrip("-").isdigit():
-        raise ActionParamsError(f"{action_id}: parameter {name!r} must be {expected}, not {raw!r}")
-    value = int(str(raw).strip())
-    if not minimum <= value <= maximum:
-        raise ActionParamsError(f"{action_id}: parameter {name!r} must be {expected}, not {value}")
-    return value
-
-
-def validate(action_id: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters of a declared action, checked and normalised; pure."""
-    name = "value" if action_id == "mysql.set_max_connections" else "id"
-    if action_id not in ("mysql.kill_query", "mysql.kill_connection", "mysql.set_max_connections"):
-        raise UnknownActionError(f"{action_id} has no implementation in the MySQL plugin")
-    no_unknown_params(action_id, params, {name})
-    if name == "id":
-        return {"id": whole_number(action_id, params, "id", minimum=1, maximum=2**63 - 1)}
-    return {"value": whole_number(action_id, params, "value", minimum=1, maximum=MAX_CONNECTIONS_LIMIT)}
 
 
 def thread_problems(row: Row | None, thread_id: int, *, query_only: bool) -> list[str]:
@@ -101,8 +64,7 @@ def max_connections_problems(value: int, state: dict[str, str]) -> list[str]:
 
 async def execute(client: MySQLClient, specs: Sequence[ActionSpec], action_id: str, params: dict[str, Any], *,
                   dry_run: bool = False) -> ActionOutcome:
-    declared(specs, action_id)
-    checked = validate(action_id, params)
+    checked = declared(specs, action_id, "MySQL").check(params)
     if action_id == "mysql.set_max_connections":
         outcome = await _set_max_connections(client, checked, dry_run)
     else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
-from kubestack.contract.events import Finding, Peer, Risk, Sample
+from kubestack.contract.events import Finding, Peer, Sample
 from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LogSource
 from kubestack.plugins.mysql import actions as mysql_actions
 from kubestack.plugins.mysql.capacity import CAPACITIES
@@ -14,6 +14,7 @@ from kubestack.plugins.mysql import queries
 from kubestack.plugins.mysql.checks import Observation, evaluate
 from kubestack.plugins.mysql.client import CliMySQLClient, DirectMySQLClient, MySQLClient
 from kubestack.plugins.mysql.config import MySQLConfig
+from kubestack.plugins.mysql.declaration import ACTIONS, KEYWORDS, RULES, SYMPTOMS
 from kubestack.plugins.mysql.metrics import innodb_samples, replica_samples, status_samples
 from kubestack.plugins.mysql.parse import parse_innodb_status, parse_replica_status
 from kubestack.plugins.mysql.peers import mysql_peers
@@ -26,33 +27,15 @@ LOG_FORMAT = "<Date> <Time> <Thread> [<Level>] <Content>"
 VOLATILE_VARIABLES = frozenset({"gtid_binlog_pos", "gtid_binlog_state", "gtid_current_pos", "gtid_slave_pos",
                                 "gtid_executed", "gtid_purged", "timestamp"})
 
-ACTIONS = (
-    ActionSpec(id="mysql.kill_query", title="Stop one running statement (KILL QUERY id)", risk=Risk.MEDIUM,
-               params={"id": "Connection id from the processlist"},
-               preconditions=["the connection exists and runs a statement (not Sleep)",
-                              "it is not the plugin's own connection",
-                              "the statement is not a replication or system thread",
-                              "the application retries or tolerates the error"],
-               rollback="none: the statement is rolled back by the server; the client may rerun it"),
-    ActionSpec(id="mysql.kill_connection", title="Close one connection (KILL CONNECTION id)", risk=Risk.MEDIUM,
-               params={"id": "Connection id, e.g. the blocking_id of a row lock wait"},
-               preconditions=["the connection exists", "it is not the plugin's own connection",
-                              "it is not a replication or system thread",
-                              "its open transaction may be rolled back", "its application reconnects"],
-               rollback="none: the application reconnects"),
-    ActionSpec(id="mysql.set_max_connections", title="Raise or lower max_connections (SET GLOBAL)", risk=Risk.MEDIUM,
-               params={"value": "New max_connections"},
-               preconditions=["the new value is at least the connections in use plus a margin (10%, at least 5)",
-                              "the host has memory for that many connection threads",
-                              "open_files_limit allows it"],
-               rollback="SET GLOBAL max_connections = <previous value>"),
-)
 
 
 class MySQLPlugin:
     name: ClassVar[str] = "mysql"
     config_model: ClassVar[type[MySQLConfig]] = MySQLConfig
     client_module: ClassVar[str] = "pymysql"
+    rules: ClassVar[tuple[str, ...]] = RULES
+    symptoms: ClassVar[frozenset[str]] = SYMPTOMS
+    keywords: ClassVar[tuple[str, ...]] = KEYWORDS
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 3306

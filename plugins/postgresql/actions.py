@@ -1,7 +1,7 @@
-"""Carrying out the PostgreSQL plugin's actions: pure checks of the parameters, then, on the live server, the
-preconditions that can be read there (the backend's type and owner, the setting's context and source, the role's
-attributes), the state before, and the change. Names and values reach SQL only as quoted identifiers and
-literals (``psycopg.sql``), so that ``psql`` and a psycopg connection run the same text.
+"""Carrying out the PostgreSQL plugin's actions (declared with their typed parameters in ``declaration.py``): on the
+live server, the preconditions that can be read there (the backend's type and owner, the setting's context and
+source, the role's attributes), the state before, and the change. Names and values reach SQL only as quoted
+identifiers and literals (``psycopg.sql``), so that ``psql`` and a psycopg connection run the same text.
 
 Beyond ``pg_monitor`` the role needs ``pg_signal_backend`` (cancel and terminate other roles' sessions; never a
 superuser's), ``CREATEROLE`` (lock and unlock roles), and for settings ``GRANT ALTER SYSTEM ON PARAMETER <name>``
@@ -17,14 +17,8 @@ from typing import Any
 
 from psycopg import sql
 
-from kubestack.errors import (
-    ActionError,
-    ActionParamsError,
-    CommandFailedError,
-    PreconditionFailedError,
-    UnknownActionError,
-)
-from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action, no_unknown_params
+from kubestack.errors import ActionError, CommandFailedError, PreconditionFailedError
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared
 from kubestack.plugins.postgresql.client import PostgreSQLClient, Rows
 
 log = logging.getLogger(__name__)
@@ -36,7 +30,6 @@ CHANGEABLE_CONTEXTS = frozenset({"sighup", "user", "superuser"})
 FIXED_SOURCES = frozenset({"command line", "environment variable", "override"})
 """Sources that win over postgresql.auto.conf: ALTER SYSTEM would be written and never take effect."""
 _BOOLEANS = frozenset({"on", "off", "true", "false", "yes", "no", "1", "0"})
-_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 _IDLE_IN_TRANSACTION = ("idle in transaction", "idle in transaction (aborted)")
 
 BACKEND = """\
@@ -77,79 +70,6 @@ def literal(value: str) -> str:
 
 def identifier(name: str) -> str:
     return sql.Identifier(name).as_string(None)
-
-
-def declared(specs: Sequence[ActionSpec], action_id: str) -> ActionSpec:
-    return declared_action(specs, action_id, "PostgreSQL")
-
-
-# --- parameters (pure) --------------------------------------------------------------------------------
-
-def _number(action_id: str, params: dict[str, Any], name: str, *, minimum: float, integer: bool) -> float:
-    expected = f"{'an integer' if integer else 'a number'} >= {minimum:g}"
-    if name not in params:
-        raise ActionParamsError(f"{action_id}: parameter {name!r} is missing ({expected})")
-    raw = params[name]
-    try:
-        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-            raise ValueError(raw)
-        value = int(str(raw).strip()) if integer else float(raw)
-    except ValueError:
-        raise ActionParamsError(f"{action_id}: parameter {name!r} must be {expected}, not {raw!r}") from None
-    if not value >= minimum:  # also refuses NaN
-        raise ActionParamsError(f"{action_id}: parameter {name!r} must be {expected}, not {raw!r}")
-    return value
-
-
-def _text(action_id: str, params: dict[str, Any], name: str, what: str, *, optional: bool = False,
-          max_len: int = 63) -> str | None:
-    raw = params.get(name)
-    if raw is None and optional:
-        return None
-    if not isinstance(raw, str) or not raw or len(raw) > max_len or "\0" in raw:
-        missing = "is missing" if raw is None else f"is {raw!r}"
-        raise ActionParamsError(f"{action_id}: parameter {name!r} {missing}; expected {what}")
-    return raw
-
-
-PARAMS: dict[str, set[str]] = {
-    "postgresql.cancel_backend": {"pid"}, "postgresql.terminate_backend": {"pid"},
-    "postgresql.terminate_idle_in_transaction": {"min_idle_s", "db"},
-    "postgresql.terminate_idle_sessions": {"min_idle_s", "user", "db"},
-    "postgresql.alter_system_set": {"name", "value"}, "postgresql.alter_system_reset": {"name"},
-    "postgresql.lock_role": {"name"}, "postgresql.unlock_role": {"name"}}
-
-
-def validate(action_id: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters of a declared action, checked and normalised (optional ones left out when not given)."""
-    if action_id not in PARAMS:
-        raise UnknownActionError(f"{action_id} has no implementation in the PostgreSQL plugin")
-    no_unknown_params(action_id, params, PARAMS[action_id])
-    if action_id in ("postgresql.cancel_backend", "postgresql.terminate_backend"):
-        return {"pid": int(_number(action_id, params, "pid", minimum=1, integer=True))}
-    if action_id in _TERMINATE_IDLE:
-        checked: dict[str, Any] = {"min_idle_s": _number(action_id, params, "min_idle_s", minimum=1, integer=False)}
-        for name in sorted(PARAMS[action_id] - {"min_idle_s"}):
-            value = _text(action_id, params, name, f"a {'role' if name == 'user' else 'database'} name",
-                          optional=True)
-            if value is not None:
-                checked[name] = value
-        return checked
-    if action_id in _ALTER_SYSTEM:
-        name = _text(action_id, params, "name", "a pg_settings name, e.g. work_mem")
-        if not _SETTING_NAME.match(name or ""):
-            raise ActionParamsError(f"{action_id}: parameter 'name' is {name!r}; expected a pg_settings name")
-        checked = {"name": name.lower()}
-        if action_id == "postgresql.alter_system_set":
-            raw = params.get("value")
-            if isinstance(raw, bool):
-                raw = "on" if raw else "off"
-            if isinstance(raw, int | float):
-                raw = str(raw)
-            checked["value"] = _text(action_id, {"value": raw}, "value", "the new value as text, e.g. 64MB",
-                                     max_len=1024)
-        return checked
-    return {"name": _text(action_id, params, "name", "a role name")}
 
 
 # --- preconditions (pure, on rows read from the server) ------------------------------------------------
@@ -225,8 +145,7 @@ def idle_sql(states: Sequence[str], min_idle_s: float, *, user: str | None = Non
 
 async def execute(client: PostgreSQLClient, specs: Sequence[ActionSpec], action_id: str, params: dict[str, Any], *,
                   dry_run: bool = False) -> ActionOutcome:
-    declared(specs, action_id)
-    checked = validate(action_id, params)
+    checked = declared(specs, action_id, "PostgreSQL").check(params)
     if action_id in ("postgresql.cancel_backend", "postgresql.terminate_backend"):
         outcome = await _signal(client, action_id, checked, dry_run)
     elif action_id in _TERMINATE_IDLE:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
-from kubestack.contract.events import Finding, Peer, Risk, Sample
+from kubestack.contract.events import Finding, Peer, Sample
 from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LogSource
 from kubestack.plugins.postgresql import actions as postgresql_actions
 from kubestack.plugins.postgresql.capacity import CAPACITIES
@@ -14,6 +14,7 @@ from kubestack.plugins.postgresql import queries
 from kubestack.plugins.postgresql.checks import evaluate
 from kubestack.plugins.postgresql.client import DirectPostgreSQLClient, PostgreSQLClient, PsqlClient
 from kubestack.plugins.postgresql.config import PostgreSQLConfig
+from kubestack.plugins.postgresql.declaration import ACTIONS, KEYWORDS, RULES, SYMPTOMS
 from kubestack.plugins.postgresql.metrics import background_samples, observation_samples
 from kubestack.plugins.postgresql.peers import postgresql_peers
 from kubestack.plugins.postgresql.parse import (
@@ -34,61 +35,6 @@ DEFAULT_LOG = "/var/log/postgresql/postgresql-*-main.log"
 LOG_FORMAT = "<Date> <Time> <Zone> [<Pid>] <Content>"
 """Debian's default log_line_prefix '%m [%p] %q%u@%d '."""
 
-ACTIONS = (
-    ActionSpec(id="postgresql.cancel_backend", title="Cancel the running statement of one session "
-               "(pg_cancel_backend)", risk=Risk.LOW, params={"pid": "Backend pid, e.g. the blocked_pid of a lock wait"},
-               preconditions=["the session is a client backend, not a replication or system process",
-                              "it runs a statement (state active)", "it is not the plugin's own session",
-                              "it is not a superuser's session (unless the plugin's role is one)",
-                              "the application tolerates a cancelled statement"],
-               rollback="none: the statement is rolled back by the server; the client may rerun it"),
-    ActionSpec(id="postgresql.terminate_backend", title="Close one session (pg_terminate_backend)",
-               risk=Risk.MEDIUM, params={"pid": "Backend pid, e.g. the blocking_pid of a lock wait"},
-               preconditions=["the session is a client backend, not a replication or system process",
-                              "it is not the plugin's own session",
-                              "it is not a superuser's session (unless the plugin's role is one)",
-                              "its open transaction may be rolled back", "its application reconnects"],
-               rollback="none: the application reconnects"),
-    ActionSpec(id="postgresql.terminate_idle_in_transaction",
-               title="Close the sessions idle inside a transaction for too long", risk=Risk.MEDIUM,
-               params={"min_idle_s": "Only sessions idle in transaction at least this long",
-                       "db": "Limit to one database (optional)"},
-               preconditions=["at least one client session of a non-superuser is idle in transaction that long",
-                              "never the plugin's own session, a superuser's, replication or background processes",
-                              "their open transactions are rolled back", "their applications reconnect"],
-               rollback="none; to prevent it: ALTER SYSTEM SET idle_in_transaction_session_timeout"),
-    ActionSpec(id="postgresql.terminate_idle_sessions", title="Close the client sessions idle for too long",
-               risk=Risk.MEDIUM,
-               params={"min_idle_s": "Only sessions idle (state 'idle') at least this long",
-                       "user": "Limit to one role (optional)", "db": "Limit to one database (optional)"},
-               preconditions=["at least one client session of a non-superuser is idle that long",
-                              "never the plugin's own session, a superuser's, replication or background processes",
-                              "their applications reconnect (a pool may log errors)"],
-               rollback="none: the applications reconnect; to prevent it: ALTER SYSTEM SET idle_session_timeout"),
-    ActionSpec(id="postgresql.alter_system_set", title="Change a server setting (ALTER SYSTEM SET; pg_reload_conf)",
-               risk=Risk.HIGH, params={"name": "pg_settings name", "value": "New value"},
-               preconditions=["the setting exists and its context is sighup, user or superuser (postmaster ones "
-                              "need a restart)", "it is not fixed on the command line (which wins over ALTER SYSTEM)",
-                              "the value fits the setting's type, choices and bounds",
-                              "the host has the memory or disk the new value implies"],
-               rollback="ALTER SYSTEM SET <name> = <previous value>, or ALTER SYSTEM RESET <name> when it had none; "
-                        "SELECT pg_reload_conf()"),
-    ActionSpec(id="postgresql.alter_system_reset", title="Drop a setting's ALTER SYSTEM value (ALTER SYSTEM RESET; "
-               "pg_reload_conf)", risk=Risk.MEDIUM, params={"name": "pg_settings name"},
-               preconditions=["the setting has a value in postgresql.auto.conf",
-                              "its context is sighup, user or superuser"],
-               rollback="ALTER SYSTEM SET <name> = <previous value>; SELECT pg_reload_conf()"),
-    ActionSpec(id="postgresql.lock_role", title="Refuse new logins of one role (ALTER ROLE ... NOLOGIN)",
-               risk=Risk.HIGH, params={"name": "Role name, e.g. the user of failed password attempts"},
-               preconditions=["the role exists and can log in", "it is not a superuser",
-                              "it is not the role the plugin is connected as",
-                              "its applications may be refused new connections (open sessions stay)"],
-               rollback="ALTER ROLE <name> LOGIN (postgresql.unlock_role)"),
-    ActionSpec(id="postgresql.unlock_role", title="Allow logins of one role again (ALTER ROLE ... LOGIN)",
-               risk=Risk.MEDIUM, params={"name": "Role name"},
-               preconditions=["the role exists and cannot log in"],
-               rollback="ALTER ROLE <name> NOLOGIN (postgresql.lock_role)"),
-)
 
 
 class PostgreSQLPlugin:
@@ -97,6 +43,9 @@ class PostgreSQLPlugin:
     name: ClassVar[str] = "postgresql"
     config_model: ClassVar[type[PostgreSQLConfig]] = PostgreSQLConfig
     client_module: ClassVar[str] = "psycopg"
+    rules: ClassVar[tuple[str, ...]] = RULES
+    symptoms: ClassVar[frozenset[str]] = SYMPTOMS
+    keywords: ClassVar[tuple[str, ...]] = KEYWORDS
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 5432

@@ -1,5 +1,6 @@
-"""Carrying out the Redis plugin's actions: pure checks of the parameters, then, on the live server, the
-preconditions that can be read there (memory in use, the client's flags), the state before, and the change.
+"""Carrying out the Redis plugin's actions (declared with their typed parameters in ``declaration.py``): on the
+live server, the preconditions that can be read there (memory in use, the client's flags), the state before,
+and the change.
 
 The connection needs ``CONFIG GET``/``CONFIG SET``, ``INFO`` and ``CLIENT LIST``/``CLIENT KILL``:
 ``ACL SETUSER kubestack ... +config|set +client|kill`` on top of the monitoring grants."""
@@ -7,81 +8,25 @@ The connection needs ``CONFIG GET``/``CONFIG SET``, ``INFO`` and ``CLIENT LIST``
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from kubestack.errors import (
-    ActionError,
-    ActionParamsError,
-    CommandFailedError,
-    PreconditionFailedError,
-    UnknownActionError,
-)
-from kubestack.plugins.base import ActionOutcome, ActionSpec, declared as declared_action, no_unknown_params
+from kubestack.errors import ActionError, CommandFailedError, PreconditionFailedError
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared
 from kubestack.plugins.redis.client import RedisClient
 from kubestack.plugins.redis.parse import info_number, parse_client_list, parse_info
 
 log = logging.getLogger(__name__)
 
-POLICIES = frozenset({"noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
-                      "volatile-random", "volatile-ttl"})
 _LINK_FLAGS = frozenset("SM")
 _OWN_COMMANDS = frozenset({"client|list", "client"})
 """The connection that runs CLIENT LIST is this plugin's own (Redis before 7 shows only ``client``)."""
-_ADDR = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s\[\]]+):\d{1,5}$")
 _CLIENT_FIELDS = ("id", "addr", "laddr", "name", "user", "flags", "cmd", "age", "idle", "omem", "tot-mem")
-
-
-def declared(specs: Sequence[ActionSpec], action_id: str) -> ActionSpec:
-    return declared_action(specs, action_id, "Redis")
-
-
-def whole_number(action_id: str, params: dict[str, Any], name: str, *, minimum: int) -> int:
-    """An integer parameter (an int, or a string of digits as a form sends it) of at least ``minimum``."""
-    if name not in params:
-        raise ActionParamsError(f"{action_id}: parameter {name!r} is missing (an integer >= {minimum})")
-    raw = params[name]
-    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).strip().lstrip("-").isdigit():
-        raise ActionParamsError(f"{action_id}: parameter {name!r} must be an integer >= {minimum}, not {raw!r}")
-    value = int(str(raw).strip())
-    if value < minimum:
-        raise ActionParamsError(f"{action_id}: parameter {name!r} must be an integer >= {minimum}, not {value}")
-    return value
-
-
-def validate(action_id: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters of a (declared, not forbidden) action, checked and normalised; pure."""
-    if action_id == "redis.set_maxmemory":
-        no_unknown_params(action_id, params, {"bytes"})
-        return {"bytes": whole_number(action_id, params, "bytes", minimum=0)}
-    if action_id == "redis.set_maxmemory_policy":
-        no_unknown_params(action_id, params, {"policy"})
-        policy = params.get("policy")
-        if policy not in POLICIES:
-            raise ActionParamsError(f"{action_id}: parameter 'policy' must be one of {', '.join(sorted(POLICIES))}"
-                                    f", not {policy!r}")
-        return {"policy": policy}
-    if action_id == "redis.client_kill":
-        no_unknown_params(action_id, params, {"client_id", "addr"})
-        given = [k for k in ("client_id", "addr") if params.get(k) not in (None, "")]
-        if len(given) != 1:
-            raise ActionParamsError(f"{action_id}: give exactly one of 'client_id' (the id from CLIENT LIST) or "
-                                    f"'addr' (ip:port as CLIENT LIST shows it), not {len(given)}")
-        if given == ["client_id"]:
-            return {"client_id": whole_number(action_id, params, "client_id", minimum=1)}
-        addr = params["addr"]
-        if not isinstance(addr, str) or not _ADDR.match(addr):
-            raise ActionParamsError(f"{action_id}: parameter 'addr' must be ip:port as CLIENT LIST shows it "
-                                    f"(e.g. 10.0.0.5:51234 or [::1]:51234), not {addr!r}")
-        return {"addr": addr}
-    raise UnknownActionError(f"{action_id} has no implementation in the Redis plugin")
 
 
 async def execute(client: RedisClient, specs: Sequence[ActionSpec], action_id: str, params: dict[str, Any], *,
                   dry_run: bool = False) -> ActionOutcome:
-    declared(specs, action_id)
-    checked = validate(action_id, params)
+    checked = declared(specs, action_id, "Redis").check(params)
     step = {"redis.set_maxmemory": _set_maxmemory, "redis.set_maxmemory_policy": _set_policy,
             "redis.client_kill": _client_kill}[action_id]
     outcome = await step(client, checked, dry_run)

@@ -7,13 +7,14 @@ import time
 from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
-from kubestack.contract.events import Finding, Peer, Risk, Sample
+from kubestack.contract.events import Finding, Peer, Sample
 from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LogSource
 from kubestack.plugins.redis import actions as redis_actions
 from kubestack.plugins.redis.capacity import CAPACITIES
 from kubestack.plugins.redis.checks import Observation, evaluate
 from kubestack.plugins.redis.client import CliRedisClient, DirectRedisClient, RedisClient
 from kubestack.plugins.redis.config import RedisConfig
+from kubestack.plugins.redis.declaration import ACTIONS, KEYWORDS, RULES, SYMPTOMS
 from kubestack.plugins.redis.metrics import info_samples, slowlog_samples
 from kubestack.plugins.redis.parse import info_number, parse_client_list, parse_info
 from kubestack.plugins.redis.peers import redis_peers
@@ -24,29 +25,6 @@ SECRET_KEYS = frozenset({"requirepass", "masterauth", "tls-key-file-pass", "tls-
 DEFAULT_LOG = "/var/log/redis/redis-server*.log"
 LOG_FORMAT = "<Pid>:<Role> <Day> <Month> <Year> <Time> <Level> <Content>"
 
-ACTIONS = (
-    ActionSpec(id="redis.set_maxmemory", title="Set maxmemory (CONFIG SET maxmemory)", risk=Risk.LOW,
-               params={"bytes": "New limit in bytes (0 = none)"},
-               preconditions=["the new limit is above used_memory, or the policy can evict",
-                              "the host has that much memory free for Redis"],
-               rollback="CONFIG SET maxmemory <previous value>"),
-    ActionSpec(id="redis.set_maxmemory_policy", title="Set the eviction policy (CONFIG SET maxmemory-policy)",
-               risk=Risk.MEDIUM,
-               params={"policy": "noeviction | allkeys-lru | allkeys-lfu | allkeys-random | volatile-lru | "
-                                 "volatile-lfu | volatile-random | volatile-ttl"},
-               preconditions=["the data set tolerates losing keys (a cache, not a primary store)"],
-               rollback="CONFIG SET maxmemory-policy <previous value>"),
-    ActionSpec(id="redis.client_kill", title="Disconnect a runaway client (CLIENT KILL ID)", risk=Risk.MEDIUM,
-               params={"client_id": "The id from CLIENT LIST (optional when addr is given)",
-                       "addr": "ip:port as the slowlog and CLIENT LIST show it (optional when client_id is given)"},
-               preconditions=["the client is connected", "exactly one of client_id and addr is given",
-                              "the client is not a replica or the primary link (flags without S/M)",
-                              "it is not the plugin's own connection", "its application reconnects"],
-               rollback="none: the client reconnects by itself"),
-    ActionSpec(id="redis.flushall", title="Delete every key of every database (FLUSHALL)", risk=Risk.FORBIDDEN,
-               preconditions=["never automated: data loss cannot be rolled back"],
-               rollback="restore from a backup"),
-)
 
 
 def redact(config: dict[str, str]) -> dict[str, str]:
@@ -58,6 +36,9 @@ class RedisPlugin:
     name: ClassVar[str] = "redis"
     config_model: ClassVar[type[RedisConfig]] = RedisConfig
     client_module: ClassVar[str] = "redis"
+    rules: ClassVar[tuple[str, ...]] = RULES
+    symptoms: ClassVar[frozenset[str]] = SYMPTOMS
+    keywords: ClassVar[tuple[str, ...]] = KEYWORDS
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 6379

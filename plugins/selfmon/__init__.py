@@ -27,6 +27,9 @@ class SelfPlugin:
     name: ClassVar[str] = "agent"
     config_model: ClassVar[type[PluginConfig]] = SelfConfig
     client_module: ClassVar[str] = "resource"
+    rules: ClassVar[tuple[str, ...]] = ("agent.open_files",)
+    symptoms: ClassVar[frozenset[str]] = frozenset()
+    keywords: ClassVar[tuple[str, ...]] = ()
     always_local: ClassVar[bool] = True
 
     def __init__(self, config: SelfConfig) -> None:

@@ -18,7 +18,7 @@ import yaml
 
 from kubestack.api.app import create_app
 from kubestack.api.auth import new_token, token_spec
-from kubestack.api.config import ApiSettings, Role
+from kubestack.apisettings import ApiSettings, Role
 from kubestack.bus import ensure_topics
 from kubestack.contract.base import Event, ResourceRef, Source, utcnow
 from kubestack.contract.events import (

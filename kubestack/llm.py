@@ -1,0 +1,181 @@
+"""The LLM client every stage that lets a model write uses (the root-cause narrative, ``kubestack ask``): a
+llama-index model behind a deadline and a polite retry, and the check its answers must pass to be shown.
+
+An answer is kept only when it passes ``citation_problem``:
+
+- it is not empty;
+- every bracket group ``[...]`` in it is a citation, and each of its ids (split on commas, semicolons and
+  spaces) is one of the evidence ids given in the prompt: an unknown id rejects the whole answer;
+- it is cut into sentences at ``.``, ``!``, ``?``, ``。``, ``！``, ``？`` followed by space or the end, and at
+  line breaks; citations opening a piece belong to the sentence before it (``... slow. [e1] Then ...``);
+- a sentence *makes a claim* unless it ends with ``:`` (a heading) or has fewer than three words (runs of
+  letters; each CJK character counts as one word); every claim must cite at least one id;
+- at least one sentence makes a claim.
+
+Anything else (rejection, timeout, an HTTP error, a 429, malformed JSON, an empty answer) is no answer, with the
+reason; the caller keeps its own templated words (``RULES`` names them). A 429 whose Retry-After is short and fits
+the time left is retried once. Nothing takes longer than ``timeout_s``. Prompts are redacted by their builders
+(``kubestack.redaction``) before they reach ``cited_answer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import email.utils
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import ollama
+import openai
+from llama_index.core.llms import LLM, ChatMessage
+
+from kubestack.settings import LlmSettings
+
+log = logging.getLogger(__name__)
+
+RULES = "rules"
+"""The narrator of words written from templates, not by a model."""
+MAX_RETRY_AFTER_S = 5.0
+_DEFAULT_URLS = {"openai": "https://api.openai.com/v1", "ollama": "http://127.0.0.1:11434"}
+_LLM_ERRORS = (httpx.HTTPError, openai.APIError, ollama.ResponseError, ValueError, KeyError, TypeError,
+               IndexError, AttributeError)
+"""What a misbehaving server makes the clients raise: HTTP and API errors, and malformed or unexpected JSON
+(``json.JSONDecodeError`` and pydantic's ``ValidationError`` are ``ValueError``\\ s)."""
+
+_deadline: contextvars.ContextVar[float] = contextvars.ContextVar("llm_deadline", default=float("inf"))
+
+
+@dataclass(frozen=True)
+class LlmClient:
+    """A llama-index LLM with what ``cited_answer`` needs to use it safely."""
+
+    llm: LLM = field(repr=False)
+    name: str
+    timeout_s: float
+    redact_ips: bool = False
+
+
+class _RetryAfterTransport(httpx.AsyncBaseTransport):
+    """Retries a 429 once when its Retry-After is short and fits before the answer's deadline."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if response.status_code != 429:
+            return response
+        delay = _retry_after_s(response.headers.get("retry-after"))
+        left = _deadline.get() - time.monotonic()
+        if delay is None or delay > MAX_RETRY_AFTER_S or delay >= left - 0.1:
+            log.info("LLM server rate-limited us (Retry-After %s, %.1fs left): giving up",
+                     response.headers.get("retry-after"), left)
+            return response
+        await response.aclose()
+        log.info("LLM server rate-limited us: retrying once in %.1fs", delay)
+        await asyncio.sleep(delay)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def build_llm(settings: LlmSettings) -> LlmClient | None:
+    """The configured model, or None when no model is configured (words stay templated). Makes no request."""
+    if settings.provider == "none":
+        return None
+    url = (settings.base_url or _DEFAULT_URLS[settings.provider]).rstrip("/")
+    http = httpx.AsyncClient(transport=_RetryAfterTransport(), timeout=settings.timeout_s)
+    if settings.provider == "openai":
+        from llama_index.llms.openai_like import OpenAILike
+
+        key = settings.api_key.get_secret_value() if settings.api_key else "not-needed"
+        llm: LLM = OpenAILike(model=settings.model, api_base=url, api_key=key, is_chat_model=True,
+                              context_window=8192, max_tokens=settings.max_tokens, temperature=0.2,
+                              timeout=settings.timeout_s, max_retries=0, async_http_client=http)
+    else:
+        from llama_index.llms.ollama import Ollama
+
+        headers = {"Authorization": f"Bearer {settings.api_key.get_secret_value()}"} if settings.api_key else {}
+        client = ollama.AsyncClient(host=url, timeout=settings.timeout_s, headers=headers,
+                                    transport=_RetryAfterTransport())
+        llm = Ollama(model=settings.model, base_url=url, request_timeout=settings.timeout_s, context_window=8192,
+                     temperature=0.2, additional_kwargs={"num_predict": settings.max_tokens}, async_client=client)
+    return LlmClient(llm=llm, name=settings.model or settings.provider, timeout_s=settings.timeout_s,
+                          redact_ips=settings.redact_ips)
+
+
+_CITATION = re.compile(r"\[([^\[\]]*)\]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s+|$)|(?<=[。！？])|\n+")
+_LEADING_CITATIONS = re.compile(r"(?:\s*\[[^\[\]]*\])+")
+_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W\d_\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]+")
+
+
+def citation_problem(text: str, known_ids: set[str]) -> str | None:
+    """Why ``text`` may not stand as a narrative, or None when every claim cites known evidence (module doc)."""
+    if not text.strip():
+        return "empty answer"
+    groups = [[i for i in re.split(r"[\s,;]+", group) if i] for group in _CITATION.findall(text)]
+    unknown = sorted({i for ids in groups for i in ids if i not in known_ids})
+    if unknown or not all(groups):
+        return f"cites unknown evidence ids: {', '.join(unknown[:5]) or '(an empty bracket)'}"
+    sentences: list[str] = []
+    for piece in (p.strip(" \t-*•") for p in _SENTENCE_END.split(text)):
+        leading = _LEADING_CITATIONS.match(piece)
+        if leading and sentences:
+            sentences[-1] += " " + leading.group(0).strip()
+            piece = piece[leading.end():].strip()
+        if piece:
+            sentences.append(piece)
+    claims = [s for s in sentences if _is_claim(s)]
+    if not claims:
+        return "no claim in the answer"
+    uncited = next((s for s in claims if not _CITATION.search(s)), None)
+    if uncited is not None:
+        return f"uncited claim: {uncited[:80]!r}"
+    return None
+
+
+def _is_claim(sentence: str) -> bool:
+    bare = _CITATION.sub("", sentence).strip()
+    return not bare.endswith((":", "：")) and len(_WORD.findall(bare)) >= 3
+
+
+async def cited_answer(messages: list[ChatMessage], known: set[str], llm: LlmClient) -> tuple[str | None, str]:
+    """(the model's answer, "") when it comes within the timeout and passes ``citation_problem``; else (None, why).
+    ``messages`` must already be redacted."""
+    started = time.monotonic()
+    token = _deadline.set(started + llm.timeout_s)
+    try:
+        async with asyncio.timeout(llm.timeout_s):
+            response = await llm.llm.achat(messages)
+        text = (response.message.content or "").strip()
+    except TimeoutError:
+        return None, f"no answer from {llm.name} within {llm.timeout_s:.0f}s"
+    except _LLM_ERRORS as exc:
+        return None, f"{llm.name} failed: {type(exc).__name__}: {str(exc)[:200]}"
+    finally:
+        _deadline.reset(token)
+    problem = citation_problem(text, known)
+    if problem is not None:
+        return None, f"answer of {llm.name} rejected: {problem}"
+    log.debug("%s answered in %.1fs", llm.name, time.monotonic() - started)
+    return text, ""
