@@ -83,91 +83,113 @@ def split_rows(timestamps: np.ndarray, onset: float) -> np.ndarray:
 
 
 def movements(table: MetricTable, onset: float, symptom_column: int | None = None) -> list[Movement]:
-    """One Movement per column that has a baseline and a value after the onset."""
+    """One Movement per column that has a baseline and a value after the onset (every column at once)."""
     after = split_rows(table.timestamps, onset)
-    first = int(np.argmax(after))
-    window = np.zeros(len(after), dtype=bool)
-    window[max(0, first - TRACK_ROWS):] = True
-    reference = table.values[window, symptom_column] if symptom_column is not None else None
+    pre, post = table.values[~after], table.values[after]
+    size, signed, short, coverage = _deviations(pre, post)
+    usable = (coverage > 0) & np.isfinite(post).any(axis=0)
+    z = size / _peer_units(table.columns, size, short & usable)
+    held = _held(z)
+    top = np.argmax(held, axis=0)
+    strength = np.take_along_axis(held, top[None, :], axis=0)[0]
+    direction = np.take_along_axis(signed, top[None, :], axis=0)[0]
+    moved = held >= Z_SHIFT
+    moved_row = np.argmax(moved, axis=0)
+    tracking = _tracking(table.values, after, symptom_column)
     stamps = table.timestamps[after]
-    deviations = {}
-    for j in range(len(table.columns)):
-        pre, post = table.values[~after, j], table.values[after, j]
-        present = pre[np.isfinite(pre)]
-        if len(present) and np.isfinite(post).any():
-            deviations[j] = (_deviation(present, post), len(present) / len(pre))
-    units = _peer_units(table.columns, {j: d for j, (d, _) in deviations.items() if d[2]})
-    found = []
-    for j, ((size, signed, short), coverage) in deviations.items():
-        component, metric = table.columns[j]
-        z = size / units[metric] if short else size
-        held = _held(z)
-        top = int(np.argmax(held))
-        crossed = np.nonzero(held >= Z_SHIFT)[0]
-        tracking = _tracking(table.values[window, j], reference) if reference is not None else None
-        found.append(Movement(component, metric, float(held[top]), "up" if signed[top] >= 0 else "down",
-                              float(stamps[crossed[0]]) if len(crossed) else None, coverage, tracking))
-    return found
+    return [Movement(component, metric, float(strength[j]), "up" if direction[j] >= 0 else "down",
+                     float(stamps[moved_row[j]]) if moved[:, j].any() else None, float(coverage[j]),
+                     None if tracking is None or not np.isfinite(tracking[j]) else float(tracking[j]))
+            for j, (component, metric) in enumerate(table.columns) if usable[j]]
 
 
-def _deviation(present: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(|movement| per row after the onset, 0 where missing; its signed value from the baseline's median; whether
-    the baseline was short, and the movement a relative change still to be put in its peers' units)."""
-    level, last = float(np.median(present)), float(present[-1])
+def _deviations(pre: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row after the onset and column: |movement| (0 where missing) and its signed value from the baseline's
+    median; per column: whether the baseline was short (the movement is then a relative change still to be put in
+    its peers' units) and the share of baseline rows with a value."""
+    seen = np.isfinite(pre)
+    count = seen.sum(axis=0)
+    level = _nanmedian(pre, count)
+    rows = np.arange(pre.shape[1])
+    last = pre[np.maximum(len(pre) - 1 - np.argmax(seen[::-1], axis=0), 0), rows]
     ok = np.isfinite(post)
     post = np.where(ok, post, level)
-    short = len(present) < MIN_SPREAD_ROWS
-    if short:
-        from_level = (post - level) / np.maximum(np.maximum(abs(level), np.abs(post)), 1e-12)
-        from_last = (post - last) / np.maximum(np.maximum(abs(last), np.abs(post)), 1e-12)
-    else:
-        spread = _spread(present, level)
-        from_level, from_last = (post - level) / spread, (post - last) / spread
-    return np.where(ok, np.minimum(np.abs(from_level), np.abs(from_last)), 0.0), from_level, short
+    short = count < MIN_SPREAD_ROWS
+    spread = _spread(pre, level, count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        from_level = np.where(short, (post - level) / np.maximum(np.maximum(abs(level), np.abs(post)), 1e-12),
+                              (post - level) / spread)
+        from_last = np.where(short, (post - last) / np.maximum(np.maximum(abs(last), np.abs(post)), 1e-12),
+                             (post - last) / spread)
+    size = np.where(ok & (count > 0), np.minimum(np.abs(from_level), np.abs(from_last)), 0.0)
+    return np.nan_to_num(size), np.nan_to_num(from_level), short, count / max(len(pre), 1)
 
 
-def _peer_units(columns: list[tuple[str, str]], short: dict[int, tuple]) -> dict[str, float]:
-    """For the metrics measured against a short baseline: the typical relative change of the same metric across
-    all components (most of which did not take part in the incident), at least SHORT_UNIT."""
-    changes: dict[str, list[np.ndarray]] = {}
-    for j, (size, _, _) in short.items():
-        changes.setdefault(columns[j][1], []).append(size)
-    return {metric: max(SHORT_UNIT, 1.4826 * float(np.median(np.concatenate(sizes))))
-            for metric, sizes in changes.items()}
+def _nanmedian(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median of each column's finite values (NaN for none): a sort puts NaN last, so it is the middle of the
+    first ``count`` rows."""
+    ordered = np.sort(values, axis=0)
+    low, high = np.maximum((count - 1) // 2, 0), np.maximum(count // 2, 0)
+    cols = np.arange(values.shape[1])
+    middle = (ordered[np.minimum(low, len(values) - 1), cols] + ordered[np.minimum(high, len(values) - 1), cols]) / 2
+    return np.where(count > 0, middle, np.nan)
 
 
-def _spread(values: np.ndarray, level: float) -> float:
-    floor = max(1e-3 * abs(level), 1e-12)
-    mad = 1.4826 * float(np.median(np.abs(values - level)))
-    if mad > 0:
-        return max(mad, floor)
-    return max(1.2533 * float(np.mean(np.abs(values - level))), floor)
+def _spread(values: np.ndarray, level: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Robust scale per column: the median absolute deviation, or the mean absolute deviation where most rows
+    sit on the median; at least a thousandth of the level."""
+    floor = np.maximum(1e-3 * np.abs(np.nan_to_num(level)), 1e-12)
+    deviation = np.abs(values - level)
+    mad = 1.4826 * _nanmedian(deviation, count)
+    with np.errstate(invalid="ignore"):
+        mean = 1.2533 * np.where(count > 0, np.nansum(deviation, axis=0) / np.maximum(count, 1), np.nan)
+    return np.maximum(np.where(mad > 0, mad, mean), floor)
+
+
+def _peer_units(columns: list[tuple[str, str]], size: np.ndarray, short: np.ndarray) -> np.ndarray:
+    """Per column: 1 when its baseline was long enough; otherwise the typical relative change of the same metric
+    across all components (most of which took no part in the incident), at least SHORT_UNIT."""
+    units = np.ones(len(columns))
+    by_metric: dict[str, list[int]] = {}
+    for j in np.nonzero(short)[0]:
+        by_metric.setdefault(columns[j][1], []).append(int(j))
+    for js in by_metric.values():
+        units[js] = max(SHORT_UNIT, 1.4826 * float(np.median(size[:, js])))
+    return units
 
 
 def _held(z: np.ndarray) -> np.ndarray:
-    """The smallest of each HOLD_ROWS consecutive values (the last ones repeat the last full window)."""
+    """The smallest of each HOLD_ROWS consecutive rows, per column (the last rows repeat the last full window)."""
     if len(z) < HOLD_ROWS:
-        return np.full(len(z), float(np.min(z)))
+        return np.repeat(z.min(axis=0, keepdims=True), len(z), axis=0)
     held = z[:len(z) - HOLD_ROWS + 1].copy()
     for k in range(1, HOLD_ROWS):
         held = np.minimum(held, z[k:len(z) - HOLD_ROWS + 1 + k])
-    return np.concatenate([held, np.repeat(held[-1:], HOLD_ROWS - 1)])
+    return np.concatenate([held, np.repeat(held[-1:], HOLD_ROWS - 1, axis=0)])
 
 
-def _tracking(values: np.ndarray, reference: np.ndarray) -> float | None:
-    """|r| with the reference, the values leading it by up to MAX_LAG_ROWS while LAG_OVERLAP rows still overlap
-    (a cause moves first, and the symptom follows as the effect travels; a few rows match any shape)."""
-    found = None
-    for lag in range(max(0, min(MAX_LAG_ROWS, len(values) - LAG_OVERLAP)) + 1):
-        lead, follow = values[:len(values) - lag], reference[lag:]
+def _tracking(values: np.ndarray, after: np.ndarray, symptom_column: int | None) -> np.ndarray | None:
+    """Per column, |r| with the symptom's metric from TRACK_ROWS before the first row after the onset, the column
+    leading it by up to MAX_LAG_ROWS while LAG_OVERLAP rows still overlap (a cause moves first, and the symptom
+    follows as the effect travels; a few rows match any shape). NaN: fewer than 3 rows to compare."""
+    if symptom_column is None:
+        return None
+    window = values[max(0, int(np.argmax(after)) - TRACK_ROWS):]
+    reference = window[:, symptom_column]
+    best = np.full(values.shape[1], np.nan)
+    for lag in range(max(0, min(MAX_LAG_ROWS, len(window) - LAG_OVERLAP)) + 1):
+        lead, follow = window[:len(window) - lag], reference[lag:, None]
         ok = np.isfinite(lead) & np.isfinite(follow)
-        if ok.sum() < 3:
-            continue
-        a, b = lead[ok] - lead[ok].mean(), follow[ok] - follow[ok].mean()
-        norm = math.sqrt(float((a * a).sum() * (b * b).sum()))
-        r = abs(float((a * b).sum()) / norm) if norm > 0 else 0.0
-        found = r if found is None else max(found, r)
-    return found
+        n = ok.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = np.where(ok, lead, 0.0)
+            b = np.where(ok, follow, 0.0)
+            a = np.where(ok, a - a.sum(axis=0) / n, 0.0)
+            b = np.where(ok, b - b.sum(axis=0) / n, 0.0)
+            norm = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
+            r = np.where(norm > 0, np.abs((a * b).sum(axis=0)) / np.where(norm > 0, norm, 1.0), 0.0)
+        best = np.fmax(best, np.where(n >= 3, r, np.nan))
+    return best
 
 
 def find_onset(table: MetricTable) -> float:
