@@ -46,6 +46,7 @@ EXPLAIN = 1.0
 UNREACHABLE = 0.5
 EARLIEST = 0.5
 EARLIEST_HALF_ROWS = 2.0
+SIGNAL_STEP_S = 10.0    # the row, for timing, of an incident known only from signals: the agent's collection interval
 ATTRIBUTION = 1.0
 BREADTH = 0.5
 EVIDENCE_SHOWN = 5
@@ -94,9 +95,13 @@ class Ranking:
     causes: list[Cause]    # most likely first
 
 
-def rank_causes(metrics: MetricTable, *, onset: float | None = None, symptom: Symptom | None = None,
+def rank_causes(metrics: MetricTable | None = None, *, onset: float | None = None, symptom: Symptom | None = None,
                 edges: Iterable[tuple[str, str]] = (), priors: Iterable[Prior] = ()) -> Ranking:
-    """Every component of ``metrics`` and ``priors``, most likely root cause first."""
+    """Every component of ``metrics`` and ``priors``, most likely root cause first. ``edges`` are (caller,
+    callee); without ``metrics`` (a live incident known only from its signals) the priors, their times and the
+    graph decide."""
+    priors = list(priors)
+    metrics = metrics if metrics is not None else MetricTable(np.empty(0), [], np.empty((0, 0)))
     given = onset is not None
     if onset is None:
         onset = find_onset(metrics) if len(metrics.timestamps) else min(
@@ -117,7 +122,7 @@ def rank_causes(metrics: MetricTable, *, onset: float | None = None, symptom: Sy
     if edges:
         _graph(causes, edges, travelling, symptom)
     stamps = metrics.timestamps
-    _earliest(causes, float(np.median(np.diff(stamps))) if len(stamps) > 1 else 0.0)
+    _earliest(causes, float(np.median(np.diff(stamps))) if len(stamps) > 1 else SIGNAL_STEP_S)
     ranked = sorted(causes.values(), key=lambda c: (-c.score, c.component))
     return Ranking(onset, given, ranked)
 

@@ -112,3 +112,18 @@ def test_a_baseline_of_two_rows_measures_relative_change_in_its_peers_units() ->
     assert found["search", "availability"] >= 3 and found["web", "availability"] == 0
     assert found["search", "latency"] > 5 and found["cache", "latency"] < 1
     assert order(rank_causes(metrics, onset=3 * STEP))[0] == "search"
+
+
+def test_an_incident_known_only_from_its_signals_is_ranked_by_weight_time_and_calls() -> None:
+    """The worker's case: no series, only signals as priors. The app's latency alert came first in weight, but
+    the app calls redis, whose lowered maxmemory came 40 s earlier: redis ranks first, the app is its victim."""
+    t0 = 1_763_900_000.0
+    priors = [Prior("app", "anomaly", 2.0, "latency anomaly", at=t0 + 40),
+              Prior("redis", "config_change", 1.8, "maxmemory 2gb -> 100mb", at=t0),
+              Prior("host", "health", 0.5, "load average warning", at=t0 + 300)]
+    ranking = rank_causes(priors=priors, edges=[("app", "redis")])
+    assert order(ranking) == ["redis", "app", "host"], [(c.component, c.score, c.notes) for c in ranking.causes]
+    assert ranking.onset == t0 and not ranking.onset_given
+    assert any(n.startswith("calls redis") for n in ranking.causes[1].notes)
+    assert ranking.causes[0].as_dict()["evidence"] == [{"note": "maxmemory 2gb -> 100mb"},
+                                                       {"note": "explains 1 of 2 anomalous components upstream (app)"}]
