@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kubestack.errors import CaseFormatError
-from kubestack.models.rootcause import Prior, Symptom, rank_causes
+from kubestack.models.rootcause import Symptom
 from kubestack.models.rootcause_case import rank_case, read_case
 from kubestack.models.rootcause_metrics import ONSET_LEAD_ROWS, MetricTable, find_onset
 from tests.cli import run
@@ -76,6 +76,16 @@ def test_a_given_onset_and_logs_are_used(tmp_path) -> None:
     assert "20 error/warning log lines after the onset, 0 before" in notes
 
 
+def test_the_symptom_of_incident_json_is_read_and_its_own_metric_is_not_evidence(tmp_path) -> None:
+    case = read_case(write_chain(tmp_path / "c", start=True, symptom=True))
+    assert case.symptom == Symptom("frontend", "latency_ms")
+    ranked = rank_case(case).causes
+    assert ranked[0].component == "db"
+    frontend = next(c for c in ranked if c.component == "frontend")
+    assert [e.metric for e in frontend.evidence] == ["requests"], "the alert is why we look, not evidence"
+    assert all(e.tracking is not None for c in ranked for e in c.evidence), "shapes matched to the symptom's"
+
+
 def test_onset_of_a_single_shift() -> None:
     values = np.concatenate([np.zeros(50), np.ones(30) * 5]) + np.random.default_rng(1).normal(0, 0.3, 80)
     assert find_onset(MetricTable(np.arange(80.0), [("a", "m")], values[:, None])) == 50.0 - ONSET_LEAD_ROWS
@@ -107,6 +117,8 @@ def test_missing_values_are_tolerated(tmp_path) -> None:
     ({"metrics.csv": "timestamp,am\n1,2\n2,3\n3,4\n"}, "is not <component>|<metric>"),
     ({"metrics.csv": "timestamp,a|m\n1,2\n2,x\n3,4\n"}, "line 3: 'x' is not a number"),
     ({"metrics.csv": "timestamp,a|m\n1,2\n2,3\n3,4\n", "graph.csv": "from,to\n"}, "expected the header source,target"),
+    ({"metrics.csv": "timestamp,a|m\n1,2\n2,3\n3,4\n", "incident.json": '{"symptom": {"component": "a"}}'},
+     "each optional"),
 ])
 def test_bad_folders_get_one_clear_line(tmp_path, files, message) -> None:
     for name, text in files.items():
