@@ -16,8 +16,8 @@ from kubestack.agents.schedule import every
 from kubestack.agents.sender import SpoolingPublisher
 from kubestack.agents.spool import Spool
 from kubestack.agents.state import StateStore
-from kubestack.agents.targets import open_target
-from kubestack.contract.base import ResourceRef, Source
+from kubestack.agents.targets import open_target, resource_of
+from kubestack.contract.base import Source
 from kubestack.contract.topics import METRICS
 from kubestack.errors import KubestackError
 from kubestack.settings import Settings
@@ -25,39 +25,16 @@ from kubestack.settings import Settings
 log = logging.getLogger(__name__)
 
 
-ADDRESS_LABEL = "address"
-
-
-def listen_address(plugin_config: object) -> str | None:
-    """``host:port`` where a target listens, from its plugin config (``host`` and ``port``), for the resource's
-    ``address`` label: how the worker matches the primary or replica addresses other servers report to this
-    resource. A Unix socket directory as ``host`` means this host (``localhost:port``); a target reached through a
-    socket file (``unix_socket``) or without host and port has none. A loopback address is read by the worker
-    against the resource's host; set the label on the target when peers see it under another address."""
-    host, port = getattr(plugin_config, "host", None), getattr(plugin_config, "port", None)
-    if not isinstance(host, str) or not host or not isinstance(port, int):
-        return None
-    if getattr(plugin_config, "unix_socket", None):
-        return None
-    if host.startswith("/"):
-        return f"localhost:{port}"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def build_collector(target: TargetConfig, config: AgentConfig, publisher: Publisher, state: StateStore,
                     metrics: AgentMetrics) -> TargetCollector:
     """Validate a target against its plugin's config model and build its collector (``ConfigError`` if wrong)."""
     opened = open_target(target)
     identity = config.agent
-    host = None if target.namespace else target.ssh.get("host") if target.ssh else socket.gethostname()
-    address = listen_address(opened.config)
-    labels = ({ADDRESS_LABEL: address} if address else {}) | target.labels
     return TargetCollector(
         name=target.name,
         plugin=opened.plugin,
         runner=opened.runner,
-        resource=ResourceRef(kind=target.type, name=target.name, host=host, namespace=target.namespace,
-                             cluster=target.cluster or identity.cluster, labels=labels),
+        resource=resource_of(target, identity, opened.config),
         source=Source(agent=f"agent/{identity.name}", host=socket.gethostname(), cluster=identity.cluster),
         tenant=identity.tenant,
         publisher=publisher,

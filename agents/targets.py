@@ -1,17 +1,19 @@
 """A target, opened: its config validated against its plugin's model, the command runner it needs (none for a
-direct connection, SSH for an agentless one) and the plugin built on them. The one place that does this for every
-user of targets: the agent's collectors, the remediation stage (``TargetSet``: the targets it may act on),
-``kubestack ask`` and ``kubestack diagnose`` and the API (``check_target``: a target's health findings now)."""
+direct connection, SSH for an agentless one), the plugin built on them, and the resource it is reported as. The one
+place that does this for every user of targets: the agent's collectors, the remediation stage (``TargetSet``: the
+targets it may act on), ``kubestack ask`` and ``kubestack diagnose`` and the API (``check_target``: a target's
+health findings now; ``resource_of``)."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from kubestack.agents.config import TargetConfig, load_agent_config
+from kubestack.agents.config import AgentIdentity, TargetConfig, load_agent_config
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import Finding
 from kubestack.errors import ActionError, ConfigError, PluginError, validation_problems
@@ -38,6 +40,36 @@ def plugin_config(target: TargetConfig) -> PluginConfig:
         return plugin_cls.config_model.model_validate(target.config)
     except ValidationError as exc:
         raise ConfigError(f"target {target.type}/{target.name}: {validation_problems(exc)}") from exc
+
+
+ADDRESS_LABEL = "address"
+
+
+def listen_address(plugin_config: object) -> str | None:
+    """``host:port`` where a target listens, from its plugin config (``host`` and ``port``), for the resource's
+    ``address`` label: how the worker matches the primary or replica addresses other servers report to this
+    resource. A Unix socket directory as ``host`` means this host (``localhost:port``); a target reached through a
+    socket file (``unix_socket``) or without host and port has none. A loopback address is read by the worker
+    against the resource's host; set the label on the target when peers see it under another address."""
+    host, port = getattr(plugin_config, "host", None), getattr(plugin_config, "port", None)
+    if not isinstance(host, str) or not host or not isinstance(port, int):
+        return None
+    if getattr(plugin_config, "unix_socket", None):
+        return None
+    if host.startswith("/"):
+        return f"localhost:{port}"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def resource_of(target: TargetConfig, agent: AgentIdentity, config: PluginConfig | None = None) -> ResourceRef:
+    """The resource the agent reports ``target`` as: on its SSH host or this host, or in its namespace when it runs
+    in a Kubernetes cluster; in its cluster, else the agent's; its labels, after the ``address`` its plugin
+    ``config`` gives (when given)."""
+    host = None if target.namespace else target.ssh.get("host") if target.ssh else socket.gethostname()
+    address = listen_address(config) if config is not None else None
+    labels = ({ADDRESS_LABEL: address} if address else {}) | target.labels
+    return ResourceRef(kind=target.type, name=target.name, host=host, namespace=target.namespace,
+                       cluster=target.cluster or agent.cluster, labels=labels)
 
 
 @dataclass

@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from kubestack.agents.config import AgentConfig
-from kubestack.agents.runtime import Agent, listen_address
+from kubestack.agents.runtime import Agent
+from kubestack.agents.targets import listen_address
 from kubestack.bus import ensure_topics
 from kubestack.contract.events import HealthReport, Peer, PeerRole
 from kubestack.contract.topics import CONFIG_CHANGES, CONFIG_SNAPSHOTS, HEALTH, LOGS, METRICS

@@ -10,7 +10,7 @@ from kubestack.bus import ensure_topics
 from kubestack.contract.base import ResourceRef, utcnow
 from kubestack.contract.events import Incident, Severity
 from kubestack.contract.topics import INCIDENTS
-from kubestack.knowledge.question import understand
+from kubestack.knowledge.question import Words, plugin_words, understand
 from tests.cli import cli_env, run
 from tests.factories import SOURCE
 from tests.kafka_io import produce
@@ -29,6 +29,15 @@ def test_questions_name_their_middleware_and_symptoms(text, middleware, symptoms
     question = understand(text)
     assert question.middleware == middleware
     assert question.symptoms == symptoms
+
+
+def test_the_words_come_from_the_plugins_declarations() -> None:
+    words = plugin_words()
+    assert {"redis", "mysql", "postgresql", "kafka", "host", "kubernetes"} <= set(words.middleware)
+    assert "mariadb" in words.middleware["mysql"] and "host" in words.generic
+    memcached = Words(middleware=words.middleware | {"memcached": ("memcached", "mc")}, generic=words.generic)
+    assert understand("mc evictions on a full disk", words=memcached).middleware == "memcached"
+    assert understand("mc evictions on a full disk").middleware == "host", "no plugin declares 'mc'"
 
 
 def test_a_named_instance_settles_the_middleware() -> None:

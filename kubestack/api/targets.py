@@ -3,11 +3,10 @@ demand with the agent's own loading and plugin creation (``agents.config``, ``ag
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from kubestack.agents.config import AgentConfig, TargetConfig, load_agent_config
-from kubestack.agents.targets import check_target
+from kubestack.agents.targets import check_target, resource_of
 from kubestack.api.errors import NotFoundError
 from kubestack.api.views import DiagnoseResponse, TargetView
 from kubestack.contract.base import ResourceRef
@@ -19,10 +18,8 @@ class Targets:
         self.config = load_agent_config(path) if path is not None else AgentConfig()
 
     def resource(self, target: TargetConfig) -> ResourceRef:
-        """The resource the agent reports this target as (same host and cluster as ``build_collector``)."""
-        host = target.ssh.get("host") if target.ssh else socket.gethostname()
-        return ResourceRef(kind=target.type, name=target.name, host=host, cluster=self.config.agent.cluster,
-                           labels=target.labels)
+        """The resource the agent reports this target as (``agents.targets.resource_of``)."""
+        return resource_of(target, self.config.agent)
 
     @property
     def tenant(self) -> str:
