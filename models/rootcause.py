@@ -6,11 +6,16 @@ alert that opened the incident: a component and one of its metrics), the call gr
 prior signals per component (config changes, health findings, log anomalies, forecasts) as weights.
 
 1. **Anomaly of a component**: its strongest movement, ``log(1 + z)``, times the share of the baseline that
-   metric covers. With a symptom: the symptom's own metric family on its own component is no evidence (it is why
-   we are looking); the symptom's family (``latency_*`` for ``latency_Average``) is what travels between
-   components, so other families count ``OTHER_FAMILY``; each movement weighs by how closely it tracks the
-   symptom's metric (a cause shapes its effect).
-2. **Along the call graph** (latency and errors travel from callee to caller; the walk of the literature from the
+   metric covers, plus ``BREADTH`` of its strongest in another family (a fault shows on more than one front:
+   an error injection also slows requests). A family is a measurement with its statistics (``latency_p99``,
+   ``latency_Average``: ``latency``). With a symptom: the symptom's family on its own component is no evidence
+   (it is why we are looking); the symptom's family is what travels between components, so other families count
+   ``OTHER_FAMILY``; each movement weighs by how closely the symptom's metric followed it (a cause shapes its
+   effect).
+2. **Attribution** (with a symptom and a baseline long enough to learn from, ``rootcause_attribution``): up to
+   ``1 + ATTRIBUTION`` for the share of the symptom's movement a component's movement accounts for, as the
+   baseline saw the two move together.
+3. **Along the call graph** (latency and errors travel from callee to caller; the walk of the literature from the
    symptom along callees, keeping the components that moved while their callees did not):
    - a component one of whose callees moved at least half as much, in the family that travels, is more likely
      that callee's *victim*: ``VICTIM``;
@@ -18,8 +23,8 @@ prior signals per component (config changes, health findings, log anomalies, for
      all anomalous components, the more likely it is the cause, up to ``1 + EXPLAIN``;
    - with a symptom, a component the symptom cannot reach along callees cannot have caused it through calls:
      ``UNREACHABLE``.
-3. **Priors** add their weights (a risky config change is the strongest: something changed, then things broke).
-4. **Earliest sustained change**: the first component whose movement held gets ``1 + EARLIEST``, one that
+4. **Priors** add their weights (a risky config change is the strongest: something changed, then things broke).
+5. **Earliest sustained change**: the first component whose movement held gets ``1 + EARLIEST``, one that
    followed ``EARLIEST_HALF_ROWS`` rows later half that bonus, and so on (effects follow causes; at a coarse
    sampling, components that moved in the same row stay level); a prior's time counts as a movement.
 
@@ -50,6 +55,7 @@ SIGNAL_STEP_S = 10.0    # the row, for timing, of an incident known only from si
 ATTRIBUTION = 1.0
 BREADTH = 0.5
 EVIDENCE_SHOWN = 5
+STATISTICS = {"average", "avg", "mean", "median", "min", "max", "sum", "count", "total", "last"}
 
 
 @dataclass(frozen=True)
@@ -185,8 +191,11 @@ def _attribution(causes: dict[str, Cause], metrics: MetricTable, onset: float, s
 
 
 def _family(metric: str) -> str:
-    """``latency_p99`` -> ``latency``: the statistics of one measurement are one family."""
-    return metric.rsplit("_", 1)[0] if "_" in metric else metric
+    """``latency_p99``, ``latency_Average`` -> ``latency``: the statistics of one measurement are one family;
+    a name without a statistic is its own family (``error_rate``, ``used_memory``)."""
+    stem, _, last = metric.rpartition("_")
+    last = last.lower()
+    return stem if stem and (last in STATISTICS or (last[:1] == "p" and last[1:].isdigit())) else metric
 
 
 def _graph(causes: dict[str, Cause], edges: list[tuple[str, str]], travelling: dict[str, float],
