@@ -98,14 +98,17 @@ class WorkerSettings(_Section):
     web_enabled: bool = False
     web_port: int = Field(default=6066, ge=1, le=65535)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
-    anomaly_threshold: float = Field(default=0.7, gt=0, le=1, description="Detector score that makes an anomaly")
+    anomaly_detector: str = Field(default="likelihood", description=(
+        "Metric detector of every series: likelihood, metric or gaussian (kubestack.models.registry)"))
+    anomaly_threshold: float = Field(default=0.5, gt=0, le=1, description=(
+        "Detector score that makes an anomaly; the detectors alert and quiet at it"))
     log_anomaly_threshold: float = Field(default=0.7, gt=0, le=1,
                                          description="Score of a log signal (new template, burst, rate) that counts")
     log_window_s: float = Field(default=60.0, gt=0, description="Window of the log stage's template rates")
     log_warmup_windows: int = Field(default=5, ge=0, description="Windows of a log source before it can alert")
     metric_alone_score: float = Field(default=0.9, gt=0, le=1,
                                       description="A metric anomaly scoring less opens an incident only together "
-                                                  "with another signal of its resource")
+                                                  "with another signal of its resource; at least this is critical")
     correlation_window_s: float = Field(default=600.0, gt=0, description="Signals this close join one incident")
     incident_quiet_s: float = Field(default=900.0, gt=0, description="An incident with no signal this long resolves")
     incident_reopen_s: float = Field(default=120.0, ge=0, description=(
@@ -116,6 +119,17 @@ class WorkerSettings(_Section):
     forecast_critical_s: float = Field(default=14_400.0, gt=0, description="Critical when it runs out this soon")
     forecast_time_scale: float = Field(default=1.0, gt=0, le=1,
                                        description="Multiplies every forecasting duration (tests compress days)")
+
+    @model_validator(mode="after")
+    def _anomaly_levels(self) -> WorkerSettings:
+        from kubestack.models.registry import DETECTORS  # the models need no settings; only this check needs them
+
+        if self.anomaly_detector not in DETECTORS:
+            raise ValueError(f"worker.anomaly_detector {self.anomaly_detector!r} is none of {', '.join(DETECTORS)}")
+        if self.metric_alone_score < self.anomaly_threshold:
+            raise ValueError(f"worker.metric_alone_score {self.metric_alone_score} is under "
+                             f"worker.anomaly_threshold {self.anomaly_threshold}: a weaker score than an anomaly's")
+        return self
 
 
 class LlmSettings(_Section):

@@ -13,9 +13,9 @@ Tests on the standardised residual ``z`` of :class:`~kubestack.models.baseline.B
 The first three go through a :class:`~kubestack.models.tail.TailModel` that turns a value into a surprise
 (``-log10`` of how often this series reaches it); the stuck test is a surprise by construction, lowered by
 its own tail model when this series often sits still for that long. The score is ``s / (s + half)`` of the
-largest surprise ``s``, in [0, 1]. An alert (score at least ``alert``) empties the CUSUM, so one level shift
-is one alert rather than a stream of them, and scores are halved for the next ``quiet`` points unless the
-surprise exceeds ``escalate`` times the one that raised the alert: a scorer such as NAB's counts the first
+largest surprise ``s``, in [0, 1]. An alert (score at least ``threshold``, the score the worker alerts at)
+empties the CUSUM, so one level shift is one alert rather than a stream of them, and scores are halved for
+the next ``quiet`` points unless the surprise exceeds ``escalate`` times the one that raised the alert: a scorer such as NAB's counts the first
 detection of an anomaly and punishes every repeat, people on call do the same, but a much larger event soon
 after a small one must still be heard. A run of equal values that raised an alert is not announced again as
 it grows longer. An alert that would have been raised during the warmup (scores are 0 then) still opens a
@@ -61,7 +61,7 @@ _STUCK_TAIL = tuple(-u * math.log(10.0) for u in STUCK)      # a run as rare as 
 _POINT_TAIL = laplace_tail(POINT, 1.0)
 _SHIFT_TAIL = laplace_tail(SHIFT, 3.0)
 _VAR_TAIL = laplace_tail(VAR, 0.4, 1.0)
-PARAMS = ("memory", "alert", "quiet", "warmup", "k", "alpha", "prior", "half", "leak", "escalate", "rel",
+PARAMS = ("memory", "threshold", "quiet", "warmup", "k", "alpha", "prior", "half", "leak", "escalate", "rel",
           "slow_k", "familiar", "burst_z", "cycle_cap", "stay_prior")
 MAGIC = b"KSMD3"                 # a state of another layout fails loudly instead of resuming wrongly
 _PARAMS = f"<{len(PARAMS)}d"
@@ -73,11 +73,11 @@ class MetricDetector:
                  "point", "shift", "spread", "stuck", "alert_s", "values", "clock", "stay",
                  "weight", "total", "grow")
 
-    def __init__(self, memory: float = 800, alert: float = 0.5, quiet: int = 200, warmup: int = 100,
+    def __init__(self, memory: float = 800, threshold: float = 0.5, quiet: int = 200, warmup: int = 100,
                  k: float = 0.5, alpha: float = 0.1, prior: float = 10.0, half: float = 3.0, leak: float = 0.9,
                  escalate: float = 1.5, rel: float = 1e-6, slow_k: float = 0.4, familiar: float = 0.02,
                  burst_z: float = 5.0, cycle_cap: float = 2.0, stay_prior: float = 5.0) -> None:
-        self.memory, self.alert, self.quiet, self.warmup = memory, alert, int(quiet), int(warmup)
+        self.memory, self.threshold, self.quiet, self.warmup = memory, threshold, int(quiet), int(warmup)
         self.k, self.alpha, self.prior, self.half = k, alpha, prior, half
         self.leak, self.escalate, self.rel, self.slow_k = leak, escalate, rel, slow_k
         self.familiar, self.burst_z, self.cycle_cap, self.stay_prior = familiar, burst_z, cycle_cap, stay_prior
@@ -178,7 +178,7 @@ class MetricDetector:
         self.since_alert += 1
         if self.since_alert <= self.quiet and s <= self.escalate * self.alert_s:
             score *= 0.5
-        elif score >= self.alert:
+        elif score >= self.threshold:
             if run > 0.0:
                 self.stay = 0.0        # this run has been told: growing longer, it is the same anomaly
             self.since_alert = 0

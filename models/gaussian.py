@@ -1,7 +1,8 @@
 """The windowed-Gaussian baseline: how far is this value from the mean of the last ``window`` values.
 
 The reference point the real detector is compared with, as in NAB's own baseline: statistics over a sliding
-window, refreshed every ``step`` points, score ``1 - 2 Q(|x - mean| / std)`` (``Q`` the normal tail).
+window, refreshed every ``step`` points, score ``1 - 2 Q(|x - mean| / std)`` (``Q`` the normal tail). It never
+quiets: ``threshold`` (the score the caller alerts at) is kept for the common interface and not saved.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ import struct
 from array import array
 
 _HEAD = "<4q2d"
+MAGIC = b"KSWG1"                 # a state of another detector fails loudly instead of resuming wrongly
 
 
 class WindowedGaussian:
-    __slots__ = ("window", "step", "buf", "pos", "count", "mean", "std")
+    __slots__ = ("window", "step", "buf", "pos", "count", "mean", "std", "threshold")
 
-    def __init__(self, window: int = 6400, step: int = 100) -> None:
+    def __init__(self, window: int = 6400, step: int = 100, threshold: float = 0.5) -> None:
+        self.threshold = threshold
         self.window = window
         self.step = step
         self.buf = array("d")
@@ -47,12 +50,14 @@ class WindowedGaussian:
 
     def to_state(self) -> bytes:
         head = struct.pack(_HEAD, self.window, self.step, self.pos, self.count, self.mean, self.std)
-        return head + self.buf.tobytes()
+        return MAGIC + head + self.buf.tobytes()
 
     @classmethod
     def from_state(cls, raw: bytes) -> WindowedGaussian:
-        window, step, pos, count, mean, std = struct.unpack_from(_HEAD, raw)
+        if not raw.startswith(MAGIC):
+            raise ValueError("not a WindowedGaussian state of this version")
+        window, step, pos, count, mean, std = struct.unpack_from(_HEAD, raw, len(MAGIC))
         det = cls(window, step)
-        det.buf.frombytes(raw[struct.calcsize(_HEAD):])
+        det.buf.frombytes(raw[len(MAGIC) + struct.calcsize(_HEAD):])
         det.pos, det.count, det.mean, det.std = pos, count, mean, std
         return det

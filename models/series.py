@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from kubestack.errors import SeriesFormatError
-from kubestack.models.registry import DEFAULT, DETECTORS
+from kubestack.models.registry import create
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,10 @@ def _points(path: Path, rows: Iterator[list[str]], t_col: int, v_col: int) -> It
         yield Point(row[t_col], ts, value, row[v_col].strip())
 
 
-def score_points(points: list[Point], detector: str = DEFAULT) -> list[float]:
-    """Scores in input order, each from the rows up to its own: a fresh detector replays the series."""
-    update: Callable[[float, float], float] = DETECTORS[detector]().update
+def score_points(points: list[Point], detector: str, threshold: float) -> list[float]:
+    """Scores in input order, each from the rows up to its own: a fresh detector replays the series, alerting
+    (and quieting) at ``threshold`` as the worker's would."""
+    update: Callable[[float, float], float] = create(detector, threshold).update
     return [update(p.ts, p.value) for p in points]
 
 

@@ -13,13 +13,12 @@ from datetime import timedelta
 from kubestack.contract.base import Source
 from kubestack.contract.events import Anomaly, MetricBatch, Sample, Severity
 from kubestack.models.counters import CounterRate, is_counter
-from kubestack.models.registry import DEFAULT, DETECTORS
+from kubestack.models.registry import DEFAULT, Detector, create, restore
 
 log = logging.getLogger(__name__)
 
-DETECTOR = DETECTORS[DEFAULT]
 MAX_SERIES_PER_RESOURCE = 2000
-CRITICAL_SCORE = 0.9
+STRONG_SCORE = 0.9      # the default of ``worker.metric_alone_score``: critical, and an incident on its own
 
 
 def series_key(sample: Sample) -> str:
@@ -30,11 +29,19 @@ def series_key(sample: Sample) -> str:
 
 
 class ResourceDetectors:
-    """The detectors of one resource's series, with compact state for a Faust table."""
+    """The detectors of one resource's series, with compact state for a Faust table.
 
-    def __init__(self, threshold: float, detectors: dict | None = None, rates: dict | None = None) -> None:
+    One set of levels on the detector's score: ``threshold`` (``worker.anomaly_threshold``) makes an anomaly
+    and is the score the detectors alert and quiet at; ``strong`` (``worker.metric_alone_score``) makes it
+    critical, the score at which the correlator opens an incident on a metric alone.
+    """
+
+    def __init__(self, threshold: float, detectors: dict | None = None, rates: dict | None = None,
+                 detector: str = DEFAULT, strong: float = STRONG_SCORE) -> None:
         self.threshold = threshold
-        self.detectors = detectors or {}
+        self.detector = detector
+        self.strong = strong
+        self.detectors: dict[str, Detector] = detectors or {}
         self.rates: dict[str, CounterRate] = rates or {}
 
     def observe(self, batch: MetricBatch, source: Source) -> list[Anomaly]:
@@ -53,7 +60,7 @@ class ResourceDetectors:
             if detector is None:
                 if len(detectors) >= MAX_SERIES_PER_RESOURCE:
                     continue
-                detector = detectors[key] = DETECTOR()
+                detector = detectors[key] = create(self.detector, threshold)
             score = detector.update(ts, value)
             if score >= threshold:
                 anomalies.append(self._anomaly(batch, sample, key, value, score, source))
@@ -66,15 +73,14 @@ class ResourceDetectors:
         value = rate.update(ts, value)
         return None if math.isnan(value) else value
 
-    @staticmethod
-    def _anomaly(batch: MetricBatch, sample: Sample, key: str, value: float, score: float,
+    def _anomaly(self, batch: MetricBatch, sample: Sample, key: str, value: float, score: float,
                  source: Source) -> Anomaly:
         window = timedelta(seconds=3 * (batch.interval_s or 10))
         return Anomaly(
             source=source, resource=batch.resource, tenant=batch.tenant, ts=sample.ts,
-            detector=f"metric/{DEFAULT}", signal=key, score=round(score, 4), value=value,
+            detector=f"metric/{self.detector}", signal=key, score=round(score, 4), value=value,
             window_start=sample.ts - window, window_end=sample.ts,
-            severity=Severity.CRITICAL if score >= CRITICAL_SCORE else Severity.WARNING,
+            severity=Severity.CRITICAL if score >= self.strong else Severity.WARNING,
             details={"metric": sample.name, "labels": sample.labels, "rate": is_counter(sample.name),
                      "batch_event_id": batch.event_id},
         )
@@ -85,18 +91,21 @@ class ResourceDetectors:
         return state
 
     @classmethod
-    def from_state(cls, state: dict[str, str] | None, threshold: float) -> ResourceDetectors:
+    def from_state(cls, state: dict[str, str] | None, threshold: float, detector: str = DEFAULT,
+                   strong: float = STRONG_SCORE) -> ResourceDetectors:
+        """The state ``to_state`` saved; a series whose detector state is of another kind or version (the
+        setting changed, an upgrade) starts afresh."""
         detectors, rates = {}, {}
         for key, raw in (state or {}).items():
             kind, name = key[:2], key[2:]
             if kind == "d:":
                 try:
-                    detectors[name] = DETECTOR.from_state(base64.b64decode(raw))
+                    detectors[name] = restore(detector, base64.b64decode(raw), threshold)
                 except (struct.error, ValueError, TypeError):  # a state from another detector version
                     log.info("detector state of %s does not fit this version; learning it afresh", name)
             elif kind == "r:":
                 rates[name] = CounterRate.from_state(base64.b64decode(raw))
-        return cls(threshold, detectors, rates)
+        return cls(threshold, detectors, rates, detector, strong)
 
 
 def _b64(raw: bytes) -> str:

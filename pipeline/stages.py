@@ -200,7 +200,8 @@ class Stages:
                                       lambda state: ResourceSeen.model_validate(state) if state is not None else None)
             self.live.keep("inventory", key, observe(previous, batch), self.inventory)
             detectors = self.live.load("metrics", key, self.detectors,
-                                       lambda state: ResourceDetectors.from_state(state, threshold))
+                                       lambda state: ResourceDetectors.from_state(
+                                           state, threshold, worker.anomaly_detector, worker.metric_alone_score))
             anomalies = detectors.observe(batch, self.source)
             self.live.keep("metrics", key, detectors, self.detectors)
             await self.emit(self.anomalies, ANOMALIES, anomalies)

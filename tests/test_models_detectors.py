@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+import struct
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from kubestack.models.detector import MetricDetector
 from kubestack.models.gaussian import WindowedGaussian
 from kubestack.models.multivariate import InstanceDetector
 from kubestack.models.recurrence import Recurrence
-from kubestack.models.registry import DETECTORS
+from kubestack.models.registry import DETECTORS, create, restore
 from kubestack.models.values import ValueTable
 
 STEP = 300.0
@@ -42,7 +44,7 @@ def scores(det, points) -> list[float]:
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_scores_are_in_unit_interval_and_deterministic(name: str) -> None:
     points = series(spike_at=1000)
-    first, second = scores(DETECTORS[name](), points), scores(DETECTORS[name](), points)
+    first, second = scores(create(name, 0.5), points), scores(create(name, 0.5), points)
     assert first == second
     assert all(0.0 <= s <= 1.0 for s in first)
 
@@ -79,20 +81,37 @@ def test_a_stuck_sensor_is_detected() -> None:
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_no_look_ahead_scores_of_a_prefix_equal_the_full_run(name: str) -> None:
     points = series(spike_at=900)
-    full = scores(DETECTORS[name](), points)
-    assert scores(DETECTORS[name](), points[:950]) == full[:950]
+    full = scores(create(name, 0.5), points)
+    assert scores(create(name, 0.5), points[:950]) == full[:950]
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_a_restored_detector_continues_exactly(name: str) -> None:
     points = series(spike_at=1300)
-    full = scores(DETECTORS[name](), points)
-    det = DETECTORS[name]()
+    full = scores(create(name, 0.5), points)
+    det = create(name, 0.5)
     head = scores(det, points[:1000])
     state = det.to_state()
     assert isinstance(state, bytes)
-    resumed = DETECTORS[name].from_state(state)
+    resumed = restore(name, state, 0.5)
     assert head + scores(resumed, points[1000:]) == full
+
+
+@pytest.mark.parametrize(("name", "other"), list(itertools.permutations(sorted(DETECTORS), 2)))
+def test_a_state_of_another_detector_is_refused(name: str, other: str) -> None:
+    """The worker relearns a series when ``worker.anomaly_detector`` changes: no detector may resume from the
+    bytes of another as if they were its own."""
+    det = create(other, 0.5)
+    scores(det, series(n=400))
+    with pytest.raises((ValueError, struct.error)):
+        restore(name, det.to_state(), 0.5)
+
+
+@pytest.mark.parametrize("name", sorted(set(DETECTORS) - {"gaussian"}))   # the reference keeps its window
+def test_state_stays_under_four_kilobytes_once_warm(name: str) -> None:
+    det = create(name, 0.5)
+    scores(det, series(n=1500))
+    assert len(det.to_state()) <= 4096
 
 
 def test_metric_detector_state_is_about_a_kilobyte() -> None:

@@ -17,13 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import make_series  # noqa: E402
 
-from kubestack.models.registry import DETECTORS  # noqa: E402
+from kubestack.models.registry import DETECTORS, create  # noqa: E402
 
 
 def per_sample_us(name: str, points: list[tuple[float, float]], repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
-        update = DETECTORS[name]().update
+        update = create(name, 0.5).update
         t0 = time.perf_counter()
         for t, v in points:
             update(t, v)
@@ -45,7 +45,7 @@ def bytes_per_series(name: str, points: list[tuple[float, float]], count: int = 
     before = tracemalloc.get_traced_memory()[0]
     dets = []
     for _ in range(count):
-        det = DETECTORS[name]()
+        det = create(name, 0.5)
         for t, v in points:
             det.update(t, v)
         dets.append(det)

@@ -8,7 +8,8 @@ Scores are given for all synthetic series, for the operations series ("ops"), fo
 ("nab") and for the real series recorded from Redis, MariaDB and PostgreSQL ("recorded", ``realdata.py``;
 not part of "all"), each group with its own threshold, as NAB picks one threshold for its own corpus. For the
 recorded group the false alarms per series-hour on its clean (at rest) series are printed too, at the
-stream's threshold (``settings.worker.anomaly_threshold``, 0.7) and at 0.5.
+stream's threshold (``worker.anomaly_threshold``, 0.5, which the detectors alert and quiet at) and at the score
+that opens an incident on its own (``worker.metric_alone_score``, 0.9).
 
 The threshold is chosen on the dev split (best NAB standard score) and applied unchanged to the holdout,
 which is also reported at its own best threshold for reference. Nothing here is tuned on the holdout.
@@ -33,12 +34,13 @@ from realdata import GROUP as RECORDED  # noqa: E402
 from realdata import false_alarms, recorded_split  # noqa: E402
 from scorer import LOW_FN, LOW_FP, STANDARD, evaluate, probation, windows  # noqa: E402
 
-from kubestack.models.registry import DETECTORS  # noqa: E402
+from kubestack.models.registry import create  # noqa: E402
+from kubestack.settings import WorkerSettings  # noqa: E402
 
 
 def score_series(args: tuple[str, dict, Series]) -> np.ndarray:
     name, params, series = args
-    det = DETECTORS[name](**params)
+    det = create(name, THRESHOLD, **params)
     update = det.update
     return np.fromiter((update(t, v) for t, v in zip(series.ts.tolist(), series.values.tolist())),
                        dtype=float, count=len(series.values))
@@ -59,7 +61,8 @@ def recall_by_kind(scores: list[np.ndarray], data: list[Series], threshold: floa
 
 
 GROUPS = ("all", "ops", "nab", RECORDED)
-STREAM_THRESHOLDS = (0.5, 0.7)
+THRESHOLD = WorkerSettings().anomaly_threshold      # the stream's: the detectors alert and quiet at it
+STREAM_THRESHOLDS = (THRESHOLD, WorkerSettings().metric_alone_score)   # an anomaly; an incident on its own
 
 
 def subset(group: str, data: list[Series], scores: list[np.ndarray]) -> tuple[list[Series], list[np.ndarray]]:
@@ -96,7 +99,7 @@ def report(name: str, group: str, dev: tuple, hold: tuple, by_kind: bool) -> flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--by-kind", action="store_true")
-    parser.add_argument("--detectors", default="gaussian,metric")
+    parser.add_argument("--detectors", default="gaussian,metric,likelihood")
     parser.add_argument("--groups", default=",".join(GROUPS), help="all, ops (operations), nab (NAB-like)")
     parser.add_argument("--params", default="{}", help="JSON keyword arguments for every detector")
     args = parser.parse_args()

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kubestack.models.forecast_series import forecast_points, format_forecast, parse_duration
-from kubestack.models.registry import DEFAULT, DETECTORS
+from kubestack.models.registry import DETECTORS
 from kubestack.models.series import format_scored, read_series, score_points
 
 app = typer.Typer(help="The online anomaly detectors and forecasters, replayed on CSV series.",
@@ -20,13 +20,14 @@ app = typer.Typer(help="The online anomaly detectors and forecasters, replayed o
 err = Console(stderr=True)
 
 
-def _score_file(src: Path, detector: str) -> str:
+def _score_file(src: Path, detector: str, threshold: float) -> str:
     points = read_series(src)
-    return format_scored(points, score_points(points, detector))
+    return format_scored(points, score_points(points, detector, threshold))
 
 
 @app.command()
 def score(
+    ctx: typer.Context,
     input_csv: Annotated[Path | None, typer.Argument(metavar="INPUT.csv", help="timestamp,value with a header")]
     = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output CSV (default: stdout)")] = None,
@@ -34,13 +35,20 @@ def score(
     = None,
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Mirror of --input-dir with scores")]
     = None,
-    detector: Annotated[str, typer.Option("--detector", "-d", help=f"One of: {', '.join(DETECTORS)}")]
-    = DEFAULT,
+    detector: Annotated[str | None, typer.Option(
+        "--detector", "-d", help=f"One of: {', '.join(DETECTORS)} (default: worker.anomaly_detector)")] = None,
 ) -> None:
-    """Add an ``anomaly_score`` column in [0, 1]; each score uses only the rows up to its own."""
-    if detector not in DETECTORS:
-        raise typer.BadParameter(f"unknown detector {detector!r}: choose one of {', '.join(DETECTORS)}")
-    _replay(lambda src: _score_file(src, detector), input_csv, output, input_dir, output_dir, "scored")
+    """Add an ``anomaly_score`` column in [0, 1]; each score uses only the rows up to its own.
+
+    The detector and its threshold are the worker's (``worker.anomaly_detector``, ``worker.anomaly_threshold``):
+    these are the scores the stream computes.
+    """
+    worker = ctx.obj.worker
+    name = detector or worker.anomaly_detector
+    if name not in DETECTORS:
+        raise typer.BadParameter(f"unknown detector {name!r}: choose one of {', '.join(DETECTORS)}")
+    threshold = worker.anomaly_threshold
+    _replay(lambda src: _score_file(src, name, threshold), input_csv, output, input_dir, output_dir, "scored")
 
 
 def _replay(convert: Callable[[Path], str], input_csv: Path | None, output: Path | None, input_dir: Path | None,

@@ -1,0 +1,134 @@
+"""The stream's default detector (models/likelihood.py) on small series: what each view of a series catches,
+that its quieting follows the worker's threshold, and that series recorded at rest stay quiet."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from kubestack.models.likelihood import Likelihood, LikelihoodDetector
+from kubestack.models.registry import DEFAULT, create, restore
+from kubestack.settings import WorkerSettings
+
+STEP = 300.0
+DAY_POINTS = 288
+
+
+def daily(days: int = 12, seed: int = 1, missing_day: int | None = None) -> list[tuple[float, float]]:
+    """5-minute samples: a flat night and a busy day (a square-ish daily wave) with noise; on ``missing_day``
+    the busy part does not come."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(days * DAY_POINTS):
+        day, phase = divmod(i, DAY_POINTS)
+        busy = 100 <= phase < 200 and day != missing_day
+        out.append((1_700_000_000 + STEP * i, (80.0 if busy else 20.0) + rnd.gauss(0, 1.0)))
+    return out
+
+
+def scores(det, points) -> list[float]:
+    return [det.update(t, v) for t, v in points]
+
+
+def test_the_default_detector_is_the_workers() -> None:
+    assert WorkerSettings().anomaly_detector == DEFAULT == "likelihood"
+
+
+def test_a_missing_daily_peak_is_seen_against_the_day_before_and_only_then() -> None:
+    out = scores(LikelihoodDetector(), daily(missing_day=9))
+    start = 9 * DAY_POINTS + 100
+    assert max(out[start:start + 40]) >= 0.5
+    assert max(out[3 * DAY_POINTS:start]) < 0.5
+
+
+def test_a_daily_wave_without_anomaly_never_alerts() -> None:
+    out = scores(LikelihoodDetector(), daily())
+    assert max(out) < 0.5
+
+
+def test_a_level_shift_alerts_once_then_quiets() -> None:
+    rnd = random.Random(2)
+    points = [(1_700_000_000 + 60.0 * i, 10.0 + (6.0 if i >= 1500 else 0.0) + rnd.gauss(0, 1.0)) for i in range(2000)]
+    out = scores(LikelihoodDetector(), points)
+    first = next(i for i, s in enumerate(out) if s >= 0.5)
+    assert 1500 <= first < 1520
+    assert max(out[first + 1:first + 300]) < 0.5          # the same shift is not announced again
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_independent_noise_never_alerts(seed: int) -> None:
+    """The surprises of plain noise come in rare small bursts; their short mean must not look like evidence
+    because its long-run spread is tiny (the floor ``surprise_min_sd``)."""
+    rnd = random.Random(seed)
+    out = scores(LikelihoodDetector(), [(1_700_000_000 + 60.0 * i, 10.0 + rnd.gauss(0, 1.0)) for i in range(3000)])
+    assert max(out) < 0.5
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7, 0.9])
+def test_the_alert_and_the_quiet_period_follow_the_announced_threshold(threshold: float) -> None:
+    """Whatever threshold the worker announces, the detector alerts at it: the same points cross it and the
+    scores are a monotone remap of one another."""
+    points = daily(missing_day=9)
+    base = scores(LikelihoodDetector(threshold=0.5), points)
+    other = scores(LikelihoodDetector(threshold=threshold), points)
+    assert [s >= 0.5 for s in base] == [s >= threshold for s in other]
+    assert any(s >= threshold for s in other)
+    order = sorted(range(len(points)), key=base.__getitem__)
+    assert all(other[a] <= other[b] for a, b in zip(order, order[1:]))
+
+
+def test_a_restored_detector_alerts_at_the_threshold_the_worker_now_announces() -> None:
+    points = daily(missing_day=9)
+    det = create("likelihood", 0.5)
+    scores(det, points[:2000])
+    resumed = restore("likelihood", det.to_state(), 0.8)
+    fresh = LikelihoodDetector(threshold=0.8)
+    scores(fresh, points[:2000])
+    assert scores(resumed, points[2000:]) == scores(fresh, points[2000:])
+
+
+def test_the_likelihood_of_a_steady_raw_score_is_low_and_of_a_jump_is_high() -> None:
+    lik = Likelihood(short=10, memory=1000)
+    rnd = random.Random(3)
+    calm = [lik.update(abs(rnd.gauss(0, 0.1))) for _ in range(2000)]
+    assert max(calm[500:]) < 0.4
+    jump = max(lik.update(1.0) for _ in range(10))
+    assert jump > 0.9
+    restored = Likelihood(short=10, memory=1000)
+    assert restored.restore(lik.to_state()) == len(lik.to_state())
+    assert restored.update(0.5) == lik.update(0.5)
+
+
+def test_a_faster_series_needs_more_surprise_to_alert() -> None:
+    """The same shape sampled every second instead of every 5 minutes: more chances per hour to look odd by
+    luck, so a higher alert level (mapped onto the same threshold)."""
+    rnd = random.Random(4)
+    values = [10.0 + rnd.gauss(0, 1.0) for _ in range(600)]
+    slow, fast = LikelihoodDetector(), LikelihoodDetector()
+    for i, v in enumerate(values):
+        slow.update(1_700_000_000 + 300.0 * i, v)
+        fast.update(1_700_000_000 + 1.0 * i, v)
+    assert slow.alert_level == pytest.approx(0.4)
+    assert fast.alert_level == pytest.approx(0.4 + 0.15 * math.log10(300.0))
+
+
+RECORDED = Path(__file__).resolve().parents[1] / "bench" / "anomaly" / "recorded" / "clean"
+AT_REST = ("mysql__mysql_com_select_total", "mysql__mysql_queries_total",
+           "postgresql__postgresql_db_commits_total_db=shop", "postgresql__postgresql_db_commits_total_db=postgres",
+           "redis__redis_commands_processed_total", "redis__redis_used_memory_bytes", "redis__redis_mem_fragmentation",
+           "redis__redis_cpu_sys_seconds_total", "postgresql__postgresql_db_xid_age_db=shop")
+
+
+@pytest.mark.parametrize("name", AT_REST)
+def test_real_series_recorded_at_rest_do_not_alert(name: str) -> None:
+    """Series recorded from real servers at rest every second (bench/anomaly/record.py): jittery small rates,
+    a memory gauge that ramps now and then, a CPU rate at 0 between ticks, a transaction-id age that steps."""
+    rows = [line.split(",") for line in (RECORDED / f"{name}.csv").read_text().splitlines()[1:]]
+    points = [(datetime.fromisoformat(t).replace(tzinfo=timezone.utc).timestamp(), float(v)) for t, v in rows]
+    out = scores(LikelihoodDetector(), points)
+    assert len(out) > 400
+    assert max(out) < 0.5
