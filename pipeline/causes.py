@@ -3,11 +3,11 @@ Shared by the ranking (``diagnosis``) and the proposals (``proposals``)."""
 
 from __future__ import annotations
 
+from kubestack.agents.collector import TARGET_DOWN
 from kubestack.contract.events import IncidentSignal, Severity, SignalKind
 from kubestack.plugins.registry import symptom_rules
 
 CONFIG_RISK = "config-risk"
-TARGET_DOWN = "agent.target_down"
 _FINDING = {Severity.CRITICAL: 2.0, Severity.WARNING: 1.5, Severity.INFO: 0.5}
 SYMPTOM_DISCOUNT = 0.2
 """Taken off a symptom's weight: a saturation or change finding of the same severity on the same resource is the

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from kubestack.agents.collector import TARGET_DOWN
 from kubestack.contract.events import Risk
 from kubestack.knowledge.runbook import load_runbooks, runbook_dirs
 from kubestack.plugins.base import ActionParams, ActionRunner, ActionSpec, Capacity, LogSource, Plugin, PluginConfig
@@ -20,8 +21,6 @@ from kubestack.plugins.registry import GROUP, broken_plugins, client_installed, 
 
 NAMES = sorted(ep.name for ep in entry_points(group=GROUP))
 BOOKS = load_runbooks()
-RULE_OWNERS = {"agent": "agent"}
-"""A rule id starts with its plugin's name; the agent's own plugin (``selfmon``) reports ``agent.*`` rules."""
 
 
 def package_source(name: str) -> str:
@@ -64,12 +63,11 @@ def test_config_is_strict_and_its_example_is_valid(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_rules_are_declared_complete_and_each_has_a_runbook(name: str) -> None:
     plugin = plugins()[name]
-    prefix = RULE_OWNERS.get(name, name)
     rules = set(plugin.rules)
-    assert len(rules) == len(plugin.rules) and all(r.startswith(f"{prefix}.") for r in rules), plugin.rules
+    assert len(rules) == len(plugin.rules) and all(r.startswith(f"{name}.") for r in rules), plugin.rules
     assert plugin.symptoms <= rules
     actions = {a.id for a in instance(name).actions()}
-    written = set(re.findall(rf'"({re.escape(prefix)}\.[a-z_]+)"', package_source(name))) - actions
+    written = set(re.findall(rf'"({re.escape(name)}\.[a-z_]+)"', package_source(name))) - actions
     assert sorted(written - rules) == [], "rule ids the plugin reports but does not declare"
     documented = {r for b in BOOKS for r in b.meta.signals.rules}
     assert sorted(rules - documented) == [], "rules without a runbook"
@@ -80,7 +78,7 @@ def test_its_runbooks_name_its_own_rules_metrics_and_actions(name: str) -> None:
     books = [b for b in BOOKS if b.meta.middleware == name]
     assert bool(books) == (name in runbook_dirs())
     source = package_source(name)
-    declared = {r for p in plugins().values() for r in p.rules} | {"agent.target_down"}
+    declared = {r for p in plugins().values() for r in p.rules} | {TARGET_DOWN}
     actions = {a.id for p in plugins() for a in instance(p).actions()}
     for book in books:
         assert set(book.meta.signals.rules) <= declared, book.id
@@ -125,6 +123,7 @@ def test_capacity_series_are_its_own_metrics(name: str) -> None:
         assert isinstance(capacity, Capacity)
         assert (capacity.limit is None) != (capacity.limit_value is None), capacity
         for metric in filter(None, (capacity.used, capacity.limit)):
+            assert metric.startswith(f"{name}_"), f"{metric}: a plugin's metrics are named <plugin>_<what>"
             assert f'"{metric}"' in source or _templated(metric, source), f"{name} does not produce {metric}"
 
 
