@@ -122,10 +122,6 @@ class WorkerSettings(_Section):
 
     @model_validator(mode="after")
     def _anomaly_levels(self) -> WorkerSettings:
-        from kubestack.models.registry import DETECTORS  # the models need no settings; only this check needs them
-
-        if self.anomaly_detector not in DETECTORS:
-            raise ValueError(f"worker.anomaly_detector {self.anomaly_detector!r} is none of {', '.join(DETECTORS)}")
         if self.metric_alone_score < self.anomaly_threshold:
             raise ValueError(f"worker.metric_alone_score {self.metric_alone_score} is under "
                              f"worker.anomaly_threshold {self.anomaly_threshold}: a weaker score than an anomaly's")

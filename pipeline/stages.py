@@ -42,7 +42,8 @@ from kubestack.contract.topics import (
     TopicSpec,
     topic,
 )
-from kubestack.errors import EventDecodeError
+from kubestack.errors import ConfigError, EventDecodeError
+from kubestack.models.registry import DETECTORS
 from kubestack.pipeline import loopstages
 from kubestack.pipeline.app import contract_topic
 from kubestack.pipeline.capacity import capacities_of
@@ -350,7 +351,11 @@ class Stages:
 
 
 def register(app: faust.App, settings: Settings) -> Stages:
-    """Every stage that exists so far."""
+    """Every stage that exists so far; ``ConfigError`` for a detector no model provides (checked here, where the
+    models are: the settings sit below them)."""
+    if settings.worker.anomaly_detector not in DETECTORS:
+        raise ConfigError(f"worker.anomaly_detector {settings.worker.anomaly_detector!r} is none of "
+                          f"{', '.join(DETECTORS)}")
     stages = Stages(app, settings)
     stages.register()
     return stages

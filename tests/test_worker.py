@@ -7,7 +7,7 @@ import pytest
 
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.topics import DEAD_LETTER, METRICS
-from tests.cli import cli_env, follow
+from tests.cli import cli_env, follow, run
 from tests.factories import example
 from tests.kafka_io import consume, produce
 
@@ -80,3 +80,10 @@ async def test_findings_become_one_incident_that_resolves_when_they_clear(kafka,
     finally:
         code = worker.stop()
     assert code == 0, worker.output
+
+
+def test_a_detector_no_model_provides_stops_the_worker_at_start(tmp_path) -> None:
+    result = run("worker", "--no-create-topics",
+                 env=cli_env(KUBESTACK_HOME=str(tmp_path), KUBESTACK_WORKER__ANOMALY_DETECTOR="nope"))
+    assert result.returncode == 2, result.stderr
+    assert "worker.anomaly_detector 'nope' is none of likelihood" in result.stderr
