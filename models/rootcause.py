@@ -70,13 +70,15 @@ class Symptom:
 class Prior:
     """A signal other than a metric's movement that points at a component, as a weight on the scale of the
     movements (``log(1 + z)``: 2.0 is about as telling as a metric 6 scales off): a config change, a health
-    finding, a log anomaly, a forecast. ``at``: when it was first seen (epoch seconds), if known."""
+    finding, a log anomaly, a forecast. ``at``: when it was first seen (epoch seconds), if known; ``ref``: the
+    caller's id for it (an event id), handed back on the cause it supports."""
 
     component: str
     kind: str
     weight: float
     note: str
     at: float | None = None
+    ref: str = ""
 
 
 @dataclass

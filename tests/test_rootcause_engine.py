@@ -118,12 +118,13 @@ def test_an_incident_known_only_from_its_signals_is_ranked_by_weight_time_and_ca
     """The worker's case: no series, only signals as priors. The app's latency alert came first in weight, but
     the app calls redis, whose lowered maxmemory came 40 s earlier: redis ranks first, the app is its victim."""
     t0 = 1_763_900_000.0
-    priors = [Prior("app", "anomaly", 2.0, "latency anomaly", at=t0 + 40),
-              Prior("redis", "config_change", 1.8, "maxmemory 2gb -> 100mb", at=t0),
-              Prior("host", "health", 0.5, "load average warning", at=t0 + 300)]
+    priors = [Prior("app", "anomaly", 2.0, "latency anomaly", at=t0 + 40, ref="ev-1"),
+              Prior("redis", "config_change", 1.8, "maxmemory 2gb -> 100mb", at=t0, ref="ev-2"),
+              Prior("host", "health", 0.5, "load average warning", at=t0 + 300, ref="ev-3")]
     ranking = rank_causes(priors=priors, edges=[("app", "redis")])
     assert order(ranking) == ["redis", "app", "host"], [(c.component, c.score, c.notes) for c in ranking.causes]
     assert ranking.onset == t0 and not ranking.onset_given
     assert any(n.startswith("calls redis") for n in ranking.causes[1].notes)
+    assert [[p.ref for p in c.priors] for c in ranking.causes] == [["ev-2"], ["ev-1"], ["ev-3"]]
     assert ranking.causes[0].as_dict()["evidence"] == [{"note": "maxmemory 2gb -> 100mb"},
                                                        {"note": "explains 1 of 2 anomalous components upstream (app)"}]
