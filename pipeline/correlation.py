@@ -10,13 +10,24 @@ signal came for ``quiet``. A signal of one of its resources within ``reopen`` of
 the command that stalled a server), stays one incident. Incident ids are derived from the signals that opened them, so a worker that
 re-reads the same signals after a restart produces the same ids.
 
-Pure: no Faust here. ``Correlator`` state is a JSON-able dict for a Faust table.
+Pure: no Faust here. ``Correlator`` state is a JSON-able dict; ``state_records`` splits it into table records
+(the tenant's index, its learned graph, one record per incident) and ``load_state`` joins them again, so that a
+signal rewrites only what it changed and no record grows with the tenant.
+
+Everything is bounded, because one record past Kafka's message size stops the worker for every tenant: a
+signal's evidence (``EVIDENCE_MAX_BYTES``, cut where it enters), the signals an incident keeps with their evidence
+(``MAX_SIGNALS``), its tracked signals and members (``MAX_MEMBERS``), a tenant's open incidents (``MAX_OPEN``: past
+it, the signals that would open another join the tenant's overflow incident, which says so), and any record the
+stage writes (``fit_record`` trims one past ``STATE_RECORD_MAX_BYTES``, oldest evidence first, and says what it cut).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from kubestack.contract.base import ResourceRef, Source
@@ -34,8 +45,22 @@ from kubestack.contract.events import (
 )
 from kubestack.pipeline.topology import Topology
 
+log = logging.getLogger(__name__)
+
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 MAX_MEMBERS = 500
+MAX_SIGNALS = 200
+"""Signals an incident keeps with their evidence (it still counts and tracks up to ``MAX_MEMBERS``)."""
+MAX_OPEN = 500
+"""Open incidents per tenant; past it, what would open another joins the tenant's overflow incident."""
+EVIDENCE_MAX_BYTES = 1024
+"""A signal's evidence, as JSON, at most: longer texts and lists are cut, what still does not fit is named."""
+SUMMARY_MAX = 300
+STATE_RECORD_MAX_BYTES = 512 * 1024
+"""Largest table record the stage writes (Kafka refuses messages over 1 MB by default)."""
+_TEXT_MAX = 512
+_ITEMS_MAX = 20
+_DEPTH_MAX = 4
 MAX_LINKED_RESOURCES = 30
 MAX_PENDING = 200
 MAX_RESOLVED_KEPT = 50
@@ -70,7 +95,7 @@ def signals_from_anomaly(event: Anomaly) -> list[Signal]:
     details = {k: v for k, v in (("value", event.value), ("expected", event.expected)) if v is not None}
     details.update({k: event.details[k] for k in EVIDENCE_DETAILS if k in event.details})
     return [Signal(event.event_id, event.resource, event.ts, event.severity, "anomaly",
-                   f"{event.detector}:{event.signal}", str(summary)[:300], event.score, details)]
+                   f"{event.detector}:{event.signal}", str(summary)[:SUMMARY_MAX], event.score, bounded(details))]
 
 
 def signals_from_prediction(event: Prediction) -> list[Signal]:
@@ -102,8 +127,57 @@ def _span(delta: timedelta) -> str:
 
 def signals_from_health(report: HealthReport) -> list[Signal]:
     return [Signal(f"{report.event_id}:{f.rule_id}", report.resource, report.ts, f.severity, "finding", f.rule_id,
-                   f.message, None, {"evidence": f.evidence, "query": f.query} if f.evidence or f.query else {})
+                   f.message[:SUMMARY_MAX], None,
+                   bounded({"evidence": f.evidence, "query": f.query}) if f.evidence or f.query else {})
             for f in report.findings if f.severity != Severity.INFO]
+
+
+def _json_size(value: object) -> int:
+    return len(json.dumps(value, default=str, ensure_ascii=False))
+
+
+def _shortened(value: object, depth: int = 0) -> object:
+    """``value`` with long texts and lists cut, and what nests deeper than ``_DEPTH_MAX`` turned to short text."""
+    if isinstance(value, str):
+        return value if len(value) <= _TEXT_MAX else f"{value[:_TEXT_MAX]}... (+{len(value) - _TEXT_MAX} chars)"
+    if isinstance(value, dict | list) and depth >= _DEPTH_MAX:
+        return _shortened(json.dumps(value, default=str), depth)
+    if isinstance(value, dict):
+        items = list(value.items())
+        kept = {str(k): _shortened(v, depth + 1) for k, v in items[:_ITEMS_MAX]}
+        return kept | ({"...": f"+{len(items) - _ITEMS_MAX} more"} if len(items) > _ITEMS_MAX else {})
+    if isinstance(value, list):
+        return [_shortened(v, depth + 1) for v in value[:_ITEMS_MAX]] + \
+            ([f"... +{len(value) - _ITEMS_MAX} more"] if len(value) > _ITEMS_MAX else [])
+    return value
+
+
+def bounded(details: dict, budget: int = EVIDENCE_MAX_BYTES) -> dict:
+    """``details`` within ``budget`` bytes of JSON: as they are when they fit; else with long texts and lists cut,
+    then, key by key (nested evidence too), what fits, and the names of what did not under ``truncated``."""
+    if _json_size(details) <= budget:
+        return details
+    return _fit_keys(_shortened(details), budget)
+
+
+def _fit_keys(details: dict, budget: int) -> dict:
+    """The smallest values first (a pid, a setting), then a nested dict cut to what is left; in their order."""
+    sizes = {key: _json_size({key: value}) for key, value in details.items()}
+    kept: dict = {}
+    left_out: list[str] = []
+    used = 2 + 40  # braces, and room for the list of what was left out
+    for key in sorted(details, key=sizes.__getitem__):
+        value = details[key]
+        if used + sizes[key] <= budget:
+            kept[key] = value
+            used += sizes[key]
+        elif isinstance(value, dict) and budget - used > 80:
+            kept[key] = _fit_keys(value, budget - used - len(key) - 6)
+            used += _json_size({key: kept[key]})
+        else:
+            left_out.append(key)
+    ordered = {key: kept[key] for key in details if key in kept}
+    return ordered | ({"truncated": left_out[:10]} if left_out else {})
 
 
 def related(a: ResourceRef, b: ResourceRef, topology: Topology | None = None) -> bool:
@@ -156,6 +230,9 @@ class OpenIncident:
     signals: dict[str, dict] = field(default_factory=dict)         # signal key -> IncidentSignal json
 
 
+_INCIDENT_FIELDS = tuple(OpenIncident.__dataclass_fields__)
+
+
 class Correlator:
     def __init__(self, tenant: str, window: timedelta = timedelta(minutes=10),
                  quiet: timedelta = timedelta(minutes=15), state: dict | None = None,
@@ -173,9 +250,14 @@ class Correlator:
         self.alone_score = alone_score
         self.signals_in = (state or {}).get("signals_in", 0)
         self.incidents_out = (state or {}).get("incidents_out", 0)
+        self.touched: set[str] = set(self.open) | set(self.resolved) if (state or {}).get("unsplit") else set()
+        """Incidents changed since the state was loaded: the records the stage must write (every one, for a state
+        written whole before it was split)."""
 
     def to_state(self) -> dict:
-        return {"open": {k: asdict(v) for k, v in self.open.items()}, "signals_in": self.signals_in,
+        """The state as JSON-able dicts; the incidents' are shallow (``asdict`` deep-copied every evidence per
+        signal, most of the stage's time for a busy tenant)."""
+        return {"open": {k: _fields(v) for k, v in self.open.items()}, "signals_in": self.signals_in,
                 "incidents_out": self.incidents_out, "topology": self.topology.to_state(), "pending": self.pending,
                 "resolved": self.resolved}
 
@@ -197,10 +279,15 @@ class Correlator:
             if self._needs_company(signal) and not self._company(signal):
                 self._hold(signal)
                 return []
-            incident = self._open(signal)
-            changed = True
+            if len(self.open) >= MAX_OPEN:
+                incident = self._overflow(signal)
+                changed = self._join(incident, signal)
+            else:
+                incident = self._open(signal)
+                changed = True
         else:
             changed = self._join(incident, signal)
+        self.touched.add(incident.incident_id)
         self._absorb_pending(incident, signal.ts)
         incident.signals_in += 1
         incident.last_signal_at = max(incident.last_signal_at, signal.ts.isoformat())
@@ -252,6 +339,8 @@ class Correlator:
                     and (not covered or k in covered)]
             for key in gone:
                 del incident.active[key]
+            if gone:
+                self.touched.add(incident.incident_id)
             if gone and not incident.active:
                 out.append(self._resolve(incident, source, "every finding cleared", report.ts))
         return out
@@ -264,6 +353,7 @@ class Correlator:
             if key in incident.active:
                 del incident.active[key]
                 incident.notes.pop(key, None)
+                self.touched.add(incident.incident_id)
                 if not incident.active:
                     out.append(self._resolve(incident, source, "the exhaustion forecast no longer holds", prediction.ts))
         return out
@@ -303,6 +393,7 @@ class Correlator:
                 del self.resolved[incident_id]
                 incident = OpenIncident(**entry["incident"])
                 self.open[incident_id] = incident
+                self.touched.add(incident_id)
                 return incident
         return None
 
@@ -320,9 +411,26 @@ class Correlator:
         self.open[incident.incident_id] = incident
         return incident
 
+    def _overflow(self, signal: Signal) -> OpenIncident:
+        """The tenant's overflow incident, opened by the first signal past ``MAX_OPEN`` open incidents: it gathers
+        what would have opened more, and says why."""
+        incident_id = "inc-overflow-" + hashlib.sha256(self.tenant.encode()).hexdigest()[:13]
+        incident = self.open.get(incident_id)
+        if incident is None:
+            log.error("tenant %s has %d open incidents (the most kept): signals that would open more join %s",
+                      self.tenant, len(self.open), incident_id)
+            incident = self._open(signal)
+            del self.open[incident.incident_id]
+            incident.incident_id = incident_id
+            incident.title = f"more than {MAX_OPEN} open incidents in tenant {self.tenant}: further signals gathered"
+            self.open[incident_id] = incident
+        return incident
+
     def _join(self, incident: OpenIncident, signal: Signal) -> bool:
         """Add ``signal``; True when the incident changed in a way worth telling (new signal or worse)."""
         new_signal = signal.key not in incident.active
+        if new_signal and len(incident.active) >= MAX_MEMBERS:  # counted (signals_in), not tracked
+            return False
         incident.active[signal.key] = signal.ts.isoformat()
         worse = _RANK[signal.severity] > _RANK[Severity(incident.severity)]
         if worse:
@@ -338,11 +446,12 @@ class Correlator:
 
     def _resolve(self, incident: OpenIncident, source: Source, why: str, at: datetime) -> Incident:
         del self.open[incident.incident_id]
+        self.touched.add(incident.incident_id)
         event = self._event(incident, source, IncidentStatus.RESOLVED, why)
         if self.reopen > timedelta(0):  # kept in the state the stage rewrites per signal: only what can reopen
             self.resolved = {k: v for k, v in self.resolved.items()
                              if at - datetime.fromisoformat(v["at"]) <= self.reopen}
-            self.resolved[incident.incident_id] = {"at": at.isoformat(), "incident": asdict(incident)}
+            self.resolved[incident.incident_id] = {"at": at.isoformat(), "incident": _fields(incident)}
             while len(self.resolved) > MAX_RESOLVED_KEPT:
                 del self.resolved[min(self.resolved, key=lambda k: self.resolved[k]["at"])]
         return event
@@ -350,6 +459,7 @@ class Correlator:
     def _event(self, incident: OpenIncident, source: Source, status: IncidentStatus | None = None,
                note: str = "") -> Incident:
         incident.revision += 1
+        self.touched.add(incident.incident_id)
         self.incidents_out += incident.revision == 1
         first = next(iter(incident.resources.values()))
         status = status or (IncidentStatus.OPEN if incident.revision == 1 else IncidentStatus.UPDATED)
@@ -380,11 +490,15 @@ class Correlator:
         return links
 
 
+def _fields(incident: OpenIncident) -> dict:
+    return {name: getattr(incident, name) for name in _INCIDENT_FIELDS}
+
+
 def _record(incident: OpenIncident, signal: Signal) -> None:
     """Keep what the incident tells of ``signal``: when first and last seen, how bad, its evidence."""
     seen = incident.signals.get(signal.key)
     if seen is None:
-        if len(incident.signals) >= MAX_MEMBERS:
+        if len(incident.signals) >= MAX_SIGNALS:
             return
         incident.signals[signal.key] = IncidentSignal(
             event_id=signal.event_id, kind=signal.kind, name=signal.name, resource=signal.resource.key,
@@ -399,3 +513,120 @@ def _record(incident: OpenIncident, signal: Signal) -> None:
         seen["score"] = signal.score
     if signal.kind == "prediction":
         seen["summary"], seen["details"] = signal.summary, signal.details
+
+
+# --- table records: a tenant's state split so that no record grows with it ------------------------------------
+
+_SEP = "\x1f"
+
+
+def incident_key(tenant: str, incident_id: str) -> str:
+    return f"{tenant}{_SEP}incident{_SEP}{incident_id}"
+
+
+def topology_key(tenant: str) -> str:
+    return f"{tenant}{_SEP}topology"
+
+
+def is_index_key(key: str) -> bool:
+    """A tenant's index record (the timers look only at these), not one of its incidents or its graph."""
+    return _SEP not in key
+
+
+def state_records(tenant: str, state: dict, incidents: Iterable[str] | None = None,
+                  graph: bool = True) -> dict[str, dict]:
+    """``Correlator.to_state()`` as table records, each within the record limit: the index (counters, open and
+    resolved ids, held signals), the learned graph (unless ``graph`` is False), and one record per open or
+    recently resolved incident (only those in ``incidents`` when given: the ones a signal touched)."""
+    index = {"open": sorted(state["open"]), "resolved": {k: v["at"] for k, v in state["resolved"].items()},
+             "signals_in": state["signals_in"], "incidents_out": state["incidents_out"],
+             "pending": state["pending"]}
+    records = {tenant: fit_index(index)}
+    if graph:
+        records[topology_key(tenant)] = fit_topology(state["topology"])
+    every = {k: v for k, v in state["open"].items()} | {k: v["incident"] for k, v in state["resolved"].items()}
+    for incident_id in every if incidents is None else [i for i in incidents if i in every]:
+        records[incident_key(tenant, incident_id)] = fit_incident(every[incident_id])
+    return records
+
+
+def load_state(tenant: str, get: Callable[[str], dict | None]) -> dict | None:
+    """The state ``state_records`` wrote (None when the tenant has none). An index written whole, before the
+    split, is taken as it is. A missing or unreadable incident record is left out, and said: the worker goes on
+    without it rather than failing on every signal of the tenant."""
+    index = get(tenant)
+    if not isinstance(index, dict):
+        return None
+    if isinstance(index.get("open"), dict):
+        return index | {"unsplit": True}
+    opened, resolved = {}, {}
+    for incident_id in index.get("open", []):
+        record = _incident_record(tenant, incident_id, get)
+        if record is not None:
+            opened[incident_id] = record
+    for incident_id, at in index.get("resolved", {}).items():
+        record = _incident_record(tenant, incident_id, get)
+        if record is not None:
+            resolved[incident_id] = {"at": at, "incident": record}
+    return {"open": opened, "resolved": resolved, "signals_in": index.get("signals_in", 0),
+            "incidents_out": index.get("incidents_out", 0), "pending": index.get("pending", []),
+            "topology": get(topology_key(tenant))}
+
+
+def _incident_record(tenant: str, incident_id: str, get: Callable[[str], dict | None]) -> dict | None:
+    record = get(incident_key(tenant, incident_id))
+    if isinstance(record, dict) and {"incident_id", "opened_at", "last_signal_at"} <= record.keys() \
+            and record.keys() <= set(_INCIDENT_FIELDS):
+        return record
+    log.error("tenant %s: the record of incident %s is missing or unreadable; going on without it", tenant,
+              incident_id)
+    return None
+
+
+def record_size(record: dict) -> int:
+    return len(json.dumps(record, default=str).encode())
+
+
+def fit_incident(record: dict, limit: int = STATE_RECORD_MAX_BYTES) -> dict:
+    """An incident record within ``limit``: the evidence of its latest signals goes first, then those signals,
+    then resources and members past the first ones (the record says so in ``notes``)."""
+    if record_size(record) <= limit:
+        return record
+    record = json.loads(json.dumps(record, default=str))
+    signals = record["signals"]
+    for key in reversed(list(signals)):
+        if signals[key].get("details"):
+            signals[key]["details"] = {"truncated": ["evidence (the incident record was too large)"]}
+            if record_size(record) <= limit:
+                break
+    while record_size(record) > limit and len(signals) > 10:
+        for key in list(signals)[-max(1, len(signals) // 4):]:
+            del signals[key]
+    if record_size(record) > limit:
+        record["resources"] = dict(list(record["resources"].items())[:50])
+        record["members"] = record["members"][:50]
+        record["active"] = dict(list(record["active"].items())[:50])
+    record["notes"]["#trimmed"] = "evidence trimmed: the incident outgrew its state record"
+    log.warning("incident %s: state record trimmed to %d bytes", record["incident_id"], record_size(record))
+    return record
+
+
+def fit_topology(state: dict, limit: int = STATE_RECORD_MAX_BYTES) -> dict:
+    """The learned graph within ``limit``: the least recently seen resources are forgotten first."""
+    if record_size(state) <= limit:
+        return state
+    resources = state["resources"]
+    newest = sorted(resources, key=lambda k: -resources[k].get("seen", 0.0))
+    keep = len(newest)
+    while keep > 1 and record_size({**state, "resources": {k: resources[k] for k in newest[:keep]}}) > limit:
+        keep = keep * 3 // 4
+    log.warning("the learned graph outgrew its state record: the %d least recently seen resources forgotten",
+                len(newest) - keep)
+    return {**state, "resources": {k: resources[k] for k in newest[:keep]}}
+
+
+def fit_index(index: dict, limit: int = STATE_RECORD_MAX_BYTES) -> dict:
+    """A tenant's index within ``limit``: the oldest signals held for company go first."""
+    while record_size(index) > limit and index["pending"]:
+        index = {**index, "pending": index["pending"][len(index["pending"]) // 4 + 1:]}
+    return index

@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import faust
 from faust.types import EventT
@@ -50,9 +51,13 @@ from kubestack.pipeline.capacity import capacities_of
 from kubestack.pipeline.configrisk import assess
 from kubestack.pipeline.correlation import (
     Correlator,
+    incident_key,
+    is_index_key,
+    load_state,
     signals_from_anomaly,
     signals_from_health,
     signals_from_prediction,
+    state_records,
 )
 from kubestack.pipeline.detection import ResourceDetectors
 from kubestack.pipeline.diagnosis import diagnose
@@ -84,6 +89,13 @@ async def create_internal_topics(app: faust.App, settings: Settings) -> None:
         new.append(NewTopic(table.changelog_topic.get_topic_name(), table.partitions or app.conf.topic_partitions, 1,
                             topic_configs={"cleanup.policy": "compact"}))
     await create_topics(settings.kafka, new)
+
+
+def private_folder(path: Path) -> None:
+    """The worker's data (table stores, their checkpoints) under a folder only its user may enter, whatever the
+    umask, and made so when it already existed."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
 
 
 class LiveState:
@@ -141,6 +153,7 @@ class Stages:
 
         self.live = LiveState(settings.worker.checkpoint_s)
         app.on_partitions_revoked.connect(self._forget_live)
+        private_folder(settings.home / "worker")
 
     async def _forget_live(self, *args, **kwargs) -> None:
         """Partitions may move to another worker: from now on read the tables again."""
@@ -260,8 +273,18 @@ class Stages:
     def _correlator(self, tenant: str) -> Correlator:
         worker = self.settings.worker
         return Correlator(tenant, timedelta(seconds=worker.correlation_window_s),
-                          timedelta(seconds=worker.incident_quiet_s), self.correlation.get(tenant),
+                          timedelta(seconds=worker.incident_quiet_s), load_state(tenant, self.correlation.get),
                           alone_score=worker.metric_alone_score, reopen=timedelta(seconds=worker.incident_reopen_s))
+
+    def _save(self, tenant: str, correlator: Correlator, known: set[str], graph: bool) -> None:
+        """Write the records a signal changed (the index, the incidents it touched, the graph when a health report
+        taught it something) and delete those of incidents the state no longer holds (``known``: the ids it held
+        when loaded)."""
+        state = correlator.to_state()
+        for key, record in state_records(tenant, state, correlator.touched, graph).items():
+            self.correlation[key] = record
+        for gone in known - (state["open"].keys() | state["resolved"].keys()):
+            self.correlation.pop(incident_key(tenant, gone), None)
 
     def _correlate(self) -> None:
         async def on_routed(event: EventT) -> None:
@@ -269,6 +292,7 @@ class Stages:
             if origin == TICK:  # table writes must happen inside the stream: the timer only asks
                 tenant = event.key.decode()
                 correlator = self._correlator(tenant)
+                known = correlator.open.keys() | correlator.resolved.keys()
                 out = correlator.expire(datetime.now(timezone.utc), self.source)
                 if not out:
                     return
@@ -276,21 +300,22 @@ class Stages:
                 decoded = topic(origin).decode(event.value)
                 tenant = decoded.tenant
                 correlator = self._correlator(tenant)
+                known = correlator.open.keys() | correlator.resolved.keys()
                 out = self._incidents_from(correlator, origin, decoded)
-            self.correlation[tenant] = correlator.to_state()
+            self._save(tenant, correlator, set(known), graph=origin == HEALTH.short)
             await self.emit(self.incidents, INCIDENTS, out)
 
         self._agent(self.signals, "correlate", on_routed)
 
         @self.app.timer(interval=min(30.0, self.settings.worker.incident_quiet_s / 4))
         async def expire_incidents() -> None:
-            for tenant in list(self.correlation.keys()):
+            for tenant in [key for key in list(self.correlation.keys()) if is_index_key(key)]:
                 if self.correlation[tenant].get("open"):
                     await self.signals.send(key=tenant.encode(), value=b"", headers={ORIGIN_HEADER: TICK.encode()})
 
         @self.app.timer(interval=300.0)
         async def report_compression() -> None:
-            for tenant in list(self.correlation.keys()):
+            for tenant in [key for key in list(self.correlation.keys()) if is_index_key(key)]:
                 state = self.correlation[tenant]
                 signals, incidents = state.get("signals_in", 0), state.get("incidents_out", 0)
                 if incidents:

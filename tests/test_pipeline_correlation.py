@@ -256,3 +256,87 @@ def test_a_lone_metric_wobble_waits_for_company_and_joins_what_comes() -> None:
     out = [i for s in signals_from_health(report(REDIS, "redis.evictions", at=T0 + timedelta(seconds=20)))
            for i in restored.add(s, SRC)]
     assert {(s.resource, s.kind.value) for s in out[0].signals} == {(REDIS.key, "finding"), (HOST1.key, "anomaly")}
+
+
+# --- bounded state: one busy tenant must not make a record Kafka refuses -----------------------------------------
+
+
+def _big_report(i: int, at: datetime) -> HealthReport:
+    """A finding with 4 KB of evidence on one of many Redis instances of one host (so all are related)."""
+    resource = ResourceRef(kind="redis", name=f"cache-{i}", host="db-1")
+    return HealthReport(source=SRC, resource=resource, ts=at, tenant="busy", findings=[
+        Finding(rule_id="redis.slowlog", severity=Severity.WARNING, message="slow commands",
+                evidence={"slowlog": "x" * 4096, "count": i})])
+
+
+def test_350_reports_with_4_kb_evidence_keep_every_record_and_incident_within_bounds() -> None:
+    from kubestack.pipeline.correlation import STATE_RECORD_MAX_BYTES, load_state, record_size, state_records
+
+    records: dict[str, dict] = {}
+    largest_incident = 0
+    for i in range(350):
+        c = Correlator("busy", state=load_state("busy", records.get))
+        for event in feed(c, _big_report(i, T0 + timedelta(seconds=i))):
+            largest_incident = max(largest_incident, len(event.model_dump_json()))
+        records.update(state_records("busy", c.to_state(), c.touched))
+    sizes = {key: record_size(value) for key, value in records.items()}
+    assert max(sizes.values()) <= STATE_RECORD_MAX_BYTES, sizes
+    assert largest_incident < 512 * 1024
+    c = Correlator("busy", state=load_state("busy", records.get))
+    [incident] = c.open.values()
+    assert incident.signals_in == 350 and len(incident.active) == 350
+    evidence = next(iter(incident.signals.values()))["details"]["evidence"]
+    assert evidence["count"] == 0 and evidence["slowlog"].endswith("(+3584 chars)"), "cut where it entered"
+
+
+def test_evidence_is_cut_where_it_enters_keeping_small_values() -> None:
+    from kubestack.pipeline.correlation import EVIDENCE_MAX_BYTES, bounded
+
+    small = {"evidence": {"pid": 42, "query": "SELECT 1"}, "query": "INFO"}
+    assert bounded(small) is small
+    huge = {"evidence": {"pid": 42, "rows": list(range(5000)), "text": "y" * 9000,
+                         **{f"k{i}": "v" * 100 for i in range(40)}}, "query": "SHOW PROCESSLIST"}
+    cut = bounded(huge)
+    assert len(json.dumps(cut)) <= EVIDENCE_MAX_BYTES
+    assert cut["evidence"]["pid"] == 42 and cut["query"] == "SHOW PROCESSLIST"
+    assert cut["evidence"]["rows"][-1] == "... +4980 more" and "truncated" in cut["evidence"]
+
+
+def test_past_the_open_incident_cap_signals_join_the_tenants_overflow_incident(monkeypatch) -> None:
+    from kubestack.pipeline import correlation
+
+    monkeypatch.setattr(correlation, "MAX_OPEN", 3)
+    c = Correlator("acme")
+    events = []
+    for i in range(6):
+        resource = ResourceRef(kind="redis", name=f"r{i}", host=f"h{i}")
+        events += feed(c, report(resource, "redis.evictions", at=T0 + timedelta(seconds=i)))
+    assert len(c.open) == 4
+    overflow = [e for e in events if e.incident_id.startswith("inc-overflow-")]
+    assert overflow and "more than 3 open incidents in tenant acme" in overflow[-1].title
+    assert {r.name for r in overflow[-1].resources} == {"r3", "r4", "r5"}
+
+
+def test_a_missing_or_broken_incident_record_is_left_out_not_fatal() -> None:
+    from kubestack.pipeline.correlation import incident_key, load_state, state_records
+
+    c = Correlator("acme")
+    first = feed(c, report(REDIS, "redis.evictions"))[0]
+    records = state_records("acme", c.to_state())
+    records[incident_key("acme", first.incident_id)] = {"garbage": True}
+    restored = Correlator("acme", state=load_state("acme", records.get))
+    assert restored.open == {}
+    assert feed(restored, report(PG, "postgresql.lock_waits", at=T0 + timedelta(minutes=1)))[0].status == \
+        IncidentStatus.OPEN
+
+
+def test_a_state_written_whole_before_the_split_is_read_and_then_split() -> None:
+    from kubestack.pipeline.correlation import incident_key, load_state, state_records
+
+    c = Correlator("acme")
+    first = feed(c, report(REDIS, "redis.evictions"))[0]
+    old = {"acme": json.loads(json.dumps(c.to_state()))}
+    restored = Correlator("acme", state=load_state("acme", old.get))
+    feed(restored, report(PG, "postgresql.lock_waits", at=T0 + timedelta(minutes=1)))
+    written = state_records("acme", restored.to_state(), restored.touched)
+    assert incident_key("acme", first.incident_id) in written and len(written["acme"]["open"]) == 2
