@@ -114,19 +114,20 @@ def rank_causes(metrics: MetricTable | None = None, *, onset: float | None = Non
     if onset is None:
         onset = find_onset(metrics) if len(metrics.timestamps) else min(
             (p.at for p in priors if p.at is not None), default=0.0)
-    if symptom is not None and metrics.column(symptom.component, symptom.metric) is None:
-        symptom = None  # named but not measured: nothing to match shapes against, nothing to exclude
-    moves = movements(metrics, onset, metrics.column(symptom.component, symptom.metric) if symptom else None) \
+    # a symptom whose metric is not in the table still anchors the walk along calls, but gives no shape to match,
+    # no family to follow and nothing to exclude
+    measured = symptom if symptom and metrics.column(symptom.component, symptom.metric) is not None else None
+    moves = movements(metrics, onset, metrics.column(measured.component, measured.metric) if measured else None) \
         if len(metrics.timestamps) else []
     causes = {c: Cause(c) for c in metrics.components}
     for prior in priors:
         causes.setdefault(prior.component, Cause(prior.component)).priors.append(prior)
-    base, travelling = _anomaly(causes, moves, symptom)
+    base, travelling = _anomaly(causes, moves, measured)
     for name, cause in causes.items():
         cause.score = base[name]
     edges = list(edges)
-    if symptom is not None and len(metrics.timestamps):
-        _attribution(causes, metrics, onset, symptom, edges)
+    if measured is not None:
+        _attribution(causes, metrics, onset, measured, edges)
     if edges:
         _graph(causes, edges, travelling, symptom)
     stamps = metrics.timestamps

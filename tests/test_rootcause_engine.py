@@ -121,8 +121,9 @@ def test_an_incident_known_only_from_its_signals_is_ranked_by_weight_time_and_ca
     priors = [Prior("app", "anomaly", 2.0, "latency anomaly", at=t0 + 40, ref="ev-1"),
               Prior("redis", "config_change", 1.8, "maxmemory 2gb -> 100mb", at=t0, ref="ev-2"),
               Prior("host", "health", 0.5, "load average warning", at=t0 + 300, ref="ev-3")]
-    ranking = rank_causes(priors=priors, edges=[("app", "redis")])
+    ranking = rank_causes(priors=priors, edges=[("app", "redis")], symptom=Symptom("app", "latency"))
     assert order(ranking) == ["redis", "app", "host"], [(c.component, c.score, c.notes) for c in ranking.causes]
+    assert "not reachable from the symptom app along calls" in ranking.causes[2].notes
     assert ranking.onset == t0 and not ranking.onset_given
     assert any(n.startswith("calls redis") for n in ranking.causes[1].notes)
     assert [[p.ref for p in c.priors] for c in ranking.causes] == [["ev-2"], ["ev-1"], ["ev-3"]]
