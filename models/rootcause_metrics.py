@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,24 @@ class MetricTable:
     @property
     def components(self) -> list[str]:
         return sorted({c for c, _ in self.columns})
+
+    @classmethod
+    def from_series(cls, series: Mapping[tuple[str, str], Iterable[tuple[float, float]]],
+                    step: float) -> MetricTable:
+        """Per-resource series ((component, metric) -> (epoch seconds, value) points), as a live caller holds
+        them, on one grid of ``step`` seconds: each point lands in the row of its step (the last one wins), rows
+        run from the first step seen to the last, and a row without a point is NaN."""
+        columns = sorted(series)
+        points = {col: [(math.floor(ts / step), value) for ts, value in series[col]] for col in columns}
+        slots = [slot for col in columns for slot, _ in points[col]]
+        if not slots:
+            return cls(np.empty(0), columns, np.empty((0, len(columns))))
+        first, last = min(slots), max(slots)
+        values = np.full((last - first + 1, len(columns)), np.nan)
+        for j, col in enumerate(columns):
+            for slot, value in points[col]:
+                values[slot - first, j] = value
+        return cls((np.arange(first, last + 1) * step).astype(float), columns, values)
 
     def column(self, component: str, metric: str) -> int | None:
         return next((j for j, col in enumerate(self.columns) if col == (component, metric)), None)

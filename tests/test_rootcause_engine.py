@@ -129,3 +129,14 @@ def test_an_incident_known_only_from_its_signals_is_ranked_by_weight_time_and_ca
     assert [[p.ref for p in c.priors] for c in ranking.causes] == [["ev-2"], ["ev-1"], ["ev-3"]]
     assert ranking.causes[0].as_dict()["evidence"] == [{"note": "maxmemory 2gb -> 100mb"},
                                                        {"note": "explains 1 of 2 anomalous components upstream (app)"}]
+
+
+def test_series_as_a_live_caller_holds_them_land_on_one_grid() -> None:
+    series = {("redis", "latency_ms"): [(100.0, 1.0), (111.0, 2.0), (118.0, 3.0), (140.0, 4.0)],
+              ("app", "latency_ms"): [(103.0, 10.0), (125.0, 11.0)]}
+    metrics = MetricTable.from_series(series, step=10.0)
+    assert list(metrics.timestamps) == [100.0, 110.0, 120.0, 130.0, 140.0]
+    assert metrics.columns == [("app", "latency_ms"), ("redis", "latency_ms")]
+    np.testing.assert_array_equal(metrics.values, [[10, 1], [np.nan, 3], [11, np.nan], [np.nan, np.nan],
+                                                   [np.nan, 4]])
+    assert MetricTable.from_series({}, step=10.0).values.shape == (0, 0)
