@@ -23,7 +23,7 @@ from aiokafka.errors import (
 from kubestack.agents.indoubt import InDoubt
 from kubestack.agents.metrics import AgentMetrics
 from kubestack.agents.spool import Spool, SpooledRecord
-from kubestack.bus import client_options
+from kubestack.bus import producer_options
 from kubestack.contract.base import Event
 from kubestack.contract.topics import TopicSpec
 from kubestack.settings import KafkaSettings
@@ -36,7 +36,7 @@ _POISON = (MessageSizeTooLargeError, TopicAuthorizationFailedError, InvalidTopic
 
 class SpoolingPublisher:
     def __init__(self, kafka: KafkaSettings, spool: Spool, metrics: AgentMetrics, chunk: int = 500) -> None:
-        self.kafka = kafka
+        self.kafka = kafka.for_component("agent")
         self.spool = spool
         self.metrics = metrics
         self.chunk = chunk
@@ -118,8 +118,7 @@ class SpoolingPublisher:
                 backoff = min(_MAX_BACKOFF_S, backoff * 2)
 
     async def _connect(self) -> bool:
-        producer = AIOKafkaProducer(**client_options(self.kafka), enable_idempotence=True, acks="all",
-                                    compression_type="gzip", linger_ms=5)
+        producer = AIOKafkaProducer(**producer_options(self.kafka), compression_type="gzip", linger_ms=5)
         try:
             await producer.start()
         except (KafkaConnectionError, AIOKafkaError, OSError) as exc:

@@ -25,7 +25,7 @@ def client_options(kafka: KafkaSettings) -> dict[str, Any]:
     """Keyword arguments shared by aiokafka producers, consumers and admin clients."""
     options: dict[str, Any] = {
         "bootstrap_servers": kafka.bootstrap_servers,
-        "client_id": kafka.client_id,
+        "client_id": kafka.effective_client_id,
         "security_protocol": kafka.security_protocol,
         "request_timeout_ms": int(kafka.request_timeout_s * 1000),
     }
@@ -37,11 +37,18 @@ def client_options(kafka: KafkaSettings) -> dict[str, Any]:
         )
         context.check_hostname = kafka.ssl_check_hostname
         options["ssl_context"] = context
-    if kafka.security_protocol.startswith("SASL"):
+    credentials = kafka.credentials
+    if credentials is not None:
         options["sasl_mechanism"] = kafka.sasl_mechanism
-        options["sasl_plain_username"] = kafka.sasl_username
-        options["sasl_plain_password"] = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        options["sasl_plain_username"] = credentials.username
+        options["sasl_plain_password"] = credentials.password.get_secret_value()
     return options
+
+
+def producer_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Keyword arguments of every product producer: a write counts once every in-sync replica has it
+    (``acks=all``; with ``min.insync.replicas`` 2 of 3 it survives a broker lost), and a retry never duplicates."""
+    return {**client_options(kafka), "acks": "all", "enable_idempotence": True}
 
 
 @dataclass(frozen=True)
@@ -81,13 +88,24 @@ async def wait_for_cluster(kafka: KafkaSettings, timeout_s: float, interval_s: f
 async def ensure_topics(kafka: KafkaSettings, specs: tuple[TopicSpec, ...] = TOPICS) -> dict[str, str]:
     """Create the registry's topics with their partitions and retention; name → 'created' or 'exists'."""
     return await create_topics(kafka, [
-        NewTopic(spec.qualified(kafka.topic_prefix), spec.partitions, 1, topic_configs=spec.topic_configs)
+        NewTopic(spec.qualified(kafka.topic_prefix), spec.partitions, kafka.replication_factor,
+                 topic_configs=spec.topic_configs)
         for spec in specs
     ])
 
 
+def replicated(kafka: KafkaSettings, topic: NewTopic) -> NewTopic:
+    """``topic`` with the replication ``kafka`` asks of every topic the product creates: its replication factor and
+    min.insync.replicas are the cluster's, whatever the caller built the topic with."""
+    configs = dict(topic.topic_configs)
+    if kafka.min_insync_replicas is not None:
+        configs["min.insync.replicas"] = str(kafka.min_insync_replicas)
+    return NewTopic(topic.name, topic.num_partitions, kafka.replication_factor, topic_configs=configs)
+
+
 async def create_topics(kafka: KafkaSettings, new: list[NewTopic]) -> dict[str, str]:
-    """Create topics that do not exist yet; name → 'created' or 'exists'."""
+    """Create topics that do not exist yet, replicated as ``kafka`` says; name → 'created' or 'exists'."""
+    new = [replicated(kafka, topic) for topic in new]
     admin = AIOKafkaAdminClient(**client_options(kafka))
     try:
         await admin.start()

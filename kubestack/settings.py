@@ -26,8 +26,24 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+KafkaComponent = Literal["agent", "worker", "api"]
+
+
+class KafkaCredentials(_Section):
+    """One SASL identity (a Kafka principal ``User:<username>``)."""
+
+    username: str = Field(min_length=1)
+    password: SecretStr
+
+
 class KafkaSettings(_Section):
-    """How to reach the Kafka cluster the product uses (local or remote)."""
+    """How to reach the Kafka cluster the product uses (local or remote).
+
+    ``sasl_username``/``sasl_password`` are the shared identity; ``components`` may give the agent, the worker and
+    the API identities of their own, so that the cluster's ACLs can allow each only what it writes. Each of those
+    processes selects its own with ``for_component``; every other client (the CLI, ``ask``, ``knowledge follow``)
+    uses the shared one.
+    """
 
     bootstrap: str = Field(default="127.0.0.1:9092", description="host:port[,host:port...]")
     topic_prefix: str = Field(default="", description="Prepended to every topic name, e.g. 'staging.'")
@@ -36,36 +52,106 @@ class KafkaSettings(_Section):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    components: dict[KafkaComponent, KafkaCredentials] = Field(default_factory=dict, description=(
+        "SASL identities of the agent, the worker and the API; a component without one uses the shared identity"))
+    component: KafkaComponent | None = Field(default=None, description=(
+        "Which component this process is (set by its entry point through for_component, not by configuration)"))
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     ssl_check_hostname: bool = True
     request_timeout_s: float = Field(default=30.0, gt=0)
+    replication_factor: int = Field(default=1, ge=1, description=(
+        "Replicas of the topics the product creates (the contract's, the worker's changelogs and signals)"))
+    min_insync_replicas: int | None = Field(default=None, ge=1, description=(
+        "min.insync.replicas of the topics the product creates; default: the broker's"))
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaSettings:
         if self.security_protocol.startswith("SASL"):
-            if not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
-                raise ValueError(f"{self.security_protocol} needs sasl_mechanism, sasl_username and sasl_password")
+            shared = self.sasl_username and self.sasl_password
+            if not (self.sasl_mechanism and (shared or self.components)):
+                raise ValueError(f"{self.security_protocol} needs sasl_mechanism, sasl_username and sasl_password "
+                                 f"(or components with credentials of their own)")
+        if self.min_insync_replicas is not None and self.min_insync_replicas > self.replication_factor:
+            raise ValueError(f"min_insync_replicas {self.min_insync_replicas} is over replication_factor "
+                             f"{self.replication_factor}: no write could ever succeed")
         return self
 
     @property
     def bootstrap_servers(self) -> list[str]:
         return [part.strip() for part in self.bootstrap.split(",") if part.strip()]
 
+    def for_component(self, component: KafkaComponent) -> KafkaSettings:
+        """These settings as ``component`` uses them: its own identity if it has one, and a client id naming it."""
+        return self.model_copy(update={"component": component})
+
+    @property
+    def credentials(self) -> KafkaCredentials | None:
+        """The SASL identity this process authenticates with; None without SASL."""
+        if not self.security_protocol.startswith("SASL"):
+            return None
+        own = self.components.get(self.component) if self.component else None
+        if own is not None:
+            return own
+        if not (self.sasl_username and self.sasl_password):
+            raise ConfigError(f"kafka.components has no credentials for {self.component or 'this client'} and "
+                             f"kafka.sasl_username / sasl_password are not set")
+        return KafkaCredentials(username=self.sasl_username, password=self.sasl_password)
+
+    @property
+    def effective_client_id(self) -> str:
+        return f"{self.client_id}-{self.component}" if self.component else self.client_id
+
 
 class LocalKafkaSettings(_Section):
-    """The single-node broker ``kubestack kafka up`` runs on this machine."""
+    """The broker, or cluster of brokers, ``kubestack kafka up`` runs on this machine (KRaft, each node both broker
+    and controller). Node ``i`` (from 1) listens on ``ports[i-1]``, else on ``port + 100 * (i - 1)`` (9092, 9192,
+    9292: never 9093, Alertmanager's); its controller likewise from ``controller_port``."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=9092, ge=1, le=65535)
     controller_port: int = Field(default=19093, ge=1, le=65535, description="Not 9093: Alertmanager's port")
+    brokers: int = Field(default=1, ge=1, le=9, description="Nodes of the local cluster")
+    ports: list[int] = Field(default_factory=list, description="Client port of each node, the first brokers of them "
+                                                               "(default: from port)")
+    controller_ports: list[int] = Field(default_factory=list, description="Controller port of each node")
+    secure: bool = Field(default=False, description=(
+        "TLS and SASL/SCRAM-SHA-512 for clients and between brokers, with a CA and users made here"))
     heap: str = Field(default="1g", pattern=r"^\d+[mMgG]$")
     start_timeout_s: float = Field(default=120.0, gt=0)
 
+    @model_validator(mode="after")
+    def _one_port_per_node(self) -> LocalKafkaSettings:
+        for name in ("ports", "controller_ports"):
+            given = getattr(self, name)
+            if given and len(given) < self.brokers:
+                raise ValueError(f"local_kafka.{name} has {len(given)} ports for {self.brokers} brokers")
+        if len(set(self.node_ports) | set(self.node_controller_ports)) != 2 * self.brokers:
+            raise ValueError("local_kafka: every node needs a client port and a controller port of its own")
+        return self
+
+    @property
+    def node_ports(self) -> list[int]:
+        return self.ports[:self.brokers] or [self.port + 100 * i for i in range(self.brokers)]
+
+    @property
+    def node_controller_ports(self) -> list[int]:
+        return self.controller_ports[:self.brokers] or [self.controller_port + 100 * i for i in range(self.brokers)]
+
     @property
     def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
+        return ",".join(f"{self.host}:{port}" for port in self.node_ports)
+
+    @property
+    def replication_factor(self) -> int:
+        """Replicas of every topic on this cluster: three at most, as production clusters run."""
+        return min(self.brokers, 3)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """A write with acks=all survives one node down: two of three replicas, one of one or two."""
+        return 2 if self.replication_factor == 3 else 1
 
 
 class LocalKubeSettings(_Section):

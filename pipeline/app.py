@@ -26,7 +26,7 @@ def broker_credentials(kafka: KafkaSettings) -> faust.types.auth.CredentialsT | 
 
 
 def create_app(settings: Settings) -> faust.App:
-    kafka = settings.kafka
+    kafka = settings.kafka.for_component("worker")
     return faust.App(
         settings.worker.app_id,
         broker=";".join(f"kafka://{server}" for server in kafka.bootstrap_servers),
@@ -40,7 +40,8 @@ def create_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
-        topic_replication_factor=1,
+        producer_acks=-1,  # all in-sync replicas, as every producer of the product (kubestack.bus.producer_options)
+        topic_replication_factor=kafka.replication_factor,
     )
 
 

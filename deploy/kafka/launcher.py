@@ -1,7 +1,10 @@
-"""A single-node KRaft Kafka broker on this machine, from Maven Central jars, for local runs and tests.
+"""A KRaft Kafka broker, or a cluster of them, on this machine, from Maven Central jars, for local runs and tests.
 
-Layout under ``<home>/kafka``: ``lib/`` (resolved jars, reused while pom.xml is unchanged),
-``data/`` (KRaft storage), ``logs/server.out``, ``server.properties`` (rendered), ``kafka.pid``.
+Every node is broker and controller at once. Layout under ``<home>/kafka``: ``lib/`` (resolved jars, reused while
+pom.xml is unchanged); the single plain broker of ``make run`` keeps ``data/`` (KRaft storage), ``logs/server.out``,
+``server.properties`` (rendered) and ``kafka.pid`` there; a cluster of N nodes has them per node under
+``cluster-N[-secure]/node-<id>/``, beside its ``cluster.id`` and, secure, its CA, users and client settings
+(``secure.py``). Topics get min(N, 3) replicas and min.insync.replicas 2 from three nodes on.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ import asyncio
 import base64
 import hashlib
 import logging
+import os
 import re
 import shutil
 import socket
 import subprocess
+import signal
 import time
 import uuid
 from dataclasses import dataclass
@@ -29,7 +34,8 @@ from kubestack.errors import (
     MavenNotFoundError,
     PortBusyError,
 )
-from kubestack.deploy.processes import terminate
+from kubestack.deploy.processes import alive, terminate
+from kubestack.deploy.kafka.secure import BROKER_USER, LISTENER, SecureMaterial
 from kubestack.settings import KafkaSettings, LocalKafkaSettings
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,59 @@ class BrokerStatus:
     home: Path
     cluster: ClusterInfo | None = None
     problem: str | None = None
+    nodes: dict[int, int | None] | None = None  # node id -> pid (None: not running)
+    secure: bool = False
+    client_settings: Path | None = None  # secure: the kafka settings that reach it (client.yaml)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One KRaft node (broker and controller) and its files."""
+
+    node_id: int
+    host: str
+    port: int
+    controller_port: int
+    root: Path
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def properties(self) -> Path:
+        return self.root / "server.properties"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "kafka.pid"
+
+    @property
+    def server_out(self) -> Path:
+        return self.logs / "server.out"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def pid(self) -> int | None:
+        """This node's pid, if it runs (a recycled pid is not mistaken for it)."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if "kafka.Kafka" in cmdline and str(self.properties) in cmdline and alive(pid) else None
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.server_out.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no output)"
 
 
 class LocalKafka:
@@ -58,11 +117,18 @@ class LocalKafka:
         self.settings = settings
         self.root = home / "kafka"
         self.lib = self.root / "lib"
-        self.data = self.root / "data"
-        self.logs = self.root / "logs"
-        self.properties = self.root / "server.properties"
-        self.pidfile = self.root / "kafka.pid"
-        self.server_out = self.logs / "server.out"
+        if settings.brokers == 1 and not settings.secure:
+            self.folder = self.root  # the layout of make run, as it always was
+            roots = [self.root]
+        else:
+            self.folder = self.root / f"cluster-{settings.brokers}{'-secure' if settings.secure else ''}"
+            roots = [self.folder / f"node-{i}" for i in range(1, settings.brokers + 1)]
+        self.nodes = [Node(i, settings.host, port, controller, root) for i, (port, controller, root) in
+                      enumerate(zip(settings.node_ports, settings.node_controller_ports, roots), start=1)]
+        self.secure = SecureMaterial(self.folder) if settings.secure else None
+        first = self.nodes[0]
+        self.data, self.logs, self.properties = first.data, first.logs, first.properties
+        self.pidfile, self.server_out = first.pidfile, first.server_out
 
     # --- prerequisites ---------------------------------------------------------------------
 
@@ -116,75 +182,116 @@ class LocalKafka:
 
     # --- storage and configuration ----------------------------------------------------------
 
-    def render_properties(self) -> Path:
-        text = Template(SERVER_TEMPLATE.read_text()).substitute(
-            host=self.settings.host,
-            port=self.settings.port,
-            controller_port=self.settings.controller_port,
-            log_dirs=self.data,
-        )
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.properties.write_text(text)
-        return self.properties
+    def render_properties(self) -> None:
+        template = Template(SERVER_TEMPLATE.read_text())
+        voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.nodes)
+        for node in self.nodes:
+            text = template.substitute(
+                node_id=node.node_id, voters=voters, host=node.host, port=node.port,
+                controller_port=node.controller_port, log_dirs=node.data,
+                listener=LISTENER if self.secure else "PLAINTEXT",
+                replication_factor=self.settings.replication_factor,
+                min_insync_replicas=self.settings.min_insync_replicas,
+                security=self.secure.properties() if self.secure else "",
+            )
+            node.root.mkdir(parents=True, exist_ok=True)
+            node.properties.write_text(text)
+            node.properties.chmod(0o600)  # secure: the brokers' own password
+
+    def _cluster_id(self) -> str:
+        """One id for every node of the cluster, kept beside them (a single node makes a fresh one)."""
+        made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")  # may start with "-"
+        if self.folder == self.root:
+            return made
+        path = self.folder / "cluster.id"
+        if not path.exists():
+            path.write_text(made)
+        return path.read_text().strip()
 
     def format_storage(self, java: str) -> None:
-        if (self.data / "meta.properties").exists():
-            return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")  # may start with "-"
-        cmd = [java, "-Xmx256m", "-cp", f"{self.lib}/*", f"-Dlog4j2.configurationFile={LOG4J2}",
-               "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(self.properties),
-               "--ignore-formatted"]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        if result.returncode != 0:
-            raise BrokerStartError(f"formatting KRaft storage in {self.data} failed:\n{result.stderr.strip()}")
+        cluster_id = self._cluster_id()
+        users = self.secure.scram_arguments() if self.secure else []
+        formats = {}
+        for node in self.nodes:  # side by side: each is a JVM start of several seconds
+            if (node.data / "meta.properties").exists():
+                continue
+            cmd = [java, "-Xmx256m", "-cp", f"{self.lib}/*", f"-Dlog4j2.configurationFile={LOG4J2}",
+                   "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(node.properties),
+                   "--ignore-formatted", *users]
+            formats[node] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                             stdin=subprocess.DEVNULL)
+        for node, proc in formats.items():
+            try:
+                _, stderr = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, stderr = proc.communicate()
+            if proc.returncode != 0:
+                raise BrokerStartError(f"formatting KRaft storage in {node.data} failed:\n{stderr.strip()}")
 
-    # --- process -------------------------------------------------------------------------------
+    # --- processes -----------------------------------------------------------------------------
 
     def pid(self) -> int | None:
-        """The broker's pid, if this home's broker is running (a recycled pid is not mistaken for it)."""
-        try:
-            pid = int(self.pidfile.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if "kafka.Kafka" in cmdline and str(self.properties) in cmdline else None
+        """The pid of the first running node of this cluster (None when none runs)."""
+        return next((pid for pid in (node.pid() for node in self.nodes) if pid is not None), None)
 
-    def _check_ports_free(self) -> None:
-        for port in (self.settings.port, self.settings.controller_port):
-            with socket.socket() as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind((self.settings.host, port))
-                except OSError:
-                    raise PortBusyError(
-                        f"port {port} busy on {self.settings.host}: stop whatever listens there or choose "
-                        f"another port (KUBESTACK_LOCAL_KAFKA__PORT / KUBESTACK_LOCAL_KAFKA__CONTROLLER_PORT)"
-                    ) from None
+    def node(self, node_id: int) -> Node:
+        return self.nodes[node_id - 1]
 
-    def start(self, java: str) -> int:
-        self._check_ports_free()
-        self.logs.mkdir(parents=True, exist_ok=True)
+    def _check_ports_free(self, nodes: list[Node] | None = None) -> None:
+        for node in nodes or self.nodes:
+            for port in (node.port, node.controller_port):
+                with socket.socket() as sock:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        sock.bind((node.host, port))
+                    except OSError:
+                        raise PortBusyError(
+                            f"port {port} busy on {node.host}: stop whatever listens there or choose another port "
+                            f"(KUBESTACK_LOCAL_KAFKA__PORT / KUBESTACK_LOCAL_KAFKA__CONTROLLER_PORT, or "
+                            f"__PORTS / __CONTROLLER_PORTS for a cluster)"
+                        ) from None
+
+    def _launch(self, java: str, node: Node) -> subprocess.Popen:
+        node.logs.mkdir(parents=True, exist_ok=True)
         heap = self.settings.heap
         cmd = [java, f"-Xmx{heap}", f"-Xms{min_heap(heap)}", *_JVM_FLAGS,
-               f"-Dlog4j2.configurationFile={LOG4J2}", f"-Dkafka.logs.dir={self.logs}",
-               "-cp", f"{self.lib}/*", "kafka.Kafka", str(self.properties)]
-        with self.server_out.open("ab") as out:
+               f"-Dlog4j2.configurationFile={LOG4J2}", f"-Dkafka.logs.dir={node.logs}",
+               "-cp", f"{self.lib}/*", "kafka.Kafka", str(node.properties)]
+        with node.server_out.open("ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
-        self.pidfile.write_text(str(proc.pid))
-        self._wait_ready(proc)
-        return proc.pid
+        node.pidfile.write_text(str(proc.pid))
+        return proc
 
-    def _wait_ready(self, proc: subprocess.Popen) -> ClusterInfo:
+    def start(self, java: str, node_ids: list[int] | None = None) -> dict[int, int]:
+        """Start the given nodes (default: every one that is not running) and wait until each answers and the
+        cluster has all its brokers; node id → pid."""
+        nodes = [self.node(i) for i in node_ids] if node_ids else [n for n in self.nodes if n.pid() is None]
+        self._check_ports_free(nodes)
+        procs = {node.node_id: self._launch(java, node) for node in nodes}  # a quorum needs them all up at once
         deadline = time.monotonic() + self.settings.start_timeout_s
-        probe = KafkaSettings(bootstrap=self.settings.bootstrap, request_timeout_s=5)
+        for node in nodes:
+            self._wait_ready(node, procs[node.node_id], deadline)
+        self._wait_all_brokers(deadline)
+        return {node_id: proc.pid for node_id, proc in procs.items()}
+
+    def admin_settings(self, bootstrap: str | None = None, **update: object) -> KafkaSettings:
+        """How the launcher itself reaches the cluster (secure: as the brokers' super user)."""
+        kafka = self.client_settings().model_copy(update={"request_timeout_s": 5, **update})
+        if bootstrap:
+            kafka = kafka.model_copy(update={"bootstrap": bootstrap})
+        return self.secure.client_settings(kafka, user=BROKER_USER) if self.secure else kafka
+
+    def _wait_ready(self, node: Node, proc: subprocess.Popen, deadline: float) -> ClusterInfo:
+        probe = self.admin_settings(node.address)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise BrokerStartError(
-                    f"the broker exited with code {proc.returncode}; last lines of {self.server_out}:\n"
-                    + self._tail()
+                    f"Kafka node {node.node_id} exited with code {proc.returncode}; last lines of "
+                    f"{node.server_out}:\n{node.tail()}"
                 )
-            if not _accepts(self.settings.host, self.settings.port):
+            if not _accepts(node.host, node.port):
                 time.sleep(0.3)
                 continue
             try:
@@ -193,52 +300,93 @@ class LocalKafka:
                 time.sleep(0.5)
         self.stop()
         raise BrokerStartError(
-            f"the broker did not answer on {self.settings.bootstrap} within {self.settings.start_timeout_s:.0f}s; "
-            f"see {self.server_out}:\n{self._tail()}"
+            f"Kafka node {node.node_id} did not answer on {node.address} within {self.settings.start_timeout_s:.0f}s; "
+            f"see {node.server_out}:\n{node.tail()}"
         )
 
-    def _tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.server_out.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no output)"
+    def _wait_all_brokers(self, deadline: float) -> None:
+        probe = self.admin_settings()
+        while True:
+            try:
+                info = asyncio.run(describe_cluster(probe))
+                if len(info.brokers) >= sum(node.pid() is not None for node in self.nodes):
+                    return
+            except KafkaUnavailableError:
+                pass
+            if time.monotonic() >= deadline:
+                raise BrokerStartError(f"the cluster on {self.settings.bootstrap} did not list all its brokers within "
+                                       f"{self.settings.start_timeout_s:.0f}s")
+            time.sleep(0.5)
 
-    def stop(self, timeout_s: float = 60.0) -> bool:
-        """Stop the broker (controlled shutdown, then SIGKILL after ``timeout_s``); False if none ran."""
-        pid = self.pid()
+    def stop(self, timeout_s: float = 60.0, node_ids: list[int] | None = None) -> bool:
+        """Stop nodes (default: all; controlled shutdown, then SIGKILL after ``timeout_s``); False if none ran."""
+        nodes = [self.node(i) for i in node_ids] if node_ids else self.nodes
+        running = {node: pid for node in nodes if (pid := node.pid()) is not None}
+        for pid in running.values():  # all at once: the last controllers alone have no quorum to shut down with
+            os.kill(pid, signal.SIGTERM)
+        for node, pid in running.items():
+            try:
+                terminate(pid, f"Kafka node {node.node_id}", timeout_s)
+            except ProcessLookupError:  # it finished its shutdown between the two signals
+                pass
+        for node in nodes:
+            node.pidfile.unlink(missing_ok=True)
+        return bool(running)
+
+    def kill(self, node_id: int) -> None:
+        """``kill -9`` one node: no controlled shutdown, as a crash or a lost machine."""
+        node = self.node(node_id)
+        pid = node.pid()
         if pid is None:
-            self.pidfile.unlink(missing_ok=True)
-            return False
-        terminate(pid, "the Kafka broker", timeout_s)
-        self.pidfile.unlink(missing_ok=True)
-        return True
+            raise BrokerStartError(f"Kafka node {node_id} is not running")
+        os.kill(pid, signal.SIGKILL)
+        while alive(pid):
+            time.sleep(0.05)
+        try:  # our own child: reap it
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
 
     # --- the whole sequence ------------------------------------------------------------------
 
     def up(self, kafka: KafkaSettings | None = None) -> BrokerStatus:
-        """Resolve jars, format storage, start, wait for metadata and create the registry's topics."""
+        """Resolve jars, format storage, start every node, wait for metadata and create the registry's topics
+        (replicated as the cluster allows; ``kafka`` gives the topic prefix)."""
         java = self.check_java()
-        if self.pid() is None:
-            self._check_ports_free()  # before the slow steps: a busy port fails in a second
+        if any(node.pid() is None for node in self.nodes):
+            self._check_ports_free([n for n in self.nodes if n.pid() is None])  # before the slow steps
             self.resolve_jars()
+            if self.secure:
+                self.secure.ensure(self.settings.host)
             self.render_properties()
             self.format_storage(java)
             self.start(java)
-        topics_on = kafka or KafkaSettings(bootstrap=self.settings.bootstrap)
-        asyncio.run(ensure_topics(topics_on))
+        prefix = kafka.topic_prefix if kafka else ""
+        asyncio.run(ensure_topics(self.admin_settings(topic_prefix=prefix)))
+        if self.secure:
+            self.secure.write_client_file(self.client_settings())
         return self.status()
 
+    def client_settings(self, kafka: KafkaSettings | None = None) -> KafkaSettings:
+        """``kafka`` (default: the defaults) pointed at this cluster: its bootstrap, its replication and, secure, its
+        CA and users (the shared one, and each component's own)."""
+        base = (kafka or KafkaSettings()).model_copy(update={
+            "bootstrap": self.settings.bootstrap, "replication_factor": self.settings.replication_factor,
+            "min_insync_replicas": self.settings.min_insync_replicas if self.settings.brokers > 1 else None})
+        return self.secure.client_settings(base) if self.secure else base
+
     def status(self) -> BrokerStatus:
-        pid = self.pid()
+        pids = {node.node_id: node.pid() for node in self.nodes}
+        running = [pid for pid in pids.values() if pid is not None]
         cluster, problem = None, None
-        if pid is not None:
+        if running:
             try:
-                probe = KafkaSettings(bootstrap=self.settings.bootstrap, request_timeout_s=5)
-                cluster = asyncio.run(wait_for_cluster(probe, timeout_s=5))
+                cluster = asyncio.run(wait_for_cluster(self.admin_settings(), timeout_s=5))
             except KafkaUnavailableError as exc:
                 problem = str(exc)
-        return BrokerStatus(pid is not None, pid, self.settings.bootstrap, self.jars_resolved(), self.root,
-                            cluster, problem)
+        return BrokerStatus(bool(running), running[0] if running else None, self.settings.bootstrap,
+                            self.jars_resolved(), self.root, cluster, problem, pids, self.secure is not None,
+                            self.secure.client_file if self.secure and self.secure.client_file.exists() else None)
 
 
 def min_heap(heap: str) -> str:

@@ -66,7 +66,7 @@ class _ResumeFromReadModel(ConsumerRebalanceListener):
 class Feed:
     def __init__(self, kafka: KafkaSettings, group: str, store: ReadModel, publisher: Publisher,
                  metrics: ApiMetrics | None = None, tenant: str = "default") -> None:
-        self.kafka = kafka
+        self.kafka = kafka.for_component("api")
         self.group = group
         self.store = store
         self.publisher = publisher

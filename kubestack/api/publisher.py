@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError as AIOKafkaError
 
-from kubestack.bus import client_options
+from kubestack.bus import producer_options
 from kubestack.contract.base import Event, ResourceRef, Source
 from kubestack.contract.events import AuditEntry
 from kubestack.contract.topics import AUDIT_ENTRIES, TopicSpec
@@ -34,11 +34,11 @@ class Publisher:
     """One idempotent producer for the API process; ``send`` waits until the broker has the record."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
-        self.kafka = kafka
+        self.kafka = kafka.for_component("api")
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        producer = AIOKafkaProducer(**client_options(self.kafka), enable_idempotence=True)
+        producer = AIOKafkaProducer(**producer_options(self.kafka))
         try:
             await producer.start()
         except (AIOKafkaError, OSError) as exc:
