@@ -4,7 +4,8 @@ to remedies and checks the parameters against the action's typed model: it knows
 
 A remedy answers any of:
 
-- **findings**: health rule ids (``redis.memory_near_limit``); ``Clue.evidence`` is the finding's evidence;
+- **findings**: rule ids (``redis.memory_near_limit``; a config-risk rule too, to answer the risk itself rather
+  than undo the change); ``Clue.evidence`` is the signal's evidence;
 - **changes**: settings of the plugin whose risky change it undoes (``maxmemory``; ``*`` for any), named by a
   config-risk signal of the same plugin; ``Clue.change`` is that change (``key``, ``old``, ``new``);
 - **logs**: regular expressions of log lines (``password authentication failed for user "(?P<name>[^"]+)"``);
