@@ -246,6 +246,12 @@ class RemediationSettings(_Section):
         "Once cleared, the watched findings must stay cleared this long (a replaced pod can crash-loop again, a "
         "finding can flap)"))
     action_timeout_s: float = Field(default=20.0, gt=0)
+    decision_keys: Path | None = Field(default=None, description=(
+        "Key ring (JSON, 0600) the API signs decisions with and the stage checks them against; default "
+        "<home>/keys/decision-keys.json. The API makes it on its first start; the worker and the API must share it, "
+        "the agents must not have it"))
+    decision_ttl_s: float = Field(default=900.0, gt=0, description=(
+        "A decision older than this when the stage reads it is refused: approve again"))
 
 
 class AuditSettings(_Section):

@@ -18,7 +18,10 @@ import faust
 from faust.types import EventT
 
 from kubestack.agents.targets import TargetSet
+from kubestack.approval import DecisionKeys
+from kubestack.approval import default_path as decision_keys_path
 from kubestack.contract.events import AuditEntry, Notification, ResultStatus
+from kubestack.errors import ConfigError
 from kubestack.contract.topics import (
     AUDIT,
     AUDIT_ENTRIES,
@@ -55,10 +58,12 @@ def _remediate(stages) -> None:
     table = app.Table("remediation", partitions=REMEDIATION_PROPOSALS.partitions,
                       schema=faust.Schema(key_serializer="json", value_serializer="json"))
     targets = TargetSet.load(settings.targets)
+    keys_path = settings.decision_keys or decision_keys_path(stages.settings.home)
     proposals_topic = REMEDIATION_PROPOSALS.qualified(prefix)
 
     async def apply(transition: Transition, key: str) -> None:
-        table[key] = transition.state
+        if transition.state is not None:
+            table[key] = transition.state
         await stages.emit(results, REMEDIATION_RESULTS, transition.results)
         await stages.emit(entries, AUDIT_ENTRIES, transition.entries)
         if transition.execute:
@@ -84,8 +89,12 @@ def _remediate(stages) -> None:
             key = proposal.proposal_id
         else:
             decision = REMEDIATION_DECISIONS.decode(event.value)
-            transition = decide(table.get(decision.proposal_id), decision, settings, stages.source, now)
+            transition = decide(table.get(decision.proposal_id), decision, settings, stages.source, now,
+                                _decision_keys(keys_path))
             key = decision.proposal_id
+            if transition is not None and transition.state is None:
+                log.warning("decision on %s claiming to be by %s refused: %s", key, decision.actor,
+                            transition.entries[0].details["reason"])
             if transition is None:
                 log.info("decision on %s by %s ignored: the proposal is no longer pending", key, decision.actor)
         if transition is not None:
@@ -94,6 +103,20 @@ def _remediate(stages) -> None:
     channel = app.topic(proposals_topic, REMEDIATION_DECISIONS.qualified(prefix), key_serializer="raw",
                         value_serializer="raw")
     stages._agent(channel, "remediate", on_event)
+
+
+def _decision_keys(path) -> DecisionKeys | None:
+    """The ring the API signs decisions with, read for every decision (people decide seldom; a rotated key is
+    known at once); without one every decision is refused (and the reason logged)."""
+    if not path.exists():
+        log.error("no decision key ring at %s: every decision is refused until the API makes it "
+                  "(remediation.decision_keys)", path)
+        return None
+    try:
+        return DecisionKeys.load(path)
+    except ConfigError as exc:
+        log.error("%s: every decision will be refused", exc)
+        return None
 
 
 def _chain_audit(stages) -> None:

@@ -2,6 +2,13 @@
 low risk runs alone only when ``remediation.auto_approve_low`` is on, everything else waits for a person), the
 state kept per proposal, and the results and audit entries that say so. Executing is ``executor``'s part.
 
+Nobody acts without the right, whatever they can write to Kafka: a decision counts only when the API signed it
+(``kubestack.approval``: an approving role, fresh, for the proposal's tenant); anything else is refused and audited
+(``decision.refused``) and changes nothing. What a proposal may do is read from its plugin's declaration, never from
+the message: the risk (so a high-risk action that claims to be low is not auto-approved), the parameters (checked
+against the action's typed model, allow-lists included), the preconditions and the rollback; an action no plugin of
+the resource's kind declares is refused.
+
 Idempotent by construction: a proposal already known is ignored (a replayed proposal never acts twice), and a
 decision only moves a proposal that is still pending. A decision that arrives before its proposal (two topics,
 no order between them) is kept and applied when the proposal comes.
@@ -14,6 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from kubestack.approval import DecisionKeys
 from kubestack.contract.base import Source
 from kubestack.contract.events import (
     AuditEntry,
@@ -24,6 +32,9 @@ from kubestack.contract.events import (
     ResultStatus,
     Risk,
 )
+from kubestack.errors import ActionParamsError
+from kubestack.plugins.base import ActionSpec
+from kubestack.plugins.registry import actions_for_kind
 from kubestack.settings import RemediationSettings
 
 POLICY_AUTO = "policy:auto"
@@ -45,23 +56,46 @@ class State(StrEnum):
 
 @dataclass(frozen=True)
 class Transition:
-    state: dict[str, Any]
-    """What the table keeps for the proposal: ``{"state", "proposal", "decision"}``."""
+    state: dict[str, Any] | None
+    """What the table keeps for the proposal: ``{"state", "proposal", "decision"}``; None: leave it as it is."""
     results: list[RemediationResult] = field(default_factory=list)
     execute: bool = False
     """Approved now: the executor acts on ``proposal``."""
     entries: list[AuditEntry] = field(default_factory=list)
 
 
+def declared(proposal: RemediationProposal) -> RemediationProposal | str:
+    """``proposal`` as its plugin declares the action (risk, checked parameters, preconditions, rollback), or why
+    no plugin of the resource's kind declares it so."""
+    spec: ActionSpec | None = next((a for a in actions_for_kind(proposal.resource.kind) if a.id == proposal.action),
+                                   None)
+    if spec is None:
+        return f"no plugin of {proposal.resource.kind} resources declares the action {proposal.action}"
+    try:
+        params = spec.check(proposal.params)
+    except ActionParamsError as exc:
+        return str(exc)
+    return proposal.model_copy(update={"risk": spec.risk, "params": params, "preconditions": list(spec.preconditions),
+                                       "rollback": spec.rollback})
+
+
 def admit(kept: dict | None, proposal: RemediationProposal, settings: RemediationSettings, source: Source,
           now: datetime) -> Transition | None:
-    """A new proposal through the policy; None when it is already known."""
+    """A new proposal through the policy, as its plugin declares it; None when it is already known."""
     if kept and kept.get("state") != State.AWAITING:
         return None
-    received = audit(proposal, "stage:rca", "proposal.created", source, now,
-                     {"action": proposal.action, "params": proposal.params, "risk": proposal.risk.value})
+    claimed = proposal
+    checked = declared(proposal)
+    proposal = checked if isinstance(checked, RemediationProposal) else proposal
+    details = {"action": proposal.action, "params": proposal.params, "risk": proposal.risk.value}
+    if isinstance(checked, RemediationProposal) and claimed.risk != proposal.risk:
+        details["claimed_risk"] = claimed.risk.value
+    received = audit(proposal, "stage:rca", "proposal.created", source, now, details)
     early = RemediationDecision.model_validate(kept["decision"]) if kept else None
-    if proposal.risk == Risk.FORBIDDEN:
+    if isinstance(checked, str):
+        out = _closed(proposal, State.REJECTED, ResultStatus.REJECTED, POLICY,
+                      f"refused, not as its plugin declares it: {checked}", source, now)
+    elif proposal.risk == Risk.FORBIDDEN:
         out = _closed(proposal, State.REJECTED, ResultStatus.REJECTED, POLICY,
                       "forbidden actions are never executed", source, now)
     elif early is not None:
@@ -77,14 +111,30 @@ def admit(kept: dict | None, proposal: RemediationProposal, settings: Remediatio
 
 
 def decide(kept: dict | None, decision: RemediationDecision, settings: RemediationSettings, source: Source,
-           now: datetime) -> Transition | None:
-    """A person's decision; None (and nothing changes) when the proposal is no longer pending."""
+           now: datetime, keys: DecisionKeys | None) -> Transition | None:
+    """A person's decision, once its signature holds (``keys``: the decision key ring; None: there is none, so every
+    decision is refused); None (and nothing changes) when the proposal is no longer pending. A refused decision
+    changes nothing and is audited."""
+    why = keys.problem(decision, now, settings.decision_ttl_s) if keys is not None else \
+        "this worker has no decision key ring (remediation.decision_keys), so it takes no decision"
+    if why is not None:
+        return refused(decision, why, source, now)
     if not kept:
         return Transition({"state": State.AWAITING, "proposal": None, "decision": decision.model_dump(mode="json")})
     if kept["state"] != State.PENDING:
         return None
     proposal = RemediationProposal.model_validate(kept["proposal"])
     return _decided(proposal, decision, settings, source, now)
+
+
+def refused(decision: RemediationDecision, why: str, source: Source, now: datetime) -> Transition:
+    """A decision the stage does not take: nothing changes, an audit entry names who it claims to be from."""
+    entry = AuditEntry(source=source, resource=decision.resource, tenant=decision.tenant, ts=now, actor=STAGE,
+                       action="decision.refused", subject_id=decision.proposal_id,
+                       details={"incident_id": decision.incident_id, "claimed_actor": decision.actor,
+                                "role": decision.role, "decision": decision.decision.value, "via": decision.via,
+                                "decision_event_id": decision.event_id, "reason": why})
+    return Transition(None, entries=[entry])
 
 
 def finished(kept: dict, status: ResultStatus) -> dict:
@@ -112,6 +162,12 @@ def audit_result(proposal: RemediationProposal, outcome: RemediationResult) -> A
 def _decided(proposal: RemediationProposal, decision: RemediationDecision, settings: RemediationSettings,
              source: Source, now: datetime) -> Transition:
     reason = f" ({decision.reason})" if decision.reason else ""
+    if decision.tenant != proposal.tenant:
+        out = refused(decision, f"signed for tenant {decision.tenant}, the proposal is tenant {proposal.tenant}'s",
+                      source, now)
+        waiting = _result(proposal, ResultStatus.PENDING, POLICY, "waiting for an approval in its own tenant", source,
+                          now)
+        return Transition(_kept(State.PENDING, proposal), [waiting], entries=out.entries)
     if decision.decision == Decision.REJECT:
         return _closed(proposal, State.REJECTED, ResultStatus.REJECTED, decision.actor,
                        f"rejected via {decision.via}{reason}", source, now, decision)

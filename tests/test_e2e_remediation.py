@@ -76,6 +76,7 @@ async def test_a_redis_fault_is_fixed_through_an_approval_and_everyone_hears_abo
               "worker": {"app_id": f"e2e-{secrets.token_hex(4)}", "correlation_window_s": 10,
                          "incident_quiet_s": 15},
               "remediation": {"targets": str(tmp_path / "agent.yaml"), "verify_window_s": 30,
+                              "decision_keys": str(tmp_path / "api-home" / "keys" / "decision-keys.json"),
                               "verify_interval_s": 1, "verify_hold_s": 3},
               "notify": receivers.notify_config()}
     (tmp_path / "kubestack.yaml").write_text(yaml.safe_dump(config))

@@ -5,24 +5,28 @@ does not hold now, failed when there is no such target."""
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
 
+from kubestack.approval import DecisionKeys
 from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Decision, RemediationDecision, RemediationProposal, ResultStatus, Risk
 from kubestack.agents.targets import TargetSet
 from kubestack.pipeline.executor import carry_out
-from kubestack.pipeline.remediation import POLICY_AUTO, State, admit, decide, finished
+from kubestack.pipeline import remediation
+from kubestack.pipeline.remediation import POLICY_AUTO, State, admit, finished
 from kubestack.settings import RemediationSettings
 from tests.services.redis import RedisServer, start_redis
 
 SRC = Source(agent="worker", host="w1")
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
-CACHE = ResourceRef(kind="redis", name="cache-r", host="db-1")
+CACHE = ResourceRef(kind="redis", name="cache-r", host=socket.gethostname())
 POLICY = RemediationSettings()
+KEYS = DecisionKeys.create()
 
 
 def proposal(risk: Risk = Risk.MEDIUM, action: str = "redis.set_maxmemory_policy", params=None, verify=(),
@@ -32,9 +36,16 @@ def proposal(risk: Risk = Risk.MEDIUM, action: str = "redis.set_maxmemory_policy
                                verify_rules=list(verify))
 
 
-def decision(kind: Decision = Decision.APPROVE, actor: str = "alice", pid: str = "prop-1") -> RemediationDecision:
-    return RemediationDecision(source=SRC, resource=CACHE, proposal_id=pid, incident_id="inc-1", decision=kind,
-                               actor=actor, reason="checked", via="api")
+def decision(kind: Decision = Decision.APPROVE, actor: str = "alice", pid: str = "prop-1", role: str = "operator",
+             tenant: str = "default", at: datetime = NOW, keys: DecisionKeys | None = KEYS) -> RemediationDecision:
+    """Signed as the API signs it (``keys`` None: unsigned, as anyone with Kafka access could write it)."""
+    made = RemediationDecision(source=SRC, resource=CACHE, tenant=tenant, ts=at, proposal_id=pid, incident_id="inc-1",
+                               decision=kind, actor=actor, reason="checked", via="api", role=role)
+    return keys.sign(made) if keys is not None else made
+
+
+def decide(kept, made, settings, source, now):
+    return remediation.decide(kept, made, settings, source, now, KEYS)
 
 
 # --- policy and state (pure) ---------------------------------------------------------------------------------
@@ -49,16 +60,39 @@ def test_a_medium_risk_proposal_waits_for_a_person_and_is_audited_on_arrival() -
 
 
 def test_forbidden_never_runs_and_low_risk_runs_alone_only_when_allowed() -> None:
-    forbidden = admit(None, proposal(Risk.FORBIDDEN), RemediationSettings(auto_approve_low=True), SRC, NOW)
+    forbidden = admit(None, proposal(Risk.FORBIDDEN, "redis.flushall", {}), RemediationSettings(auto_approve_low=True),
+                      SRC, NOW)
     assert [r.status for r in forbidden.results] == [ResultStatus.REJECTED] and not forbidden.execute
     assert "never executed" in forbidden.results[0].output
     assert decide(forbidden.state, decision(), POLICY, SRC, NOW) is None, "no one can approve it afterwards"
-    assert not admit(None, proposal(Risk.LOW), POLICY, SRC, NOW).execute, "auto-approval is off by default"
-    auto = admit(None, proposal(Risk.LOW), RemediationSettings(auto_approve_low=True), SRC, NOW)
+    low = proposal(Risk.LOW, "redis.set_maxmemory", {"bytes": 1 << 30})
+    assert not admit(None, low, POLICY, SRC, NOW).execute, "auto-approval is off by default"
+    auto = admit(None, low, RemediationSettings(auto_approve_low=True), SRC, NOW)
     assert auto.execute and auto.results[0].actor == POLICY_AUTO
     assert [e.action for e in auto.entries] == ["proposal.created", "proposal.approved"]
     high = admit(None, proposal(Risk.HIGH), RemediationSettings(auto_approve_low=True), SRC, NOW)
     assert not high.execute and high.results[0].status == ResultStatus.PENDING
+
+
+def test_the_risk_and_params_come_from_the_declaration_not_from_the_message() -> None:
+    auto = RemediationSettings(auto_approve_low=True)
+    claims_low = proposal(Risk.LOW, "redis.set_maxmemory_policy", {"policy": "allkeys-lru"})
+    step = admit(None, claims_low, auto, SRC, NOW)
+    assert not step.execute and step.results[0].status == ResultStatus.PENDING
+    assert "medium risk" in step.results[0].output and step.state["proposal"]["risk"] == "medium"
+    assert (step.entries[0].details["risk"], step.entries[0].details["claimed_risk"]) == ("medium", "low")
+    pg = ResourceRef(kind="postgresql", name="pg-1", host="db-1")
+    alter = proposal(Risk.LOW, "postgresql.alter_system_set", {"name": "work_mem", "value": "64MB"}).model_copy(
+        update={"resource": pg})
+    assert not admit(None, alter, auto, SRC, NOW).execute, "a high-risk action claiming low waits for a person"
+    flush = admit(None, proposal(Risk.LOW, "redis.flushall", {}), auto, SRC, NOW)
+    assert not flush.execute and flush.results[0].status == ResultStatus.REJECTED
+    for made, why in ((proposal(Risk.LOW, "redis.shutdown", {}), "declares the action redis.shutdown"),
+                      (proposal(Risk.LOW, "postgresql.alter_system_set", {"name": "work_mem", "value": "1"}),
+                       "no plugin of redis resources"),
+                      (proposal(Risk.LOW, "redis.set_maxmemory", {"bytes": -1}), "bytes")):
+        step = admit(None, made, auto, SRC, NOW)
+        assert not step.execute and step.results[0].status == ResultStatus.REJECTED and why in step.results[0].output
 
 
 def test_an_approval_acts_once_and_a_later_decision_changes_nothing() -> None:
@@ -89,6 +123,43 @@ def test_with_remediation_off_an_approval_is_recorded_and_nothing_runs() -> None
     assert "recorded, not executed" in pending.results[0].output
     approved = decide(pending.state, decision(), off, SRC, NOW)
     assert not approved.execute and approved.results[0].status == ResultStatus.FAILED
+
+
+def test_only_a_decision_the_api_signed_moves_a_proposal_and_a_refusal_is_audited() -> None:
+    pending = admit(None, proposal(), POLICY, SRC, NOW).state
+    forged = decision(keys=None)
+    other_ring = decision(keys=DecisionKeys.create())
+    altered = decision().model_copy(update={"actor": "mallory"})
+    expired = decision(at=NOW - timedelta(seconds=POLICY.decision_ttl_s + 1))
+    viewer = decision(role="viewer")
+    for made, why in ((forged, "unsigned"), (other_ring, "does not match"), (altered, "does not match"),
+                      (expired, "expired"), (viewer, "role 'viewer' may not decide")):
+        step = decide(pending, made, POLICY, SRC, NOW)
+        assert step.state is None and not step.execute and not step.results, why
+        [entry] = step.entries
+        assert entry.action == "decision.refused" and entry.actor == "stage:remediation"
+        assert entry.details["claimed_actor"] == made.actor and why in entry.details["reason"]
+    assert decide(None, forged, POLICY, SRC, NOW).state is None, "a forged early decision is not kept either"
+    assert remediation.decide(pending, decision(), POLICY, SRC, NOW, None).state is None, "no ring: no decision"
+    rotated = DecisionKeys({**KEYS.keys}, KEYS.current)
+    rotated.rotate()
+    assert decide(pending, rotated.sign(decision(keys=None)), POLICY, SRC, NOW).state is None
+    assert remediation.decide(pending, decision(), POLICY, SRC, NOW, rotated).execute, "old keys still check"
+
+
+def test_a_decision_signed_for_another_tenant_does_not_move_the_proposal() -> None:
+    pending = admit(None, proposal(), POLICY, SRC, NOW).state
+    step = decide(pending, decision(tenant="globex"), POLICY, SRC, NOW)
+    assert not step.execute and step.state["state"] == State.PENDING
+    assert [e.action for e in step.entries] == ["decision.refused"] and "tenant" in step.entries[0].details["reason"]
+
+
+def test_the_decision_key_ring_is_private_and_survives_a_reload(tmp_path) -> None:
+    path = tmp_path / "keys" / "decision-keys.json"
+    ring = DecisionKeys.load_or_create(path)
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    made = ring.sign(decision(keys=None))
+    assert DecisionKeys.load_or_create(path).problem(made, NOW, 60) is None
 
 
 # --- carrying out on a real Redis ------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTex
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from kubestack.approval import DecisionKeys
+from kubestack.approval import default_path as decision_keys_path
 from kubestack.api.auth import TokenBook
 from kubestack.apisettings import ApiSettings
 from kubestack.api.context import ApiContext, principal
@@ -52,7 +54,9 @@ def build_context(settings: Settings, api: ApiSettings, tokens: TokenBook | None
     metrics = ApiMetrics(store.counts, lambda: holder["feed"].last_event_age())
     feed = holder["feed"] = Feed(settings.kafka, api.feed_group, store, publisher, metrics, settings.tenant)
     return ApiContext(settings=settings, api=api, store=store, publisher=publisher, feed=feed,
-                      tokens=tokens or TokenBook(api.tokens), metrics=metrics, targets=Targets(api.agent_config))
+                      tokens=tokens or TokenBook(api.tokens), metrics=metrics, targets=Targets(api.agent_config),
+                      decision_keys=DecisionKeys.load_or_create(settings.remediation.decision_keys
+                                                                or decision_keys_path(settings.home)))
 
 
 def create_app(settings: Settings, api: ApiSettings, tokens: TokenBook | None = None) -> FastAPI:

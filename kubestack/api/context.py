@@ -11,6 +11,7 @@ from fastapi import Request
 
 from kubestack.api.auth import Principal, TokenBook
 from kubestack.apisettings import ApiSettings, Role
+from kubestack.approval import DecisionKeys
 from kubestack.api.errors import ForbiddenError
 from kubestack.api.feed import Feed
 from kubestack.api.metrics import ApiMetrics
@@ -33,6 +34,8 @@ class ApiContext:
     tokens: TokenBook
     metrics: ApiMetrics
     targets: Targets
+    decision_keys: DecisionKeys
+    """What signs every decision (``remediation.decision_keys``)."""
 
     def audit_tenant(self, principal: Principal) -> str:
         """The tenant an entry about this caller belongs to: theirs, or the installation's."""

@@ -1,7 +1,8 @@
 """Approve or reject a proposal: one path for the REST API and Slack buttons.
 
 The proposal is claimed in the read model first (so a second approval, from anywhere, gets 409 at once), then
-the ``RemediationDecision`` and its ``AuditEntry`` are published; a claim whose decision cannot be published is
+the ``RemediationDecision``, signed with the decision key ring (``kubestack.approval``: the remediation stage takes no
+decision without it), and its ``AuditEntry`` are published; a claim whose decision cannot be published is
 released again.
 """
 
@@ -35,9 +36,9 @@ async def decide(ctx: ApiContext, *, proposal_id: str, decision: Decision, actor
                             "so it cannot be decided")
     if view.state != ResultStatus.PENDING:
         raise ConflictError(f"proposal {proposal_id} is {view.state.value}, not pending: it was already decided")
-    event = RemediationDecision(source=api_source(), resource=proposal.resource, tenant=proposal.tenant,
-                                proposal_id=proposal_id, incident_id=proposal.incident_id, decision=decision,
-                                actor=actor, reason=reason, via=via)
+    event = ctx.decision_keys.sign(RemediationDecision(
+        source=api_source(), resource=proposal.resource, tenant=proposal.tenant, proposal_id=proposal_id,
+        incident_id=proposal.incident_id, decision=decision, actor=actor, reason=reason, via=via, role=role))
     if not ctx.store.claim_decision(event):
         raise ConflictError(f"proposal {proposal_id} was decided a moment ago, not pending any more")
     try:

@@ -268,6 +268,11 @@ class RemediationDecision(Event):
     actor: Name = Field(description="Who decided: the API token's user, or slack:<user id>")
     reason: str = ""
     via: Name = Field(default="api", description="api, cli or slack")
+    role: str | None = Field(default=None, description="The role the actor decided with: operator or admin")
+    key_id: str | None = Field(default=None, description="The decision key that signed it")
+    signature: str | None = Field(default=None, description=(
+        "HMAC-SHA256 (hex) by the API over the decision, its actor, role, tenant, proposal and time "
+        "(kubestack.approval); the remediation stage refuses a decision without a valid one"))
 
 
 class RemediationResult(Event):
