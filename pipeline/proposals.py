@@ -70,8 +70,9 @@ def clues(signal: IncidentSignal, remedy: Remedy, plugin: str, target: ResourceR
     if cause in remedy.findings:
         yield Clue(rule=cause, evidence=evidence, resource=target)
     if remedy.changes and signal.name.startswith(f"{CONFIG_RISK}:") and _plugin(cause) == plugin:
+        risky = evidence.get("setting")  # the one key the finding is about, when it names it: not every key changed
         for change in signal.details.get("changes", []):
-            if remedy.undoes(str(change.get("key"))):
+            if remedy.undoes(str(change.get("key"))) and risky in (None, change.get("key")):
                 yield Clue(rule=cause, evidence=evidence, resource=target, change=change)
     if remedy.logs and signal.name.startswith(LOG_SIGNAL):
         line = str(signal.details.get("line", ""))

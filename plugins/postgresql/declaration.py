@@ -29,6 +29,13 @@ IDLE_SESSION_S = 300
 """Sessions idle this long are proposed for closing when connection slots run out (pools reconnect on demand)."""
 FAILED_LOGIN = r'password authentication failed for user "(?P<name>[^"]+)"'
 SETTING_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
+RISKY_SETTINGS = ("max_connections", "fsync", "full_page_writes", "synchronous_commit", "wal_level", "archive_mode",
+                  "shared_buffers", "work_mem", "autovacuum", "track_counts", "max_wal_senders", "max_replication_slots")
+"""The settings whose risky change the config-risk rules report: what the setting actions undo."""
+SETTINGS = RISKY_SETTINGS + ("idle_in_transaction_session_timeout", "idle_session_timeout")
+"""The only settings the setting actions change: the risky ones, and the timeouts their runbooks suggest. Never one
+that runs a command on the database host (``archive_command``, ``ssl_passphrase_command``, ``restore_command``)
+or loads code (``shared_preload_libraries``, ``local_preload_libraries``)."""
 
 
 def _as_text(value: Any) -> Any:
@@ -55,11 +62,13 @@ class IdleSessions(ActionParams):
 
 class Setting(ActionParams):
     name: Annotated[Name, StringConstraints(pattern=SETTING_NAME)] = Field(
-        description="A pg_settings name, e.g. work_mem")
+        description=f"A pg_settings name, one of {', '.join(SETTINGS)}")
 
     @field_validator("name")
     @classmethod
-    def _lower(cls, name: str) -> str:
+    def _allowed(cls, name: str) -> str:
+        if name.lower() not in SETTINGS:
+            raise ValueError(f"{name} is not a setting these actions may change (only {', '.join(SETTINGS)})")
         return name.lower()
 
 
@@ -140,7 +149,7 @@ ACTIONS = (
                               "the host has the memory or disk the new value implies"],
                rollback="ALTER SYSTEM SET <name> = <previous value>, or ALTER SYSTEM RESET <name> when it had none; "
                         "SELECT pg_reload_conf()",
-               answers=(Remedy(undo("value", name_param="name"), changes=("*",)),)),
+               answers=(Remedy(undo("value", name_param="name"), changes=RISKY_SETTINGS),)),
     ActionSpec(id="postgresql.alter_system_reset", title="Drop a setting's ALTER SYSTEM value (ALTER SYSTEM RESET; "
                "pg_reload_conf)", risk=Risk.MEDIUM, params=Setting,
                preconditions=["the setting has a value in postgresql.auto.conf",
