@@ -102,39 +102,45 @@ def open_target(target: TargetConfig) -> OpenTarget:
 
 
 class TargetSet:
-    """The targets of an agent config, found by the resource they report (the remediation stage acts on them)."""
+    """The targets of an agent config, found by the tenant and the resource they report (the remediation stage acts
+    on them): the agent's tenant, and the whole resource key (kind, name, host or namespace, cluster) that
+    ``resource_of`` gives, so a proposal of one tenant never reaches another tenant's target, nor one of another
+    host or cluster a target named like it."""
 
-    def __init__(self, targets: list[TargetConfig], cluster: str | None = None) -> None:
+    def __init__(self, targets: list[TargetConfig], agent: AgentIdentity | None = None) -> None:
         self.targets = targets
-        self.cluster = cluster
+        self.agent = agent or AgentIdentity()
 
     @classmethod
     def load(cls, path: Path | None) -> TargetSet:
         if path is None:
             return cls([])
         config = load_agent_config(path)
-        return cls(config.targets, config.agent.cluster)
+        return cls(config.targets, config.agent)
 
-    def find(self, resource: ResourceRef) -> TargetConfig | None:
-        if resource.cluster and self.cluster and resource.cluster != self.cluster:
+    def find(self, resource: ResourceRef, tenant: str) -> TargetConfig | None:
+        if tenant != self.agent.tenant:
             return None
-        return next((t for t in self.targets if (t.type, t.name) == (resource.kind, resource.name)), None)
+        return next((t for t in self.targets if resource_of(t, self.agent).key == resource.key), None)
 
-    async def open_for(self, resource: ResourceRef) -> OpenTarget:
-        """The target ``resource`` belongs to, opened: its own target, else the target whose plugin reports resources
-        of its kind and owns it (a pod through its cluster's ``kubernetes`` target)."""
-        target = self.find(resource)
+    async def open_for(self, resource: ResourceRef, tenant: str) -> OpenTarget:
+        """The target ``resource`` of ``tenant`` belongs to, opened: its own target, else the target whose plugin
+        reports resources of its kind and owns it (a pod through its cluster's ``kubernetes`` target)."""
+        target = self.find(resource, tenant)
         if target is not None:
             return open_target(target)
-        owner = plugin_for_kind(resource.kind)
+        owner = plugin_for_kind(resource.kind) if tenant == self.agent.tenant else None
         for candidate in (t for t in self.targets if owner is not None and t.type == owner):
             opened = open_target(candidate)
             if isinstance(opened.plugin, ResourceChecks) and opened.plugin.owns(resource):
                 return opened
             await opened.close()
-        raise ActionError(f"no target {resource.kind}/{resource.name} in remediation.targets"
-                          f"{f' (nor a {owner} target of cluster {resource.cluster})' if owner else ''}: "
-                          "nothing to act on")
+        if tenant != self.agent.tenant:
+            why = f" (its targets are tenant {self.agent.tenant}'s)"
+        else:
+            why = f" (nor a {owner} target of cluster {resource.cluster})" if owner else ""
+        raise ActionError(f"no target {resource.kind}/{resource.name} of tenant {tenant} at {resource.key} in "
+                          f"remediation.targets{why}: nothing to act on")
 
 
 @dataclass

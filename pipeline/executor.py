@@ -3,8 +3,9 @@ execute, then watch the health rules the proposal names until they clear; roll b
 they do not clear within the window or the target gets worse (a new critical finding, or it stops answering).
 
 The targets are the ones of an agent config (``remediation.targets``, an ``agents.targets.TargetSet``), matched to
-the proposal's resource by kind and name (and cluster when both say one), or, for the resources a target holds (the
-pods, nodes and workloads of a Kubernetes cluster), the target that owns it; credentials stay in that file.
+the proposal's tenant (the agent's) and resource by its whole key (kind, name, host or namespace, cluster), or, for
+the resources a target holds (the pods, nodes and workloads of a Kubernetes cluster), the target of that tenant that
+owns it; credentials stay in that file.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ async def carry_out(proposal: RemediationProposal, targets: TargetSet,
                     settings: RemediationSettings) -> AsyncIterator[Step]:
     """The steps of acting on ``proposal``, as they happen: executed, then verified, rolled back or failed."""
     try:
-        opened = await targets.open_for(proposal.resource)
+        opened = await targets.open_for(proposal.resource, proposal.tenant)
     except (PluginError, ConfigError) as exc:
         yield Step(ResultStatus.FAILED, str(exc))
         return

@@ -134,4 +134,4 @@ async def test_a_pod_of_another_cluster_finds_no_target(kube_cluster: KubeCluste
     targets = _targets(kube_cluster, kube_namespace, tmp_path)
     elsewhere = ResourceRef(kind="pod", name="web-1", namespace=kube_namespace, cluster="prod-eu")
     with pytest.raises(ActionError, match="nor a kubernetes target of cluster prod-eu"):
-        await targets.open_for(elsewhere)
+        await targets.open_for(elsewhere, "default")

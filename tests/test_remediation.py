@@ -234,3 +234,22 @@ async def test_a_proposal_for_a_target_the_stage_does_not_know_fails_with_the_re
     other = proposal().model_copy(update={"resource": CACHE.model_copy(update={"name": "elsewhere"})})
     [step] = await steps(other, settings(tmp_path, cache))
     assert step.status == ResultStatus.FAILED and "no target redis/elsewhere" in step.output
+
+
+async def test_a_target_is_found_by_tenant_and_host_too_never_by_name_alone(tmp_path, cache: RedisServer,
+                                                                           full: int) -> None:
+    """The targets are tenant acme's: an approval in another tenant, or for a resource of the same kind and name on
+    another host or cluster, finds none and changes nothing."""
+    config = settings(tmp_path, cache)
+    config.targets.write_text(yaml.safe_dump(yaml.safe_load(config.targets.read_text()) | {
+        "agent": {"name": "acme-agent", "tenant": "acme"}}))
+    raise_it = proposal(Risk.LOW, "redis.set_maxmemory", {"bytes": str(full * 4)})
+    for tenant, resource, says in (
+            ("globex", CACHE, "of tenant globex"), ("default", CACHE, "of tenant default"),
+            ("acme", CACHE.model_copy(update={"host": "other-host"}), "no target redis/cache-r of tenant acme"),
+            ("acme", CACHE.model_copy(update={"cluster": "prod-eu"}), "no target redis/cache-r of tenant acme")):
+        [step] = await steps(raise_it.model_copy(update={"tenant": tenant, "resource": resource}), config)
+        assert step.status == ResultStatus.FAILED and says in step.output, step.output
+    assert int(cache.connect().config_get("maxmemory")["maxmemory"]) == int(full * 1.02), "nothing changed"
+    done = await steps(raise_it.model_copy(update={"tenant": "acme"}), config)
+    assert done[0].status == ResultStatus.EXECUTED, done
