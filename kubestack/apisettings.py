@@ -39,6 +39,26 @@ class TokenSpec(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the token; the token is never stored")
 
 
+class SlackUser(BaseModel):
+    """Who a Slack user is when they press Approve or Reject: the holder of an API token (its role and tenant), or a
+    role and the tenants whose proposals they decide. A Slack user not in ``api.slack_users`` decides nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: str | None = Field(default=None, description="Name of an api.tokens entry: its role and tenant")
+    role: Role | None = Field(default=None, description="Without token: the role (operator or admin to decide)")
+    tenants: list[str] | None = Field(default=None, min_length=1, description=(
+        "Without token: the tenants whose proposals they decide; None: every tenant"))
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SlackUser:
+        if (self.token is None) == (self.role is None):
+            raise ValueError("give either token (an api.tokens name) or role (with tenants, or none for every tenant)")
+        if self.token is not None and self.tenants is not None:
+            raise ValueError("tenants come with the token; give them only with role")
+        return self
+
+
 class ApiSettings(BaseModel):
     """The REST API and web console (``kubestack api serve``)."""
 
@@ -49,6 +69,8 @@ class ApiSettings(BaseModel):
     tokens: list[TokenSpec] = Field(default_factory=list,
                                     description="Without any, `kubestack api serve` makes an admin token per run")
     slack_signing_secret: SecretStr | None = Field(default=None, description="Verifies Slack button callbacks")
+    slack_users: dict[str, SlackUser] = Field(default_factory=dict, description=(
+        "Slack user id (U0CA5...) to who they are here; only these may approve or reject with Slack's buttons"))
     console_enabled: bool = True
     agent_config: Path | None = Field(default=None, description="agent.yaml whose targets diagnose can check")
     feed_group: str = Field(default="kubestack-api", min_length=1, description="Consumer group of the read model")
@@ -65,4 +87,8 @@ class ApiSettings(BaseModel):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"api.tokens: names must be unique, repeated: {', '.join(twice)}")
+        unknown = sorted({f"{uid} ({u.token})" for uid, u in self.slack_users.items()
+                          if u.token is not None and u.token not in names})
+        if unknown:
+            raise ValueError(f"api.slack_users name tokens that api.tokens does not have: {', '.join(unknown)}")
         return self

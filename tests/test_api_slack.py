@@ -12,7 +12,11 @@ from urllib.parse import urlencode
 
 import pytest
 
+from pydantic import ValidationError
+
 from kubestack.api import slack
+from kubestack.api.auth import token_spec
+from kubestack.apisettings import ApiSettings, Role
 from kubestack.api.errors import BadRequestError, UnauthorizedError
 from kubestack.contract.events import AuditEntry, RemediationDecision
 from kubestack.contract.topics import AUDIT_ENTRIES, INCIDENTS, REMEDIATION_DECISIONS, REMEDIATION_PROPOSALS
@@ -81,6 +85,20 @@ def test_button_press_names_what_is_wrong(body: bytes, message: str) -> None:
         slack.button_press(body)
 
 
+def test_a_slack_user_is_who_api_slack_users_says() -> None:
+    api = ApiSettings(tokens=[token_spec("t1", "acme-op", Role.OPERATOR, "acme"), token_spec("t2", "vera", Role.VIEWER)],
+                      slack_users={"UA": {"token": "acme-op"}, "UV": {"token": "vera"},
+                                   "UO": {"role": "admin", "tenants": ["acme", "globex"]}, "UE": {"role": "operator"}})
+    assert slack.approver(api, "UA") == slack.SlackApprover(Role.OPERATOR, frozenset({"acme"}))
+    assert slack.approver(api, "UV").role == Role.VIEWER and slack.approver(api, "UV").sees("acme")
+    assert slack.approver(api, "UO").sees("globex") and not slack.approver(api, "UO").sees("default")
+    assert slack.approver(api, "UE").sees("anything") and slack.approver(api, "U-nobody") is None
+    with pytest.raises(ValidationError, match="api.tokens does not have"):
+        ApiSettings(slack_users={"UX": {"token": "ghost"}})
+    with pytest.raises(ValidationError, match="either token"):
+        ApiSettings(slack_users={"UX": {"tenants": ["acme"]}})
+
+
 def test_button_value_without_ids_is_refused() -> None:
     payload = json.loads(RECORDED.read_text())
     payload["actions"][0]["value"] = json.dumps({"proposal_id": "p-1"})
@@ -137,8 +155,48 @@ async def test_verified_button_press_becomes_a_decision_via_slack(api_server: Ap
     assert len(decisions) == 1
     assert (decisions[0].decision, decisions[0].via, decisions[0].actor) == ("reject", "slack", "slack:U0CA5")
     assert decisions[0].reason == "reject button in Slack by ana"
+    assert decisions[0].role == "operator", "the role U0CA5 is mapped to"
+    keys = api_server.app.state.context.decision_keys
+    assert keys.problem(decisions[0], decisions[0].ts, 60) is None, "signed as the remediation stage checks it"
 
     async with api_server.client() as client:
         again = await client.post("/api/v1/slack/actions", content=body, headers=signed(body))
     assert again.status_code == 200 and again.json() == {
         "ok": False, "message": f"proposal {prop.proposal_id} is already rejected"}
+
+
+async def _decisions_on(api_server: ApiServer, proposal_id: str, wait_s: float) -> list[RemediationDecision]:
+    records = await consume_all(api_server.kafka, api_server.topic(REMEDIATION_DECISIONS), f"t-{uuid.uuid4().hex[:8]}")
+    await asyncio.sleep(wait_s)
+    records += await consume_all(api_server.kafka, api_server.topic(REMEDIATION_DECISIONS), f"t-{uuid.uuid4().hex[:8]}")
+    return [d for d in (RemediationDecision.model_validate_json(r.value) for r in records)
+            if d.proposal_id == proposal_id]
+
+
+@pytest.mark.kafka
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_unmapped_user_a_viewer_and_another_tenants_user_cannot_decide(api_server: ApiServer) -> None:
+    inc = incident()  # tenant default
+    prop = proposal(inc)
+    await api_server.publish(INCIDENTS, inc)
+    await api_server.publish(REMEDIATION_PROPOSALS, prop)
+    await api_server.wait_for(f"/api/v1/proposals?incident_id={inc.incident_id}", lambda r: r.json()["items"])
+    answers = {}
+    async with api_server.client() as client:
+        for user in ("U-NOBODY", "UVERA", "UACME"):
+            payload = recorded_press("approve", prop.proposal_id, inc.incident_id)
+            payload["user"] = {"id": user, "username": user.lower()}
+            body = form(payload)
+            answers[user] = await client.post("/api/v1/slack/actions", content=body, headers=signed(body))
+    assert answers["U-NOBODY"].status_code == 403 and answers["U-NOBODY"].json()["detail"] == "slack_user_unmapped"
+    assert answers["UVERA"].status_code == 403 and answers["UVERA"].json()["detail"] == "role"
+    assert answers["UACME"].status_code == 200 and answers["UACME"].json() == {
+        "ok": False, "message": f"proposal {prop.proposal_id} is unknown here"}
+    assert await _decisions_on(api_server, prop.proposal_id, 1.0) == [], "nobody decided"
+    pending = await api_server.wait_for(f"/api/v1/proposals?incident_id={inc.incident_id}", lambda r: True)
+    assert pending.json()["items"][0]["state"] == "pending"
+
+    records = await consume_all(api_server.kafka, api_server.topic(AUDIT_ENTRIES), f"t-{uuid.uuid4().hex[:8]}")
+    denied = {(e.actor, e.details["reason"]) for e in (AuditEntry.model_validate_json(r.value) for r in records)
+              if e.action == "api.denied" and e.subject_id == prop.proposal_id}
+    assert denied == {("slack:U-NOBODY", "slack_user_unmapped"), ("slack:UVERA", "role"), ("slack:UACME", "tenant")}

@@ -1,4 +1,6 @@
-"""Slack's interactivity callback: a verified approve/reject button press becomes a decision (via slack)."""
+"""Slack's interactivity callback: a verified approve/reject button press by a Slack user mapped to an approving role
+(``api.slack_users``) becomes a decision (via slack) on a proposal of a tenant they decide for. An unmapped user, a
+viewer, or another tenant's proposal is refused and audited (``api.denied``)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from kubestack.api import slack
 from kubestack.api.context import ApiContext, context
 from kubestack.api.decisions import decide
-from kubestack.api.errors import ApiError, UnauthorizedError, UnavailableError
+from kubestack.api.errors import ApiError, ForbiddenError, UnauthorizedError, UnavailableError
 from kubestack.api.queries import get_proposal
 from kubestack.api.views import ErrorBody, SlackAck
+from kubestack.apisettings import Role
 from kubestack.contract.events import ResultStatus
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,8 @@ Ctx = Annotated[ApiContext, Depends(context)]
 @router.post("/actions", response_model=SlackAck,
              responses={400: {"model": ErrorBody, "description": "Not an approve/reject block_actions payload"},
                         401: {"model": ErrorBody, "description": "Forged or stale request (audited)"},
+                        403: {"model": ErrorBody, "description": "A Slack user not mapped to operator or admin "
+                                                                 "(audited)"},
                         503: {"model": ErrorBody, "description": "No Slack signing secret configured"}},
              openapi_extra={"requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": {
                  "type": "object", "properties": {"payload": {"type": "string",
@@ -46,19 +51,30 @@ async def actions(ctx: Ctx, request: Request, background: BackgroundTasks) -> Sl
                                                             "client": request.client.host if request.client else None})
         raise
     press = slack.button_press(body)
+    who = slack.approver(ctx.api, press.user_id)
+    if who is None or not who.role.allows(Role.OPERATOR):
+        why = "slack_user_unmapped" if who is None else "role"
+        await ctx.deny(actor=press.actor, reason=why, subject_id=press.proposal_id, tenant=ctx.settings.tenant,
+                       details={"via": "slack", "role": who.role.value if who else None, "needed": "operator"})
+        raise ForbiddenError(f"Slack user {press.user_id} may not decide: " + (
+            "not in api.slack_users" if who is None else f"role {who.role.value}, operator needed"), why)
     view = get_proposal(ctx.store.conn, press.proposal_id, None)
+    if view is not None and not who.sees(view.proposal.tenant):
+        await ctx.deny(actor=press.actor, reason="tenant", subject_id=press.proposal_id, tenant=view.proposal.tenant,
+                       details={"via": "slack", "role": who.role.value})
+        view = None  # another tenant's proposal is not even known to them
     if view is None:
         return SlackAck(ok=False, message=f"proposal {press.proposal_id} is unknown here")
     if view.state != ResultStatus.PENDING:
         return SlackAck(ok=False, message=f"proposal {press.proposal_id} is already {view.state.value}")
-    background.add_task(_decide, ctx, press)
+    background.add_task(_decide, ctx, press, who.role)
     return SlackAck(ok=True, message=f"{press.decision.value} of proposal {press.proposal_id} received")
 
 
-async def _decide(ctx: ApiContext, press: slack.ButtonPress) -> None:
+async def _decide(ctx: ApiContext, press: slack.ButtonPress, role: Role) -> None:
     try:
         await decide(ctx, proposal_id=press.proposal_id, decision=press.decision, actor=press.actor, via="slack",
-                     reason=press.reason, scope=None)
+                     reason=press.reason, scope=None, role=role.value)
     except ApiError as exc:  # already decided, unknown, Kafka away: Slack was answered; say it in the log
         log.warning("Slack %s of proposal %s by %s not applied: %s", press.decision.value, press.proposal_id,
                     press.actor, exc)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from kubestack.api.errors import BadRequestError, UnauthorizedError
+from kubestack.apisettings import ApiSettings, Role
 from kubestack.contract.events import Decision
 
 TOLERANCE_S = 300
@@ -57,6 +58,28 @@ class ButtonPress:
     @property
     def reason(self) -> str:
         return f"{self.decision.value} button in Slack" + (f" by {self.username}" if self.username else "")
+
+
+@dataclass(frozen=True)
+class SlackApprover:
+    """A mapped Slack user: their role and the tenants whose proposals they decide (None: every tenant)."""
+
+    role: Role
+    tenants: frozenset[str] | None
+
+    def sees(self, tenant: str) -> bool:
+        return self.tenants is None or tenant in self.tenants
+
+
+def approver(api: ApiSettings, user_id: str) -> SlackApprover | None:
+    """Who ``user_id`` is here (``api.slack_users``, through their token when they name one); None: unmapped."""
+    user = api.slack_users.get(user_id)
+    if user is None:
+        return None
+    if user.token is not None:
+        token = next(t for t in api.tokens if t.name == user.token)
+        return SlackApprover(token.role, None if token.tenant is None else frozenset({token.tenant}))
+    return SlackApprover(Role(user.role), None if user.tenants is None else frozenset(user.tenants))
 
 
 def button_press(body: bytes) -> ButtonPress:

@@ -44,6 +44,11 @@ TOKENS = {  # name: (role, tenant)
     "acme-op": (Role.OPERATOR, "acme"),
     "acme-viewer": (Role.VIEWER, "acme"),
 }
+SLACK_USERS = {  # Slack user id: who they are here (U0CA5 presses the recorded button)
+    "U0CA5": {"role": "operator", "tenants": ["default"]},
+    "UVERA": {"token": "vera"},
+    "UACME": {"token": "acme-op"},
+}
 TARGET_PASSWORD = "s3cret-never-shown"
 
 
@@ -107,6 +112,7 @@ async def api_server(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFact
         port=free_port(),
         tokens=[token_spec(secrets[name], name, role, tenant) for name, (role, tenant) in TOKENS.items()],
         slack_signing_secret=SLACK_SECRET,
+        slack_users=SLACK_USERS,
         agent_config=_agent_config(home, free_port()),
         feed_group=f"test-api-feed-{uuid.uuid4().hex[:8]}",
     )
