@@ -16,19 +16,22 @@ import uvicorn
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAuthorizationFailedError
 from pydantic import SecretStr
 
 from kubestack.agents.metrics import AgentMetrics
 from kubestack.agents.sender import SpoolingPublisher
 from kubestack.agents.spool import Spool
 from kubestack.api.app import create_app
+from kubestack.api.publisher import Publisher
 from kubestack.api.auth import new_token, token_spec
 from kubestack.apisettings import ApiSettings, Role
 from kubestack.bus import client_options, create_topics, describe_cluster, ensure_topics, producer_options
 from kubestack.contract.base import ResourceRef
-from kubestack.contract.events import Finding, HealthReport, IncidentStatus, Severity
-from kubestack.contract.topics import HEALTH, INCIDENTS, TOPICS
-from kubestack.errors import KafkaUnavailableError
+from kubestack.contract.events import Decision, Finding, HealthReport, IncidentStatus, RemediationDecision, Severity
+from kubestack.contract.topics import HEALTH, INCIDENTS, REMEDIATION_DECISIONS, TOPICS
+from kubestack.deploy.kafka.acls import create_acls, topic_acls
+from kubestack.errors import KafkaError, KafkaUnavailableError
 from kubestack.settings import KafkaCredentials, KafkaSettings, Settings
 from tests.cli import follow, run
 from tests.factories import SOURCE
@@ -143,6 +146,7 @@ async def test_agent_worker_api_and_cli_work_through_it_with_their_own_credentia
     assert {c: client_options(kafka.for_component(c))["sasl_plain_username"] for c in ("agent", "worker", "api")} == {
         "agent": "kubestack-agent", "worker": "kubestack-worker", "api": "kubestack-api"}
     await ensure_topics(kafka)
+    await kafka_cluster.local.grant(prefix)  # each component writes only its own topics under this prefix
     env = {**kafka_cluster.env, "KUBESTACK_KAFKA__TOPIC_PREFIX": prefix, "KUBESTACK_WORKER__APP_ID": app_id,
            "KUBESTACK_HOME": str(tmp_path / "worker")}
     worker = follow("worker", env=env)  # settings from the cluster's client.yaml: SASL_SSL as kubestack-worker
@@ -172,6 +176,7 @@ async def test_agent_worker_api_and_cli_work_through_it_with_their_own_credentia
         assert records, worker.output[-6000:]
         incident = INCIDENTS.decode(records[0].value)
         assert incident.status == IncidentStatus.OPEN and "redis.evictions" in incident.title
+        await _only_the_api_writes_decisions(kafka, incident.incident_id)
 
         await _api_reads_it(kafka, tmp_path, incident.incident_id)
         # The CLI as the shared identity: `knowledge follow` reads the incidents topic (this one is open, so it is
@@ -184,6 +189,33 @@ async def test_agent_worker_api_and_cli_work_through_it_with_their_own_credentia
     finally:
         code = worker.stop()
     assert code == 0, worker.output[-6000:]
+
+
+async def _only_the_api_writes_decisions(kafka: KafkaSettings, incident_id: str) -> None:
+    """Least privilege: the agent's credentials cannot write a decision nor grant themselves the right to; the
+    API's can."""
+    decision = RemediationDecision(source=SOURCE, resource=ResourceRef(kind="redis", name="cache-1", host="db-1"),
+                                   tenant="acme", incident_id=incident_id, proposal_id="p-1",
+                                   decision=Decision.APPROVE, actor="mallory", via="cli")
+    key, value = REMEDIATION_DECISIONS.encode(decision)
+    agent = AIOKafkaProducer(**producer_options(kafka.for_component("agent")))
+    await agent.start()
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await agent.send_and_wait(REMEDIATION_DECISIONS.qualified(kafka.topic_prefix), value, key=key)
+    finally:
+        await agent.stop()
+    with pytest.raises(KafkaError, match="error 31"):  # CLUSTER_AUTHORIZATION_FAILED: ACLs take the super user
+        await create_acls(kafka.for_component("agent"), topic_acls(kafka.topic_prefix, {
+            "agent": "kubestack-agent", "worker": "kubestack-agent", "api": "kubestack-agent"}))
+    api = Publisher(kafka)
+    await api.start()
+    try:
+        await api.send(REMEDIATION_DECISIONS, decision)
+    finally:
+        await api.stop()
+    (record,) = await consume(kafka, REMEDIATION_DECISIONS.qualified(kafka.topic_prefix), 1, f"d-{incident_id[:8]}")
+    assert REMEDIATION_DECISIONS.decode(record.value).actor == "mallory", "the API's decision, the agent's refused"
 
 
 async def _api_reads_it(kafka: KafkaSettings, tmp_path, incident_id: str) -> None:

@@ -52,7 +52,7 @@ def test_the_single_broker_of_make_run_keeps_its_layout_and_configuration(tmp_pa
     assert broker.client_settings().min_insync_replicas is None, "topics keep the broker's default, as before"
 
 
-def test_a_secure_cluster_of_three_nodes_renders_sasl_ssl_everywhere_but_the_controllers(tmp_path) -> None:
+def test_a_secure_cluster_of_three_nodes_renders_sasl_ssl_everywhere(tmp_path) -> None:
     cluster = LocalKafka(LocalKafkaSettings(brokers=3, secure=True), tmp_path)
     cluster.secure.ensure("127.0.0.1")
     cluster.render_properties()
@@ -61,6 +61,8 @@ def test_a_secure_cluster_of_three_nodes_renders_sasl_ssl_everywhere_but_the_con
     assert {n["controller.quorum.voters"] for n in nodes} == {"1@127.0.0.1:19093,2@127.0.0.1:19193,3@127.0.0.1:19293"}
     assert nodes[2]["listeners"] == "SASL_SSL://127.0.0.1:9292,CONTROLLER://127.0.0.1:19293"
     assert nodes[0]["inter.broker.listener.name"] == "SASL_SSL" and nodes[0]["super.users"] == f"User:{BROKER_USER}"
+    assert nodes[0]["listener.security.protocol.map"] == "SASL_SSL:SASL_SSL,CONTROLLER:SASL_SSL"
+    assert nodes[0]["sasl.mechanism.controller.protocol"] == "PLAIN"
     assert nodes[0]["default.replication.factor"] == "3" and nodes[0]["min.insync.replicas"] == "2"
     assert cluster.secure.passwords()[BROKER_USER] in nodes[0]["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
     assert all(stat.S_IMODE(node.properties.stat().st_mode) == 0o600 for node in cluster.nodes)
@@ -125,3 +127,23 @@ def test_every_producer_waits_for_all_in_sync_replicas() -> None:
 
     app = create_app(Settings(kafka=KafkaSettings(replication_factor=3)))
     assert app.conf.producer_acks == -1 and app.conf.topic_replication_factor == 3
+
+
+def test_the_secure_cluster_lets_each_component_write_only_its_own_topics(tmp_path) -> None:
+    from kubestack.contract.topics import HEALTH, INCIDENTS, REMEDIATION_DECISIONS
+    from kubestack.deploy.kafka.acls import WRITE_OPERATION, topic_acls
+
+    users = {"agent": "a", "worker": "w", "api": "p"}
+    writers: dict[str, set[str]] = {}
+    for acl in topic_acls("staging.", users):
+        if acl.operation == WRITE_OPERATION:
+            writers.setdefault(acl.resource_name, set()).add(acl.principal)
+    assert writers[REMEDIATION_DECISIONS.qualified("staging.")] == {"User:p"}, "only the API decides"
+    assert writers[HEALTH.qualified("staging.")] == {"User:a"} and writers[INCIDENTS.qualified("staging.")] == {"User:w"}
+    assert "User:*" not in set().union(*writers.values()), "nobody else writes the contract"
+
+    cluster = LocalKafka(LocalKafkaSettings(secure=True), tmp_path)
+    cluster.secure.ensure("127.0.0.1")
+    cluster.render_properties()
+    props = _properties(cluster.properties)
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")

@@ -35,6 +35,7 @@ from kubestack.errors import (
     PortBusyError,
 )
 from kubestack.deploy.processes import alive, terminate
+from kubestack.deploy.kafka.acls import cluster_acls, component_users, create_acls, topic_acls
 from kubestack.deploy.kafka.secure import BROKER_USER, LISTENER, SecureMaterial
 from kubestack.settings import KafkaSettings, LocalKafkaSettings
 
@@ -364,8 +365,14 @@ class LocalKafka:
         prefix = kafka.topic_prefix if kafka else ""
         asyncio.run(ensure_topics(self.admin_settings(topic_prefix=prefix)))
         if self.secure:
+            asyncio.run(self.grant(prefix))
             self.secure.write_client_file(self.client_settings())
         return self.status()
+
+    async def grant(self, prefix: str = "") -> None:
+        """Secure: each component may write only its own topics of the contract under ``prefix`` (``acls.py``)."""
+        users = component_users(self.client_settings())
+        await create_acls(self.admin_settings(), cluster_acls() + topic_acls(prefix, users))
 
     def client_settings(self, kafka: KafkaSettings | None = None) -> KafkaSettings:
         """``kafka`` (default: the defaults) pointed at this cluster: its bootstrap, its replication and, secure, its

@@ -4,10 +4,12 @@ Under the cluster's folder: ``tls/ca.pem`` (a CA made here, the file clients tru
 ``tls/broker.pem`` (the brokers' key and certificate for the host, signed by it; a PEM keystore, so no keytool),
 ``credentials.json`` (SCRAM-SHA-512 users and passwords, created in the metadata log when storage is formatted) and
 ``client.yaml`` (the ``kafka:`` settings that reach the cluster with them). Clients and brokers speak SASL_SSL to
-each other; the controllers' own listener stays PLAINTEXT on the host (KRaft controllers do not take SCRAM).
+each other with SCRAM-SHA-512; the controllers' listener SASL_SSL with PLAIN and the brokers' user only (KRaft
+controllers do not take SCRAM).
 
 Users: ``BROKER_USER`` (the brokers between themselves, a super user), ``SHARED_USER`` (the shared identity: the CLI
-and every client without its own) and one per component (``kafka.components``: agent, worker, api).
+and every client without its own) and one per component (``kafka.components``: agent, worker, api), each allowed
+to write only its own topics of the contract (``acls.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from kubestack.deploy.kafka import acls
 from kubestack.settings import KafkaComponent, KafkaCredentials, KafkaSettings
 
 MECHANISM = "SCRAM-SHA-512"
@@ -42,6 +45,12 @@ sasl.enabled.mechanisms=${mechanism}
 sasl.mechanism.inter.broker.protocol=${mechanism}
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule \\
   required username="${broker_user}" password="${broker_password}";
+# KRaft controllers take no SCRAM: they speak SASL_SSL with PLAIN, the brokers' user alone (a super user, which
+# the authorizer lets through before it has loaded the ACLs)
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule \\
+  required username="${broker_user}" password="${broker_password}" user_${broker_user}="${broker_password}";
 ssl.keystore.type=PEM
 ssl.keystore.location=${keystore}
 ssl.truststore.type=PEM
@@ -96,7 +105,7 @@ class SecureMaterial:
     def properties(self) -> str:
         return PROPERTIES.substitute(mechanism=MECHANISM, broker_user=BROKER_USER,
                                      broker_password=self.passwords()[BROKER_USER], keystore=self.keystore,
-                                     truststore=self.ca)
+                                     truststore=self.ca) + acls.PROPERTIES
 
     def client_settings(self, kafka: KafkaSettings, user: str = SHARED_USER) -> KafkaSettings:
         """``kafka`` reaching this cluster: SASL_SSL, the CA, ``user`` as the shared identity and every component's own."""
