@@ -23,7 +23,9 @@ prior signals per component (config changes, health findings, log anomalies, for
      all anomalous components, the more likely it is the cause, up to ``1 + EXPLAIN``;
    - with a symptom, a component the symptom cannot reach along callees cannot have caused it through calls:
      ``UNREACHABLE``.
-4. **Priors** add their weights (a risky config change is the strongest: something changed, then things broke).
+4. **Priors** add their weights (a risky config change is the strongest: something changed, then things broke):
+   a component's strongest, and ``BREADTH`` of its strongest of another kind (ten series of one full cache that
+   a detector flagged are one story, not ten; a config change and the finding it caused are two).
 5. **Earliest sustained change**: the first component whose movement held gets ``1 + EARLIEST``, one that
    followed ``EARLIEST_HALF_ROWS`` rows later half that bonus, and so on (effects follow causes; at a coarse
    sampling, components that moved in the same row stay level); a prior's time counts as a movement.
@@ -166,12 +168,21 @@ def _anomaly(causes: dict[str, Cause], moves: list[Movement],
         moved = [m.moved_at for m in cause.evidence if m.moved_at is not None]
         moved += [p.at for p in cause.priors if p.at is not None]
         cause.moved_at = min(moved) if moved else None
-        pushed = sum(max(p.weight, 0.0) for p in cause.priors)
+        pushed = _pushed(cause.priors)
         base[name] = best[name] + pushed
         own = travelling[name] if travelling[name] is not None else (
             best[name] * OTHER_FAMILY if symptom else best[name])
         travels[name] = own + pushed
     return base, travels
+
+
+def _pushed(priors: list[Prior]) -> float:
+    """The strongest prior, and BREADTH of the strongest of another kind."""
+    if not priors:
+        return 0.0
+    first = max(priors, key=lambda p: p.weight)
+    other = max((p.weight for p in priors if p.kind != first.kind), default=0.0)
+    return max(first.weight, 0.0) + BREADTH * max(other, 0.0)
 
 
 def _attribution(causes: dict[str, Cause], metrics: MetricTable, onset: float, symptom: Symptom,

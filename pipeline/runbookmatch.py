@@ -1,4 +1,4 @@
-"""Which runbooks a diagnosis cites: those whose front matter names the hypothesis' signals (rule ids, metric
+"""Which runbooks a root-cause report cites: those whose front matter names the hypothesis' signals (rule ids, metric
 names, log patterns), the resource's own middleware first. Exact and cheap; the knowledge base's hybrid search
 is for questions in words."""
 

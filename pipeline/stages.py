@@ -6,7 +6,7 @@
     config-changes ─► config risk ─► anomalies ──────┤
     (alertmanager receiver) ─► anomalies ────────────┤
     health ──────────────────────────────────────────┴─► route (re-key by tenant) ─► signals ─► correlate ─► incidents
-    incidents ─► diagnose ─► rca-reports, remediation-proposals ─► remediate, notify, audit (``loopstages``)
+    incidents ─► root cause ─► rca-reports, remediation-proposals ─► remediate, notify, audit (``loopstages``)
 
 Each agent decodes at the edge, dead-letters what it cannot process (with the reason) and goes on. Per-resource
 state (inventory, detectors, forecasters) and per-tenant state (open incidents, the dependency graph) live in
@@ -60,11 +60,11 @@ from kubestack.pipeline.correlation import (
     state_records,
 )
 from kubestack.pipeline.detection import ResourceDetectors
-from kubestack.pipeline.diagnosis import diagnose
 from kubestack.pipeline.edge import dead_letter
 from kubestack.pipeline.inventory import ResourceSeen, observe
 from kubestack.pipeline.logstage import ResourceLogs
 from kubestack.pipeline.prediction import Horizons, ResourceForecasts
+from kubestack.pipeline.rootcause import rank_incident_causes
 from kubestack.pipeline.runbookmatch import RunbookMatcher
 from kubestack.plugins.registry import actions_for_kind
 from kubestack.settings import Settings
@@ -146,7 +146,7 @@ class Stages:
         self.log_miners = app.Table("log-miners", partitions=LOGS.partitions, schema=json_schema)
         self.correlation = app.Table("correlation", partitions=settings.worker.signal_partitions,
                                      schema=json_schema)
-        self.diagnosed = app.Table("diagnosed", partitions=INCIDENTS.partitions, schema=json_schema)
+        self.ranked = app.Table("root-causes", partitions=INCIDENTS.partitions, schema=json_schema)
         self.signals = app.topic(signals_topic(settings), internal=True,
                                  partitions=settings.worker.signal_partitions, key_serializer="raw",
                                  value_serializer="raw")
@@ -165,7 +165,7 @@ class Stages:
         self._config_risk()
         self._route()
         self._correlate()
-        self._diagnose()
+        self._root_cause()
         loopstages.register(self)
 
     async def reject(self, event: EventT, error: Exception, stage: str) -> None:
@@ -335,7 +335,7 @@ class Stages:
 
     # --- root cause of each incident revision, and what to do about it ------------------------------
 
-    def _diagnose(self) -> None:
+    def _root_cause(self) -> None:
         from kubestack.knowledge.runbook import load_runbooks
 
         books = load_runbooks()
@@ -350,29 +350,29 @@ class Stages:
         async def on_incident(event: EventT) -> None:
             incident = INCIDENTS.decode(event.value)
             if incident.status == IncidentStatus.RESOLVED:
-                self.diagnosed.pop(incident.incident_id, None)
+                self.ranked.pop(incident.incident_id, None)
                 return
-            diagnosis = diagnose(incident, self.source, runbooks, actions_for_kind, datetime.now(timezone.utc))
-            if diagnosis is None:
+            found = rank_incident_causes(incident, self.source, runbooks, actions_for_kind, datetime.now(timezone.utc))
+            if found is None:
                 return
-            last = self.diagnosed.get(incident.incident_id)
+            last = self.ranked.get(incident.incident_id)
             last = last if isinstance(last, dict) else {}
-            changed = last.get("cause") != diagnosis.top_cause
-            report = diagnosis.report
+            changed = last.get("cause") != found.top_cause
+            report = found.report
             if narrator is not None:  # the LLM writes once per cause (it may take timeout_s)
                 narrative, by = (await narrate(report, incident, titles, narrator)) if changed else \
                     (last["narrative"], last["narrator"])
                 report = report.model_copy(update={"narrative": narrative, "narrator": by})
             await self.emit(self.rca_reports, RCA_REPORTS, [report])
             proposed = set(last.get("proposed", []))
-            fresh = [p for p in diagnosis.proposals if p.proposal_id not in proposed]
+            fresh = [p for p in found.proposals if p.proposal_id not in proposed]
             if changed or fresh:  # each proposal once: later evidence (a slowlog entry, a blocker) may add some
-                self.diagnosed[incident.incident_id] = {
-                    "cause": diagnosis.top_cause, "narrative": report.narrative, "narrator": report.narrator,
+                self.ranked[incident.incident_id] = {
+                    "cause": found.top_cause, "narrative": report.narrative, "narrator": report.narrator,
                     "proposed": sorted(proposed | {p.proposal_id for p in fresh})}
                 await self.emit(self.proposals, REMEDIATION_PROPOSALS, fresh)
 
-        self._agent(contract_topic(self.app, INCIDENTS, self.prefix), "diagnose", on_incident)
+        self._agent(contract_topic(self.app, INCIDENTS, self.prefix), "root-cause", on_incident)
 
 
 def register(app: faust.App, settings: Settings) -> Stages:

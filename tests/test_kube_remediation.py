@@ -1,5 +1,5 @@
 """A crash-looping pod goes through the real pipeline functions and the real API server: its finding (the
-collector's rules on the pod as the server has it) becomes an incident, the diagnosis proposes the Kubernetes
+collector's rules on the pod as the server has it) becomes an incident, the root-cause stage proposes the Kubernetes
 actions for it, and the remediation stage's executor carries one out through the cluster's ``kubernetes`` target,
 then verifies on the pods the workload runs now."""
 
@@ -16,7 +16,7 @@ from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import HealthReport, ResultStatus
 from kubestack.errors import ActionError
 from kubestack.pipeline.correlation import Correlator, signals_from_health
-from kubestack.pipeline.diagnosis import diagnose
+from kubestack.pipeline.rootcause import rank_incident_causes
 from kubestack.agents.targets import TargetSet
 from kubestack.pipeline.executor import carry_out
 from kubestack.plugins.kubernetes import actions
@@ -85,7 +85,8 @@ async def test_a_crash_looping_pod_is_proposed_deleted_and_verified(kube_cluster
         incident = _incident(pod)
         assert incident.resource.kind == "pod" and {s.name for s in incident.signals} == {"kubernetes.pod_crashloop"}
 
-        found = diagnose(incident, SOURCE, lambda names, kind: [], actions_for_kind, datetime.now(timezone.utc))
+        found = rank_incident_causes(incident, SOURCE, lambda names, kind: [], actions_for_kind,
+                                     datetime.now(timezone.utc))
         by_action = {p.action: p for p in found.proposals}
         assert {"kubernetes.delete_pod", "kubernetes.rollout_restart"} <= set(by_action), by_action
         proposal = by_action["kubernetes.delete_pod"]
@@ -110,7 +111,8 @@ async def test_a_replacement_that_crash_loops_too_is_not_recovered(kube_cluster:
     with kube_cluster.api_client() as api:
         core, apps = kubernetes.client.CoreV1Api(api), kubernetes.client.AppsV1Api(api)
         pod = _crash_looping_pod(own_node, core, apps, kube_namespace)
-        found = diagnose(_incident(pod), SOURCE, lambda names, kind: [], actions_for_kind, datetime.now(timezone.utc))
+        found = rank_incident_causes(_incident(pod), SOURCE, lambda names, kind: [], actions_for_kind,
+                                     datetime.now(timezone.utc))
         proposal = next(p for p in found.proposals if p.action == "kubernetes.delete_pod")
         old = pod["metadata"]["name"]
 

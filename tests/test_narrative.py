@@ -13,7 +13,7 @@ import pytest
 from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Incident, IncidentSignal, RcaReport, Severity, SignalKind
 from kubestack.knowledge.runbook import load_runbooks
-from kubestack.pipeline.diagnosis import diagnose
+from kubestack.pipeline.rootcause import rank_incident_causes
 from kubestack.llm import RULES, build_llm, citation_problem
 from kubestack.pipeline.narrative import build_prompt, narrate
 from kubestack.pipeline.runbookmatch import RunbookMatcher
@@ -60,7 +60,8 @@ def _incident() -> Incident:
 
 
 INCIDENT = _incident()
-REPORT: RcaReport = diagnose(INCIDENT, SRC, RunbookMatcher(BOOKS), action_specs, T0 + timedelta(minutes=1)).report
+REPORT: RcaReport = rank_incident_causes(INCIDENT, SRC, RunbookMatcher(BOOKS), action_specs,
+                                         T0 + timedelta(minutes=1)).report
 CITED = (f"Redis cache-1 ran out of memory because maxmemory was lowered to 1 MB [{CHANGE_ID}]. Writes then "
          f"failed with OOM errors [{FULL_ID}, {APP_ID}].")
 

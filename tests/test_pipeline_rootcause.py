@@ -1,19 +1,26 @@
-"""Root cause of an incident from the evidence it carries: ranking, runbooks, proposals (pure)."""
+"""The root-cause stage's work on an incident's evidence: the one engine's ranking, runbooks, proposals (pure);
+and the same case through the replay and the worker ranks the same."""
 
+import csv
 from datetime import datetime, timedelta, timezone
 
 from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Incident, IncidentLink, IncidentSignal, Risk, Severity, SignalKind
 from kubestack.knowledge.runbook import load_runbooks
-from kubestack.pipeline.diagnosis import diagnose
+from kubestack.models.rootcause_case import rank_case, read_case
+from kubestack.pipeline.rootcause import call_edges, opening_signal, rank_incident_causes
 from kubestack.pipeline.runbookmatch import RunbookMatcher
 from kubestack.plugins.registry import action_specs
+from tests.test_rca_replay import ONSET_ROW, write_chain
+from tests.test_rca_replay import T0 as REPLAY_T0
 
 SRC = Source(agent="worker", host="w1")
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 CACHE = ResourceRef(kind="redis", name="cache-1", host="db-1")
 APP = ResourceRef(kind="service", name="checkout", host="app-1")
 DB = ResourceRef(kind="mysql", name="orders", host="db-2")
+PG = ResourceRef(kind="postgresql", name="stock", host="db-3")
+HOST = ResourceRef(kind="host", name="db-3", host="db-3")
 RUNBOOKS = RunbookMatcher(load_runbooks())
 
 
@@ -30,7 +37,7 @@ def incident(resources, signals, links=()):
 
 
 def run(inc):
-    return diagnose(inc, SRC, RUNBOOKS, action_specs, T0 + timedelta(minutes=1))
+    return rank_incident_causes(inc, SRC, RUNBOOKS, action_specs, T0 + timedelta(minutes=1))
 
 
 def test_a_risky_change_before_the_symptoms_is_the_cause_and_its_undo_is_proposed() -> None:
@@ -127,3 +134,87 @@ def test_a_limit_reached_outranks_the_slow_commands_it_causes_on_the_same_resour
     result = run(incident([CACHE], [slow, full]))
     assert result.report.hypotheses[0].cause == "redis.memory_near_limit"
     assert result.proposals[0].verify_rules == ["redis.memory_near_limit"], "watch what the action answers"
+
+
+def test_the_callee_of_a_callee_is_the_cause_the_symptom_it_opened_with_its_victim() -> None:
+    """checkout -> cache -> stock: the checkout's critical latency alert opened the incident and weighs most of
+    all the signals, the cache's latency moved 10 s before it, and a lock wait on the database 20 s before that.
+    Along the calls, the database explains both of its callers and moved first."""
+    alert = signal(APP, "service.latency_high", 30, severity=Severity.CRITICAL)
+    inc = incident([APP, CACHE, PG], [
+        alert,
+        signal(APP, "metric/likelihood:latency_p99", 31, kind=SignalKind.ANOMALY, score=0.9, metric="latency_p99"),
+        signal(CACHE, "metric/likelihood:latency_ms", 20, kind=SignalKind.ANOMALY, score=0.8, metric="latency_ms"),
+        signal(PG, "postgresql.lock_wait", 0, evidence={"blocked_pid": 7, "blocking_pid": 42, "wait_s": 12.0}),
+    ], links=[IncidentLink(source=APP.key, target=CACHE.key, reason="client"),
+              IncidentLink(source=CACHE.key, target=PG.key, reason="depends_on")])
+    inc = inc.model_copy(update={"opened_at": alert.first_seen})
+    assert opening_signal(inc) is inc.signals[0]
+    result = run(inc)
+    ranked = [(h.component, h.cause) for h in result.report.hypotheses]
+    assert ranked[0] == (PG.key, "postgresql.lock_wait"), ranked
+    assert ranked[1][0] == APP.key and ranked[2][0] == CACHE.key, "the cache calls the database: its victim"
+    first = result.report.hypotheses[0]
+    assert first.evidence_ids == ["e-stock-postgresql.lock_wait"]
+    assert result.report.hypotheses[1].evidence_ids == ["e-checkout-service.latency_high",
+                                                        "e-checkout-metric/likelihood:latency_p99"]
+    assert abs(sum(h.confidence for h in result.report.hypotheses) - 1.0) < 0.01
+    assert "fired. Explains 2 of 3 anomalous components upstream" in result.report.narrative
+    assert all(p.resource.key == PG.key for p in result.proposals)
+
+
+def test_a_config_change_on_a_peer_outranks_the_symptoms_own_finding() -> None:
+    """MariaDB's connections near the maximum opened the incident (critical); half a minute earlier maxmemory was
+    lowered on the Redis sharing its host. Related without a direction, either may have moved the other: the risky
+    change, earlier and weightier, is the cause, and its undo is proposed."""
+    host_db = ResourceRef(kind="mysql", name="orders", host="db-1")
+    full = signal(host_db, "mysql.connections_near_max", 30, severity=Severity.CRITICAL,
+                  evidence={"threads_connected": 148, "max_connections": 151})
+    change = [{"key": "maxmemory", "old": "67108864", "new": "1048576"}]
+    inc = incident([host_db, CACHE], [
+        full,
+        signal(CACHE, "config-risk:redis.maxmemory_lowered", 0, kind=SignalKind.ANOMALY, score=1.0, changes=change),
+    ], links=[IncidentLink(source=host_db.key, target=CACHE.key, reason="same_host")])
+    inc = inc.model_copy(update={"opened_at": full.first_seen})
+    result = run(inc)
+    ranked = [(h.component, h.cause) for h in result.report.hypotheses]
+    assert ranked == [(CACHE.key, "redis.maxmemory_lowered"), (host_db.key, "mysql.connections_near_max")]
+    assert result.report.hypotheses[0].confidence > 0.6
+    assert [(p.action, p.params) for p in result.proposals] == [("redis.set_maxmemory", {"bytes": "67108864"})]
+    alone = incident([host_db], [full])
+    assert run(alone).report.hypotheses[0].cause == "mysql.connections_near_max", "the finding, when alone"
+
+
+def test_links_become_calls_with_their_direction_and_undirected_ones_both_ways() -> None:
+    inc = incident([APP, CACHE, PG, HOST], [signal(APP, "service.latency_high", 0)], links=[
+        IncidentLink(source=APP.key, target=CACHE.key, reason="client"),
+        IncidentLink(source=HOST.key, target=PG.key, reason="same_host"),
+        IncidentLink(source=CACHE.key, target=PG.key, reason="service")])
+    assert call_edges(inc) == [(APP.key, CACHE.key), (PG.key, HOST.key), (CACHE.key, PG.key), (PG.key, CACHE.key)]
+
+
+def test_the_replay_and_the_worker_rank_the_same_case_alike(tmp_path) -> None:
+    """frontend -> api -> db, the database slowing first: ``kubestack rca replay`` on the case folder, and the
+    worker on an incident carrying the same series, graph, onset and symptom (the detector's anomalies of those
+    series are columns, not priors) rank the same components in the same order."""
+    folder = write_chain(tmp_path / "chain", start=True, symptom=True)
+    replayed = rank_case(read_case(folder))
+    with (folder / "metrics.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    series = {tuple(name.split("|")): [(float(row[0]), float(row[j])) for row in rows[1:]]
+              for j, name in enumerate(rows[0]) if j > 0}
+    onset = datetime.fromtimestamp(REPLAY_T0 + 10 * ONSET_ROW, timezone.utc)
+    refs = {name: ResourceRef(kind="service", name=name, host="h") for name in ("frontend", "api", "db")}
+    signals = [IncidentSignal(event_id=f"e-{name}", kind=SignalKind.ANOMALY, name="metric/likelihood:latency_ms",
+                              resource=ref.key, first_seen=onset, last_seen=onset, severity=Severity.WARNING,
+                              score=0.8, details={"metric": "latency_ms"}) for name, ref in refs.items()]
+    inc = Incident(source=SRC, resource=refs["frontend"], incident_id="inc-chain", title="t",
+                   severity=Severity.WARNING, opened_at=onset, resources=list(refs.values()),
+                   member_event_ids=[s.event_id for s in signals], signals=signals,
+                   links=[IncidentLink(source=refs["frontend"].key, target=refs["api"].key, reason="client"),
+                          IncidentLink(source=refs["api"].key, target=refs["db"].key, reason="client")])
+    keyed = {(refs[component].key, metric): points for (component, metric), points in series.items()}
+    live = rank_incident_causes(inc, SRC, RUNBOOKS, action_specs, onset, series=keyed, step=10.0)
+    assert [h.component for h in live.report.hypotheses] == [refs[c.component].key for c in replayed.causes]
+    assert live.top_cause == f"{refs['db'].key}|metric/likelihood:latency_ms"
+    assert live.report.hypotheses[0].evidence_ids == ["e-db"], "a series' anomaly is cited, though not a prior"
