@@ -23,6 +23,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from kubestack.agents.config import load_agent_config
+from kubestack.approval import DecisionKeys
 from kubestack.deploy.kube.binaries import HELM, binary
 from kubestack.errors import ActionDeniedError
 from kubestack.plugins.kubernetes import actions
@@ -124,10 +125,38 @@ def test_what_the_chart_runs(tmp_path: Path) -> None:
     assert worker["serviceAccountName"] == "ks-kubestack-executor" and worker["automountServiceAccountToken"]
     assert one(docs, "Deployment", "-api")["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     assert one(docs, "Service", "-api")["spec"]["ports"][0]["port"] == 8080
-    assert not [d for d in docs if d["kind"] in ("Secret", "PodDisruptionBudget", "PersistentVolumeClaim")], \
-        "nothing to keep, none asked"
+    assert not [d for d in docs if d["kind"] in ("PodDisruptionBudget", "PersistentVolumeClaim")], "none asked"
+    assert list(one(docs, "Secret")["data"]) == ["decision-keys.json"], "only the decision key ring it made"
     cluster_agent = one(docs, "Deployment", "-cluster-agent")["spec"]["template"]["spec"]
     assert {v["name"]: v for v in cluster_agent["volumes"]}["home"] == {"name": "home", "emptyDir": {}}
+
+
+def test_only_the_api_and_the_worker_hold_the_decision_key_ring(tmp_path: Path) -> None:
+    docs = render(BOOTSTRAP, tmp_path)
+    ring = base64.b64decode(one(docs, "Secret")["data"]["decision-keys.json"]).decode()
+    (tmp_path / "ring.json").write_text(ring)
+    assert DecisionKeys.load(tmp_path / "ring.json").current == "k1", "a ring the programs read"
+    holders = set()
+    for d in docs:
+        if d["kind"] in ("Deployment", "DaemonSet"):
+            pod = d["spec"]["template"]["spec"]
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            if "decision-keys" in volumes:
+                holders.add(d["metadata"]["name"])
+                assert volumes["decision-keys"]["secret"]["defaultMode"] == 0o440
+                container = pod["containers"][0]
+                assert {"name": "decision-keys", "mountPath": "/etc/kubestack-keys", "readOnly": True} in \
+                    container["volumeMounts"]
+                assert {"name": "KUBESTACK_REMEDIATION__DECISION_KEYS",
+                        "value": "/etc/kubestack-keys/decision-keys.json"} in container["env"]
+    assert holders == {"ks-kubestack-api", "ks-kubestack-worker"}, "never an agent"
+    given = render({**BOOTSTRAP, "remediation": {"decisionKeys": ring}}, tmp_path)
+    assert base64.b64decode(one(given, "Secret")["data"]["decision-keys.json"]).decode() == ring
+    existing = render({**BOOTSTRAP, "remediation": {"decisionKeysExistingSecret": "keys", "decisionKeysKey": "r"}},
+                      tmp_path)
+    assert not [d for d in existing if d["kind"] == "Secret"]
+    worker = one(existing, "Deployment", "-worker")["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in worker["volumes"]}["decision-keys"]["secret"]["secretName"] == "keys"
 
 
 def test_the_cluster_agent_can_keep_its_spool_on_a_volume(tmp_path: Path) -> None:
@@ -185,6 +214,7 @@ def test_the_programs_read_the_settings_the_chart_renders(tmp_path: Path, monkey
         assert settings.kafka.sasl_password.get_secret_value() == "s3cret"
         assert str(settings.kafka.ssl_cafile) == "/etc/kubestack-tls/kafka/ca.crt"
         assert str(settings.home) == "/var/lib/kubestack" and settings.worker.anomaly_threshold == 0.8
+        assert str(settings.remediation.decision_keys) == "/etc/kubestack-keys/decision-keys.json"
         if suffix == "-worker":
             assert settings.notify.slack.webhook_url.get_secret_value() == "https://hooks.slack.com/services/T/B/X"
             assert settings.notify.pagerduty.routing_key.get_secret_value() == EXISTING["pagerduty"]["key"]

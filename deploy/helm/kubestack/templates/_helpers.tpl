@@ -185,6 +185,27 @@ llm:
 {{- end }}
 {{- end -}}
 
+{{/* The decision key ring: the API and the worker only (an agent that could read it could approve). */}}
+{{- define "kubestack.decisionKeysEnv" }}
+- name: KUBESTACK_REMEDIATION__DECISION_KEYS
+  value: /etc/kubestack-keys/{{ .Values.remediation.decisionKeysKey }}
+{{- end -}}
+
+{{- define "kubestack.decisionKeysMount" -}}
+- name: decision-keys
+  mountPath: /etc/kubestack-keys
+  readOnly: true
+{{- end -}}
+
+{{- define "kubestack.decisionKeysVolume" -}}
+- name: decision-keys
+  secret:
+    secretName: {{ .Values.remediation.decisionKeysExistingSecret | default (include "kubestack.fullname" .) }}
+    defaultMode: 0440
+    items:
+      - {key: {{ .Values.remediation.decisionKeysKey }}, path: {{ .Values.remediation.decisionKeysKey }}}
+{{- end -}}
+
 {{- define "kubestack.podSpecCommon" -}}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
