@@ -68,22 +68,24 @@ class Likelihood:
         self.min_sd = min_sd          # raw scores that never moved are no evidence of a tiny spread
 
     def update(self, raw: float) -> float:
-        """``log(q) / log(1e-10)`` in [0, 1] of the new short mean, then the record learns it."""
+        """``log(q) / log(1e-10)`` in [0, 1] of the new short mean (0 at or below the long-run mean), then the
+        record learns it."""
         buf, at = self.buf, self.at
         self.total = total = self.total + raw - buf[at]
         buf[at] = raw
         self.at = at + 1 if at + 1 < self.short else 0
-        m = total / self.short
-        sd = math.sqrt(self.var)
-        if sd < self.min_sd:
-            sd = self.min_sd
-        tail = 0.5 * math.erfc((m - self.mean) / (sd * _SQRT2))
+        mean, var = self.mean, self.var
+        d = total / self.short - mean
         self.n = n = self.n + 1
         a = self.rate if n * self.rate > 1.0 else 1.0 / n
-        d = m - self.mean
-        self.mean += a * d
-        self.var = (1.0 - a) * (self.var + a * d * d)
-        return math.log(tail + 1e-10) / _LN_FLOOR
+        self.mean = mean + a * d
+        self.var = (1.0 - a) * (var + a * d * d)
+        if d <= 0.0:
+            return 0.0
+        sd = math.sqrt(var)
+        if sd < self.min_sd:
+            sd = self.min_sd
+        return math.log(0.5 * math.erfc(d / (sd * _SQRT2)) + 1e-10) / _LN_FLOOR
 
     def to_state(self) -> bytes:
         return struct.pack("<qqddd", self.at, self.n, self.total, self.mean, self.var) + self.buf.tobytes()
@@ -100,7 +102,8 @@ class Likelihood:
 
 class LikelihoodDetector:
     __slots__ = (*PARAMS, "inner", "surprise", "lagged", "dense", "n", "since_alert", "first_ts", "period",
-                 "lag", "lag_at", "lag_mean", "ew_mean", "ew_var", "scale", "alert_level", "surprise_shift")
+                 "lag", "lag_at", "lag_mean", "ew_mean", "ew_var", "scale", "alert_level", "surprise_shift",
+                 "density_k2")
 
     def __init__(self, threshold: float = 0.5, level: float = 0.4, warmup: int = 250, quiet: int = 300,
                  damp: float = 0.3, memory: float = 5000, short: int = 20, lag_short: int = 20,
@@ -112,6 +115,7 @@ class LikelihoodDetector:
         self.threshold, self.level, self.warmup, self.quiet = threshold, level, int(warmup), int(quiet)
         self.damp, self.memory, self.short, self.lag_short = damp, memory, int(short), int(lag_short)
         self.density_short, self.lag_k, self.density_k = int(density_short), lag_k, density_k
+        self.density_k2 = density_k * density_k
         self.min_sd, self.surprise_min_sd = min_sd, surprise_min_sd
         self.pace, self.pace_level, self.pace_surprise = pace, pace_level, pace_surprise
         # the inner detector never alerts (its threshold is above any score): its quieting would hide what the
@@ -146,20 +150,35 @@ class LikelihoodDetector:
         sc = self.inner.update(ts, value)
         s = _HALF * sc / (1.0 - sc) - self.surprise_shift if sc < 1.0 else 1e3
         score = self.surprise.update(s if s > 0.0 else 0.0)
-        lagged = self._lagged(value, n) if self.period > 0 else 0.0
-        if lagged > score:
-            score = lagged
-        dense = self.dense.update(self._beyond(value))
+        if self.period > 0:
+            lagged = self._lagged(value, n)
+            if lagged > score:
+                score = lagged
+        # beyond density_k deviations of an exponentially weighted mean: the rate of such points
+        mean, var = self.ew_mean, self.ew_var
+        if mean != mean:
+            self.ew_mean, beyond = value, 0.0
+        else:
+            d = value - mean
+            beyond = 1.0 if var > 0.0 and d * d > self.density_k2 * var else 0.0
+            self.ew_mean = mean + 0.02 * d
+            self.ew_var = 0.98 * (var + 0.02 * d * d)
+        dense = self.dense.update(beyond)
         if dense > score:
             score = dense
         if n <= self.warmup:
             return 0.0
         self.since_alert += 1
+        level = self.alert_level
         if self.since_alert <= self.quiet:
             score *= self.damp
-        elif score >= self.alert_level:
+        elif score >= level:
             self.since_alert = 0
-        return self._announced(score)
+        # the alert level onto the worker's threshold, linear on each side
+        threshold = self.threshold
+        if score < level:
+            return threshold * score / level
+        return threshold + (1.0 - threshold) * (score - level) / (1.0 - level)
 
     def _first_interval(self, ts: float, n: int) -> None:
         """The sampling interval from the first two points: the daily lag and the pace of this series."""
@@ -191,26 +210,6 @@ class LikelihoodDetector:
         self.lag_mean = m + (0.01 * (d - m) if seen > 100 else (d - m) / seen)
         lik = self.lagged.update(raw)
         return lik if n > 2 * period else 0.0
-
-    def _beyond(self, value: float) -> float:
-        """1.0 when ``value`` is beyond ``density_k`` deviations of the exponentially weighted mean."""
-        mean = self.ew_mean
-        if mean != mean:
-            self.ew_mean = value
-            return 0.0
-        d = value - mean
-        var = self.ew_var
-        beyond = 1.0 if var > 0.0 and d * d > self.density_k * self.density_k * var else 0.0
-        self.ew_mean = mean + 0.02 * d
-        self.ew_var = 0.98 * (var + 0.02 * d * d)
-        return beyond
-
-    def _announced(self, score: float) -> float:
-        """``level`` onto ``threshold``, linear on each side."""
-        level, threshold = self.alert_level, self.threshold
-        if score < level:
-            return threshold * score / level
-        return threshold + (1.0 - threshold) * (score - level) / (1.0 - level)
 
     def to_state(self) -> bytes:
         """Everything needed to resume exactly where this detector is, in about 3 kilobytes."""
