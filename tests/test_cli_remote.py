@@ -48,10 +48,12 @@ async def test_proposals_approve_through_the_cli_is_a_decision_made_via_cli(api_
 
     code, text, err = await kubestack(api_server, "proposals", "approve", prop.proposal_id, "--reason", "memory back")
     assert code == 0, err
-    assert f"approved {prop.proposal_id} as otto" in text
+    assert f"approved {prop.proposal_id} as otto (signed by the API, key k1)" in text
     decisions = await entries(api_server, REMEDIATION_DECISIONS, RemediationDecision, proposal_id=prop.proposal_id)
-    assert [(d.decision.value, d.actor, d.via, d.reason) for d in decisions] == [("approve", "otto", "cli",
-                                                                                   "memory back")]
+    assert [(d.decision.value, d.actor, d.via, d.reason, d.role) for d in decisions] == [
+        ("approve", "otto", "cli", "memory back", "operator")]
+    keys = api_server.app.state.context.decision_keys
+    assert keys.problem(decisions[0], decisions[0].ts, 60) is None, "the stage would take it"
 
 
 async def test_a_viewer_cannot_reject_and_is_told_why(api_server: ApiServer) -> None:

@@ -162,6 +162,20 @@ def test_the_decision_key_ring_is_private_and_survives_a_reload(tmp_path) -> Non
     assert DecisionKeys.load_or_create(path).problem(made, NOW, 60) is None
 
 
+def test_kubestack_api_decision_key_makes_and_rotates_the_ring(tmp_path) -> None:
+    from tests.cli import cli_env, run
+
+    env = cli_env(KUBESTACK_HOME=str(tmp_path))
+    made = run("api", "decision-key", env=env)
+    assert made.returncode == 0 and "current key k1 (keys k1)" in made.stdout, made.stderr
+    path = tmp_path / "keys" / "decision-keys.json"
+    signed = DecisionKeys.load(path).sign(decision(keys=None))
+    rotated = run("api", "decision-key", "--rotate", env=env)
+    assert rotated.returncode == 0 and "current key k2 (keys k1, k2)" in rotated.stdout
+    ring = DecisionKeys.load(path)
+    assert ring.current == "k2" and ring.problem(signed, NOW, 60) is None and path.stat().st_mode & 0o777 == 0o600
+
+
 # --- carrying out on a real Redis ------------------------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
-"""``kubestack api``: serve the REST API and web console; make API tokens."""
+"""``kubestack api``: serve the REST API and web console; make API tokens and the decision key ring."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -61,3 +62,22 @@ def token(
     typer.echo(f"api:\n  tokens:\n    {settings_line(spec)}")
     err.print("Add the entry under api.tokens in the settings YAML (--config / KUBESTACK_CONFIG); only its hash is "
               "stored, so keep the token now.", highlight=False)
+
+
+@app.command("decision-key")
+def decision_key(
+    ctx: typer.Context,
+    rotate: Annotated[bool, typer.Option("--rotate", help="Add a key and make it current (old ones stay)")] = False,
+    keys: Annotated[Path | None, typer.Option(help="The ring (default: remediation.decision_keys)")] = None,
+) -> None:
+    """The decision key ring the API signs decisions with and the worker checks them against: made (0600) when
+    there is none, with --rotate a new current key. Give the file to the API and the worker, never to an agent."""
+    from kubestack.approval import DecisionKeys, default_path
+
+    settings: Settings = ctx.obj
+    path = keys or settings.remediation.decision_keys or default_path(settings.home)
+    ring = DecisionKeys.load_or_create(path)
+    if rotate:
+        ring.rotate()
+        ring.save(path)
+    typer.echo(f"decision key ring {path}: current key {ring.current} (keys {', '.join(sorted(ring.keys))})")

@@ -120,9 +120,10 @@ def reject(ctx: typer.Context, proposal_id: str, reason: ReasonOption, api_url: 
 
 def _decide(ctx: typer.Context, proposal_id: str, verb: str, reason: str, url: str | None, token: str | None) -> None:
     body = _client(ctx, url, token).post(f"/proposals/{proposal_id}/{verb}", {"reason": reason, "via": "cli"})
-    actor = body["decision"]["actor"]
+    actor, key = body["decision"]["actor"], body["decision"].get("key_id")
     done = {"approve": "approved", "reject": "rejected"}[verb]
-    out.print(f"{done} {proposal_id} as {actor}: now {body['state']}", highlight=False)
+    signed = f" (signed by the API, key {key})" if key else ""
+    out.print(f"{done} {proposal_id} as {actor}{signed}: now {body['state']}", highlight=False)
 
 
 def _proposal_table(items: list[dict]) -> None:
