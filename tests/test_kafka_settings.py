@@ -139,7 +139,8 @@ def test_the_secure_cluster_lets_each_component_write_only_its_own_topics(tmp_pa
         if acl.operation == WRITE_OPERATION:
             writers.setdefault(acl.resource_name, set()).add(acl.principal)
     assert writers[REMEDIATION_DECISIONS.qualified("staging.")] == {"User:p"}, "only the API decides"
-    assert writers[HEALTH.qualified("staging.")] == {"User:a"} and writers[INCIDENTS.qualified("staging.")] == {"User:w"}
+    assert writers[HEALTH.qualified("staging.")] == {"User:a"}
+    assert writers[INCIDENTS.qualified("staging.")] == {"User:w"}
     assert "User:*" not in set().union(*writers.values()), "nobody else writes the contract"
 
     cluster = LocalKafka(LocalKafkaSettings(secure=True), tmp_path)

@@ -108,7 +108,7 @@ class SecureMaterial:
                                      truststore=self.ca) + acls.PROPERTIES
 
     def client_settings(self, kafka: KafkaSettings, user: str = SHARED_USER) -> KafkaSettings:
-        """``kafka`` reaching this cluster: SASL_SSL, the CA, ``user`` as the shared identity and every component's own."""
+        """``kafka`` reaching this cluster: SASL_SSL, the CA, ``user`` as the shared identity, each component's own."""
         passwords = self.passwords()
         components = {c: KafkaCredentials(username=component_user(c), password=passwords[component_user(c)])
                       for c in get_args(KafkaComponent)}

@@ -17,7 +17,8 @@ app = typer.Typer(help="A local Apache Kafka broker or cluster (KRaft) for devel
 out = Console()
 
 Brokers = Annotated[int | None, typer.Option("--brokers", min=1, max=9, help=(
-    "Nodes (default: local_kafka.brokers, 1); node i listens on local_kafka.ports[i-1], else port + 100*(i-1)"))]
+    "Nodes (default: local_kafka.brokers, 1); node i listens on the i-th of local_kafka.ports, "
+    "else on port + 100*(i-1)"))]
 Secure = Annotated[bool | None, typer.Option("--secure/--plain", help=(
     "TLS and SASL/SCRAM-SHA-512 (a CA and users made here); default: local_kafka.secure"))]
 
