@@ -35,9 +35,10 @@ COMMANDS = {
     "worker": ("kubestack.cli.stack", "worker"),
     "ask": ("kubestack.cli.ask", "ask"),
     "diagnose": ("kubestack.cli.diagnose", "diagnose"),
+    "redact": ("kubestack.cli.redact", "redact"),
 }
 
-WITHOUT_SETTINGS = {"rca"}  # offline: reads only the folder it is given (importing the settings takes 0.4 s)
+WITHOUT_SETTINGS = {"rca", "redact"}  # offline: read only what they are given (importing the settings takes 0.4 s)
 
 
 class LazyCommands(TyperGroup):
