@@ -41,3 +41,12 @@ def test_detector_state_from_another_version_is_relearned_not_fatal() -> None:
     restored = ResourceDetectors.from_state({"d:redis_used_memory_bytes": "AAEC"}, threshold=0.7)
     assert restored.detectors == {}
     assert restored.observe(example(METRICS), example(METRICS).source) == []
+
+
+def test_dead_letter_keeps_no_secret_of_the_payload_or_the_reason() -> None:
+    raw = b'{"lines": [{"line": "AUTH Dl3tterPw"}], "dsn": "redis://:Dl3tterUrl@cache:6379", "pad": "' + b"x" * 70_000
+    error = EventDecodeError("kubestack.logs.v1", "not a valid LogBatch: input_value='password=Dl3tterReason'")
+    letter = dead_letter(topic="kubestack.logs.v1", raw=raw, key=b"k", partition=0, offset=1, error=error,
+                         stage="logs")
+    assert "Dl3tter" not in letter.payload + letter.reason
+    assert "redis://:<redacted>@cache:6379" in letter.payload and len(letter.payload) == 64 * 1024

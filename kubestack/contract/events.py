@@ -322,7 +322,8 @@ class DeadLetter(Event):
     partition: int | None = None
     offset: int | None = None
     key: str | None = None
-    payload: str = Field(description="The original bytes, decoded as UTF-8 with backslash escapes")
+    payload: str = Field(description="The original bytes, decoded as UTF-8 with backslash escapes, secrets redacted "
+                                     "(kubestack.redaction), the first 64 KB")
     reason: str
     error_type: Name
     stage: Name = Field(description="Stage that gave up on the message")
