@@ -69,6 +69,9 @@ class TargetConfig(_Strict):
     cluster: str | None = Field(default=None, description="Cluster of the target's resource (default: the agent's)")
     namespace: str | None = Field(default=None, description=(
         "Kubernetes namespace of the target's resource: it runs in a cluster, not on the agent's host"))
+    host: str | None = Field(default=None, min_length=1, description=(
+        "Host the target's resource is reported on (default: its SSH host, else the agent's host name): set it when "
+        "the agent reporting the target and the worker acting on it run on different hosts, in both configs"))
     found_by: str | None = Field(default=None, description=(
         "Set by discovery: the target (type/name) that found this one; it is dropped when that target no longer "
         "finds it"))

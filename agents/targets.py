@@ -62,10 +62,13 @@ def listen_address(plugin_config: object) -> str | None:
 
 
 def resource_of(target: TargetConfig, agent: AgentIdentity, config: PluginConfig | None = None) -> ResourceRef:
-    """The resource the agent reports ``target`` as: on its SSH host or this host, or in its namespace when it runs
-    in a Kubernetes cluster; in its cluster, else the agent's; its labels, after the ``address`` its plugin
+    """The resource the agent reports ``target`` as: on its ``host``, its SSH host or this host, or in its namespace
+    when it runs in a Kubernetes cluster; in its cluster, else the agent's; its labels, after the ``address`` its plugin
     ``config`` gives (when given)."""
-    host = None if target.namespace else target.ssh.get("host") if target.ssh else socket.gethostname()
+    if target.namespace:
+        host = None
+    else:
+        host = target.host or (target.ssh.get("host") if target.ssh else None) or socket.gethostname()
     address = listen_address(config) if config is not None else None
     labels = ({ADDRESS_LABEL: address} if address else {}) | target.labels
     return ResourceRef(kind=target.type, name=target.name, host=host, namespace=target.namespace,

@@ -267,3 +267,12 @@ async def test_a_target_is_found_by_tenant_and_host_too_never_by_name_alone(tmp_
     assert int(cache.connect().config_get("maxmemory")["maxmemory"]) == int(full * 1.02), "nothing changed"
     done = await steps(raise_it.model_copy(update={"tenant": "acme"}), config)
     assert done[0].status == ResultStatus.EXECUTED, done
+    pinned = yaml.safe_load(config.targets.read_text())
+    pinned["targets"][0]["host"] = "cache-host-1"  # the agent reporting it runs elsewhere: both configs say its host
+    config.targets.write_text(yaml.safe_dump(pinned))
+    [step] = await steps(raise_it.model_copy(update={"tenant": "acme"}), config)
+    assert step.status == ResultStatus.FAILED and "no target redis/cache-r of tenant acme" in step.output
+    elsewhere = CACHE.model_copy(update={"host": "cache-host-1"})
+    again = await steps(raise_it.model_copy(update={"tenant": "acme", "resource": elsewhere,
+                                                     "params": {"bytes": str(full * 5)}}), config)
+    assert again[0].status == ResultStatus.EXECUTED, again
