@@ -204,3 +204,22 @@ async def test_bad_input_gets_a_clear_4xx_never_a_500(api_server: ApiServer) -> 
     assert no_route.status_code == 404 and no_route.json()["detail"] == "no route GET /api/v1/nothing-here"
     assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "method_not_allowed"
     assert 'status="500"' not in metrics  # nothing above reached the internal-error handler
+
+
+async def test_a_viewer_sees_evidence_redacted_and_an_operator_as_it_came(api_server: ApiServer) -> None:
+    inc = incident(title="Redis auth failures")
+    leaky = inc.signals[1].model_copy(update={
+        "summary": "masterauth changed by CONFIG SET masterauth V1ewerPw",
+        "details": {"dsn": "redis://:V1ewerUrl@cache-1:6379", "lines": ["-----BEGIN RSA PRIVATE KEY-----",
+                                                                          "V1ewerKeyBody", "-----END RSA PRIVATE KEY-----"]}})
+    inc = inc.model_copy(update={"signals": [inc.signals[0], leaky]})
+    await api_server.publish(INCIDENTS, inc)
+    await api_server.publish(RCA_REPORTS, rca(inc, cause="CONFIG SET requirepass V1ewerRca"))
+    await api_server.wait_for(f"/api/v1/incidents/{inc.incident_id}", lambda r: r.status_code == 200 and r.json()["rca"])
+    async with api_server.client("vera") as viewer, api_server.client("otto") as operator:
+        seen = (await viewer.get(f"/api/v1/incidents/{inc.incident_id}")).text
+        listed = (await viewer.get("/api/v1/incidents")).text
+        raw = (await operator.get(f"/api/v1/incidents/{inc.incident_id}")).text
+    assert "V1ewer" not in seen and "V1ewer" not in listed
+    assert "redis://:<redacted>@cache-1:6379" in seen and "Redis auth failures" in seen
+    assert all(secret in raw for secret in ("V1ewerPw", "V1ewerUrl", "V1ewerKeyBody", "V1ewerRca"))

@@ -11,7 +11,15 @@ from kubestack.apisettings import Role
 from kubestack.api.context import ApiContext, context, principal
 from kubestack.api.errors import NotFoundError
 from kubestack.api.queries import get_incident, list_audit, list_incidents, list_predictions, list_proposals
-from kubestack.api.views import AuditList, ErrorBody, IncidentList, IncidentView, PredictionList, ProposalList
+from kubestack.api.views import (
+    AuditList,
+    ErrorBody,
+    IncidentList,
+    IncidentView,
+    PredictionList,
+    ProposalList,
+    shown_to,
+)
 from kubestack.contract.events import PredictionStatus, ResultStatus, Severity
 
 AUTH_ERRORS = {401: {"model": ErrorBody, "description": "No token, or an unknown one"},
@@ -30,10 +38,11 @@ def incidents(ctx: Ctx, who: Caller,
               severity: Severity | None = None,
               resource: Annotated[str | None, Query(description="Resource key or name")] = None,
               limit: Limit = 100) -> IncidentList:
-    """Incidents (latest revision each) the token's tenant may see, with root cause and proposals."""
-    return IncidentList(items=list_incidents(ctx.store.reader(), who.tenant, status=status,
-                                             severity=severity.value if severity else None, resource=resource,
-                                             limit=limit))
+    """Incidents (latest revision each) the token's tenant may see, with root cause and proposals; redacted below
+    the operator role."""
+    return shown_to(who.role, IncidentList(items=list_incidents(
+        ctx.store.reader(), who.tenant, status=status, severity=severity.value if severity else None,
+        resource=resource, limit=limit)))
 
 
 @router.get("/incidents/{incident_id}", tags=["incidents"], response_model=IncidentView,
@@ -43,26 +52,26 @@ def incident(ctx: Ctx, who: Caller, incident_id: str) -> IncidentView:
     found = get_incident(ctx.store.reader(), incident_id, who.tenant)
     if found is None:
         raise NotFoundError(f"no incident {incident_id!r}")
-    return found
+    return shown_to(who.role, found)
 
 
 @router.get("/proposals", tags=["proposals"], response_model=ProposalList)
 def proposals(ctx: Ctx, who: Caller, state: ResultStatus | None = None, incident_id: str | None = None,
               limit: Limit = 100) -> ProposalList:
     """Remediation proposals with their state, decision and results."""
-    return ProposalList(items=list_proposals(ctx.store.reader(), who.tenant, state=state.value if state else None,
-                                             incident_id=incident_id, limit=limit))
+    return shown_to(who.role, ProposalList(items=list_proposals(
+        ctx.store.reader(), who.tenant, state=state.value if state else None, incident_id=incident_id, limit=limit)))
 
 
 @router.get("/predictions", tags=["predictions"], response_model=PredictionList)
 def predictions(ctx: Ctx, who: Caller, status: PredictionStatus | None = None, limit: Limit = 100) -> PredictionList:
     """Capacity exhaustion predictions, the latest per resource and signal."""
-    return PredictionList(items=list_predictions(ctx.store.reader(), who.tenant,
-                                                 status=status.value if status else None, limit=limit))
+    return shown_to(who.role, PredictionList(items=list_predictions(
+        ctx.store.reader(), who.tenant, status=status.value if status else None, limit=limit)))
 
 
 @router.get("/audit", tags=["audit"], response_model=AuditList)
 def audit(ctx: Ctx, who: Caller, limit: Limit = 100) -> AuditList:
     """The hash-chained audit trail, newest first: an admin sees every tenant's, others their tenant's."""
     scope = who.tenant if who.tenant is not None or who.can(Role.ADMIN) else ctx.settings.tenant
-    return AuditList(items=list_audit(ctx.store.reader(), scope, limit=limit))
+    return shown_to(who.role, AuditList(items=list_audit(ctx.store.reader(), scope, limit=limit)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -20,6 +20,9 @@ from kubestack.contract.events import (
 )
 from kubestack.apisettings import Role
 from kubestack.plugins.base import ActionSpec
+from kubestack.redaction import redact_value
+
+View = TypeVar("View", bound=BaseModel)
 
 
 class ErrorBody(BaseModel):
@@ -160,3 +163,13 @@ def health_view(report: HealthReport) -> ResourceView:
     return ResourceView(resource=report.resource.key, kind=report.resource.kind, name=report.resource.name,
                         tenant=report.tenant, reachable=report.reachable, last_report=report.ts.isoformat(),
                         findings=len(report.findings))
+
+
+def shown_to(role: Role, view: View) -> View:
+    """``view`` as a caller of ``role`` may see it: below the operator role every string is redacted (evidence,
+    summaries, narratives, parameters, audit details: what a viewer needs to follow an incident, never a secret a
+    signal carried). Audit records shown so no longer hash to their chain; ``kubestack audit verify`` reads the
+    store."""
+    if role.allows(Role.OPERATOR):
+        return view
+    return type(view).model_validate(redact_value(view.model_dump(mode="json")))
