@@ -8,6 +8,7 @@ from kubestack.contract.base import Source
 from kubestack.contract.events import Anomaly, LogBatch, Severity
 from kubestack.models.logrates import WARMUP_WINDOWS, WINDOW_S, TemplateRates, is_error, is_informational
 from kubestack.models.logtemplates import TemplateMiner
+from kubestack.redaction import REDACTED, redact, redact_lines
 
 CRITICAL_SCORE = 0.95
 DETECTOR_PREFIX = "log/"
@@ -24,8 +25,11 @@ class ResourceLogs:
         self.rates.burst = threshold
 
     def observe(self, batch: LogBatch, source: Source) -> list[Anomaly]:
+        """The batch's anomalies; the line and template they carry are redacted with the batch as one record (a
+        private key logged over several lines goes whole), only for a batch that has an anomaly."""
         anomalies = []
-        for line in batch.lines:
+        redacted: list[str] = []
+        for index, line in enumerate(batch.lines):
             mined = self.miner.add(line.line)
             ts = line.ts.timestamp()
             signals = self.rates.observe(ts, mined.template_id, mined.is_new, is_error(line.line),
@@ -34,12 +38,14 @@ class ResourceLogs:
                 if signal.score < self.threshold:
                     continue
                 template = self.miner.template(int(signal.template_id[1:])) if signal.template_id else ""
+                redacted = redacted or redact_lines([each.line for each in batch.lines])
                 anomalies.append(Anomaly(
                     source=source, resource=batch.resource, tenant=batch.tenant, ts=line.ts,
                     detector=f"{DETECTOR_PREFIX}{signal.kind}", signal=signal.template_id or signal.kind,
                     score=round(signal.score, 4), window_start=line.ts, window_end=line.ts,
                     severity=Severity.CRITICAL if signal.score >= CRITICAL_SCORE else Severity.WARNING,
-                    details={"template": template, "detail": signal.detail, "line": line.line[:500],
+                    details={"template": REDACTED if redacted[index] == REDACTED else redact(template),
+                             "detail": signal.detail, "line": redacted[index][:500],
                              "path": line.path}))
         return anomalies
 

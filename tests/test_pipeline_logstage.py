@@ -101,3 +101,15 @@ def test_a_template_refined_after_the_warm_up_raises_no_new_template() -> None:
     assert [t for _, t, _ in logs.miner.templates()] == [
         "Block <*> stored as bytes in memory (estimated size <*> KB, free <*> GB)",
         "Block <*> stored as values in memory (estimated size <*> KB, free <*> GB)"]
+
+
+def test_a_key_logged_over_several_lines_never_reaches_an_anomaly() -> None:
+    logs = ResourceLogs(threshold=0.5)
+    for minute in range(8):
+        logs.observe(batch(steady(minute), T0 + timedelta(minutes=minute)), SOURCE)
+    leak = ["ERROR loading TLS key -----BEGIN RSA PRIVATE KEY-----", "MIIEowIBAAKCAQEAl0gKeyBody1",
+            "Xy9zl0gKeyBody2+/abc==", "-----END RSA PRIVATE KEY-----", "ERROR replica rejected: masterauth l0gPw"]
+    anomalies = logs.observe(batch(leak, T0 + timedelta(minutes=8, seconds=5)), SOURCE)
+    assert anomalies and {a.details["line"] for a in anomalies} & {"<redacted>"}
+    shown = " ".join(f"{a.details['line']} {a.details['template']}" for a in anomalies)
+    assert "l0gKeyBody" not in shown and "l0gPw" not in shown
