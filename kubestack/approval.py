@@ -3,8 +3,8 @@ each decision with HMAC-SHA256 under the current key of the decision key ring; t
 checks the signature before a decision moves anything. The agents never hold the ring, so whoever can only write
 Kafka cannot approve.
 
-The signature covers the key id, actor, role, tenant, proposal and incident ids, decision, channel, reason, event
-id and time. A decision is refused when it is unsigned, signed with a key the ring does not hold or without the
+The signature covers the key id, actor, role, tenant, proposal and incident ids, the digest of the proposal as the
+person saw it (``proposal_digest``), decision, channel, reason, event id and time. A decision is refused when it is unsigned, signed with a key the ring does not hold or without the
 key, older than the stage's ``decision_ttl_s`` (or from the future beyond the clock skew), or names a role that may
 not approve (``APPROVERS``).
 
@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from kubestack.apisettings import Role
-from kubestack.contract.events import RemediationDecision
+from kubestack.contract.events import RemediationDecision, RemediationProposal
 from kubestack.errors import ConfigError
 
 KEY_BYTES = 32
@@ -109,10 +109,19 @@ class DecisionKeys:
         return None
 
 
+def proposal_digest(proposal: RemediationProposal) -> str:
+    """What a person approves: the action, its parameters, the resource and tenant, as the proposal message says."""
+    content = {"action": proposal.action, "params": proposal.params, "resource": proposal.resource.key,
+               "tenant": proposal.tenant}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                                     default=str).encode()).hexdigest()
+
+
 def signed_text(decision: RemediationDecision) -> str:
     """The one text the signature covers."""
     fields = {"key_id": decision.key_id, "actor": decision.actor, "role": decision.role, "tenant": decision.tenant,
               "proposal_id": decision.proposal_id, "incident_id": decision.incident_id,
+              "proposal_digest": decision.proposal_digest,
               "decision": decision.decision.value, "via": decision.via, "reason": decision.reason,
               "event_id": decision.event_id, "ts": decision.ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)

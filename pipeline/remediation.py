@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from kubestack.approval import DecisionKeys
+from kubestack.approval import DecisionKeys, proposal_digest
 from kubestack.contract.base import Source
 from kubestack.contract.events import (
     AuditEntry,
@@ -81,9 +81,17 @@ def declared(proposal: RemediationProposal) -> RemediationProposal | str:
 
 def admit(kept: dict | None, proposal: RemediationProposal, settings: RemediationSettings, source: Source,
           now: datetime) -> Transition | None:
-    """A new proposal through the policy, as its plugin declares it; None when it is already known."""
+    """A new proposal through the policy, as its plugin declares it; None when it is already known. The table keeps
+    the digest of the proposal as received, which a decision must name."""
     if kept and kept.get("state") != State.AWAITING:
         return None
+    transition = _admitted(kept, proposal, settings, source, now)
+    transition.state["digest"] = proposal_digest(proposal)
+    return transition
+
+
+def _admitted(kept: dict | None, proposal: RemediationProposal, settings: RemediationSettings, source: Source,
+              now: datetime) -> Transition:
     claimed = proposal
     checked = declared(proposal)
     proposal = checked if isinstance(checked, RemediationProposal) else proposal
@@ -99,7 +107,7 @@ def admit(kept: dict | None, proposal: RemediationProposal, settings: Remediatio
         out = _closed(proposal, State.REJECTED, ResultStatus.REJECTED, POLICY,
                       "forbidden actions are never executed", source, now)
     elif early is not None:
-        out = _decided(proposal, early, settings, source, now)
+        out = _decided(proposal, early, settings, source, now, proposal_digest(claimed))
     elif proposal.risk == Risk.LOW and settings.auto_approve_low and settings.enabled:
         out = _approved(proposal, POLICY_AUTO, "low risk, auto-approval on", None, source, now)
     else:
@@ -124,7 +132,10 @@ def decide(kept: dict | None, decision: RemediationDecision, settings: Remediati
     if kept["state"] != State.PENDING:
         return None
     proposal = RemediationProposal.model_validate(kept["proposal"])
-    return _decided(proposal, decision, settings, source, now)
+    out = _decided(proposal, decision, settings, source, now, kept.get("digest"))
+    if out.state is not None and kept.get("digest"):
+        out.state["digest"] = kept["digest"]
+    return out
 
 
 def refused(decision: RemediationDecision, why: str, source: Source, now: datetime) -> Transition:
@@ -160,13 +171,19 @@ def audit_result(proposal: RemediationProposal, outcome: RemediationResult) -> A
 
 
 def _decided(proposal: RemediationProposal, decision: RemediationDecision, settings: RemediationSettings,
-             source: Source, now: datetime) -> Transition:
+             source: Source, now: datetime, digest: str | None) -> Transition:
+    """``digest``: of the proposal as received (None for one kept by a worker older than digests)."""
     reason = f" ({decision.reason})" if decision.reason else ""
+    mismatch = None
     if decision.tenant != proposal.tenant:
-        out = refused(decision, f"signed for tenant {decision.tenant}, the proposal is tenant {proposal.tenant}'s",
-                      source, now)
-        waiting = _result(proposal, ResultStatus.PENDING, POLICY, "waiting for an approval in its own tenant", source,
-                          now)
+        mismatch = f"signed for tenant {decision.tenant}, the proposal is tenant {proposal.tenant}'s"
+    elif digest is not None and decision.proposal_digest != digest:
+        mismatch = ("signed for other proposal content than the stage holds under this id (another proposal was "
+                    "published with the same id)")
+    if mismatch is not None:
+        out = refused(decision, mismatch, source, now)
+        waiting = _result(proposal, ResultStatus.PENDING, POLICY, f"still waiting for an approval; a decision was "
+                          f"refused: {mismatch}", source, now)
         return Transition(_kept(State.PENDING, proposal), [waiting], entries=out.entries)
     if decision.decision == Decision.REJECT:
         return _closed(proposal, State.REJECTED, ResultStatus.REJECTED, decision.actor,

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from kubestack.approval import DecisionKeys
+from kubestack.approval import DecisionKeys, proposal_digest
 from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Decision, RemediationDecision, RemediationProposal, ResultStatus, Risk
 from kubestack.agents.targets import TargetSet
@@ -37,10 +37,13 @@ def proposal(risk: Risk = Risk.MEDIUM, action: str = "redis.set_maxmemory_policy
 
 
 def decision(kind: Decision = Decision.APPROVE, actor: str = "alice", pid: str = "prop-1", role: str = "operator",
-             tenant: str = "default", at: datetime = NOW, keys: DecisionKeys | None = KEYS) -> RemediationDecision:
-    """Signed as the API signs it (``keys`` None: unsigned, as anyone with Kafka access could write it)."""
+             tenant: str = "default", at: datetime = NOW, keys: DecisionKeys | None = KEYS,
+             of: RemediationProposal | None = None) -> RemediationDecision:
+    """Signed as the API signs it (``keys`` None: unsigned, as anyone with Kafka access could write it), for the
+    proposal ``of`` as the person saw it (default: the default proposal)."""
     made = RemediationDecision(source=SRC, resource=CACHE, tenant=tenant, ts=at, proposal_id=pid, incident_id="inc-1",
-                               decision=kind, actor=actor, reason="checked", via="api", role=role)
+                               decision=kind, actor=actor, reason="checked", via="api", role=role,
+                               proposal_digest=proposal_digest(of or proposal(pid=pid)))
     return keys.sign(made) if keys is not None else made
 
 
@@ -152,6 +155,19 @@ def test_a_decision_signed_for_another_tenant_does_not_move_the_proposal() -> No
     step = decide(pending, decision(tenant="globex"), POLICY, SRC, NOW)
     assert not step.execute and step.state["state"] == State.PENDING
     assert [e.action for e in step.entries] == ["decision.refused"] and "tenant" in step.entries[0].details["reason"]
+
+
+def test_a_decision_acts_only_on_the_proposal_the_person_saw() -> None:
+    """A forger who published another proposal under the id first: the approval of what the console showed does
+    not run it."""
+    forged = proposal(params={"policy": "allkeys-random"})
+    pending = admit(None, forged, POLICY, SRC, NOW).state
+    step = decide(pending, decision(of=proposal()), POLICY, SRC, NOW)
+    assert not step.execute and step.state["state"] == State.PENDING and "other proposal content" in \
+        step.entries[0].details["reason"]
+    assert decide(step.state, decision(of=forged), POLICY, SRC, NOW).execute, "the digest is kept after a refusal"
+    early = decide(None, decision(of=proposal()), POLICY, SRC, NOW).state
+    assert not admit(early, forged, POLICY, SRC, NOW).execute, "nor when the decision came first"
 
 
 def test_the_decision_key_ring_is_private_and_survives_a_reload(tmp_path) -> None:

@@ -16,7 +16,7 @@ import yaml
 
 from kubestack.agents.config import AgentIdentity, TargetConfig
 from kubestack.agents.targets import resource_of
-from kubestack.approval import DecisionKeys
+from kubestack.approval import DecisionKeys, proposal_digest
 from kubestack.bus import ensure_topics
 from kubestack.contract.base import Source
 from kubestack.contract.events import Decision, RemediationDecision, RemediationProposal, ResultStatus, Risk
@@ -66,7 +66,8 @@ async def test_forged_decisions_and_claims_do_not_act(kafka: KafkaSettings, tmp_
         def decision(item: RemediationProposal, actor: str, role: str = "operator") -> RemediationDecision:
             return RemediationDecision(source=FORGER, resource=item.resource, tenant=item.tenant,
                                        proposal_id=item.proposal_id, incident_id=item.incident_id,
-                                       decision=Decision.APPROVE, actor=actor, reason="drill", role=role)
+                                       decision=Decision.APPROVE, actor=actor, reason="drill", role=role,
+                                       proposal_digest=proposal_digest(item))
 
         async def publish(spec, *events) -> None:
             await produce(settings, spec.qualified(prefix), [spec.encode(e) for e in events])

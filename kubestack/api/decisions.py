@@ -15,6 +15,7 @@ from kubestack.api.errors import ConflictError, NotFoundError, UnavailableError
 from kubestack.api.publisher import api_source
 from kubestack.api.queries import get_proposal
 from kubestack.api.views import DecisionResponse
+from kubestack.approval import proposal_digest
 from kubestack.contract.events import Decision, RemediationDecision, ResultStatus, Risk
 from kubestack.contract.topics import REMEDIATION_DECISIONS
 from kubestack.errors import KafkaUnavailableError
@@ -38,7 +39,8 @@ async def decide(ctx: ApiContext, *, proposal_id: str, decision: Decision, actor
         raise ConflictError(f"proposal {proposal_id} is {view.state.value}, not pending: it was already decided")
     event = ctx.decision_keys.sign(RemediationDecision(
         source=api_source(), resource=proposal.resource, tenant=proposal.tenant, proposal_id=proposal_id,
-        incident_id=proposal.incident_id, decision=decision, actor=actor, reason=reason, via=via, role=role))
+        incident_id=proposal.incident_id, decision=decision, actor=actor, reason=reason, via=via, role=role,
+        proposal_digest=proposal_digest(proposal)))
     if not ctx.store.claim_decision(event):
         raise ConflictError(f"proposal {proposal_id} was decided a moment ago, not pending any more")
     try:

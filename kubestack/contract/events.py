@@ -269,6 +269,9 @@ class RemediationDecision(Event):
     reason: str = ""
     via: Name = Field(default="api", description="api, cli or slack")
     role: str | None = Field(default=None, description="The role the actor decided with: operator or admin")
+    proposal_digest: str | None = Field(default=None, description=(
+        "SHA-256 of the proposal as the person saw it (action, params, resource, tenant): the stage acts only on "
+        "that proposal, not on another published under the same id"))
     key_id: str | None = Field(default=None, description="The decision key that signed it")
     signature: str | None = Field(default=None, description=(
         "HMAC-SHA256 (hex) by the API over the decision, its actor, role, tenant, proposal and time "
