@@ -12,6 +12,15 @@ An answer is kept only when it passes ``citation_problem``:
   letters; each CJK character counts as one word); every claim must cite at least one id;
 - at least one sentence makes a claim.
 
+Unless ``llm.structured`` is off, the model is asked for JSON in a schema built per request (``claims_schema``):
+one to three claims, each a short text (no brackets, no sentence breaks) and one to three citations that can only
+be the evidence ids given (an enum), so even a small local model writes cited claims; ``render_claims`` makes the
+narrative text of them (``text [id, id].``) and that text goes through the same check, so an answer outside the
+schema (a server that ignored it, an invented id) is still rejected. With ``auto`` the first request finds what the
+server accepts (OpenAI's ``json_schema``, then llama-cpp-python's ``json_object`` with a schema, then free text;
+a 400, a 422 or an error naming the response format moves on) and the client keeps it. A claim opens with three
+lowercase Latin words (``CLAIM_PATTERN``), so answers in the schema are in a Latin script.
+
 Anything else (rejection, timeout, an HTTP error, a 429, malformed JSON, an empty answer) is no answer, with the
 reason; the caller keeps its own templated words (``RULES`` names them). A 429 whose Retry-After is short and fits
 the time left is retried once. Nothing takes longer than ``timeout_s``. Prompts are redacted by their builders
@@ -27,11 +36,13 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import ollama
 import openai
 from llama_index.core.llms import LLM, ChatMessage
+from pydantic import BaseModel, ValidationError
 
 from kubestack.settings import LlmSettings
 
@@ -49,14 +60,26 @@ _LLM_ERRORS = (httpx.HTTPError, openai.APIError, ollama.ResponseError, ValueErro
 _deadline: contextvars.ContextVar[float] = contextvars.ContextVar("llm_deadline", default=float("inf"))
 
 
-@dataclass(frozen=True)
+FREE_TEXT = "off"
+_DIALECTS = {"openai": ("json_schema", "json_object"), "ollama": ("format",)}
+MAX_CLAIMS = 3
+MAX_CITATIONS = 3
+CLAIM_PATTERN = r'^[A-Z]?[a-z]{1,20} [a-z]{1,20} [a-z]{1,20}[^\[\]\n"\\.!?。！？]{0,70}$'
+"""A claim's text: one short sentence without its full stop, brackets or quotes (its citations come apart) that
+opens with three words, so that a small model writes a sentence rather than an id or a path; every part is
+bounded, so that a claim cannot outrun ``llm.max_tokens``."""
+
+
+@dataclass
 class LlmClient:
-    """A llama-index LLM with what ``cited_answer`` needs to use it safely."""
+    """A llama-index LLM with what ``cited_answer`` needs to use it safely, and how the server takes a schema."""
 
     llm: LLM = field(repr=False)
     name: str
     timeout_s: float
     redact_ips: bool = False
+    dialects: tuple[str, ...] = (FREE_TEXT,)
+    """How to ask for cited claims, in the order to try them; the first the server accepts stays alone."""
 
 
 class _RetryAfterTransport(httpx.AsyncBaseTransport):
@@ -119,8 +142,66 @@ def build_llm(settings: LlmSettings) -> LlmClient | None:
                                     transport=_RetryAfterTransport())
         llm = Ollama(model=settings.model, base_url=url, request_timeout=settings.timeout_s, context_window=8192,
                      temperature=0.2, additional_kwargs={"num_predict": settings.max_tokens}, async_client=client)
+    if settings.structured == FREE_TEXT:
+        dialects: tuple[str, ...] = (FREE_TEXT,)
+    elif settings.provider == "ollama":
+        dialects = _DIALECTS["ollama"]
+    elif settings.structured == "auto":
+        dialects = (*_DIALECTS["openai"], FREE_TEXT)
+    else:
+        dialects = (settings.structured,)
     return LlmClient(llm=llm, name=settings.model or settings.provider, timeout_s=settings.timeout_s,
-                          redact_ips=settings.redact_ips)
+                     redact_ips=settings.redact_ips, dialects=dialects)
+
+
+def claims_schema(ids: list[str]) -> dict[str, Any]:
+    """The JSON schema of an answer whose citations can only be ``ids`` (strict-mode compatible)."""
+    claim = {"type": "object", "additionalProperties": False, "required": ["ids", "text"], "properties": {
+        "ids": {"type": "array", "minItems": 1, "maxItems": MAX_CITATIONS, "items": {"type": "string", "enum": ids}},
+        "text": {"type": "string", "pattern": CLAIM_PATTERN}}}
+    return {"type": "object", "additionalProperties": False, "required": ["claims"], "properties": {
+        "claims": {"type": "array", "minItems": 1, "maxItems": MAX_CLAIMS, "items": claim}}}
+
+
+class _Claim(BaseModel):
+    ids: list[str]
+    text: str
+
+
+class _Claims(BaseModel):
+    claims: list[_Claim]
+
+
+def render_claims(content: str) -> str:
+    """The narrative text of a structured answer: each claim once, as ``text [id, id].``; raises ``ValueError``
+    when ``content`` is not an answer of that shape. Ids are not checked here: ``citation_problem`` does."""
+    sentences: list[str] = []
+    for claim in _Claims.model_validate_json(content).claims:
+        sentence = f"{' '.join(claim.text.split()).rstrip(' .;,:')} [{', '.join(dict.fromkeys(claim.ids))}]."
+        if sentence not in sentences:
+            sentences.append(sentence)
+    return " ".join(sentences)
+
+
+def _request(dialect: str, known: set[str]) -> dict[str, Any]:
+    """The request arguments that hold the model to ``claims_schema`` in ``dialect``."""
+    schema = claims_schema(sorted(known))
+    if dialect == "json_schema":
+        return {"response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "cited_claims", "strict": True, "schema": schema}}}
+    if dialect == "json_object":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if dialect == "format":
+        return {"format": schema}
+    return {}
+
+
+def _refused(exc: Exception) -> bool:
+    """The server refused the request's form, not the request: a 400 or 422, or an error naming the form (the
+    llama-cpp-python server answers an unknown response_format type with a 500 that does)."""
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (400, 422) or "response_format" in str(exc)
+    return isinstance(exc, ollama.ResponseError) and (exc.status_code in (400, 422) or "format" in str(exc))
 
 
 _CITATION = re.compile(r"\[([^\[\]]*)\]")
@@ -166,16 +247,38 @@ async def cited_answer(messages: list[ChatMessage], known: set[str], llm: LlmCli
     token = _deadline.set(started + llm.timeout_s)
     try:
         async with asyncio.timeout(llm.timeout_s):
-            response = await llm.llm.achat(messages)
-        text = (response.message.content or "").strip()
+            dialect, content = await _ask(messages, known, llm)
     except TimeoutError:
         return None, f"no answer from {llm.name} within {llm.timeout_s:.0f}s"
     except _LLM_ERRORS as exc:
         return None, f"{llm.name} failed: {type(exc).__name__}: {str(exc)[:200]}"
     finally:
         _deadline.reset(token)
+    text = content
+    if dialect != FREE_TEXT and content:
+        try:
+            text = render_claims(content)
+        except ValidationError as exc:
+            return None, f"answer of {llm.name} rejected: not the cited claims asked for: {str(exc)[:160]}"
     problem = citation_problem(text, known)
     if problem is not None:
         return None, f"answer of {llm.name} rejected: {problem}"
     log.debug("%s answered in %.1fs", llm.name, time.monotonic() - started)
     return text, ""
+
+
+async def _ask(messages: list[ChatMessage], known: set[str], llm: LlmClient,
+               dialects: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(the dialect answered in, the answer's content): the next dialect while the server refuses one's form."""
+    dialect, *rest = dialects or llm.dialects
+    try:
+        response = await llm.llm.achat(messages, **_request(dialect, known))
+    except _LLM_ERRORS as exc:
+        if not rest or not _refused(exc):
+            raise
+        log.info("%s refuses %s answers (%s): trying %s", llm.name, dialect, type(exc).__name__, rest[0])
+        return await _ask(messages, known, llm, tuple(rest))
+    if len(llm.dialects) > 1:
+        log.info("%s takes %s answers", llm.name, dialect)
+        llm.dialects = (dialect,)
+    return dialect, (response.message.content or "").strip()

@@ -1,5 +1,7 @@
-"""The LLM narrative: a real llama.cpp server with Gemma 3 270M, and a scripted local HTTP server for what a real
-one cannot produce on demand (429 with Retry-After, a slow answer, malformed JSON, chosen answers)."""
+"""The LLM narrative: a real llama.cpp server with Gemma 3 270M held to the schema of cited claims on incidents
+recorded from the fault tests (tests/data/narrative), and a scripted local HTTP server for what a real one cannot
+produce on demand (a hosted server's json_schema, forged citations, 429 with Retry-After, a slow answer,
+malformed JSON, chosen answers)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +17,7 @@ from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Incident, IncidentSignal, RcaReport, Severity, SignalKind
 from kubestack.knowledge.runbook import load_runbooks
 from kubestack.pipeline.rootcause import rank_incident_causes
-from kubestack.llm import RULES, build_llm, citation_problem
+from kubestack.llm import CLAIM_PATTERN, RULES, build_llm, citation_problem
 from kubestack.pipeline.narrative import build_prompt, narrate
 from kubestack.pipeline.runbookmatch import RunbookMatcher
 from kubestack.plugins.registry import action_specs
@@ -62,8 +65,19 @@ def _incident() -> Incident:
 INCIDENT = _incident()
 REPORT: RcaReport = rank_incident_causes(INCIDENT, SRC, RunbookMatcher(BOOKS), action_specs,
                                          T0 + timedelta(minutes=1)).report
-CITED = (f"Redis cache-1 ran out of memory because maxmemory was lowered to 1 MB [{CHANGE_ID}]. Writes then "
-         f"failed with OOM errors [{FULL_ID}, {APP_ID}].")
+CITED = "Redis cache-1 ran out of memory because maxmemory was lowered to 1 MB [E1]. Writes then failed with OOM " \
+        "errors [E2, E3]."
+AS_REPORTED = CITED.replace("[E1]", f"[{CHANGE_ID}]").replace("[E2, E3]", f"[{FULL_ID}, {APP_ID}]")
+RECORDED = Path(__file__).parent / "data" / "narrative"
+
+
+def _recorded(fault: str) -> tuple[Incident, RcaReport]:
+    data = json.loads((RECORDED / f"{fault}.json").read_text())
+    return Incident.model_validate(data["incident"]), RcaReport.model_validate(data["report"])
+
+
+def _claims(*claims: tuple[list[str], str]) -> str:
+    return json.dumps({"claims": [{"ids": ids, "text": text} for ids, text in claims]})
 
 
 def _assert_no_secret(sent: str) -> None:
@@ -105,12 +119,13 @@ def test_uncited_or_unknown_answers_are_rejected(text: str, why: str) -> None:
 
 
 def test_prompt_holds_ranked_redacted_evidence_only() -> None:
-    messages, known = build_prompt(REPORT, INCIDENT, TITLES, ips=True)
+    messages, numbers = build_prompt(REPORT, INCIDENT, TITLES, ips=True)
     text = "\n".join(m.content for m in messages)
     _assert_no_secret(text)
-    assert known == {CHANGE_ID, FULL_ID, APP_ID}
-    assert f"[{CHANGE_ID}]" in text and "redis.maxmemory_lowered" in text and "67108864" in text
-    assert REPORT.hypotheses[0].runbooks[0] in text and TITLES[REPORT.hypotheses[0].runbooks[0]] in text
+    assert numbers == {"E1": CHANGE_ID, "E2": FULL_ID, "E3": APP_ID}
+    assert "E1: anomaly config-risk:redis.maxmemory_lowered" in text and "67108864" in text
+    assert CHANGE_ID not in text, "evidence is numbered in the prompt, not named by its event id"
+    assert TITLES[REPORT.hypotheses[0].runbooks[0]] in text
     assert text.index(REPORT.hypotheses[0].cause) < text.index(REPORT.hypotheses[1].cause)
 
 
@@ -127,26 +142,47 @@ async def test_without_a_model_the_rules_narrate() -> None:
 # --- a real model -----------------------------------------------------------------------------------------
 
 
-async def test_a_real_small_model_answers_or_is_rejected_and_sees_no_secret(
-        llama_server: LlamaServer, scripted: Scripted, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_real_small_model_writes_cited_claims_in_the_schema_and_sees_no_secret(
+        llama_server: LlamaServer, scripted: Scripted) -> None:
+    """The llama-cpp-python server refuses OpenAI's json_schema form, takes a json_object with the schema, and
+    Gemma 3 270M then writes claims that cite only the evidence given."""
     scripted.upstream = llama_server.base_url
-    timeout_s = 120.0
     settings = LlmSettings(provider="openai", base_url=f"{scripted.url}/v1", model=llama_server.model,
-                           timeout_s=timeout_s, max_tokens=96, redact_ips=True)
-    caplog.set_level(logging.INFO, LOGGER)
-    started = time.monotonic()
-    narrative, narrator = await narrate(REPORT, INCIDENT, TITLES, build_llm(settings))
-    assert time.monotonic() - started < timeout_s + 1
-    [sent] = scripted.received
-    assert sent.path == "/v1/chat/completions" and sent.status == 200, sent.answer[:500]
+                           timeout_s=LOCAL_TIMEOUT_S, max_tokens=200, redact_ips=True)
+    llm = build_llm(settings)
+    narrative, narrator = await narrate(REPORT, INCIDENT, TITLES, llm)
+    refused, sent = scripted.received
+    assert json.loads(refused.body)["response_format"]["type"] == "json_schema" and refused.status >= 400
+    assert llm.dialects == ("json_object",), "the client keeps the form the server took"
+    request = json.loads(sent.body)
+    assert request["response_format"]["type"] == "json_object" and sent.status == 200, sent.answer[:500]
+    claim = request["response_format"]["schema"]["properties"]["claims"]["items"]["properties"]
+    assert claim["ids"]["items"]["enum"] == ["E1", "E2", "E3"] and claim["text"]["pattern"] == CLAIM_PATTERN
     _assert_no_secret(sent.body)
-    answer = json.loads(sent.answer)["choices"][0]["message"]["content"].strip()
-    problem = citation_problem(answer, {CHANGE_ID, FULL_ID, APP_ID})
-    if problem is None:
-        assert (narrative, narrator) == (answer, llama_server.model)
-    else:
-        assert (narrative, narrator) == (REPORT.narrative, RULES)
-        assert f"rejected: {problem}" in caplog.text
+    assert narrator == llama_server.model, json.loads(sent.answer)["choices"][0]["message"]["content"]
+    assert citation_problem(narrative, {CHANGE_ID, FULL_ID, APP_ID}) is None
+
+
+LOCAL_TIMEOUT_S = 120.0
+"""Generous: the CI machine is shared; bench/narrative measures the time."""
+LOCAL_CASES = ("redis-maxmemory-lowered", "mariadb-connections", "postgres-connections")
+
+
+async def test_a_real_small_model_narrates_recorded_fault_incidents(
+        llama_server: LlamaServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Sampled words: most, not all, pass (bench/narrative measures the rate); each one kept cites only the
+    incident's own evidence, by event id."""
+    caplog.set_level(logging.INFO, LOGGER)
+    llm = build_llm(LlmSettings(provider="openai", base_url=llama_server.base_url, model=llama_server.model,
+                                timeout_s=LOCAL_TIMEOUT_S, max_tokens=200, structured="json_object"))
+    accepted = []
+    for fault in LOCAL_CASES:
+        incident, report = _recorded(fault)
+        narrative, narrator = await narrate(report, incident, TITLES, llm)
+        if narrator == llama_server.model:
+            assert citation_problem(narrative, {s.event_id for s in incident.signals}) is None, narrative
+            accepted.append(fault)
+    assert len(accepted) >= 2, f"accepted only {accepted}:\n{caplog.text}"
 
 
 # --- scripted answers ----------------------------------------------------------------------------------------
@@ -157,17 +193,74 @@ def _ollama(content: str) -> str:
                        "message": {"role": "assistant", "content": content}, "done": True, "done_reason": "stop"})
 
 
-def _narrator(server: Scripted, provider: str = "openai", timeout_s: float = 5.0):
+def _narrator(server: Scripted, provider: str = "openai", timeout_s: float = 5.0, structured: str = "off"):
     base = f"{server.url}/v1" if provider == "openai" else server.url
     return build_llm(LlmSettings(provider=provider, base_url=base, model="scripted-7b", timeout_s=timeout_s,
-                                      api_key="sk-test-key-not-secret-enough"))
+                                 api_key="sk-test-key-not-secret-enough", structured=structured))
+
+
+async def test_a_hosted_server_gets_the_schema_as_json_schema_and_its_claims_become_the_narrative(
+        scripted: Scripted) -> None:
+    scripted.replies = [(200, {}, _openai(_claims((["E1"], "Redis ran out of memory after maxmemory was lowered"),
+                                                  (["E2", "E3", "E2"], "Writes then failed with OOM errors"))), 0.0)]
+    llm = _narrator(scripted, structured="auto")
+    assert await narrate(REPORT, INCIDENT, TITLES, llm) == (
+        f"Redis ran out of memory after maxmemory was lowered [{CHANGE_ID}]. Writes then failed with OOM errors "
+        f"[{FULL_ID}, {APP_ID}].", "scripted-7b")
+    [sent] = scripted.received
+    form = json.loads(sent.body)["response_format"]
+    assert form["type"] == "json_schema" and form["json_schema"]["strict"] is True
+    assert form["json_schema"]["schema"]["properties"]["claims"]["items"]["properties"]["ids"]["items"]["enum"] == [
+        "E1", "E2", "E3"]
+    assert llm.dialects == ("json_schema",)
+    _assert_no_secret(sent.body)
+
+
+async def test_ollama_gets_the_schema_as_its_format(scripted: Scripted) -> None:
+    scripted.replies = [(200, {}, _ollama(_claims((["E1"], "The maxmemory limit was lowered to one megabyte"))), 0.0)]
+    narrative, narrator = await narrate(REPORT, INCIDENT, TITLES, _narrator(scripted, "ollama", structured="auto"))
+    assert (narrative, narrator) == (f"The maxmemory limit was lowered to one megabyte [{CHANGE_ID}].", "scripted-7b")
+    [sent] = scripted.received
+    assert json.loads(sent.body)["format"]["properties"]["claims"]["maxItems"] == 3
+
+
+@pytest.mark.parametrize(("answer", "why"), [
+    (_claims((["E1", "E9"], "Memory ran out after maxmemory was lowered")), "cites unknown evidence ids: E9"),
+    (_claims((["ev-deploy-42"], "A deploy broke the cache writes")), "cites unknown evidence ids: ev-deploy-42"),
+    (_claims(([CHANGE_ID], "Memory ran out after maxmemory was lowered")), f"cites unknown evidence ids: {CHANGE_ID}"),
+    (_claims(([], "Memory ran out after maxmemory was lowered")), "cites unknown evidence ids: (an empty bracket)"),
+    (_claims((["E1"], "Memory ran out [E7] after the change")), "cites unknown evidence ids: E7"),
+    (_claims((["E1"], "Memory ran out. The network is bad too")), "uncited claim: 'Memory ran out.'"),
+    (_claims((["E1"], "E1 E2")), "no claim in the answer"),
+    ('{"claims": [{"text": "Memory ran out after maxmemory was lowered"}]}', "not the cited claims asked for"),
+    ('{"narrative": "Memory ran out [E1]."}', "not the cited claims asked for"),
+    ("Memory ran out after maxmemory was lowered [E1].", "not the cited claims asked for"),
+    ("", "empty answer"),
+])
+async def test_forged_or_uncited_claims_are_rejected(scripted: Scripted, caplog: pytest.LogCaptureFixture,
+                                                     answer: str, why: str) -> None:
+    """What a server that ignored the schema, or a forger, could send: the rendered claims meet the same check."""
+    caplog.set_level(logging.INFO, LOGGER)
+    scripted.replies = [(200, {}, _openai(answer), 0.0)]
+    assert await narrate(REPORT, INCIDENT, TITLES, _narrator(scripted, structured="json_schema")) == (
+        REPORT.narrative, RULES)
+    assert f"rejected: {why}" in caplog.text
+
+
+async def test_a_server_refusing_every_schema_form_gets_free_text(scripted: Scripted) -> None:
+    refusal = (400, {}, '{"error": {"message": "response_format is not supported"}}', 0.0)
+    scripted.replies = [refusal, refusal, (200, {}, _openai(CITED), 0.0)]
+    llm = _narrator(scripted, structured="auto")
+    assert await narrate(REPORT, INCIDENT, TITLES, llm) == (AS_REPORTED, "scripted-7b")
+    forms = [json.loads(r.body).get("response_format", {}).get("type") for r in scripted.received]
+    assert forms == ["json_schema", "json_object", None] and llm.dialects == ("off",)
 
 
 @pytest.mark.parametrize(("provider", "path", "reply"), [
     ("openai", "/v1/chat/completions", _openai), ("ollama", "/api/chat", _ollama)])
 async def test_a_well_cited_answer_is_kept(scripted: Scripted, provider: str, path: str, reply) -> None:
     scripted.replies = [(200, {}, reply(CITED), 0.0)]
-    assert await narrate(REPORT, INCIDENT, TITLES, _narrator(scripted, provider)) == (CITED, "scripted-7b")
+    assert await narrate(REPORT, INCIDENT, TITLES, _narrator(scripted, provider)) == (AS_REPORTED, "scripted-7b")
     [sent] = scripted.received
     assert sent.path == path
     _assert_no_secret(sent.body)
@@ -176,7 +269,7 @@ async def test_a_well_cited_answer_is_kept(scripted: Scripted, provider: str, pa
 @pytest.mark.parametrize(("provider", "reply"), [("openai", _openai), ("ollama", _ollama)])
 async def test_a_short_retry_after_is_respected_once(scripted: Scripted, provider: str, reply) -> None:
     scripted.replies = [(429, {"Retry-After": "1"}, '{"error": "slow down"}', 0.0), (200, {}, reply(CITED), 0.0)]
-    assert await narrate(REPORT, INCIDENT, TITLES, _narrator(scripted, provider)) == (CITED, "scripted-7b")
+    assert await narrate(REPORT, INCIDENT, TITLES, _narrator(scripted, provider)) == (AS_REPORTED, "scripted-7b")
     assert [r.status for r in scripted.received] == [429, 200]
 
 
@@ -212,7 +305,7 @@ async def test_a_slow_server_does_not_block_past_the_timeout(scripted: Scripted,
     ("ollama", 503, '{"error": "server busy"}', "ResponseError"),
     ("openai", 200, _openai(""), "rejected: empty answer"),
     ("ollama", 200, _ollama("Redis is slow because the network is bad."), "rejected: uncited claim"),
-    ("openai", 200, _openai(f"Memory ran out [{CHANGE_ID}] after a deploy [deploy-42]."),
+    ("openai", 200, _openai("Memory ran out [E1] after a deploy [deploy-42]."),
      "rejected: cites unknown evidence ids: deploy-42"),
 ])
 async def test_bad_answers_fall_back_to_the_rules(scripted: Scripted, caplog: pytest.LogCaptureFixture,
