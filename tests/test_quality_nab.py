@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.shared import SHARED
 from kubestack.settings import WorkerSettings
 from tests.cli import run
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 NAB = SHARED / "datasets" / "nab"
 SLICE = (
     "artificialWithAnomaly/art_daily_flatmiddle.csv", "artificialWithAnomaly/art_daily_jumpsdown.csv",

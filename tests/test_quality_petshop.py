@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.shared import SHARED
 from kubestack.models.rootcause_case import rank_case, read_case
 from tests.cli import run
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PETSHOP = SHARED / "datasets" / "rca" / "petshop" / "dataset"
 FLOORS = {"graph": (0.65, 0.95), "no graph": (0.45, 0.95)}   # (top-1, top-3)
 

@@ -32,11 +32,12 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+from bench.shared import SHARED
 from kubestack.models import logformat, logtemplates
 from kubestack.models.logaccuracy import grouping_accuracy, parsing_accuracy
 
 ROOT = Path(__file__).resolve().parents[2]
-LOGHUB = ROOT.parent / "shared" / "datasets" / "loghub" / "loghub_2k_corrected"
+LOGHUB = SHARED / "datasets" / "loghub" / "loghub_2k_corrected"
 REAL = ROOT / "tests" / "data" / "logs" / "real"
 # logparser's benchmark formats (logpai/logparser, Drain/benchmark.py) for the seven development systems
 FORMATS = {

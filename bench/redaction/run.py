@@ -23,11 +23,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.shared import SHARED
 from bench.redaction.corpus import HARMLESS, SECRETS, Case, load
 from kubestack import redaction
 
 ROOT = Path(__file__).resolve().parents[2]
-LOGHUB = ROOT.parent / "shared" / "datasets" / "loghub" / "loghub_2k_corrected"
+LOGHUB = SHARED / "datasets" / "loghub" / "loghub_2k_corrected"
 DEFAULT_BASELINE = "1ded619"
 PATHOLOGICAL = {
     "url-like": "a://b:" * 35_000,
