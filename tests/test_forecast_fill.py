@@ -144,7 +144,8 @@ async def test_fills_are_foreseen_before_they_are_full_and_a_rotation_is_not(kaf
     env = cli_env(KUBESTACK_KAFKA__BOOTSTRAP=kafka.bootstrap, KUBESTACK_KAFKA__TOPIC_PREFIX=settings.kafka.topic_prefix,
                   KUBESTACK_WORKER__APP_ID=f"fill-worker-{unique}", KUBESTACK_HOME=str(tmp_path / "worker"),
                   KUBESTACK_WORKER__FORECAST_TIME_SCALE=repr(TIME_SCALE),
-                  KUBESTACK_WORKER__ANOMALY_THRESHOLD="1", KUBESTACK_WORKER__CORRELATION_WINDOW_S="30")
+                  KUBESTACK_WORKER__ANOMALY_THRESHOLD="1", KUBESTACK_WORKER__METRIC_ALONE_SCORE="1",
+                  KUBESTACK_WORKER__CORRELATION_WINDOW_S="30")
     watch = Watch(settings)
     with contextlib.ExitStack() as stack:
         redis_proc, cache = start_redis("fill", tmp_path, secrets.token_hex(8), "--maxmemory", str(REDIS_MAXMEMORY),
