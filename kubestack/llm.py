@@ -13,7 +13,7 @@ An answer is kept only when it passes ``citation_problem``:
 - at least one sentence makes a claim.
 
 Unless ``llm.structured`` is off, the model is asked for JSON in a schema built per request (``claims_schema``):
-one to three claims, each a short text (no brackets, no sentence breaks) and one to three citations that can only
+one or two claims, each a short text (no brackets, no sentence breaks) and one to three citations that can only
 be the evidence ids given (an enum), so even a small local model writes cited claims; ``render_claims`` makes the
 narrative text of them (``text [id, id].``) and that text goes through the same check, so an answer outside the
 schema (a server that ignored it, an invented id) is still rejected. With ``auto`` the first request finds what the
@@ -62,7 +62,7 @@ _deadline: contextvars.ContextVar[float] = contextvars.ContextVar("llm_deadline"
 
 FREE_TEXT = "off"
 _DIALECTS = {"openai": ("json_schema", "json_object"), "ollama": ("format",)}
-MAX_CLAIMS = 3
+MAX_CLAIMS = 2
 MAX_CITATIONS = 3
 CLAIM_PATTERN = r'^[A-Z]?[a-z]{1,20} [a-z]{1,20} [a-z]{1,20}[^\[\]\n"\\.!?。！？]{0,70}$'
 """A claim's text: one short sentence without its full stop, brackets or quotes (its citations come apart) that

@@ -27,7 +27,7 @@ MAX_EVIDENCE = 12
 MAX_HYPOTHESES = 3
 MAX_DETAILS_CHARS = 240
 
-TASK = ("Explain to an on-call engineer, in two or three short sentences, the most likely root cause of this "
+TASK = ("Explain to an on-call engineer, in one or two short sentences, the most likely root cause of this "
         "incident and what followed from it, using only the evidence above. End every sentence with the ids of the "
         "evidence it rests on in square brackets, e.g. [E1]. Cite nothing else in brackets.")
 # One user message: some chat templates (Gemma's) drop a system message.

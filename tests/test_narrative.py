@@ -17,7 +17,7 @@ from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Incident, IncidentSignal, RcaReport, Severity, SignalKind
 from kubestack.knowledge.runbook import load_runbooks
 from kubestack.pipeline.rootcause import rank_incident_causes
-from kubestack.llm import CLAIM_PATTERN, RULES, build_llm, citation_problem
+from kubestack.llm import CLAIM_PATTERN, MAX_CLAIMS, RULES, build_llm, citation_problem
 from kubestack.pipeline.narrative import build_prompt, narrate
 from kubestack.pipeline.runbookmatch import RunbookMatcher
 from kubestack.plugins.registry import action_specs
@@ -221,7 +221,7 @@ async def test_ollama_gets_the_schema_as_its_format(scripted: Scripted) -> None:
     narrative, narrator = await narrate(REPORT, INCIDENT, TITLES, _narrator(scripted, "ollama", structured="auto"))
     assert (narrative, narrator) == (f"The maxmemory limit was lowered to one megabyte [{CHANGE_ID}].", "scripted-7b")
     [sent] = scripted.received
-    assert json.loads(sent.body)["format"]["properties"]["claims"]["maxItems"] == 3
+    assert json.loads(sent.body)["format"]["properties"]["claims"]["maxItems"] == MAX_CLAIMS
 
 
 @pytest.mark.parametrize(("answer", "why"), [
