@@ -18,16 +18,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from kubestack.apisettings import Role
 from kubestack.contract.events import RemediationDecision, RemediationProposal
 from kubestack.errors import ConfigError
+from kubestack.keyring import KeyRing
 
-KEY_BYTES = 32
 APPROVERS = frozenset({Role.OPERATOR.value, Role.ADMIN.value})
 """The roles whose decisions the stage takes (the API's operator and up)."""
 CLOCK_SKEW_S = 60.0
@@ -37,26 +35,11 @@ def default_path(home: Path) -> Path:
     return home / "keys" / "decision-keys.json"
 
 
-class DecisionKeys:
+class DecisionKeys(KeyRing):
     """The decision key ring: keys by id and the current one."""
 
-    def __init__(self, keys: dict[str, bytes], current: str) -> None:
-        if current not in keys:
-            raise ConfigError(f"the decision key ring has no key {current!r}")
-        self.keys = keys
-        self.current = current
-
-    @classmethod
-    def create(cls) -> DecisionKeys:
-        return cls({"k1": secrets.token_bytes(KEY_BYTES)}, "k1")
-
-    @classmethod
-    def load(cls, path: Path) -> DecisionKeys:
-        try:
-            data = json.loads(path.read_text())
-            return cls({kid: bytes.fromhex(key) for kid, key in data["keys"].items()}, data["current"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"cannot read the decision key ring {path}: {exc}") from exc
+    error = ConfigError
+    what = "decision key ring"
 
     @classmethod
     def load_or_create(cls, path: Path) -> DecisionKeys:
@@ -67,38 +50,18 @@ class DecisionKeys:
         ring.save(path)
         return ring
 
-    def save(self, path: Path) -> None:
-        """Written whole to a new file (0600, in a 0700 folder) that then replaces the old one."""
-        data = {"current": self.current, "keys": {kid: key.hex() for kid, key in self.keys.items()}}
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        draft = path.with_name(path.name + ".new")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as stream:
-            stream.write(json.dumps(data, indent=1))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(draft, path)
-
-    def rotate(self) -> str:
-        number = 1 + max((int(kid[1:]) for kid in self.keys if kid[1:].isdigit()), default=0)
-        kid = f"k{number}"
-        self.keys[kid] = secrets.token_bytes(KEY_BYTES)
-        self.current = kid
-        return kid
-
     def sign(self, decision: RemediationDecision) -> RemediationDecision:
         """``decision`` with the current key's id and its signature."""
         keyed = decision.model_copy(update={"key_id": self.current})
-        return keyed.model_copy(update={"signature": _mac(self.keys[self.current], keyed)})
+        return keyed.model_copy(update={"signature": self.mac(self.current, signed_text(keyed))})
 
     def problem(self, decision: RemediationDecision, now: datetime, ttl_s: float) -> str | None:
         """Why the stage must refuse ``decision`` (None: signed by the ring, fresh, by an approving role)."""
         if decision.signature is None or decision.key_id is None:
             return "unsigned: only the API signs decisions"
-        key = self.keys.get(decision.key_id)
-        if key is None:
+        if decision.key_id not in self.keys:
             return f"signed with key {decision.key_id!r}, which the decision key ring does not hold"
-        if not hmac.compare_digest(_mac(key, decision), decision.signature):
+        if not hmac.compare_digest(self.mac(decision.key_id, signed_text(decision)), decision.signature):
             return f"its signature (key {decision.key_id}) does not match: written without the key, or altered"
         if decision.ts > now + timedelta(seconds=CLOCK_SKEW_S):
             return f"dated {decision.ts.isoformat()}, in the future"
@@ -126,6 +89,3 @@ def signed_text(decision: RemediationDecision) -> str:
               "event_id": decision.event_id, "ts": decision.ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
-
-def _mac(key: bytes, decision: RemediationDecision) -> str:
-    return hmac.new(key, signed_text(decision).encode(), hashlib.sha256).hexdigest()

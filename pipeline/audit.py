@@ -23,20 +23,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import secrets
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum, StrEnum
-from pathlib import Path
 from typing import Any
 
 from pydantic_core import to_jsonable_python
 
 from kubestack.contract.events import AuditEntry, AuditRecord
 from kubestack.errors import AuditError
+from kubestack.keyring import KeyRing
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the record at seq 0."""
@@ -89,7 +87,6 @@ def _as_record(entry: AuditEntry, seq: int, prev_hash: str) -> AuditRecord:
 
 # --- sealing ------------------------------------------------------------------------------------
 
-KEY_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -101,69 +98,41 @@ class Sealed:
     mac: str | None
 
 
-class AuditKeys:
+class AuditKeys(KeyRing):
     """The writer's key ring: keys by id, the current one, and the seq from which every record is sealed.
 
     Kept as JSON in a file of mode 0600 (``load``, ``create``, ``rotate``, ``save``); whoever verifies needs it too."""
 
+    error = AuditError
+    what = "audit key ring"
+
     def __init__(self, keys: dict[str, bytes], current: str, sealed_from: int | None = None) -> None:
-        if current not in keys:
-            raise AuditError(f"the audit key ring has no key {current!r}")
-        self.keys = keys
-        self.current = current
+        super().__init__(keys, current)
         self.sealed_from = sealed_from
 
     @classmethod
-    def create(cls) -> AuditKeys:
-        return cls({"k1": secrets.token_bytes(KEY_BYTES)}, "k1")
+    def _extra_from(cls, data: dict) -> dict:
+        return {"sealed_from": data.get("sealed_from")}
 
-    @classmethod
-    def load(cls, path: Path) -> AuditKeys:
-        try:
-            data = json.loads(path.read_text())
-            return cls({kid: bytes.fromhex(key) for kid, key in data["keys"].items()}, data["current"],
-                       data.get("sealed_from"))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise AuditError(f"cannot read the audit key ring {path}: {exc}") from exc
-
-    def save(self, path: Path) -> None:
-        """Written whole to a new file (0600) that then replaces the old one."""
-        data = {"current": self.current, "sealed_from": self.sealed_from,
-                "keys": {kid: key.hex() for kid, key in self.keys.items()}}
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        draft = path.with_name(path.name + ".new")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as stream:
-            stream.write(json.dumps(data, indent=1))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(draft, path)
-
-    def rotate(self) -> str:
-        """A new key, current from now on; the id of it."""
-        number = 1 + max((int(kid[1:]) for kid in self.keys if kid[1:].isdigit()), default=0)
-        kid = f"k{number}"
-        self.keys[kid] = secrets.token_bytes(KEY_BYTES)
-        self.current = kid
-        return kid
+    def extra(self) -> dict:
+        return {"sealed_from": self.sealed_from}
 
     def seal(self, record: AuditRecord) -> Sealed:
-        return Sealed(record, self.current, _mac(self.keys[self.current], self.current, record))
+        return Sealed(record, self.current, self.mac(self.current, _sealed_text(self.current, record)))
 
     def check(self, item: Sealed) -> str | None:
         """Why ``item``'s seal is wrong (None when it is right)."""
         if item.key_id is None or item.mac is None:
             return "unsealed"
-        key = self.keys.get(item.key_id)
-        if key is None:
+        if item.key_id not in self.keys:
             return f"sealed with key {item.key_id!r}, which the ring does not hold"
-        if not hmac.compare_digest(_mac(key, item.key_id, item.record), item.mac):
+        if not hmac.compare_digest(self.mac(item.key_id, _sealed_text(item.key_id, item.record)), item.mac):
             return f"its seal (key {item.key_id}) does not match: written without the key"
         return None
 
 
-def _mac(key: bytes, key_id: str, record: AuditRecord) -> str:
-    return hmac.new(key, f"{key_id}|{record.seq}|{record.hash}".encode(), hashlib.sha256).hexdigest()
+def _sealed_text(key_id: str, record: AuditRecord) -> str:
+    return f"{key_id}|{record.seq}|{record.hash}"
 
 
 # --- chaining -----------------------------------------------------------------------------------
