@@ -13,7 +13,7 @@ from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import AuditEntry, AuditRecord, HealthReport
 from kubestack.contract.topics import AUDIT, AUDIT_ENTRIES, HEALTH
 from tests.kafka_io import consume_all
-from tests.services.kubestack_api import TARGET_PASSWORD, ApiServer
+from tests.services.kubestack_api import LABEL_WITH_SECRET, TARGET_PASSWORD, ApiServer
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="session")]
 
@@ -61,6 +61,11 @@ async def test_targets_list_config_targets_without_secrets_and_seen_resources(ap
     assert [t["name"] for t in body["targets"]] == ["this-host", "cache-nowhere"]
     assert body["resources"][0]["resource"] == report.resource.key and body["resources"][0]["findings"] == 0
     assert TARGET_PASSWORD not in response.text and "password" not in response.text
+    assert "label-s3cret-Pw" not in response.text, "a viewer sees target labels redacted"
+    assert "wiki.example" in body["targets"][1]["labels"]["wiki"]
+    async with api_server.client("otto") as client:
+        operator = (await client.get("/api/v1/targets")).json()
+    assert operator["targets"][1]["labels"]["wiki"] == LABEL_WITH_SECRET
 
 
 async def test_diagnose_runs_a_targets_checks_now_and_is_audited(api_server: ApiServer) -> None:

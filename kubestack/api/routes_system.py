@@ -24,6 +24,7 @@ from kubestack.api.views import (
     TargetsResponse,
     WhoAmI,
     health_view,
+    shown_to,
 )
 from kubestack.bus import describe_cluster
 from kubestack.errors import KafkaUnavailableError
@@ -78,8 +79,8 @@ def targets(ctx: Ctx, who: Caller) -> TargetsResponse:
     """The agent config's targets (never their credentials) and the resources health reports came from."""
     known = ctx.targets
     listed = [t for t in known.views() if who.sees(t.tenant)]
-    return TargetsResponse(targets=listed,
-                           resources=[health_view(r) for r in list_health(ctx.store.reader(), who.tenant)])
+    return shown_to(who.role, TargetsResponse(
+        targets=listed, resources=[health_view(r) for r in list_health(ctx.store.reader(), who.tenant)]))
 
 
 @router.post("/diagnose", response_model=DiagnoseResponse,

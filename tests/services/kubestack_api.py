@@ -88,13 +88,17 @@ class ApiServer:
                 await asyncio.sleep(0.2)
 
 
+LABEL_WITH_SECRET = "https://ops:label-s3cret-Pw@wiki.example/redis"
+"""A target label someone pasted a credential into: operators see it, viewers see it redacted."""
+
+
 def _agent_config(folder: Path, redis_port: int) -> Path:
     path = folder / "agent.yaml"
     path.write_text(yaml.safe_dump({
         "agent": {"name": "api-test-agent", "tenant": "default"},
         "targets": [
             {"type": "host", "name": "this-host", "labels": {"service": "ops"}},
-            {"type": "redis", "name": "cache-nowhere",
+            {"type": "redis", "name": "cache-nowhere", "labels": {"wiki": LABEL_WITH_SECRET},
              "config": {"host": "127.0.0.1", "port": redis_port, "password": {"value": TARGET_PASSWORD},
                         "timeout_s": 1}},
         ],
