@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -39,7 +40,8 @@ FULL = {
     "clusterName": "prod-eu",
     "kafka": {"bootstrap": "kafka.example.net:9093", "topicPrefix": "staging.",
               "tls": {"enabled": True, "existingSecret": "kafka-ca", "certKey": "tls.crt", "keyKey": "tls.key"},
-              "sasl": {"mechanism": "SCRAM-SHA-512", "username": "kubestack", "password": "s3cret"}},
+              "sasl": {"mechanism": "SCRAM-SHA-512", "username": "kubestack", "password": "s3cret",
+                       "components": {"worker": {"username": "kubestack-worker", "password": "w0rker"}}}},
     "api": {"tokens": [{"name": "alice", "role": "admin", "sha256": HASH}], "pdb": {"enabled": True}},
     "notify": {"slack": {"webhookUrl": "https://hooks.slack.com/services/T/B/X", "signingSecret": "sign-me"},
                "pagerduty": {"existingSecret": "pagerduty", "routingKeyKey": "key"},
@@ -195,6 +197,43 @@ def _env(container: dict, docs: list[dict]) -> dict[str, str]:
     return out
 
 
+def test_each_component_logs_in_to_kafka_as_itself_and_holds_no_other_password(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kafka.sasl.components: the agents, the worker and the API each get their own login (the cluster's ACLs let
+    each write only its own topics), and no pod holds another component's password or a shared one."""
+    logins = {name: {"username": f"kubestack-{name}", "password": f"pw-{name}"} for name in ("agent", "worker")}
+    logins["api"] = {"username": "kubestack-api", "existingSecret": "kafka-api", "passwordKey": "pw"}
+    values = {"kafka": {"bootstrap": "k:9093", "sasl": {"mechanism": "SCRAM-SHA-512", "components": logins}}}
+    docs = render(values, tmp_path)
+    (tmp_path / "settings.yaml").write_text(one(docs, "ConfigMap")["data"]["settings.yaml"])
+    for name in [n for n in os.environ if n.startswith("KUBESTACK_")]:
+        monkeypatch.delenv(name)
+    existing = {"kafka-api": {"pw": "pw-api"}}
+    for kind, suffix, component in (("DaemonSet", "-agent", "agent"), ("Deployment", "-cluster-agent", "agent"),
+                                    ("Deployment", "-worker", "worker"), ("Deployment", "-api", "api")):
+        container = one(docs, kind, suffix)["spec"]["template"]["spec"]["containers"][0]
+        with monkeypatch.context() as scoped:
+            scoped.setattr(sys.modules[__name__], "EXISTING", EXISTING | existing)
+            env = _env(container, docs)
+            for name, value in env.items():
+                scoped.setenv(name, value)
+            kafka = load_settings(tmp_path / "settings.yaml").kafka
+        assert [v for v in env if "KAFKA" in v] == [f"KUBESTACK_KAFKA__COMPONENTS__{component.upper()}__USERNAME",
+                                                   f"KUBESTACK_KAFKA__COMPONENTS__{component.upper()}__PASSWORD"]
+        own = kafka.for_component(component).credentials
+        assert (own.username, own.password.get_secret_value()) == (f"kubestack-{component}", f"pw-{component}")
+        assert list(kafka.components) == [component] and kafka.sasl_username is None, suffix
+    assert sorted(one(docs, "Secret")["data"]) == ["decision-keys.json", "kafka-agent-password",
+                                                   "kafka-worker-password"]
+    for wrong, says in (({"broker": {"username": "b", "password": "p"}}, "the components are agent, worker and api"),
+                        ({"agent": {"username": "a"}}, "kafka.sasl.components.agent needs a username and a password")):
+        file = tmp_path / "wrong.yaml"
+        file.write_text(yaml.safe_dump({"kafka": {"bootstrap": "k:9093",
+                                                  "sasl": {"mechanism": "PLAIN", "components": wrong}}}))
+        result = helm("template", "ks", str(CHART), "-f", str(file), home=tmp_path)
+        assert result.returncode != 0 and says in result.stderr, result.stderr
+
+
 def test_the_programs_read_the_settings_the_chart_renders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     docs = render(FULL, tmp_path)
     files = one(docs, "ConfigMap")["data"]
@@ -212,6 +251,7 @@ def test_the_programs_read_the_settings_the_chart_renders(tmp_path: Path, monkey
         assert settings.kafka.topic_prefix == "staging."
         assert (settings.kafka.security_protocol, settings.kafka.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
         assert settings.kafka.sasl_password.get_secret_value() == "s3cret"
+        assert list(settings.kafka.components) == (["worker"] if suffix == "-worker" else [])
         assert str(settings.kafka.ssl_cafile) == "/etc/kubestack-tls/kafka/ca.crt"
         assert str(settings.home) == "/var/lib/kubestack" and settings.worker.anomaly_threshold == 0.8
         assert str(settings.remediation.decision_keys) == "/etc/kubestack-keys/decision-keys.json"

@@ -78,6 +78,17 @@ value is given inline; nothing when neither is. dict "root" $ "env" NAME "value"
 {{- include "kubestack.secretEnv" (dict "root" . "env" "KUBESTACK_KAFKA__SASL_PASSWORD" "value" $sasl.password "existing" $sasl.existingSecret "key" $sasl.passwordKey) }}
 {{- end -}}
 
+{{/* A component's own Kafka login (kafka.sasl.components.<component>), set only in that component's pods, so that
+the cluster's ACLs let each write only its own topics: dict "root" $ "component" agent|worker|api */}}
+{{- define "kubestack.componentKafkaEnv" -}}
+{{- $own := get (.root.Values.kafka.sasl.components | default dict) .component -}}
+{{- if $own }}
+- name: KUBESTACK_KAFKA__COMPONENTS__{{ upper .component }}__USERNAME
+  value: {{ $own.username | quote }}
+{{- include "kubestack.secretEnv" (dict "root" .root "env" (printf "KUBESTACK_KAFKA__COMPONENTS__%s__PASSWORD" (upper .component)) "value" $own.password "existing" $own.existingSecret "key" ($own.passwordKey | default (printf "kafka-%s-password" .component))) }}
+{{- end }}
+{{- end -}}
+
 {{/* What every container of the chart sets: the settings file, a writable home, and the Kafka credential. */}}
 {{- define "kubestack.commonEnv" -}}
 - name: KUBESTACK_CONFIG
@@ -110,9 +121,21 @@ kafka:
   {{- with .Values.kafka.sasl }}
   {{- if .mechanism }}
   sasl_mechanism: {{ .mechanism | quote }}
-  sasl_username: {{ required "kafka.sasl.username is required with kafka.sasl.mechanism" .username | quote }}
+  {{- if .username }}
+  sasl_username: {{ .username | quote }}
   {{- if not (or .password .existingSecret) }}
   {{- fail "kafka.sasl.mechanism needs kafka.sasl.password or kafka.sasl.existingSecret" }}
+  {{- end }}
+  {{- else if not .components }}
+  {{- fail "kafka.sasl.username is required with kafka.sasl.mechanism (or kafka.sasl.components: a login per component)" }}
+  {{- end }}
+  {{- range $name, $own := .components }}
+  {{- if not (has $name (list "agent" "worker" "api")) }}
+  {{- fail (printf "kafka.sasl.components.%s: the components are agent, worker and api" $name) }}
+  {{- end }}
+  {{- if not (and $own.username (or $own.password $own.existingSecret)) }}
+  {{- fail (printf "kafka.sasl.components.%s needs a username and a password or an existingSecret" $name) }}
+  {{- end }}
   {{- end }}
   {{- end }}
   {{- end }}

@@ -8,7 +8,7 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
 {{- end }}
 {{- end -}}
 
-{{/* dict "root" $ "resources" R "extraEnv" E "env" <more env YAML> "args" A "ports" P "probes" <YAML> "mounts" <more YAML> */}}
+{{/* dict "root" $ "component" agent|worker|api "resources" R "extraEnv" E "env" <more env YAML> "args" A "ports" P "probes" <YAML> "mounts" <more YAML> */}}
 {{- define "kubestack.container" -}}
 - name: kubestack
   image: {{ include "kubestack.image" .root }}
@@ -16,6 +16,7 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
   args: {{ toJson .args }}
   env:
     {{- include "kubestack.commonEnv" .root | nindent 4 }}
+    {{- include "kubestack.componentKafkaEnv" (dict "root" .root "component" .component) | nindent 4 }}
     {{- with .env }}{{ . | nindent 4 }}{{ end }}
     {{- with .extraEnv }}{{ toYaml . | nindent 4 }}{{ end }}
   {{- with .ports }}
