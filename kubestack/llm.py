@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import email.utils
 import logging
 import re
 import time
@@ -44,6 +43,7 @@ import openai
 from llama_index.core.llms import LLM, ChatMessage
 from pydantic import BaseModel, ValidationError
 
+from kubestack.retryafter import retry_after_s
 from kubestack.settings import LlmSettings
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class _RetryAfterTransport(httpx.AsyncBaseTransport):
         response = await self._inner.handle_async_request(request)
         if response.status_code != 429:
             return response
-        delay = _retry_after_s(response.headers.get("retry-after"))
+        delay = retry_after_s(response.headers.get("retry-after"))
         left = _deadline.get() - time.monotonic()
         if delay is None or delay > MAX_RETRY_AFTER_S or delay >= left - 0.1:
             log.info("LLM server rate-limited us (Retry-After %s, %.1fs left): giving up",
@@ -105,20 +105,6 @@ class _RetryAfterTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-def _retry_after_s(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
 
 
 def build_llm(settings: LlmSettings) -> LlmClient | None:

@@ -7,16 +7,15 @@ error). The sleep is injectable so tests run the real loop without waiting.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import httpx
 
 from kubestack.notifysettings import RetrySettings
+from kubestack.retryafter import retry_after_s
 from kubestack.pipeline.notify.messages import Outgoing
 
 log = logging.getLogger(__name__)
@@ -32,24 +31,6 @@ class Delivery:
     attempts: int
     error: str | None = None
     status: int | None = None
-
-
-def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds a ``Retry-After`` header asks for: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max((when - (now or datetime.now(timezone.utc))).total_seconds(), 0.0)
 
 
 def backoff_s(attempt: int, retry: RetrySettings, rng: random.Random) -> float:
