@@ -356,6 +356,28 @@ class TargetDiscovery(Protocol):
     def discover(cls, config: PluginConfig) -> list[dict[str, Any]]: ...
 
 
+class KubeDiscovery(BaseModel):
+    """How the Kubernetes plugin recognises this middleware's pods and reaches them (``discovery`` on the plugin
+    class, see ``KubeDiscoverable``): by the pod's ``app.kubernetes.io/name`` (or ``app``) label or a container's
+    image name (``docker.io/bitnami/rabbitmq:3.13`` → ``rabbitmq``); the target's config gets ``host`` and ``port``,
+    or ``address_key: "host:port"`` when the plugin takes one address (Kafka's ``bootstrap``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    apps: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
+    port: int | None = Field(default=None, ge=1, le=65535,
+                             description="The port it listens on in its container; default: the plugin's default_port")
+    address_key: str | None = None
+
+
+@runtime_checkable
+class KubeDiscoverable(Protocol):
+    """Optional for a plugin: its middleware is found in Kubernetes clusters (``KubeDiscovery``)."""
+
+    discovery: ClassVar[KubeDiscovery]
+
+
 class Capacity(BaseModel):
     """A capacity-like series: ``used`` runs out when it reaches ``limit`` (another metric of the same batch, with
     the same values for ``match_labels``) or the constant ``limit_value``. A limit of 0 or below means "no limit"

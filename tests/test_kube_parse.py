@@ -13,7 +13,8 @@ from kubestack.contract.events import Severity
 from kubestack.plugins.kubernetes.cache import ADDED, DELETED, MODIFIED, WatchCache, error_code
 from kubestack.plugins.kubernetes.config import DiscoveryConfig, Thresholds
 from kubestack.plugins.kubernetes.configfiles import configmap_configs, parse_my_cnf, parse_redis_conf
-from kubestack.plugins.kubernetes.discovery import discover_targets, image_name, middleware_of, unreachable
+from kubestack.plugins.kubernetes.discovery import declared, discover_targets, image_name, middleware_of, unreachable
+from kubestack.plugins.registry import plugins
 from kubestack.plugins.kubernetes.events import event_findings, event_signal
 from kubestack.plugins.kubernetes.nodes import node_findings, node_samples
 from kubestack.plugins.kubernetes.objects import parse_quantity, slim, workload_of
@@ -387,6 +388,26 @@ def test_middleware_is_recognised_by_label_and_image_not_by_an_exporter_sidecar(
     assert kind == "redis" and container["name"] == "redis"
     assert middleware_of(load("pod_imagepull.json"), ["redis", "mysql", "postgresql", "kafka"]) is None
     assert middleware_of(load("pod_restarting.json"), ["postgresql"]) is None
+
+
+def test_what_is_discovered_comes_from_the_plugins_declarations() -> None:
+    """A plugin's ``discovery`` declaration is all discovery knows: every declaring plugin is a default kind, and a
+    pod of one of its images becomes a target of that plugin on its declared port (or in its address key)."""
+    known = declared()
+    assert {"redis", "mysql", "postgresql", "kafka"} <= set(DiscoveryConfig().kinds) == set(known.ports)
+    for kind, plugin in plugins().items():
+        if kind not in known.ports:
+            continue
+        image = plugin.discovery.images[0]
+        pod = {"metadata": {"name": f"{kind}-0", "namespace": "ns", "labels": {"app": "x"}},
+               "spec": {"containers": [{"name": "main", "image": f"docker.io/library/{image}:1.0"}]}}
+        service = {"metadata": {"name": kind, "namespace": "ns"},
+                   "spec": {"selector": {"app": "x"}, "ports": [{"port": known.ports[kind]}]}}
+        (target,) = discover_targets(CLUSTER, [pod], [service], {}, DiscoveryConfig(kinds=[kind]))
+        address = f"{kind}.ns.svc.cluster.local"
+        expected = ({known.address_keys[kind]: f"{address}:{known.ports[kind]}"} if kind in known.address_keys
+                    else {"host": address, "port": known.ports[kind]})
+        assert target["type"] == kind and target["config"] == expected, target
 
 
 def test_discovery_reaches_statefulset_pods_one_by_one_and_others_through_their_service() -> None:

@@ -11,7 +11,7 @@ from aiokafka.admin.config_resource import ConfigResourceType
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Sample
 from kubestack.errors import ConfigError
-from kubestack.plugins.base import ActionSpec, CommandRunner, LogSource
+from kubestack.plugins.base import ActionSpec, CommandRunner, KubeDiscovery, LogSource
 from kubestack.plugins.kafka.checks import evaluate
 from kubestack.plugins.kafka.client import AIOKafkaClient, KafkaClient
 from kubestack.plugins.kafka.config import KafkaPluginConfig
@@ -43,6 +43,8 @@ class KafkaPlugin:
     symptoms: ClassVar[frozenset[str]] = SYMPTOMS
     keywords: ClassVar[tuple[str, ...]] = KEYWORDS
     default_port: ClassVar[int] = 9092
+    discovery: ClassVar[KubeDiscovery] = KubeDiscovery(
+        apps=("kafka",), images=("kafka", "cp-kafka", "cp-server"), address_key="bootstrap")
 
     def __init__(self, config: KafkaPluginConfig, client: KafkaClient) -> None:
         self.config = config

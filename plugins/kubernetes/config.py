@@ -43,13 +43,20 @@ class Thresholds(BaseModel):
     event_s: float = Field(default=900.0, gt=0, description="A Warning event counts this long after it was last seen")
 
 
+def _discoverable() -> list[str]:
+    from kubestack.plugins.kubernetes.discovery import discoverable_kinds  # it reads this module's models
+
+    return discoverable_kinds()
+
+
 class DiscoveryConfig(BaseModel):
     """Middleware pods (by image and ``app.kubernetes.io/name`` labels) turned into targets of their plugins,
     reached through the Services that select them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kinds: list[str] = Field(default_factory=lambda: ["redis", "mysql", "postgresql", "kafka"])
+    kinds: list[str] = Field(default_factory=lambda: _discoverable(), description=(
+        "Plugins whose pods become targets; default: every installed plugin that declares discovery"))
     cluster_domain: str = Field(default="cluster.local", description="Suffix of Service DNS names")
     interval: float = Field(default=10.0, gt=0, description="Metrics interval of the discovered targets")
     config: dict[str, dict] = Field(default_factory=dict, description=(

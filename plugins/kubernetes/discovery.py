@@ -1,5 +1,5 @@
-"""Middleware in a cluster (pure): pods recognised as Redis, MySQL/MariaDB, PostgreSQL or Kafka by their
-``app.kubernetes.io/name`` (or ``app``) label or their image, reached through the Services that select them, as
+"""Middleware in a cluster (pure): pods recognised by their ``app.kubernetes.io/name`` (or ``app``) label or their
+image, as each installed plugin declares (``KubeDiscovery``, e.g. Redis by ``redis``, ``valkey``), reached through the Services that select them, as
 agent targets of the plugins that collect from them (plain dicts shaped like ``TargetConfig``).
 
 - A headless Service named by a StatefulSet (``serviceName``) gives one target per pod, through the pod's own DNS
@@ -12,18 +12,43 @@ agent targets of the plugins that collect from them (plain dicts shaped like ``T
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cache
+
 from kubestack.plugins.kubernetes.config import DiscoveryConfig
 from kubestack.plugins.kubernetes.objects import Obj, meta, workload_of
 from kubestack.plugins.kubernetes.resources import ADDRESS, DEPENDS_ON, MAX_DEPENDS, app_name, pod_ref
+from kubestack.plugins.registry import plugins
 
-DEFAULT_PORTS = {"redis": 6379, "mysql": 3306, "postgresql": 5432, "kafka": 9092}
-_APP_KINDS = {"redis": "redis", "mysql": "mysql", "mariadb": "mysql", "mariadb-galera": "mysql",
-              "percona": "mysql", "postgresql": "postgresql", "postgres": "postgresql",
-              "postgresql-ha": "postgresql", "kafka": "kafka"}
-_IMAGE_KINDS = {"redis": "redis", "redis-stack-server": "redis", "valkey": "redis", "mysql": "mysql",
-                "mysql-server": "mysql", "mariadb": "mysql", "percona-server": "mysql", "postgres": "postgresql",
-                "postgresql": "postgresql", "postgis": "postgresql", "timescaledb": "postgresql", "kafka": "kafka",
-                "cp-kafka": "kafka", "cp-server": "kafka"}
+@dataclass(frozen=True)
+class Declared:
+    """What the installed plugins declare for discovery (``KubeDiscovery``), by kind."""
+
+    ports: dict[str, int]
+    apps: dict[str, str]
+    images: dict[str, str]
+    address_keys: dict[str, str]
+
+
+@cache
+def declared() -> Declared:
+    ports, apps, images, address_keys = {}, {}, {}, {}
+    for kind, plugin in plugins().items():
+        found = getattr(plugin, "discovery", None)
+        port = found and (found.port or getattr(plugin, "default_port", None))
+        if not port:
+            continue
+        ports[kind] = port
+        apps.update({app.lower(): kind for app in found.apps})
+        images.update({image.lower(): kind for image in found.images})
+        if found.address_key:
+            address_keys[kind] = found.address_key
+    return Declared(ports, apps, images, address_keys)
+
+
+def discoverable_kinds() -> list[str]:
+    """Every kind an installed plugin declares discovery for: the default of ``discover.kinds``."""
+    return sorted(declared().ports)
 
 
 def image_name(image: str) -> str:
@@ -38,13 +63,14 @@ def middleware_of(pod: Obj, kinds: list[str]) -> tuple[str, Obj] | None:
     containers = (pod.get("spec") or {}).get("containers") or []
     if not containers:
         return None
-    by_label = _APP_KINDS.get((app_name(meta(pod).get("labels") or {}) or "").lower())
+    known = declared()
+    by_label = known.apps.get((app_name(meta(pod).get("labels") or {}) or "").lower())
     for container in containers:
-        kind = _IMAGE_KINDS.get(image_name(container.get("image", "")))
+        kind = known.images.get(image_name(container.get("image", "")))
         if kind and kind in kinds and (by_label in (None, kind)):
             return kind, container
     if by_label in kinds:
-        port = DEFAULT_PORTS[by_label]
+        port = known.ports[by_label]
         serving = next((c for c in containers if any(p.get("containerPort") == port for p in c.get("ports") or [])),
                        containers[0])
         return by_label, serving
@@ -61,7 +87,7 @@ def selects(service: Obj, pod: Obj) -> bool:
 def _container_port(container: Obj, kind: str) -> tuple[int, str | None]:
     """The port the middleware listens on in ``container``: its default if declared, else the first declared."""
     ports = container.get("ports") or []
-    default = DEFAULT_PORTS[kind]
+    default = declared().ports[kind]
     chosen = next((p for p in ports if p.get("containerPort") == default), ports[0] if ports else None)
     return (int(chosen["containerPort"]), chosen.get("name")) if chosen else (default, None)
 
@@ -78,9 +104,10 @@ def service_port(service: Obj, container_port: int, port_name: str | None) -> in
 
 def _target(kind: str, name: str, host: str, port: int, namespace: str, cluster: str, depends: list[str],
             config: DiscoveryConfig) -> dict:
-    base = {"bootstrap": f"{host}:{port}"} if kind == "kafka" else {"host": host, "port": port}
+    address_key = declared().address_keys.get(kind)
+    base = {address_key: f"{host}:{port}"} if address_key else {"host": host, "port": port}
     labels = {DEPENDS_ON: ",".join(sorted(set(depends))[:MAX_DEPENDS])}
-    if kind == "kafka":
+    if address_key:  # one address for the target: peers name the listener by it
         labels[ADDRESS] = f"{host}:{port}"
     return {"type": kind, "name": name, "namespace": namespace, "cluster": cluster, "interval": config.interval,
             "labels": labels, "config": base | config.config.get(kind, {})}

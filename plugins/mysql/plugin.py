@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Sample
-from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, KubeDiscovery, LogSource
 from kubestack.plugins.mysql import actions as mysql_actions
 from kubestack.plugins.mysql.capacity import CAPACITIES
 from kubestack.plugins.mysql import queries
@@ -39,6 +39,9 @@ class MySQLPlugin:
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 3306
+    discovery: ClassVar[KubeDiscovery] = KubeDiscovery(
+        apps=("mysql", "mariadb", "mariadb-galera", "percona"),
+        images=("mysql", "mysql-server", "mariadb", "percona-server"))
 
     def __init__(self, config: MySQLConfig, client: MySQLClient) -> None:
         self.config = config

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Sample
-from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, KubeDiscovery, LogSource
 from kubestack.plugins.postgresql import actions as postgresql_actions
 from kubestack.plugins.postgresql.capacity import CAPACITIES
 from kubestack.plugins.postgresql import queries
@@ -49,6 +49,8 @@ class PostgreSQLPlugin:
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 5432
+    discovery: ClassVar[KubeDiscovery] = KubeDiscovery(
+        apps=("postgresql", "postgres", "postgresql-ha"), images=("postgres", "postgresql", "postgis", "timescaledb"))
 
     def __init__(self, config: PostgreSQLConfig, client: PostgreSQLClient) -> None:
         self.config = config

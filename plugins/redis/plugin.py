@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Sample
-from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, KubeDiscovery, LogSource
 from kubestack.plugins.redis import actions as redis_actions
 from kubestack.plugins.redis.capacity import CAPACITIES
 from kubestack.plugins.redis.checks import Observation, evaluate
@@ -42,6 +42,8 @@ class RedisPlugin:
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 6379
+    discovery: ClassVar[KubeDiscovery] = KubeDiscovery(
+        apps=("redis", "valkey"), images=("redis", "redis-stack-server", "valkey"))
 
     def __init__(self, config: RedisConfig, client: RedisClient) -> None:
         self.config = config
