@@ -106,12 +106,14 @@ def signals_from_prediction(event: Prediction) -> list[Signal]:
                    runs_out(event), event.confidence,
                    {"exhaustion_at": event.exhaustion_at.isoformat(), "capacity": event.capacity,
                     "lower_bound": event.exhaustion_lower_bound.isoformat() if event.exhaustion_lower_bound else None,
-                    "model": event.model})]
+                    "model": event.model} | ({"evidence": event.labels | {"capacity": event.capacity}}
+                                             if event.labels else {}))]
 
 
 def runs_out(event: Prediction) -> str:
     """'redis_used_memory_bytes runs out in ~9 h (early bound 6 h)': what an incident says of a prediction."""
-    text = f"{event.signal} runs out in ~{_span(event.exhaustion_at - event.ts)}"
+    what = event.outcome or f"{event.signal} runs out"
+    text = f"{what} in ~{_span(event.exhaustion_at - event.ts)}"
     if event.exhaustion_lower_bound is not None and event.exhaustion_lower_bound < event.exhaustion_at:
         text += f" (early bound {_span(event.exhaustion_lower_bound - event.ts)})"
     return text

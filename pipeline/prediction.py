@@ -113,7 +113,21 @@ def _prediction(batch: MetricBatch, filling: Filling, key: str, notice_id: str, 
         exhaustion_lower_bound=None if withdrawn or decision.lower_bound is None else _utc(decision.lower_bound),
         confidence=round(decision.confidence, 3), model=_model(forecaster), status=_STATUS[decision.status],
         severity=Severity.CRITICAL if decision.severity == "critical" else Severity.WARNING,
+        outcome=outcome(filling.capacity, filling.sample.labels), labels=dict(filling.sample.labels),
     )
+
+
+class _Labels(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def outcome(capacity: Capacity, labels: dict[str, str]) -> str:
+    """The capacity's ``outcome`` with the series' labels in its placeholders ('?' for a label it lacks)."""
+    try:
+        return capacity.outcome.format_map(_Labels(labels))[:300]
+    except (ValueError, IndexError, AttributeError):  # a template with a bad placeholder: the plain wording
+        return ""
 
 
 def _model(forecaster: ExhaustionForecaster) -> str:

@@ -390,6 +390,9 @@ class Capacity(BaseModel):
     limit_value: float | None = Field(default=None, gt=0)
     match_labels: tuple[str, ...] = ()
     title: str = Field(description="What runs out, for people: 'disk space', 'Redis memory'")
+    outcome: str = Field(default="", description=(
+        "What happens at the limit, with {label} placeholders: 'group {group} on {topic} will lose unconsumed "
+        "records'; empty: '<series> runs out'"))
 
 
 @runtime_checkable

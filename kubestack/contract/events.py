@@ -156,6 +156,9 @@ class Prediction(Event):
     model: Name
     status: PredictionStatus = PredictionStatus.ACTIVE
     severity: Severity = Severity.WARNING
+    outcome: str = Field(default="", max_length=300, description=(
+        "What happens at exhaustion, for people: 'group billing on orders will lose unconsumed records'"))
+    labels: dict[str, str] = Field(default_factory=dict, description="The series' labels (group, topic, slot)")
 
 
 class IncidentStatus(StrEnum):

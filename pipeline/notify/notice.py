@@ -173,7 +173,8 @@ def _prediction_notice(prediction: Prediction, context: Context) -> Notice:
     if prediction.status is PredictionStatus.WITHDRAWN or prediction.exhaustion_lower_bound is None:
         title, text = f"Forecast withdrawn: {where}", f"{where} is no longer expected to run out"
     else:
-        title = f"{where} runs out in {human_duration(prediction.exhaustion_lower_bound - prediction.ts)}"
+        what = f"{prediction.outcome} ({prediction.resource.name})" if prediction.outcome else f"{where} runs out"
+        title = f"{what} in {human_duration(prediction.exhaustion_lower_bound - prediction.ts)}"
         text = (f"{prediction.signal} of {prediction.resource.key} is expected to reach its capacity "
                 f"{prediction.capacity:g} at {prediction.exhaustion_at:%Y-%m-%d %H:%M} UTC, at the earliest "
                 f"{prediction.exhaustion_lower_bound:%Y-%m-%d %H:%M} UTC (confidence {prediction.confidence:.0%})")
