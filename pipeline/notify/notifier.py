@@ -27,7 +27,8 @@ import httpx
 from kubestack.contract.base import Event, Source, utcnow
 from kubestack.contract.events import AuditEntry, Incident, Notification, RcaReport, RemediationProposal
 from kubestack.notifysettings import NotifySettings
-from kubestack.pipeline.notify.messages import Outgoing, redacted_text, render
+from kubestack.pipeline.notify.channels import render
+from kubestack.pipeline.notify.messages import Outgoing, redacted_text
 from kubestack.pipeline.notify.notice import ChannelAlert, ChannelState, Context, Notice, channel_notice, notice_for
 from kubestack.pipeline.notify.routing import ChannelHealth, Deduplicator, TokenBucket, Transition, route
 from kubestack.pipeline.notify.send import Delivery, Sleep, deliver

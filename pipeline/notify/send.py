@@ -17,6 +17,7 @@ import httpx
 from kubestack.notifysettings import RetrySettings
 from kubestack.retryafter import retry_after_s
 from kubestack.pipeline.notify.messages import Outgoing
+from kubestack.pipeline.notify.outgoing import DirectOutgoing, Refusal, VendorOutgoing
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class _Attempt:
 
 async def _attempt(client: httpx.AsyncClient, out: Outgoing, retry: RetrySettings) -> _Attempt:
     """One POST; ``error`` None means delivered."""
+    if isinstance(out, DirectOutgoing):  # e-mail: the channel sends it itself
+        return _refused(None, await out.transmit(retry.timeout_s))
     body = out.body()
     url = out.url.get_secret_value()
     try:
@@ -58,11 +61,17 @@ async def _attempt(client: httpx.AsyncClient, out: Outgoing, retry: RetrySetting
         return _Attempt(None, f"{type(exc).__name__}: {str(exc).replace(url, '<url>') or 'connection failed'}")
     status = response.status_code
     if 200 <= status < 300:
-        return _Attempt(status, None)
+        return _refused(status, out.refusal(status, response.content) if isinstance(out, VendorOutgoing) else None)
     error = f"HTTP {status}: {response.text[:ERROR_BODY_MAX]}".rstrip(": ")
     if status == 429:
         return _Attempt(status, error, retry_after_s=retry_after_s(response.headers.get("retry-after")))
     return _Attempt(status, error, retriable=status >= 500)
+
+
+def _refused(status: int | None, refusal: Refusal | None) -> _Attempt:
+    if refusal is None:
+        return _Attempt(status, None)
+    return _Attempt(status, refusal.error, refusal.retriable, refusal.retry_after_s)
 
 
 async def deliver(client: httpx.AsyncClient, out: Outgoing, retry: RetrySettings, *, max_attempts: int | None = None,
