@@ -123,12 +123,16 @@ class EmailSettings(_Section):
 class SignedWebhookSettings(_Section):
     webhook_url: SecretStr | None = Field(default=None, description="The bot's webhook URL (it is a credential)")
     secret: SecretStr | None = Field(default=None, description="The bot's signing secret (signature check on)")
-    rate_limit: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(burst=5, per_minute=20),
-                                          description="These bots take about 20 messages a minute (100 for Feishu)")
+    rate_limit: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(burst=5, per_minute=15),
+                                          description="DingTalk takes 20 messages a minute per robot: a burst of 5 "
+                                                      "and 15 a minute never send more in any minute")
 
 
 class FeishuSettings(SignedWebhookSettings):
     """Feishu / Lark custom bot (open.feishu.cn or open.larksuite.com /open-apis/bot/v2/hook/<token>)."""
+
+    rate_limit: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(burst=5, per_minute=60),
+                                          description="Feishu takes 100 messages a minute and 5 a second per bot")
 
 
 class DingTalkSettings(SignedWebhookSettings):
@@ -139,8 +143,9 @@ class WeComSettings(_Section):
     """WeCom (WeChat Work) group robot (qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...): the key is the secret."""
 
     webhook_url: SecretStr | None = Field(default=None, description="The robot's webhook URL with its key")
-    rate_limit: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(burst=5, per_minute=20),
-                                          description="WeCom takes 20 messages a minute per robot")
+    rate_limit: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(burst=5, per_minute=15),
+                                          description="WeCom takes 20 messages a minute per robot: a burst of 5 "
+                                                      "and 15 a minute never send more in any minute")
 
 
 class RouteSettings(_Section):
