@@ -11,18 +11,21 @@ from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kerr
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from kubestack.bus import client_options
 from kubestack.errors import CommandFailedError, TargetAuthError, TargetTimeoutError, TargetUnreachableError
 from kubestack.plugins.kafka.config import KafkaPluginConfig
+from kubestack.plugins.kafka.logdirs import DescribeLogDirsRequest, partition_sizes
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Offsets = list[tuple[str, int, int]]
 """(topic, partition, offset) triples."""
+PEEK_FETCH_BYTES = 64 * 1024
+"""Per partition, when reading the timestamp of the oldest unconsumed record (the broker still sends a whole batch)."""
 
 _AUTH_ERRORS = (kerr.AuthenticationFailedError, kerr.SaslAuthenticationFailed, kerr.IllegalSaslStateError,
                 kerr.UnsupportedSaslMechanismError, kerr.TopicAuthorizationFailedError,
@@ -53,6 +56,25 @@ class KafkaClient(Protocol):
         """DescribeConfigs resources: ``resource_name`` and ``config_entries`` (name, value, source, sensitive)."""
         ...
 
+    async def log_start_offsets(self, partitions: list[tuple[str, int]]) -> Offsets:
+        """ListOffsets (earliest): the first offset each partition still holds."""
+        ...
+
+    async def log_dir_sizes(self) -> list[tuple[int, str, int, int]]:
+        """DescribeLogDirs on every broker: ``(broker, topic, partition, bytes)`` of each replica."""
+        ...
+
+    async def record_timestamps(self, offsets: Offsets) -> list[tuple[str, int, int, int]]:
+        """``(topic, partition, offset, timestamp ms)``: each offset asked with the timestamp of the first record at
+        or after it (those not read within the timeout are left out)."""
+        ...
+
+    async def alter_topic_configs(self, topic: str, configs: dict[str, str]) -> None:
+        """AlterConfigs: ``configs`` become the topic's whole set of overrides (the rest inherit the broker's)."""
+        ...
+
+    async def create_partitions(self, topic: str, count: int) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -63,6 +85,7 @@ class AIOKafkaClient:
         self._config = config
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._peeker: AIOKafkaConsumer | None = None
 
     async def _call(self, what: str, make: Callable[[], Awaitable[T]]) -> T:
         where = self._config.bootstrap
@@ -91,15 +114,18 @@ class AIOKafkaClient:
 
     async def _end_offsets_consumer(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False,
-                                        **client_options(self._config.settings()))
-            try:
-                await consumer.start()
-            except BaseException:
-                await consumer.stop()
-                raise
-            self._consumer = consumer
+            self._consumer = await self._started_consumer()
         return self._consumer
+
+    async def _started_consumer(self, **options: Any) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **options,
+                                    **client_options(self._config.settings()))
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
 
     async def cluster(self) -> dict[str, Any]:
         return await self._call("Metadata", lambda: self._admin_then(lambda a: a.describe_cluster()))
@@ -140,6 +166,72 @@ class AIOKafkaClient:
         offsets = await self._call("ListOffsets", fetch)
         return sorted((tp.topic, tp.partition, offset) for tp, offset in offsets.items())
 
+    async def log_start_offsets(self, partitions: list[tuple[str, int]]) -> Offsets:
+        if not partitions:
+            return []
+
+        async def fetch() -> dict[TopicPartition, int]:
+            consumer = await self._end_offsets_consumer()
+            await consumer._client.set_topics(sorted({t for t, _ in partitions}))
+            return await consumer.beginning_offsets([TopicPartition(t, p) for t, p in partitions])
+
+        offsets = await self._call("ListOffsets (earliest)", fetch)
+        return sorted((tp.topic, tp.partition, offset) for tp, offset in offsets.items())
+
+    async def log_dir_sizes(self) -> list[tuple[int, str, int, int]]:
+        async def fetch() -> list[tuple[int, str, int, int]]:
+            admin = await self._admin_client()
+            brokers = [b["node_id"] for b in (await admin.describe_cluster())["brokers"]]
+            out = []
+            for broker in brokers:
+                answer = await admin._client.send(broker, DescribeLogDirsRequest())
+                out += partition_sizes(broker, answer.to_object())
+            return out
+
+        return sorted(await self._call("DescribeLogDirs", fetch))
+
+    async def record_timestamps(self, offsets: Offsets) -> list[tuple[str, int, int, int]]:
+        if not offsets:
+            return []
+        wanted = {TopicPartition(t, p): o for t, p, o in offsets}
+
+        async def fetch() -> dict[TopicPartition, tuple[int, int]]:
+            if self._peeker is None:
+                self._peeker = await self._started_consumer(auto_offset_reset="earliest",
+                                                            max_partition_fetch_bytes=PEEK_FETCH_BYTES)
+            consumer = self._peeker
+            await consumer._client.set_topics(sorted({tp.topic for tp in wanted}))
+            consumer.assign(list(wanted))
+            for tp, offset in wanted.items():
+                consumer.seek(tp, offset)
+            found: dict[TopicPartition, tuple[int, int]] = {}
+            deadline = asyncio.get_running_loop().time() + self._config.timeout_s
+            try:
+                while len(found) < len(wanted) and asyncio.get_running_loop().time() < deadline:
+                    for tp, records in (await consumer.getmany(timeout_ms=100)).items():
+                        if records and tp not in found:
+                            found[tp] = (wanted[tp], records[0].timestamp)
+                            consumer.pause(tp)  # one record is all it needs
+            finally:
+                consumer.assign([])
+            return found
+
+        found = await self._call("Fetch (one record per partition)", fetch)
+        return sorted((tp.topic, tp.partition, offset, ts) for tp, (offset, ts) in found.items())
+
+    async def alter_topic_configs(self, topic: str, configs: dict[str, str]) -> None:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs)
+        responses = await self._call("AlterConfigs", lambda: self._admin_then(lambda a: a.alter_configs([resource])))
+        for response in responses:
+            for r in response.to_object()["resources"]:
+                if r["error_code"]:
+                    raise CommandFailedError(["kafka", "AlterConfigs", topic], r["error_code"],
+                                             r.get("error_message") or f"error code {r['error_code']}")
+
+    async def create_partitions(self, topic: str, count: int) -> None:
+        await self._call("CreatePartitions", lambda: self._admin_then(
+            lambda a: a.create_partitions({topic: NewPartitions(count)})))
+
     async def configs(self, kind: ConfigResourceType, names: list[str]) -> list[dict[str, Any]]:
         if not names:
             return []
@@ -156,8 +248,10 @@ class AIOKafkaClient:
         return await call(await self._admin_client())
 
     async def close(self) -> None:
-        admin, consumer, self._admin, self._consumer = self._admin, self._consumer, None, None
+        admin, consumers = self._admin, (self._consumer, self._peeker)
+        self._admin, self._consumer, self._peeker = None, None, None
         if admin is not None:
             await admin.close()
-        if consumer is not None:
-            await consumer.stop()
+        for consumer in consumers:
+            if consumer is not None:
+                await consumer.stop()

@@ -31,6 +31,11 @@ class KafkaPluginConfig(PluginConfig):
     lag_growing_min: int = Field(default=100, ge=0, description="Growth over those rounds below this is ignored")
     inactive_lag_min: int = Field(default=1, ge=1, description="Lag of a group without members that is reported")
     max_rows: int = Field(default=20, ge=1, le=1000, description="Partitions kept as evidence per finding")
+    retention_forecast: bool = Field(default=True, description=(
+        "Collect what data-loss forecasts need: log start offsets, partition sizes (DescribeLogDirs), topic "
+        "retention and the timestamp of each lagging partition's oldest unconsumed record"))
+    max_peeked_partitions: int = Field(default=200, ge=1, le=10_000, description=(
+        "Lagging partitions whose oldest unconsumed record is read per round (the most lagging first)"))
     log_path: str | None = Field(default=None, description="Broker server.log (glob allowed), if on this host")
 
     def settings(self) -> KafkaSettings:

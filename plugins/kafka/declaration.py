@@ -1,14 +1,18 @@
 """What the Kafka plugin declares: its rules, the words that name it in a question, and its actions with their risk
-and typed parameters. None of them answers a signal (moving offsets or adding partitions is a decision about data
-and keys that the evidence cannot make), so none is proposed; the plugin does not carry them out either (it has no
-``execute``): they are the steps its runbooks describe for people."""
+and typed parameters. Raising a topic's retention answers a forecast that a consumer group will lose unconsumed
+records (the evidence names the topic and its limit); moving offsets or adding partitions is a decision about data
+and keys that the evidence cannot make, so neither is proposed. The plugin carries out the retention change and
+adding partitions (``actions.py``); moving offsets stays a step its runbooks describe for people."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from collections.abc import Callable, Iterable
+
+from pydantic import Field, model_validator
 
 from kubestack.contract.events import Risk
 from kubestack.plugins.base import ActionParams, ActionSpec, Name, WholeNumber
+from kubestack.plugins.remedy import Clue, Offer, Remedy
 
 RULES = ("kafka.under_replicated_partitions", "kafka.offline_partitions", "kafka.consumer_lag_high",
          "kafka.consumer_lag_growing", "kafka.group_inactive_with_lag")
@@ -28,7 +32,52 @@ class AddPartitions(ActionParams):
     count: WholeNumber = Field(ge=2, description="New total partition count (greater than now)")
 
 
+DAY_MS = 86_400_000
+RETENTION_MS_MAX = 365 * DAY_MS
+
+
+class SetTopicRetention(ActionParams):
+    topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$", description="Topic")
+    retention_ms: WholeNumber | None = Field(default=None, ge=60_000, le=RETENTION_MS_MAX,
+                                             description="New retention.ms (1 min to 365 days)")
+    retention_bytes: WholeNumber | None = Field(default=None, ge=1_048_576,
+                                                description="New retention.bytes per partition (at least 1 MiB)")
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> SetTopicRetention:
+        if self.retention_ms is None and self.retention_bytes is None:
+            raise ValueError("give retention_ms, retention_bytes or both")
+        return self
+
+
+RETENTION_FACTOR = 2
+"""A retention forecast is answered by keeping records this many times as long (or as many bytes)."""
+
+
+def _longer_retention(param: str, setting: str, per: float) -> Callable[[Clue], Iterable[Offer]]:
+    def derive(clue: Clue) -> Iterable[Offer]:
+        topic, limit = clue.evidence.get("topic"), clue.evidence.get("capacity")
+        if not topic or not isinstance(limit, int | float) or limit <= 0:
+            return
+        new = min(int(limit * per * RETENTION_FACTOR), RETENTION_MS_MAX if param == "retention_ms" else 2**62)
+        who = f"group {clue.evidence['group']}" if clue.evidence.get("group") else "its consumers"
+        yield ({"topic": topic, param: new},
+               f"{topic} keeps records {RETENTION_FACTOR}x as long ({setting} {int(limit * per)} → {new}), so {who} "
+               f"can catch up before they are deleted; the brokers need about {RETENTION_FACTOR}x its disk")
+    return derive
+
+
 ACTIONS = (
+    ActionSpec(id="kafka.set_topic_retention", title="Set a topic's retention.ms / retention.bytes (AlterConfigs)",
+               risk=Risk.MEDIUM, params=SetTopicRetention,
+               preconditions=["the topic exists and its cleanup.policy includes delete",
+                              "the brokers' disks hold the partitions for the longer retention"],
+               rollback="set the previous values again (the action's undo; an inherited value comes back as an "
+                        "override of the same value)",
+               answers=(Remedy(_longer_retention("retention_ms", "retention.ms", 1000),
+                               findings=("kafka_consumer_group_lag_seconds exhaustion",)),
+                        Remedy(_longer_retention("retention_bytes", "retention.bytes", 1),
+                               findings=("kafka_consumer_group_lag_bytes exhaustion",)))),
     ActionSpec(id="kafka.reset_offsets", title="Move a consumer group's committed offsets (to latest, earliest, a "
                "time or an offset)", risk=Risk.HIGH, params=ResetOffsets,
                preconditions=["the group has no active member (stop its consumers first)",

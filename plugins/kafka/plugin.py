@@ -3,6 +3,7 @@ the configuration snapshot, health rules, and the actions the remediation stage 
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import Any, ClassVar
 
@@ -10,8 +11,10 @@ from aiokafka.admin.config_resource import ConfigResourceType
 
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Sample
-from kubestack.errors import ConfigError
-from kubestack.plugins.base import ActionSpec, CommandRunner, KubeDiscovery, LogSource
+from kubestack.errors import CommandFailedError, ConfigError, TargetAuthError
+from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, KubeDiscovery, LogSource
+from kubestack.plugins.kafka import actions as kafka_actions
+from kubestack.plugins.kafka.capacity import CAPACITIES
 from kubestack.plugins.kafka.checks import evaluate
 from kubestack.plugins.kafka.client import AIOKafkaClient, KafkaClient
 from kubestack.plugins.kafka.config import KafkaPluginConfig
@@ -28,8 +31,10 @@ from kubestack.plugins.kafka.parse import (
     total_lag,
 )
 from kubestack.plugins.kafka.peers import kafka_peers
+from kubestack.plugins.kafka.retention import parse_retention, partition_logs, retention_samples, to_peek
 
 LOG_FORMAT = "[<Date> <Time>] <Level> <Content>"
+log = logging.getLogger(__name__)
 
 
 
@@ -43,6 +48,7 @@ class KafkaPlugin:
     symptoms: ClassVar[frozenset[str]] = SYMPTOMS
     keywords: ClassVar[tuple[str, ...]] = KEYWORDS
     default_port: ClassVar[int] = 9092
+    capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     discovery: ClassVar[KubeDiscovery] = KubeDiscovery(
         apps=("kafka",), images=("kafka", "cp-kafka", "cp-server"), address_key="bootstrap")
 
@@ -82,7 +88,24 @@ class KafkaPlugin:
     async def collect(self) -> list[Sample]:
         obs = await self.observe()
         ts = utcnow()
-        return cluster_samples(obs, ts) + group_samples(obs, ts)
+        samples = cluster_samples(obs, ts) + group_samples(obs, ts)
+        return samples + (await self._retention_samples(obs) if self.config.retention_forecast else [])
+
+    async def _retention_samples(self, obs: Observation) -> list[Sample]:
+        """What the data-loss forecasts read (``retention.py``): topic retention, log start offsets, partition sizes
+        and the age of each lagging partition's oldest unconsumed record."""
+        topics = sorted({p.topic for p in obs.partitions} | {x.topic for x in obs.lags})
+        retention = parse_retention(parse_configs(await self.client.configs(ConfigResourceType.TOPIC, topics)))
+        starts = await self.client.log_start_offsets(sorted(obs.end_offsets))
+        try:
+            sizes = await self.client.log_dir_sizes()
+        except (CommandFailedError, TargetAuthError) as exc:  # DescribeLogDirs needs Describe on the cluster
+            log.info("no partition sizes from %s (retention.bytes not forecast): %s", self.config.bootstrap, exc)
+            sizes = []
+        leaders = {(p.topic, p.partition): p.leader for p in obs.partitions}
+        logs = partition_logs(starts, obs.end_offsets, sizes, leaders)
+        stamps = await self.client.record_timestamps(to_peek(obs.lags, retention, self.config.max_peeked_partitions))
+        return retention_samples(obs.lags, retention, logs, stamps, utcnow())
 
     async def snapshot_config(self) -> dict[str, str]:
         """Broker configs (``broker.<id>.<name>``) and per-topic overrides (``topic.<name>.<key>``), no secrets."""
@@ -114,6 +137,9 @@ class KafkaPlugin:
 
     def actions(self) -> list[ActionSpec]:
         return list(ACTIONS)
+
+    async def execute(self, action_id: str, params: dict[str, Any], *, dry_run: bool = False) -> ActionOutcome:
+        return await kafka_actions.execute(self.client, ACTIONS, action_id, params, dry_run=dry_run)
 
     async def close(self) -> None:
         await self.client.close()

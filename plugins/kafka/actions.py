@@ -1,0 +1,96 @@
+"""Carrying out the Kafka plugin's actions (declared with their typed parameters in ``declaration.py``) through the
+admin API: the preconditions read on the cluster (the topic exists, deletes by retention, the partition count), the
+state before, the change, and the action that undoes it.
+
+AlterConfigs replaces a topic's whole set of overrides, so a retention change sends every override the topic has
+(read just before) with the new values: nothing else of the topic changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka.admin.config_resource import ConfigResourceType
+
+from kubestack.errors import ActionError, CommandFailedError, PreconditionFailedError
+from kubestack.plugins.base import ActionOutcome, ActionSpec, declared
+from kubestack.plugins.kafka.client import KafkaClient
+from kubestack.plugins.kafka.parse import DYNAMIC_TOPIC_CONFIG, parse_configs, parse_partitions
+
+log = logging.getLogger(__name__)
+
+SET_RETENTION = "kafka.set_topic_retention"
+ADD_PARTITIONS = "kafka.add_partitions"
+_SETTINGS = {"retention_ms": "retention.ms", "retention_bytes": "retention.bytes"}
+
+
+async def execute(client: KafkaClient, specs: Sequence[ActionSpec], action_id: str, params: dict[str, Any], *,
+                  dry_run: bool = False) -> ActionOutcome:
+    checked = declared(specs, action_id, "Kafka").check(params)
+    steps = {SET_RETENTION: _set_retention, ADD_PARTITIONS: _add_partitions}
+    if action_id not in steps:
+        raise ActionError(f"{action_id} is a step for people (its runbook says how): the Kafka plugin carries out "
+                          f"only {', '.join(sorted(steps))}")
+    outcome = await steps[action_id](client, checked, dry_run)
+    log.info("%s %s: %s", action_id, "dry run" if dry_run else "done", outcome.output)
+    return outcome
+
+
+def retention_problems(topic: str, effective: dict[str, str] | None, new: dict[str, str]) -> list[str]:
+    """Why the retention of ``topic`` cannot be set to ``new`` (its effective configs ``effective``; None: no
+    such topic)."""
+    if effective is None:
+        return [f"no topic named {topic}"]
+    problems = []
+    if "delete" not in effective.get("cleanup.policy", "delete").split(","):
+        problems.append(f"{topic} has cleanup.policy={effective.get('cleanup.policy')}: retention deletes nothing")
+    if not new:
+        problems.append("give retention_ms or retention_bytes")
+    return problems
+
+
+async def _set_retention(client: KafkaClient, params: dict[str, Any], dry_run: bool) -> ActionOutcome:
+    topic = params["topic"]
+    new = {_SETTINGS[k]: str(v) for k, v in params.items() if k in _SETTINGS}
+    answers = await client.configs(ConfigResourceType.TOPIC, [topic])
+    effective = parse_configs(a for a in answers if not a.get("error_code")).get(topic)
+    if problems := retention_problems(topic, effective, new):
+        raise PreconditionFailedError(f"{SET_RETENTION}: {'; '.join(problems)}")
+    overrides = parse_configs(answers, only_source=DYNAMIC_TOPIC_CONFIG).get(topic, {})
+    before = {name: effective.get(name, "") for name in new}
+    undo_params = {"topic": topic} | {k: int(before[name]) for k, name in _SETTINGS.items()
+                                      if name in new and before[name].lstrip("-").isdigit()}
+    change = ", ".join(f"{name} {before[name] or 'unset'} → {value}" for name, value in new.items())
+    if not dry_run:
+        try:
+            await client.alter_topic_configs(topic, overrides | new)
+        except CommandFailedError as exc:
+            raise ActionError(f"{SET_RETENTION}: Kafka refused AlterConfigs on {topic}: {exc.stderr.strip()}") from exc
+    return ActionOutcome(action=SET_RETENTION, params=params, dry_run=dry_run,
+                         output=f"{'would set' if dry_run else 'set'} {change} on topic {topic} (other overrides "
+                                f"kept: {', '.join(sorted(set(overrides) - set(new))) or 'none'})",
+                         before={"topic": topic, **before, "overrides": overrides},
+                         undo=(SET_RETENTION, undo_params) if len(undo_params) > 1 else None)
+
+
+async def _add_partitions(client: KafkaClient, params: dict[str, Any], dry_run: bool) -> ActionOutcome:
+    topic, count = params["topic"], params["count"]
+    partitions = [p for p in parse_partitions(await client.topics(), include_internal=True) if p.topic == topic]
+    if not partitions:
+        raise PreconditionFailedError(f"{ADD_PARTITIONS}: no topic named {topic}")
+    if partitions[0].internal:
+        raise PreconditionFailedError(f"{ADD_PARTITIONS}: {topic} is an internal topic")
+    if count <= len(partitions):
+        raise PreconditionFailedError(f"{ADD_PARTITIONS}: {topic} has {len(partitions)} partitions already; "
+                                      f"count must be more")
+    if not dry_run:
+        try:
+            await client.create_partitions(topic, count)
+        except CommandFailedError as exc:
+            raise ActionError(f"{ADD_PARTITIONS}: Kafka refused CreatePartitions on {topic}: "
+                              f"{exc.stderr.strip()}") from exc
+    return ActionOutcome(action=ADD_PARTITIONS, params=params, dry_run=dry_run,
+                         output=f"{'would add' if dry_run else 'added'} {count - len(partitions)} partition(s) to "
+                                f"{topic} ({len(partitions)} → {count}); they cannot be removed",
+                         before={"topic": topic, "partitions": len(partitions)}, undo=None)
