@@ -1,6 +1,7 @@
-"""What a question in plain language is about: which middleware, which instance, which symptom. English, Chinese
-or both mixed ("Redis 为什么变慢了?", "why are MySQL queries slow?", "pg 连接数满了"). Pure, given the words that
-name each middleware: by default every installed plugin's name and the keywords it declares."""
+"""What a question in plain language is about: which middleware, which instance, which symptom, and the language
+to answer in. English, Chinese or both mixed ("Redis 为什么变慢了?", "why are MySQL queries slow?", "pg 连接数满了").
+Pure, given the words that name each middleware: by default every installed plugin's name and the keywords it
+declares."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
+from kubestack.knowledge.language import detect_language
 from kubestack.plugins.registry import plugins
 
 SYMPTOM_WORDS: dict[str, tuple[str, ...]] = {
@@ -46,6 +48,7 @@ class Question:
     middleware: str | None      # the plugin / resource kind, None when the question names none
     instances: tuple[str, ...]  # target names the question mentions
     symptoms: tuple[str, ...]   # coarse symptom classes found, for the answer's headline
+    language: str = "en"        # what the answer is written in: the question's language (``language.py``)
 
 
 def understand(text: str, known_instances: dict[str, str] | None = None, words: Words | None = None) -> Question:
@@ -64,7 +67,7 @@ def understand(text: str, known_instances: dict[str, str] | None = None, words: 
         if named:
             middleware = next((k for k in named if k not in words.generic), named[0])
     symptoms = tuple(s for s, said in SYMPTOM_WORDS.items() if any(_mentions(lowered, w) for w in said))
-    return Question(text, middleware, instances, symptoms)
+    return Question(text, middleware, instances, symptoms, detect_language(text))
 
 
 def _mentions(text: str, word: str) -> bool:

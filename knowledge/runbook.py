@@ -45,6 +45,15 @@ class Signals(BaseModel):
     logs: list[str] = Field(default_factory=list)
 
 
+class Translation(BaseModel):
+    """The runbook in another language, for answers in the asker's language: its title and its fix steps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = Field(min_length=1)
+    steps: list[str] = Field(default_factory=list, description="The '## Fix' steps, in order")
+
+
 class RunbookMeta(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -56,6 +65,8 @@ class RunbookMeta(BaseModel):
     signals: Signals = Field(default_factory=Signals)
     actions: list[str] = Field(default_factory=list, description="Plugin action ids (ActionSpec.id)")
     related: list[str] = Field(default_factory=list, description="Ids of runbooks to read next")
+    translations: dict[str, Translation] = Field(default_factory=dict, description="Language code (zh) -> the "
+                                                 "title and fix steps in that language")
 
 
 class Runbook(BaseModel):

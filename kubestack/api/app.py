@@ -27,11 +27,13 @@ from kubestack.api.gate import RequestGate
 from kubestack.api.metrics import ApiMetrics
 from kubestack.api.publisher import Publisher
 from kubestack.api.readmodel import ReadModel
+from kubestack.api.routes_ask import router as ask_router
 from kubestack.api.routes_decisions import router as decisions_router
 from kubestack.api.routes_read import router as read_router
 from kubestack.api.routes_slack import router as slack_router
 from kubestack.api.routes_system import metrics_text, router as system_router
 from kubestack.api.routes_teams import router as teams_router
+from kubestack.api.routes_topology import router as topology_router
 from kubestack.api.targets import Targets
 from kubestack.errors import KafkaUnavailableError
 from kubestack.settings import Settings
@@ -39,7 +41,8 @@ from kubestack.settings import Settings
 log = logging.getLogger(__name__)
 
 CONSOLE = Path(__file__).parent / "console"
-ROUTERS = (read_router, decisions_router, system_router, slack_router, teams_router)
+ROUTERS = (read_router, decisions_router, system_router, slack_router, ask_router, topology_router,
+           teams_router)
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
               413: "payload_too_large"}
 
@@ -82,7 +85,7 @@ def create_app(settings: Settings, api: ApiSettings, tokens: TokenBook | None = 
     app = FastAPI(title="KubeStack-AI API", version="1", lifespan=lifespan,
                   description="Incidents, root causes, remediation proposals and decisions, predictions, audit.",
                   openapi_tags=[{"name": n} for n in ("incidents", "proposals", "predictions", "audit", "system",
-                                                      "slack", "teams", "console")])
+                                                      "slack", "knowledge", "topology", "teams", "console")])
     app.state.context = ctx
     for router in ROUTERS:
         app.include_router(router)

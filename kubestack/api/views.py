@@ -69,7 +69,7 @@ class _Input(BaseModel):
 
 class ReasonBody(_Input):
     reason: str = Field(min_length=1, max_length=2000, description="Why: kept with the decision and in the audit")
-    via: Literal["api", "cli"] = Field(default="api", description="Where the decision was made: kept with it")
+    via: Literal["api", "cli", "mcp"] = Field(default="api", description="Where the decision was made: kept with it")
 
     @field_validator("reason")
     @classmethod

@@ -1,5 +1,6 @@
-"""``kubestack ask "QUESTION"``: a question in plain language (English, Chinese, mixed) answered with live
-checks, recent incidents and runbooks (``kubestack.knowledge.ask``)."""
+"""``kubestack ask "QUESTION"``: a question in plain language (English, Chinese, mixed) answered in its language
+with live checks, recent incidents and runbooks (``kubestack.knowledge.ask``). Only the answer goes to standard
+output: log lines (ours and the libraries') go to standard error."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def ask(
     from kubestack.agents.config import load_agent_config
     from kubestack.agents.discovery import discover_local
     from kubestack.errors import IndexNotFoundError
-    from kubestack.knowledge.ask import Answer, answer
+    from kubestack.knowledge.ask import Answer, answer, kafka_incidents
     from kubestack.knowledge.explain import explain
     from kubestack.knowledge.index import build
     from kubestack.knowledge.question import understand
@@ -59,8 +60,8 @@ def ask(
         narrator = build_llm(settings.llm)
 
     async def run() -> Answer:
-        result = await answer(parsed, targets, search, load_runbooks(), settings.kafka if incidents else None,
-                              timeout_s)
+        source = kafka_incidents(settings.kafka, timeout_s=timeout_s) if incidents else None
+        result = await answer(parsed, targets, search, load_runbooks(), source, timeout_s)
         summary, by = await explain(result, narrator)
         if summary is not None:
             result.summary, result.summary_by = summary, by

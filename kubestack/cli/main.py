@@ -36,6 +36,7 @@ COMMANDS = {
     "ask": ("kubestack.cli.ask", "ask"),
     "diagnose": ("kubestack.cli.diagnose", "diagnose"),
     "redact": ("kubestack.cli.redact", "redact"),
+    "mcp": ("kubestack.cli.mcp", "mcp"),
 }
 
 WITHOUT_SETTINGS = {"rca", "redact"}  # offline: read only what they are given (importing the settings takes 0.4 s)
