@@ -19,6 +19,8 @@ from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import ConfigChange, ConfigDiff, Finding, PeerRole, Severity
 from kubestack.errors import ActionError, ActionParamsError, ConfigError, PreconditionFailedError, TargetAuthError
 from kubestack.plugins.base import LocalRunner
+from kubestack.plugins.kubernetes.config import DiscoveryConfig
+from kubestack.plugins.kubernetes.discovery import discover_targets
 from kubestack.plugins.pgbouncer import PgBouncerConfig, PgBouncerPlugin
 from kubestack.plugins.pgbouncer.checks import Observation, evaluate
 from kubestack.plugins.pgbouncer.declaration import ACTIONS
@@ -155,6 +157,18 @@ def test_remedies_derive_params_the_actions_accept() -> None:
         resume.check({"db": "shop; SHUTDOWN"})
     with pytest.raises(ActionParamsError, match="parameter 'size'"):
         spec.check({"size": 0})
+
+
+def test_discovery_finds_a_pgbouncer_pod() -> None:
+    pod = {"metadata": {"name": "pool-0", "namespace": "shop", "labels": {"app": "pool"}},
+           "spec": {"containers": [{"name": "pgbouncer", "image": "docker.io/bitnami/pgbouncer:1.18.0",
+                                    "ports": [{"containerPort": 6432}]}]}}
+    service = {"metadata": {"name": "pool", "namespace": "shop"},
+               "spec": {"selector": {"app": "pool"}, "ports": [{"port": 6432}]}}
+    [target] = discover_targets("prod", [pod], [service], {}, DiscoveryConfig(kinds=["pgbouncer"]))
+    assert target["type"] == "pgbouncer"
+    assert target["config"] == {"host": "pool.shop.svc.cluster.local", "port": 6432}
+    PgBouncerConfig.model_validate(target["config"])
 
 
 def test_a_runner_is_refused() -> None:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Sample
 from kubestack.errors import ConfigError
-from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, KubeDiscovery, LogSource
 from kubestack.plugins.pgbouncer import actions as pgbouncer_actions
 from kubestack.plugins.pgbouncer.capacity import CAPACITIES
 from kubestack.plugins.pgbouncer.checks import Observation, evaluate
@@ -64,6 +64,7 @@ class PgBouncerPlugin:
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 6432
+    discovery: ClassVar[KubeDiscovery] = KubeDiscovery(apps=("pgbouncer",), images=("pgbouncer",))
 
     def __init__(self, config: PgBouncerConfig, client: PgBouncerClient) -> None:
         self.config = config
