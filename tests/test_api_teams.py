@@ -8,14 +8,20 @@ import uuid
 
 import pytest
 
-from kubestack.contract.events import AuditEntry, RemediationDecision
+from kubestack.contract.events import (
+    AuditEntry,
+    RemediationDecision,
+    RemediationProposal,
+    RemediationResult,
+    ResultStatus,
+)
 from kubestack.contract.topics import AUDIT_ENTRIES, INCIDENTS, REMEDIATION_DECISIONS, REMEDIATION_PROPOSALS
 from kubestack.notifysettings import NotifySettings
 from kubestack.pipeline.notify.channels import render
 from kubestack.pipeline.notify.notice import Context, notice_for
 from tests.kafka_io import consume_all
-from tests.services.kubestack_api import ApiServer, incident, proposal
 from tests.notify_events import result
+from tests.services.kubestack_api import ApiServer, incident, proposal
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="session")]
 
@@ -67,8 +73,7 @@ async def test_the_cards_approve_link_opens_the_decision_page(api_server: ApiSer
     assert hostile.status_code == 422 and snooze.status_code == 422
 
 
-def result_for(prop):
-    from kubestack.contract.events import ResultStatus
+def result_for(prop: RemediationProposal) -> RemediationResult:
     return result(ResultStatus.PENDING, proposal_id=prop.proposal_id, incident_id=prop.incident_id,
                   tenant=prop.tenant)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from kubestack.contract.events import Incident, Prediction, RcaReport, RemediationResult, Risk, Severity
+from kubestack.contract.events import Incident, Prediction, RcaReport, RemediationResult, Risk
 from kubestack.pipeline.notify.notice import Notice, proposal_target
 from kubestack.pipeline.notify.slack import incident_url
 from kubestack.redaction import redact, redact_value
@@ -121,10 +121,6 @@ def digest(notice: Notice, console_url: str, *, ips: bool = False) -> Digest:
                   facts=[(str(n), str(v)) for n, v in clean["facts"]], text=clean["text"], cause=clean["cause"],
                   links=[Link(**link) for link in clean["links"]],
                   decisions=[Link(**link) for link in clean["decisions"]], footer=clean["footer"])
-
-
-SEVERITY_COLOURS = {Severity.CRITICAL.value: "attention", Severity.WARNING.value: "warning",
-                    Severity.INFO.value: "accent"}
 
 
 def cut(text: str, limit: int) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from kubestack.errors import ConfigError
 from kubestack.notifysettings import EmailSettings
 from kubestack.pipeline.notify.digest import Digest, cut
 from kubestack.pipeline.notify.outgoing import DirectOutgoing, Refusal
@@ -130,7 +131,8 @@ class SmtpOutgoing(DirectOutgoing):
         return cls(channel, SecretStr(f"smtp://{settings.host}:{settings.port}"), content, settings=settings)
 
     async def transmit(self, timeout_s: float) -> Refusal | None:
-        assert self.settings is not None
+        if self.settings is None:
+            raise ConfigError("an e-mail notice without notify.email settings")
         message = build_message(self.payload, self.settings)
         try:
             refused = await asyncio.to_thread(_send, self.settings, message, timeout_s)
