@@ -16,6 +16,8 @@ from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import ConfigChange, PeerRole, Severity
 from kubestack.errors import ActionError, ActionParamsError, PreconditionFailedError, TargetUnreachableError
 from kubestack.plugins.haproxy import HAProxyConfig, HAProxyPlugin
+from kubestack.plugins.kubernetes.config import DiscoveryConfig
+from kubestack.plugins.kubernetes.discovery import discover_targets
 from kubestack.plugins.haproxy.checks import Observation, backend_5xx
 from kubestack.plugins.haproxy.declaration import ACTIONS
 from kubestack.plugins.haproxy.parse import parse_config_file, parse_info, parse_servers_state, parse_stat
@@ -112,6 +114,18 @@ def test_remedies_derive_valid_params_from_evidence() -> None:
         state.check({"backend": "be", "server": "s 1;shutdown", "state": "maint"})
     with pytest.raises(ActionParamsError, match="parameter 'state'"):
         state.check({"backend": "be", "server": "s1", "state": "off"})
+
+
+def test_discovery_finds_a_haproxy_pod() -> None:
+    pod = {"metadata": {"name": "lb-0", "namespace": "edge", "labels": {"app": "lb"}},
+           "spec": {"containers": [{"name": "haproxy", "image": "docker.io/library/haproxy:2.6-alpine",
+                                    "ports": [{"containerPort": 80}, {"containerPort": 9999}]}]}}
+    service = {"metadata": {"name": "lb", "namespace": "edge"},
+               "spec": {"selector": {"app": "lb"}, "ports": [{"port": 80}, {"port": 9999}]}}
+    [target] = discover_targets("prod", [pod], [service], {}, DiscoveryConfig(kinds=["haproxy"]))
+    assert target["type"] == "haproxy"
+    assert target["config"] == {"host": "lb.edge.svc.cluster.local", "port": 9999}
+    assert HAProxyConfig.model_validate(target["config"]).address == "lb.edge.svc.cluster.local:9999"
 
 
 # --- live ------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from kubestack.agents.configdiff import diff
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import ConfigChange, PeerRole, Severity
 from kubestack.errors import ActionError, PreconditionFailedError, TargetUnreachableError
+from kubestack.plugins.kubernetes.config import DiscoveryConfig
+from kubestack.plugins.kubernetes.discovery import discover_targets
 from kubestack.plugins.nginx import NginxConfig, NginxPlugin
 from kubestack.plugins.nginx.actions import mark_server
 from kubestack.plugins.nginx.declaration import ACTIONS
@@ -148,6 +150,18 @@ def test_remedies_derive_valid_params_from_evidence() -> None:
     assert [o[0] for r in spec.answers if r.changes for o in r.derive(undo)] == [
         {"upstream": "api", "server": "10.0.0.5:8080", "state": "up"}]
     assert not spec.accepts({"upstream": "api;", "server": "10.0.0.5:8080", "state": "down"})
+
+
+def test_discovery_finds_an_nginx_pod() -> None:
+    pod = {"metadata": {"name": "web-7d9f", "namespace": "shop", "labels": {"app.kubernetes.io/name": "web"}},
+           "spec": {"containers": [{"name": "web", "image": "registry.local/nginxinc/nginx-unprivileged:1.25",
+                                    "ports": [{"containerPort": 80}]}]}}
+    service = {"metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"selector": {"app.kubernetes.io/name": "web"}, "ports": [{"port": 8080, "targetPort": 80}]}}
+    [target] = discover_targets("prod", [pod], [service], {}, DiscoveryConfig(kinds=["nginx"]))
+    assert target["type"] == "nginx"
+    assert target["config"] == {"host": "web.shop.svc.cluster.local", "port": 8080}
+    assert NginxConfig.model_validate(target["config"]).status_url == "http://web.shop.svc.cluster.local:8080/nginx_status"
 
 
 # --- live ------------------------------------------------------------------------------------
@@ -291,6 +305,18 @@ async def test_reload_is_tested_first_and_stop_is_forbidden(plugin: NginxPlugin,
     with pytest.raises(ActionError, match="forbidden"):
         await plugin.execute("nginx.stop", {})
     assert get(nginx_server.status_url) == 200
+
+
+async def test_stub_status_alone_when_nginx_cannot_be_run_here(nginx_server: NginxServer, tmp_path: Path) -> None:
+    """A pod found in Kubernetes: stub_status over the network, no nginx binary or logs on the agent's host."""
+    plugin = NginxPlugin.create(NginxConfig(port=nginx_server.port, nginx=str(tmp_path / "no-nginx"),
+                                            access_log=str(tmp_path / "a.log"), error_log=str(tmp_path / "e.log")))
+    try:
+        assert {s.name for s in await plugin.collect()} >= {"nginx_connections_active", "nginx_requests_total"}
+        assert await plugin.check_health() == []
+        assert (await plugin.snapshot_config())["nginx -T"].startswith("unavailable: ")
+    finally:
+        await plugin.close()
 
 
 async def test_an_address_without_nginx_is_unreachable(tmp_path: Path) -> None:

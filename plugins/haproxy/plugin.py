@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Sample
 from kubestack.errors import CommandFailedError, TargetUnreachableError
-from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, KubeDiscovery, LogSource
 from kubestack.plugins.haproxy import actions as haproxy_actions
 from kubestack.plugins.haproxy.capacity import CAPACITIES
 from kubestack.plugins.haproxy.checks import Observation, evaluate
@@ -38,6 +38,10 @@ class HAProxyPlugin:
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = DEFAULT_PORT
+    discovery: ClassVar[KubeDiscovery] = KubeDiscovery(port=DEFAULT_PORT, apps=("haproxy",),
+                                                       images=("haproxy", "haproxy-alpine", "haproxy-ubuntu"))
+    """In a pod the runtime API is reached over TCP (``stats socket ipv4@:9999 level admin`` in haproxy.cfg, the
+    container port declared)."""
 
     def __init__(self, config: HAProxyConfig, client: RuntimeClient, runner: CommandRunner | None = None) -> None:
         self.config = config

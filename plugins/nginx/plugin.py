@@ -4,14 +4,15 @@ remediation stage may take."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from typing import Any, ClassVar
 
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Sample
-from kubestack.errors import TargetUnreachableError
-from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.errors import CommandFailedError, TargetError, TargetUnreachableError
+from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, KubeDiscovery, LogSource
 from kubestack.plugins.nginx import actions as nginx_actions
 from kubestack.plugins.nginx.capacity import CAPACITIES
 from kubestack.plugins.nginx.checks import Observation, evaluate
@@ -36,6 +37,8 @@ from kubestack.plugins.nginx.peers import nginx_peers
 from kubestack.plugins.nginx.risks import config_risks
 from kubestack.plugins.nginx.traffic import responses, server_traffic
 
+log = logging.getLogger(__name__)
+
 ACCESS_FORMAT = "<Date> <Client> <Content>"
 ERROR_FORMAT = "<Date> <Time> [<Level>] <Pid>: <Content>"
 CONFIG_TTL_S = 60.0
@@ -52,6 +55,8 @@ class NginxPlugin:
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 80
+    discovery: ClassVar[KubeDiscovery] = KubeDiscovery(port=80, apps=("nginx",),
+                                                       images=("nginx", "nginx-unprivileged", "openresty"))
 
     def __init__(self, config: NginxConfig, client: NginxClient) -> None:
         self.config = config
@@ -65,6 +70,7 @@ class NginxPlugin:
         self._tree: list[Directive] | None = None
         self._tree_at = 0.0
         self._cpus: int | None = None
+        self._unreadable: str | None = None
 
     @classmethod
     def create(cls, config: NginxConfig, runner: CommandRunner | None = None) -> NginxPlugin:
@@ -81,9 +87,24 @@ class NginxPlugin:
         except ValueError as exc:
             raise TargetUnreachableError(f"{self.config.status_url} is not nginx's stub_status: {exc}") from exc
 
+    async def _dump(self) -> str | None:
+        """``nginx -T``, or None where it cannot run (a target reached only through stub_status, as a pod found
+        in Kubernetes from the agent's host): the rules that need the configuration are then skipped."""
+        try:
+            return await self.client.dump()
+        except (CommandFailedError, TargetError) as exc:
+            if self._unreadable is None:
+                log.warning("%s: nginx -T cannot run (%s): upstream names, worker capacity and the configuration "
+                            "snapshot are unavailable", self.config.status_url, exc)
+            self._unreadable = str(exc)
+            return None
+
     async def _config(self, fresh: bool = False) -> list[Directive]:
         if fresh or self._tree is None or time.monotonic() - self._tree_at > CONFIG_TTL_S:
-            self._tree, self._tree_at = parse_dump(await self.client.dump()), time.monotonic()
+            dump = await self._dump()
+            self._tree, self._tree_at = (parse_dump(dump) if dump else []), time.monotonic()
+            if dump:
+                self._unreadable = None
         return self._tree
 
     async def _capacity(self, tree: list[Directive]) -> tuple[int, int]:
@@ -93,7 +114,7 @@ class NginxPlugin:
 
     async def collect(self) -> list[Sample]:
         stub, tree = await self._stub(), await self._config()
-        workers, per_worker = await self._capacity(tree)
+        workers, per_worker = await self._capacity(tree) if tree else (0, 0)
         accesses = [a for a in map(parse_access_line, await self._metric_log.new_lines()) if a is not None]
         traffic = server_traffic(accesses, upstream_servers(tree))
         self._totals.add(responses(accesses), traffic)
@@ -101,7 +122,10 @@ class NginxPlugin:
         return stub_samples(stub, workers * per_worker, ts) + self._totals.samples(traffic, ts)
 
     async def snapshot_config(self) -> dict[str, str]:
-        return flatten(await self._config(fresh=True))
+        tree = await self._config(fresh=True)
+        if not tree:
+            return {"status_url": self.config.status_url, "nginx -T": f"unavailable: {self._unreadable or 'empty'}"}
+        return flatten(tree)
 
     def log_sources(self) -> list[LogSource]:
         return [LogSource(path=self.config.access_log, format=ACCESS_FORMAT),
@@ -110,7 +134,7 @@ class NginxPlugin:
     async def observe(self) -> Observation:
         """Everything the health rules look at; the log window runs from the previous observation to this one."""
         stub, tree = await self._stub(), await self._config(fresh=True)
-        workers, per_worker = await self._capacity(tree)
+        workers, per_worker = await self._capacity(tree) if tree else (0, 0)
         accesses: list[Access] = [a for a in map(parse_access_line, await self._health_log.new_lines()) if a]
         errors: list[ErrorLine] = [e for e in map(parse_error_line, await self._health_errors.new_lines()) if e]
         self._clients = Counter(a.client for a in accesses)
