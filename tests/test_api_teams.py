@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, async_playwright, expect
 
 from kubestack.contract.events import (
     AuditEntry,
@@ -24,6 +27,18 @@ from tests.notify_events import result
 from tests.services.kubestack_api import ApiServer, incident, proposal
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="session")]
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package, as in tests/test_console.py
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
 
 
 async def _published(api_server: ApiServer, proposal_id: str, *, wait_s: float = 30.0) -> list[RemediationDecision]:
@@ -127,3 +142,27 @@ async def test_no_token_a_viewer_and_another_tenants_operator_cannot_decide(api_
             break
         await asyncio.sleep(0.5)
     assert denied == {("acme-op", "tenant"), ("vera", "role")}
+
+
+async def test_the_decision_page_decides_in_a_browser_with_the_token_given(api_server: ApiServer,
+                                                                          browser: Browser) -> None:
+    """What a person does after pressing Reject on the Teams card: the page (its script under its CSP) sends the
+    decision with their token; a viewer's token is refused on the page, an operator's decides."""
+    _, prop = await _pending(api_server)
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    await page.goto(f"{api_server.url}/api/v1/teams/decide?proposal_id={prop.proposal_id}&decision=reject")
+    await page.fill("#token", api_server.tokens["vera"])
+    await page.click("#submit")
+    await expect(page.locator("#outcome")).to_have_text("Refused (403): role")
+    await page.fill("#token", api_server.tokens["otto"])
+    await page.fill("#reason", "wrong fix for this incident")
+    await page.click("#submit")
+    await expect(page.locator("#outcome")).to_have_text(f"Done: proposal {prop.proposal_id} is rejected.")
+    await expect(page.locator("#submit")).to_be_disabled()
+    await page.close()
+    (decision,) = await _published(api_server, prop.proposal_id)
+    assert (decision.decision, decision.via, decision.actor, decision.reason) == (
+        "reject", "teams", "otto", "wrong fix for this incident")
+    assert not [e for e in errors if "Content Security Policy" in e], errors
