@@ -8,6 +8,7 @@ import asyncio
 import json
 import random
 
+import httpx
 import pytest
 
 from kubestack.contract.events import AuditEntry, IncidentStatus, Notification, ResultStatus
@@ -279,3 +280,40 @@ async def test_smtp_refuses_to_send_to_an_unverified_server(vendor_receivers: Ve
     assert (note.delivered, note.attempts) == (False, 1)
     assert note.error.startswith("TLS: the SMTP server's certificate does not verify")
     assert smtp.messages == []
+
+
+async def test_the_receivers_answer_like_the_vendors(vendor_receivers: VendorReceivers) -> None:
+    v = vendor_receivers
+    good_card = {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
+                                                     "content": {"type": "AdaptiveCard", "version": "1.4",
+                                                                 "body": [{"type": "TextBlock", "text": "hi"}]}}]}
+    http_card = json.loads(json.dumps(good_card))
+    http_card["attachments"][0]["content"]["actions"] = [{"type": "Action.Http", "title": "Approve",
+                                                          "method": "POST", "url": "https://x"}]
+    genie = {"Authorization": "GenieKey eb243592-faa2-4ba2-a551q-1afdf565c889"}
+    async with httpx.AsyncClient() as client:
+        teams_ok = await client.post(v.teams.url, json=good_card)
+        teams_http = await client.post(v.teams.url, json=http_card)
+        teams_unsigned = await client.post(v.teams.url.split("&sig=")[0], json=good_card)
+        genie_ok = await client.post(f"{v.opsgenie.url}/v2/alerts", json={"message": "disk full", "alias": "a1"},
+                                     headers=genie)
+        genie_bad = await client.post(f"{v.opsgenie.url}/v2/alerts", json={"message": "", "priority": "P9"},
+                                      headers=genie)
+        genie_anon = await client.post(f"{v.opsgenie.url}/v2/alerts", json={"message": "x"})
+        genie_close = await client.post(f"{v.opsgenie.url}/v2/alerts/a1/close?identifierType=alias", json={},
+                                        headers=genie)
+        lark_unsigned = await client.post(v.feishu.url, json={"msg_type": "text", "content": {"text": "hi"}})
+        ding_unsigned = await client.post(v.dingtalk.url, json={"msgtype": "text", "text": {"content": "hi"}})
+        wecom_long = await client.post(v.wecom.url, json={"msgtype": "markdown", "markdown": {"content": "字" * 1400}})
+        wecom_ok = await client.post(v.wecom.url, json={"msgtype": "markdown", "markdown": {"content": "字" * 1365}})
+    assert (teams_ok.status_code, teams_ok.text) == (202, "")
+    assert teams_http.status_code == 400 and teams_http.json()["error"]["code"] == "InvalidRequestContent"
+    assert "Action.Http" in teams_http.json()["error"]["message"]
+    assert teams_unsigned.status_code == 401
+    assert genie_ok.status_code == 202 and genie_ok.json()["result"] == "Request will be processed"
+    assert set(genie_ok.json()) == {"result", "took", "requestId"}
+    assert genie_bad.status_code == 422 and set(genie_bad.json()["errors"]) == {"message", "priority"}
+    assert genie_anon.status_code == 401 and genie_anon.json()["message"] == "Could not authenticate"
+    assert genie_close.status_code == 202 and v.opsgenie.alerts["a1"]["status"] == "closed"
+    assert lark_unsigned.json()["code"] == 19021 and ding_unsigned.json()["errcode"] == 310000
+    assert wecom_long.json()["errcode"] == 40058 and wecom_ok.json() == {"errcode": 0, "errmsg": "ok"}
