@@ -103,6 +103,10 @@ def test_dingtalk_signature_goes_in_the_url_urlencoded() -> None:
     assert query["access_token"] == ["tok"] and query["timestamp"] == ["1577000000123"]
     assert query["sign"] == [dingtalk_expected_sign("SECds", "1577000000123")]
     assert unquote_plus(dingtalk_sign("SECds", 1577000000123)) == dingtalk_expected_sign("SECds", "1577000000123")
+    out = render(notice_for(incident()), "dingtalk", SETTINGS)
+    assert out.url.get_secret_value() == "https://oapi.dingtalk.com/robot/send?access_token=tok"
+    signed = parse_qs(urlsplit(out.address()).query)  # signed anew at each attempt
+    assert signed["sign"] == [dingtalk_expected_sign("SECds", signed["timestamp"][0])]
     assert dingtalk_url("https://x/robot/send?access_token=t", None) == "https://x/robot/send?access_token=t"
 
 

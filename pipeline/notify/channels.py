@@ -2,7 +2,7 @@
 Microsoft Teams, Opsgenie, e-mail, Feishu / Lark, DingTalk and WeCom from the notice's redacted digest
 (``digest.py``), each checked once more on the way out (``redact_value``, or for escaped markup a re-check
 like Slack's). What only the transport needs is added after redaction: Opsgenie's key, Feishu's and DingTalk's
-signatures, the mail recipients.
+signatures (made anew at each attempt), the mail recipients.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from kubestack.pipeline.notify import messages
 from kubestack.pipeline.notify.cn_webhooks import (
     dingtalk_check,
     dingtalk_message,
-    dingtalk_url,
+    dingtalk_signer,
     feishu_check,
     feishu_message,
     feishu_signer,
@@ -68,9 +68,8 @@ def render(notice: Notice, channel: str, settings: NotifySettings) -> Outgoing |
                               sign=feishu_signer(secret.get_secret_value()) if secret else None, check=feishu_check)
     if channel == "dingtalk":
         secret = settings.dingtalk.secret
-        url = dingtalk_url(settings.dingtalk.webhook_url.get_secret_value(),
-                           secret.get_secret_value() if secret else None)
-        return VendorOutgoing(channel, SecretStr(url), redact_value(dingtalk_message(d), ips=ips),
+        return VendorOutgoing(channel, settings.dingtalk.webhook_url, redact_value(dingtalk_message(d), ips=ips),
+                              sign_url=dingtalk_signer(secret.get_secret_value()) if secret else None,
                               check=dingtalk_check)
     return VendorOutgoing(channel, settings.wecom.webhook_url, redact_value(wecom_message(d), ips=ips),
                           check=wecom_check)

@@ -6,7 +6,7 @@
   Answers HTTP 200 ``{"code": 0, ...}``; 19021 is a bad signature, 11232 a rate limit (retried).
 - DingTalk custom robot: ``{"msgtype": "markdown", "markdown": {"title", "text"}}``. With a secret, the URL gets
   ``timestamp`` (Unix milliseconds) and ``sign`` = urlencode(base64(HMAC-SHA256 with key secret over
-  ``"<timestamp>\\n<secret>"``)), made when the notice is sent (DingTalk allows an hour; retries take minutes).
+  ``"<timestamp>\\n<secret>"``)), made anew at each attempt (DingTalk refuses one older than an hour).
   Answers HTTP 200 ``{"errcode": 0, "errmsg": "ok"}``; 310000 is a bad signature, 130101 a rate limit (retried).
 - WeCom group robot: ``{"msgtype": "markdown", "markdown": {"content"}}``, content within 4096 UTF-8 bytes;
   the robot's ``key`` in the URL is its only secret. Answers ``{"errcode": 0, "errmsg": "ok"}``; 93000 is a bad
@@ -62,6 +62,10 @@ def feishu_signer(secret: str, clock: Callable[[], float] = time.time) -> Callab
         return {"timestamp": str(stamp), "sign": feishu_sign(secret, stamp), **payload}
 
     return sign
+
+
+def dingtalk_signer(secret: str, clock: Callable[[], float] = time.time) -> Callable[[str], str]:
+    return lambda url: dingtalk_url(url, secret, clock())
 
 
 def dingtalk_url(url: str, secret: str | None, now: float | None = None) -> str:

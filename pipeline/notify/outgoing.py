@@ -2,7 +2,7 @@
 
 - ``VendorOutgoing``: an HTTP POST like any ``Outgoing``, plus what some vendors need: headers that carry a
   credential (Opsgenie's ``Authorization: GenieKey ...``), a body signed anew on each attempt (Feishu's
-  ``timestamp``/``sign``), and a reading of the answer, since Feishu, DingTalk and WeCom answer HTTP 200 with an
+  ``timestamp``/``sign``) or URL (DingTalk's), and a reading of the answer, since Feishu, DingTalk and WeCom answer HTTP 200 with an
   error code in the body (``check``: None when accepted, else a ``Refusal``, retried when it is a rate limit).
 - ``DirectOutgoing``: a message a channel sends itself, not by HTTP (e-mail over SMTP); ``transmit`` makes one
   attempt and says how it failed, and ``deliver`` retries it like the others.
@@ -38,7 +38,13 @@ class VendorOutgoing(Outgoing):
     secret_headers: dict[str, SecretStr] = field(default_factory=dict, repr=False)
     sign: Callable[[dict[str, Any]], dict[str, Any]] | None = field(default=None, repr=False)
     """Adds the signature fields to the payload at each attempt (the payload is already redacted)."""
+    sign_url: Callable[[str], str] | None = field(default=None, repr=False)
+    """Adds the signature to the URL at each attempt."""
     check: Check | None = field(default=None, repr=False)
+
+    def address(self) -> str:
+        url = self.url.get_secret_value()
+        return self.sign_url(url) if self.sign_url is not None else url
 
     def body(self) -> bytes:
         payload = self.sign(self.payload) if self.sign is not None else self.payload

@@ -52,7 +52,7 @@ async def _attempt(client: httpx.AsyncClient, out: Outgoing, retry: RetrySetting
     if isinstance(out, DirectOutgoing):  # e-mail: the channel sends it itself
         return _refused(None, await out.transmit(retry.timeout_s))
     body = out.body()
-    url = out.url.get_secret_value()
+    url = out.address() if isinstance(out, VendorOutgoing) else out.url.get_secret_value()
     try:
         response = await client.post(url, content=body, headers=out.headers(body), timeout=retry.timeout_s)
     except httpx.TimeoutException:
