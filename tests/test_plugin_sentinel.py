@@ -6,11 +6,8 @@ and a real failover."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -195,20 +192,6 @@ async def _healthy(plugin: SentinelPlugin) -> bool:
     return not await plugin.check_health()
 
 
-@contextmanager
-def stopped(pid: int) -> Iterator[None]:
-    """The process stalled (SIGSTOP) until the block ends: it holds its port but answers nothing."""
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
-def _pid(group: SentinelGroup, name: str) -> int:
-    return group.processes[name].proc.pid
-
-
 async def test_a_healthy_group_collects_snapshots_and_names_its_peers(plugin: SentinelPlugin,
                                                                       sentinel_group: SentinelGroup) -> None:
     assert await eventually(lambda: _healthy(plugin)), await plugin.check_health()
@@ -229,7 +212,7 @@ async def test_a_healthy_group_collects_snapshots_and_names_its_peers(plugin: Se
 
 
 async def test_stopped_sentinels_lose_the_quorum(plugin: SentinelPlugin, sentinel_group: SentinelGroup) -> None:
-    with stopped(_pid(sentinel_group, "sentinel-1")), stopped(_pid(sentinel_group, "sentinel-2")):
+    with sentinel_group.stalled("sentinel-1"), sentinel_group.stalled("sentinel-2"):
         async def lost() -> dict[str, Finding]:
             found = by_rule(await plugin.check_health())
             return found if {"sentinel.quorum_unreachable", "sentinel.too_few_sentinels"} <= set(found) else {}
@@ -246,9 +229,7 @@ async def test_stopped_sentinels_lose_the_quorum(plugin: SentinelPlugin, sentine
 
 async def test_a_stalled_replica_leaves_nothing_to_promote(plugin: SentinelPlugin,
                                                            sentinel_group: SentinelGroup) -> None:
-    replica = next(name for name in ("primary", "replica")
-                   if sentinel_group.processes[name].proc.args[2] != str(sentinel_group.current_primary()))
-    with stopped(_pid(sentinel_group, replica)):
+    with sentinel_group.stalled(sentinel_group.replica_process()):
         finding = await eventually(lambda: _rule(plugin, "sentinel.too_few_replicas"))
         assert finding and finding.evidence["healthy"] == 0 and finding.severity == Severity.CRITICAL
         with pytest.raises(PreconditionFailedError, match="no healthy replica"):
@@ -260,7 +241,7 @@ async def test_a_stalled_sentinel_enters_tilt(plugin: SentinelPlugin, sentinel_g
     first = sentinel_group.sentinel(0)
     first.execute_command("SENTINEL", "DEBUG", "TILT-PERIOD", "3000")  # leave TILT in 3 s, not 30
     try:
-        with stopped(_pid(sentinel_group, "sentinel-0")):
+        with sentinel_group.stalled("sentinel-0"):
             await asyncio.sleep(2.5)  # past TILT-TRIGGER (2 s between timer ticks)
         finding = await eventually(lambda: _rule(plugin, "sentinel.tilt"), timeout_s=5)
         assert finding and finding.evidence["sentinel_tilt"] == 1
@@ -291,32 +272,13 @@ async def test_reset_forgets_and_rediscovers(plugin: SentinelPlugin, sentinel_gr
     assert await eventually(lambda: _healthy(plugin), timeout_s=30), await plugin.check_health()
 
 
-@contextmanager
-def only_first_sees_failures(group: SentinelGroup) -> Iterator[None]:
-    """The other sentinels wait a minute before they call the primary down: the first alone sees it down (s_down
-    without o_down), so the sentinels do not fail over by themselves."""
-    for i in range(1, len(group.sentinels)):
-        group.sentinel(i).execute_command("SENTINEL", "SET", MASTER, "down-after-milliseconds", "60000")
-    try:
-        yield
-    finally:
-        for i in range(1, len(group.sentinels)):
-            group.sentinel(i).execute_command("SENTINEL", "SET", MASTER, "down-after-milliseconds",
-                                              str(DOWN_AFTER_MS))
-
-
-def primary_process(group: SentinelGroup) -> str:
-    port = str(group.current_primary())
-    return next(name for name in ("primary", "replica") if group.processes[name].proc.args[2] == port)
-
-
 async def test_a_primary_down_is_answered_by_a_failover(plugin: SentinelPlugin, sentinel_group: SentinelGroup) -> None:
     """The primary stalls; only this sentinel sees it down, so nothing fails over by itself; the remedy the
     finding proposes (SENTINEL FAILOVER) is dry-run, then run: the replica is promoted, the failover is reported,
     and the old primary comes back as a replica."""
     group = sentinel_group
     old = group.current_primary()
-    with only_first_sees_failures(group), stopped(_pid(group, primary_process(group))):
+    with group.only_first_sees_failures(), group.stalled(group.primary_process()):
         finding = await eventually(lambda: _rule(plugin, "sentinel.primary_down"))
         assert finding and finding.severity == Severity.WARNING and "o_down" not in finding.evidence["flags"]
         [(params, _)] = list(_spec("sentinel.failover").answers[0].derive(Clue(rule=finding.rule_id,

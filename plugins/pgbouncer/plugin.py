@@ -55,6 +55,8 @@ async def unreachable_backends(databases: Sequence[Database], timeout: float) ->
 
 
 class PgBouncerPlugin:
+    """PgBouncer: pools, waiting clients, stats and limits from the admin console; pooled PostgreSQL servers."""
+
     name: ClassVar[str] = "pgbouncer"
     config_model: ClassVar[type[PgBouncerConfig]] = PgBouncerConfig
     client_module: ClassVar[str] = "psycopg"

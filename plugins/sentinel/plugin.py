@@ -27,6 +27,8 @@ _SECRET_KEYS = frozenset({"sentinel-pass", "auth-pass"})
 
 
 class SentinelPlugin:
+    """Redis Sentinel: monitored primaries, replicas, fellow sentinels, quorum, failovers and TILT."""
+
     name: ClassVar[str] = "sentinel"
     config_model: ClassVar[type[SentinelConfig]] = SentinelConfig
     client_module: ClassVar[str] = "redis"

@@ -5,9 +5,11 @@ as ``mymaster`` with quorum 2 and a short ``down-after-milliseconds``. Each sent
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,12 +61,43 @@ class SentinelGroup:
         process.wait_port(port, timeout_s=20)
         self.processes[name] = process
 
-    def wait_for(self, check: callable, timeout_s: float = 30, what: str = "") -> None:
+    def wait_for(self, check: Callable[[], bool], timeout_s: float = 30, what: str = "") -> None:
         deadline = time.monotonic() + timeout_s
         while not check():
             if time.monotonic() > deadline:
                 raise ServerStartError(f"sentinels never saw {what}")
             time.sleep(0.2)
+
+    def primary_process(self) -> str:
+        """``primary`` or ``replica``: the process that is the primary now (they swap on a failover)."""
+        port = str(self.current_primary())
+        return next(name for name in ("primary", "replica") if self.processes[name].proc.args[2] == port)
+
+    def replica_process(self) -> str:
+        return "replica" if self.primary_process() == "primary" else "primary"
+
+    @contextlib.contextmanager
+    def stalled(self, name: str) -> Iterator[None]:
+        """Process ``name`` stopped (SIGSTOP) until the block ends: it holds its port but answers nothing."""
+        pid = self.processes[name].proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def only_first_sees_failures(self) -> Iterator[None]:
+        """The other sentinels wait a minute before they call the primary down: the first alone sees it down
+        (s_down without o_down), so the sentinels do not fail over by themselves."""
+        for i in range(1, len(self.sentinels)):
+            self.sentinel(i).execute_command("SENTINEL", "SET", MASTER, "down-after-milliseconds", "60000")
+        try:
+            yield
+        finally:
+            for i in range(1, len(self.sentinels)):
+                self.sentinel(i).execute_command("SENTINEL", "SET", MASTER, "down-after-milliseconds",
+                                                 str(DOWN_AFTER_MS))
 
     def known(self) -> bool:
         """Every sentinel knows the replica and the two other sentinels."""
