@@ -70,7 +70,8 @@ def test_parsers_read_recorded_answers() -> None:
         parse_stat("Unknown command\n")
     config = parse_config_file("global\n  maxconn 10  # limit\n  stats auth admin:secret\nbackend be\n"
                                "  timeout server 5s\n  server s1 10.0.0.1:80 check\n  option httpchk GET /\n")
-    assert config == {"global | maxconn": "10", "global | stats auth": "<redacted>", "backend be | timeout server": "5s",
+    assert config == {"global | maxconn": "10", "global | stats auth": "<redacted>",
+                      "backend be | timeout server": "5s",
                       "backend be | server s1": "10.0.0.1:80 check", "backend be | option httpchk GET /": "on"}
 
 
@@ -85,7 +86,8 @@ def test_5xx_are_judged_over_the_window_since_the_last_observation() -> None:
 
 def test_config_risks_on_recorded_snapshots() -> None:
     before = {"global maxconn": "200", "frontend fe maxconn": "200", "server be/s1 maxconn": "",
-              "server be/s1 check": "enabled", "server be/s1 address": "10.0.0.1:80", "server be/s2 address": "10.0.0.2:80"}
+              "server be/s1 check": "enabled", "server be/s1 address": "10.0.0.1:80",
+              "server be/s2 address": "10.0.0.2:80"}
     after = {"global maxconn": "50", "frontend fe maxconn": "200", "server be/s1 maxconn": "10",
              "server be/s1 check": "disabled", "server be/s1 address": "10.0.0.1:80"}
     findings = {f.rule_id: f for f in config_risks(change(before, after, {"haproxy_current_connections": 80}))}

@@ -161,7 +161,8 @@ def test_discovery_finds_an_nginx_pod() -> None:
     [target] = discover_targets("prod", [pod], [service], {}, DiscoveryConfig(kinds=["nginx"]))
     assert target["type"] == "nginx"
     assert target["config"] == {"host": "web.shop.svc.cluster.local", "port": 8080}
-    assert NginxConfig.model_validate(target["config"]).status_url == "http://web.shop.svc.cluster.local:8080/nginx_status"
+    url = NginxConfig.model_validate(target["config"]).status_url
+    assert url == "http://web.shop.svc.cluster.local:8080/nginx_status"
 
 
 # --- live ------------------------------------------------------------------------------------
@@ -213,7 +214,8 @@ async def test_an_upstream_server_refusing_connections(plugin: NginxPlugin, ngin
     assert statuses == [200] * 6  # nginx tried the next server
     finding = findings["nginx.upstream_unreachable"]
     assert finding.evidence["upstream"] == "app" and finding.evidence["server"] == address(nginx_server, "app", "s1")
-    assert finding.evidence["failures"] >= 3 and "connect() failed (111: Connection refused)" in finding.evidence["errors"]
+    assert finding.evidence["failures"] >= 3
+    assert "connect() failed (111: Connection refused)" in finding.evidence["errors"]
 
 
 async def test_a_slow_upstream_server(nginx_server: NginxServer) -> None:

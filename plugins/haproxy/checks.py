@@ -50,12 +50,17 @@ def backends_down(obs: Observation, _: HAProxyConfig) -> list[Finding]:
         rule_id="haproxy.backend_down", severity=Severity.CRITICAL,
         message=f"backend {first.proxy} has no server available"
                 + (" (every server is in maintenance)" if in_maint else "")
-                + f": HAProxy answers its requests with 503"
+                + ": HAProxy answers its requests with 503"
                 + (f"; {len(down) - 1} more backend(s) down" if len(down) > 1 else ""),
         evidence={"backend": first.proxy, "status": first.status, "servers": [server_evidence(s) for s in servers],
                   "all_in_maintenance": in_maint, "backends_down": [r.proxy for r in down],
                   "responses_5xx": first.int("hrsp_5xx")},
         query=STAT)]
+
+
+def _down(row: StatRow) -> str:
+    why = " ".join(filter(None, (row.fields.get("check_status"), row.fields.get("check_desc"))))
+    return f"{row.proxy}/{row.name}" + (f" ({why})" if why else "")
 
 
 def servers_down(obs: Observation, _: HAProxyConfig) -> list[Finding]:
@@ -69,9 +74,7 @@ def servers_down(obs: Observation, _: HAProxyConfig) -> list[Finding]:
     left = [s.name for s in obs.servers(first.proxy) if s.up]
     return [Finding(
         rule_id="haproxy.servers_down", severity=Severity.WARNING,
-        message=f"{len(down)} server(s) are down: " + ", ".join(f"{r.proxy}/{r.name} ({r.fields.get('check_status')}"
-                                                                 f" {r.fields.get('check_desc', '')})".replace(" )", ")")
-                                                                 for r in down[:5])
+        message=f"{len(down)} server(s) are down: " + ", ".join(_down(r) for r in down[:5])
                 + f"; {first.proxy} runs on {len(left)} server(s)",
         evidence={"backend": first.proxy, "server": first.name, "servers": [server_evidence(r) | {"backend": r.proxy}
                                                                             for r in down[:20]],
@@ -155,7 +158,8 @@ def sessions_near_limit(obs: Observation, limits: HAProxyConfig) -> list[Finding
         near.append({"scope": "process", "sessions": int(number(obs.info.get("CurrConns")) or 0),
                      "limit": int(number(obs.info.get("Maxconn")) or 0), "ratio": round(ratio, 4)})
     for row in obs.rows:
-        if row.kind == "frontend" and row.int("slim") and row.int("scur") / row.int("slim") >= limits.sessions_high_ratio:
+        limit = row.int("slim")
+        if row.kind == "frontend" and limit and row.int("scur") / limit >= limits.sessions_high_ratio:
             near.append({"scope": "frontend", "frontend": row.proxy, "sessions": row.int("scur"),
                          "limit": row.int("slim"), "ratio": round(row.int("scur") / row.int("slim"), 4)})
     if not near:

@@ -65,7 +65,8 @@ class SocketRuntimeClient:
             await writer.drain()
             answer = await asyncio.wait_for(reader.read(MAX_ANSWER), timeout)
         except TimeoutError:
-            raise TargetTimeoutError(f"HAProxy at {where} gave no answer to {line.split()[0]} in {timeout:g}s") from None
+            raise TargetTimeoutError(f"HAProxy at {where} gave no answer to {line.split()[0]} "
+                                     f"in {timeout:g}s") from None
         except OSError as exc:
             raise TargetUnreachableError(f"HAProxy at {where} dropped the connection: {exc}") from exc
         finally:

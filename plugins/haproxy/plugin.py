@@ -29,6 +29,8 @@ LOG_FORMAT = "<Month> <Day> <Time> <Host> <Process>: <Content>"
 
 
 class HAProxyPlugin:
+    """HAProxy: frontends, backends and servers from the runtime API, health checks, queues, 5xx, session limits."""
+
     name: ClassVar[str] = "haproxy"
     config_model: ClassVar[type[HAProxyConfig]] = HAProxyConfig
     client_module: ClassVar[str] = "asyncio"

@@ -12,7 +12,7 @@ from typing import Any
 from kubestack.contract.events import Finding, Severity
 from kubestack.plugins.nginx.config import NginxConfig
 from kubestack.plugins.nginx.parse import Access, ErrorLine, UpstreamServer
-from kubestack.plugins.nginx.traffic import responses, server_traffic, upstream_failures
+from kubestack.plugins.nginx.traffic import server_traffic, upstream_failures
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ def http_5xx(obs: Observation, limits: NginxConfig) -> list[Finding]:
     traffic = server_traffic(failed, obs.servers)
     worst = max(traffic.values(), key=lambda t: t.responses["5xx"], default=None)
     if worst is not None and worst.responses["5xx"]:
-        evidence |= {"upstream": worst.upstream, "server": worst.address, "server_responses_5xx": worst.responses["5xx"],
+        evidence |= {"upstream": worst.upstream, "server": worst.address,
+                     "server_responses_5xx": worst.responses["5xx"],
                      "servers_up": obs.others_up(worst.upstream, worst.address)}
     by = (f"; upstream server {worst.address} ({worst.upstream}) answered {worst.responses['5xx']} of them"
           if worst is not None and worst.responses["5xx"] else "")
@@ -120,7 +121,8 @@ def connections_near_limit(obs: Observation, limits: NginxConfig) -> list[Findin
         rule_id="nginx.connections_near_limit",
         severity=Severity.CRITICAL if dropped or active >= limit else Severity.WARNING,
         message=f"{active} active connections of {limit} ({obs.workers} worker(s) x {obs.worker_connections} "
-                f"worker_connections, {active / limit:.0%})" + (f"; {dropped} connection(s) dropped" if dropped else ""),
+                f"worker_connections, {active / limit:.0%})"
+                + (f"; {dropped} connection(s) dropped" if dropped else ""),
         evidence={"active": active, "limit": limit, "ratio": round(active / limit, 4), "worker_processes": obs.workers,
                   "worker_connections": obs.worker_connections, "reading": obs.stub.get("reading"),
                   "writing": obs.stub.get("writing"), "waiting": obs.stub.get("waiting"), "dropped": dropped},

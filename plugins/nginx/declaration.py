@@ -25,10 +25,14 @@ SYMPTOMS = frozenset({"nginx.http_5xx_high", "nginx.http_4xx_high"})
 KEYWORDS = ("web server", "reverse proxy", "反向代理", "网关")
 
 
+SERVER_ADDRESS = r"^(unix:/[^\s;{}]+|[A-Za-z0-9_.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?)$"
+"""An upstream server's address: host or IP with an optional port, [IPv6]:port, or unix:/path."""
+
+
 class SetUpstreamServer(ActionParams):
     upstream: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,128}$")] = Field(
         description="The upstream block's name (upstream <name> { ... })")
-    server: Annotated[str, StringConstraints(pattern=r"^(unix:/[^\s;{}]+|[A-Za-z0-9_.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?)$")] = Field(
+    server: Annotated[str, StringConstraints(pattern=SERVER_ADDRESS)] = Field(
         description="The server's address as the upstream block writes it (10.0.0.5:8080, app.local, unix:/path)")
     state: Literal["down", "up"] = Field(description="down: marked down, out of rotation; up: back in rotation")
 

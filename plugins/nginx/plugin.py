@@ -46,6 +46,8 @@ CONFIG_TTL_S = 60.0
 
 
 class NginxPlugin:
+    """Nginx: stub_status connections, responses and upstream servers from its logs, the configuration (nginx -T)."""
+
     name: ClassVar[str] = "nginx"
     config_model: ClassVar[type[NginxConfig]] = NginxConfig
     client_module: ClassVar[str] = "urllib"

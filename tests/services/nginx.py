@@ -80,7 +80,8 @@ class NginxServer:
 def render_config(server: NginxServer) -> str:
     p = server.prefix
     upstreams = "\n".join(
-        f"    upstream {name} {{\n" + "".join(f"        server {http.address} max_fails=0;\n" for http in servers.values())
+        f"    upstream {name} {{\n"
+        + "".join(f"        server {http.address} max_fails=0;\n" for http in servers.values())
         + "    }" for name, servers in server.backends.items())
     locations = "\n".join(f"        location /{name}/ {{ proxy_pass http://{name}/; }}" for name in server.backends)
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers read the temp dir, private to root
