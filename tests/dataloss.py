@@ -1,0 +1,87 @@
+"""What the data-loss tests share: the real worker at a compressed time scale, and a watch on what it publishes
+(predictions, incidents, proposals) that notes when each event arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+from kubestack.bus import client_options, ensure_topics
+from kubestack.contract.events import Incident, Prediction, PredictionStatus, RemediationProposal
+from kubestack.contract.topics import INCIDENTS, PREDICTIONS, REMEDIATION_PROPOSALS
+from kubestack.settings import KafkaSettings, Settings
+from tests.cli import Followed, cli_env, follow
+
+TIME_SCALE = 1 / 1800
+"""One real second stands for half an hour: the 24 h warning horizon is 48 s, a day of history 48 s."""
+
+
+def at_scale(seconds: float) -> str:
+    return f"{seconds / TIME_SCALE / 3600:.1f} h"
+
+
+class Watch:
+    """Predictions, incidents and proposals as they arrive (a background consumer), each with its arrival time."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+        self.predictions: list[tuple[datetime, Prediction]] = []
+        self.incidents: list[Incident] = []
+        self.proposals: list[RemediationProposal] = []
+
+    async def run(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        specs = {spec.qualified(self.kafka.topic_prefix): spec for spec in (PREDICTIONS, INCIDENTS,
+                                                                               REMEDIATION_PROPOSALS)}
+        consumer = AIOKafkaConsumer(*specs, **client_options(self.kafka), auto_offset_reset="earliest",
+                                    group_id=f"dataloss-watch-{secrets.token_hex(4)}")
+        await consumer.start()
+        try:
+            async for record in consumer:
+                event = specs[record.topic].decode(record.value)
+                if isinstance(event, Prediction):
+                    self.predictions.append((datetime.now(timezone.utc), event))
+                elif isinstance(event, Incident):
+                    self.incidents.append(event)
+                else:
+                    self.proposals.append(event)
+        finally:
+            await consumer.stop()
+
+    def notices(self, fragment: str) -> list[tuple[datetime, Prediction]]:
+        return [(at, p) for at, p in self.predictions
+                if fragment in p.signal and p.status != PredictionStatus.WITHDRAWN]
+
+    def said(self) -> str:
+        return "\n".join(f"{at:%H:%M:%S} {p.status.value} {p.signal} {p.outcome!r} at {p.exhaustion_at}"
+                         for at, p in self.predictions)
+
+
+@contextlib.asynccontextmanager
+async def worker_and_watch(kafka: KafkaSettings, home: Path):
+    """The real worker (forecasts at ``TIME_SCALE``, metric anomalies off) on its own topics, and a watch on them."""
+    unique = secrets.token_hex(5)
+    settings = Settings(home=home / "home", kafka=kafka.model_copy(update={"topic_prefix": f"loss.{unique}."}))
+    await ensure_topics(settings.kafka)
+    env = cli_env(KUBESTACK_KAFKA__BOOTSTRAP=kafka.bootstrap, KUBESTACK_KAFKA__TOPIC_PREFIX=settings.kafka.topic_prefix,
+                  KUBESTACK_WORKER__APP_ID=f"loss-worker-{unique}", KUBESTACK_HOME=str(home / "worker"),
+                  KUBESTACK_WORKER__FORECAST_TIME_SCALE=repr(TIME_SCALE),
+                  KUBESTACK_WORKER__ANOMALY_THRESHOLD="1", KUBESTACK_WORKER__METRIC_ALONE_SCORE="1",
+                  KUBESTACK_WORKER__CORRELATION_WINDOW_S="30")
+    worker: Followed = follow("worker", env=env)
+    try:
+        assert worker.wait_for("Worker ready"), worker.output
+        watch = Watch(settings.kafka)
+        watching = asyncio.create_task(watch.run())
+        try:
+            yield settings, watch, worker
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+    finally:
+        worker.stop()

@@ -1,0 +1,192 @@
+"""Data loss foreseen on a real broker: a consumer group slowed on purpose against a topic with a short retention
+(100 s, 1 s segments, a broker that checks retention every second) falls behind until retention deletes records it
+has not read. The real agent collects the cluster, the real worker forecasts at a compressed time scale
+(``tests/dataloss.py``), and the notice must come before the first record is lost: when it arrives the group's
+committed offset is still at or above the log start offset. It must say what will be lost, reach an incident, and
+come with the proposal to raise the topic's retention.
+
+The monitored broker is one of its own (the shared one checks retention once a minute, a read-only setting); the
+worker's topics stay on the session's broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from kubestack.agents.config import AgentConfig
+from kubestack.agents.runtime import Agent
+from kubestack.deploy.kafka.launcher import LocalKafka
+from kubestack.settings import LocalKafkaSettings
+from tests.dataloss import TIME_SCALE, at_scale, worker_and_watch
+from tests.services.process import free_port
+
+pytestmark = pytest.mark.kafka
+
+RETENTION_S = 100
+PRODUCE_PER_S = 20
+SLOW_CONSUME_PER_S = 4     # the oldest unconsumed record then ages 0.8 s every second
+WARMUP_S = 15              # the group keeps up at first
+LOSS_BOUND_S = WARMUP_S + RETENTION_S / 0.8 + 60
+
+
+class FastRetention(LocalKafka):
+    """The project's broker, checking retention every second (``log.retention.check.interval.ms`` is read-only)."""
+
+    def render_properties(self) -> None:
+        super().render_properties()
+        for node in self.nodes:
+            text = node.properties.read_text()
+            assert "log.retention.check.interval.ms=60000" in text
+            node.properties.write_text(text.replace("log.retention.check.interval.ms=60000",
+                                                    "log.retention.check.interval.ms=1000"))
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    local = LocalKafkaSettings(port=free_port(), controller_port=free_port(), heap="384m", start_timeout_s=240)
+    broker = FastRetention(local, tmp_path_factory.mktemp("retention-kafka"))
+    broker.up()
+    try:
+        yield local.bootstrap
+    finally:
+        broker.stop()
+
+
+class Truth:
+    """The group's committed offset and the partition's log start offset, polled on the broker four times a second;
+    ``lost_at`` is when the log start first passed the committed offset."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+        self.bootstrap, self.tp, self.group = bootstrap, TopicPartition(topic, 0), group
+        self.rows: list[tuple[datetime, int, int]] = []
+        self.lost_at: datetime | None = None
+
+    async def run(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+        await admin.start()
+        await reader.start()
+        try:
+            while True:
+                try:
+                    committed = (await admin.list_consumer_group_offsets(self.group)).get(self.tp)
+                    start = (await reader.beginning_offsets([self.tp]))[self.tp]
+                except KafkaError:  # the group's coordinator is not known yet on a young broker
+                    await asyncio.sleep(0.25)
+                    continue
+                now = datetime.now(timezone.utc)
+                if committed is not None:
+                    self.rows.append((now, committed.offset, start))
+                    if start > committed.offset and self.lost_at is None:
+                        self.lost_at = now
+                await asyncio.sleep(0.25)
+        finally:
+            await reader.stop()
+            await admin.close()
+
+    def at(self, when: datetime) -> tuple[int, int]:
+        """(committed, log start) as last polled before ``when``."""
+        _, committed, start = [row for row in self.rows if row[0] <= when][-1]
+        return committed, start
+
+
+async def produce(bootstrap: str, topic: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    try:
+        n = 0
+        while True:
+            await producer.send_and_wait(topic, f"order-{n}".encode().ljust(200, b"."), partition=0)
+            n += 1
+            await asyncio.sleep(1 / PRODUCE_PER_S)
+    finally:
+        await producer.stop()
+
+
+async def consume(bootstrap: str, topic: str, group: str) -> None:
+    """Keeps up for ``WARMUP_S``, then reads ``SLOW_CONSUME_PER_S`` records a second, committing each."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        slow_from = time.monotonic() + WARMUP_S
+        while True:
+            slow = time.monotonic() >= slow_from
+            batch = await consumer.getmany(timeout_ms=200, max_records=1 if slow else 1000)
+            if any(batch.values()):
+                await consumer.commit()
+            if slow:
+                await asyncio.sleep(1 / SLOW_CONSUME_PER_S)
+    finally:
+        await consumer.stop()
+
+
+def agent_config(name: str, bootstrap: str, group: str) -> AgentConfig:
+    return AgentConfig.model_validate({
+        "agent": {"name": name, "metrics_listen": None},
+        "targets": [{"type": "kafka", "name": f"{name}-orders-cluster", "interval": 1, "health_interval": 5,
+                     "config_interval": 60, "config": {"bootstrap": bootstrap, "groups": [group], "timeout_s": 5}}],
+    })
+
+
+async def test_a_slowed_group_is_warned_before_retention_deletes_what_it_has_not_read(kafka, monitored: str,
+                                                                                       tmp_path: Path,
+                                                                                       unique: str) -> None:
+    topic, group = f"orders.{unique}", f"billing-{unique}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=monitored)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1, topic_configs={
+            "retention.ms": str(RETENTION_S * 1000), "segment.ms": "1000"})])
+    finally:
+        await admin.close()
+    truth = Truth(monitored, topic, group)
+    async with worker_and_watch(kafka, tmp_path) as (settings, watch, worker):
+        agent = Agent(agent_config(f"loss-{unique}", monitored, group), settings)
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(agent.run(stop)), asyncio.create_task(produce(monitored, topic)),
+                 asyncio.create_task(consume(monitored, topic, group)), asyncio.create_task(truth.run())]
+        started = time.monotonic()
+        try:
+            while truth.lost_at is None and time.monotonic() - started < LOSS_BOUND_S:
+                await asyncio.sleep(1)
+            await asyncio.sleep(5)  # the last batches through the worker
+        finally:
+            stop.set()
+            for task in tasks[1:]:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks[1:])
+            await asyncio.wait_for(tasks[0], 60)
+
+    where = f"predictions:\n{watch.said()}\nworker: {worker.output[-3000:]}"
+    assert truth.lost_at is not None, f"the group never lost a record in {LOSS_BOUND_S:.0f} s\n{where}"
+    notices = [(at, p) for at, p in watch.notices("kafka_consumer_group_lag_seconds") if p.labels.get("group") == group]
+    assert notices, f"no data-loss notice for {group}\n{where}"
+    arrived, first = notices[0]
+    committed, start = truth.at(arrived)
+    assert arrived < truth.lost_at and committed >= start, \
+        f"the notice came at {arrived:%H:%M:%S} (committed {committed}, log start {start}), the loss at " \
+        f"{truth.lost_at:%H:%M:%S}\n{where}"
+    assert first.outcome == f"group {group} on {topic} will lose unconsumed records (partition 0, retention.ms)"
+    assert first.capacity == RETENTION_S and first.exhaustion_lower_bound <= first.exhaustion_at
+    assert any(f"group {group} on {topic} will lose unconsumed records" in i.summary for i in watch.incidents), \
+        f"no incident says what will be lost: {[i.summary for i in watch.incidents]}"
+    raise_retention = [p for p in watch.proposals if p.action == "kafka.set_topic_retention"]
+    assert raise_retention and raise_retention[0].params == {"topic": topic, "retention_ms": 2 * RETENTION_S * 1000}, \
+        [(p.action, p.params) for p in watch.proposals]
+    lead = (truth.lost_at - arrived).total_seconds()
+    foreseen = (truth.lost_at - first.exhaustion_at).total_seconds()
+    print(f"\nkafka {group} on {topic}: first notice {lead:.1f} s before the first record was lost ({at_scale(lead)} "
+          f"at scale 1/{1 / TIME_SCALE:.0f}), {first.severity.value}; foreseen loss {first.exhaustion_at:%H:%M:%S} "
+          f"(early bound {first.exhaustion_lower_bound:%H:%M:%S}), lost at {truth.lost_at:%H:%M:%S} "
+          f"({foreseen:+.1f} s after the likely time); committed {committed} >= log start {start} at the notice")
