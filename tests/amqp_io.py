@@ -98,6 +98,8 @@ class AmqpConnection:
         if frame.method in ((CONNECTION, 50), (CHANNEL, 40)):
             code, = struct.unpack(">H", payload[4:6])
             text = payload[7:7 + payload[6]].decode(errors="replace")
+            if frame.channel == 0:  # answer close-ok, so that the broker ends the connection at once
+                self._method(0, CONNECTION, 51, b"")
             raise AmqpError(f"the broker closed the {'connection' if frame.channel == 0 else 'channel'}: {code} {text}")
         return frame
 

@@ -239,14 +239,15 @@ async def test_backlog_without_consumers_and_the_length_cap(rabbitmq_server: Rab
         await plugin.close()
 
 
-async def test_unacked_deliveries_and_closing_the_stuck_consumer(rabbitmq_server: RabbitMQServer,
-                                                                queue: str) -> None:
+async def test_unacked_deliveries_and_closing_the_stuck_consumer(rabbitmq_server: RabbitMQServer, queue: str,
+                                                                request: pytest.FixtureRequest) -> None:
     plugin = tuned(rabbitmq_server, unacked_max=40)
     try:
         with rabbitmq_server.amqp("producer") as producer:
             producer.queue_declare(queue)
             producer.publish(queue, b"job", count=100)
         stuck = rabbitmq_server.amqp("stuck-worker")
+        request.addfinalizer(stuck.sock.close)
         stuck.consume(queue, prefetch=50)
         stuck.deliveries(50)
         queue_shows(rabbitmq_server, queue, messages_unacknowledged=50)
@@ -268,41 +269,18 @@ async def test_unacked_deliveries_and_closing_the_stuck_consumer(rabbitmq_server
                                  .status_code == 404)
         with pytest.raises(PreconditionFailedError, match="no open connection"):
             await plugin.execute("rabbitmq.close_connection", params)
-        stuck.sock.close()
     finally:
         await plugin.close()
 
 
-async def test_memory_alarm_blocks_a_real_publisher(rabbitmq_server: RabbitMQServer, queue: str) -> None:
-    plugin = tuned(rabbitmq_server)
+async def test_resource_alarms_block_a_real_publisher(rabbitmq_server: RabbitMQServer, queue: str) -> None:
+    """The watermark lowered near what the node uses (near, and a config risk), then under it (the memory alarm,
+    which blocks a publisher), and disk_free_limit raised above the free disk (the disk alarm)."""
+    plugin = tuned(rabbitmq_server, memory_high_ratio=0.5)
     publisher = rabbitmq_server.amqp("checkout")
     try:
         publisher.queue_declare(queue)
         publisher.publish(queue, b"m", count=10)
-        rabbitmq_server.ctl("set_vm_memory_high_watermark", "absolute", "10000000")
-        rabbitmq_server.wait_for("the memory alarm", lambda api: api.get("/nodes").json()[0]["mem_alarm"])
-        publisher.publish(queue, b"m", count=1)
-        rabbitmq_server.wait_for("a blocked publisher", lambda api: any(
-            c["state"] == "blocked" for c in api.get("/connections").json()))
-        found = rules(await plugin.check_health())
-        alarm, blocked = found["rabbitmq.memory_alarm"], found["rabbitmq.blocked_publishers"]
-        assert alarm.severity == "critical" and alarm.evidence["mem_limit"] == 10000000
-        assert alarm.evidence["queue"] == queue  # the fullest queue, which the cap would answer
-        assert blocked.evidence["connections"][0]["client_name"] == "checkout"
-        assert "memory" in blocked.message
-        assert offers("rabbitmq.memory_alarm", alarm.evidence)["rabbitmq.set_queue_max_length"][0]["queue"] == queue
-        samples = {s.name: s.value for s in await plugin.collect()}
-        assert samples["rabbitmq_mem_alarm"] == 1 and samples["rabbitmq_blocked_connections"] >= 1
-    finally:
-        rabbitmq_server.ctl("set_vm_memory_high_watermark", "0.4")
-        publisher.sock.close()
-        await plugin.close()
-    rabbitmq_server.wait_for("the alarm cleared", lambda api: not api.get("/nodes").json()[0]["mem_alarm"])
-
-
-async def test_memory_near_the_watermark(rabbitmq_server: RabbitMQServer) -> None:
-    plugin = tuned(rabbitmq_server, memory_high_ratio=0.5)
-    try:
         with rabbitmq_server.api() as api:
             used = api.get("/nodes").json()[0]["mem_used"]
         before = await plugin.snapshot_config()
@@ -316,22 +294,32 @@ async def test_memory_near_the_watermark(rabbitmq_server: RabbitMQServer) -> Non
         [risk] = config_risks(ConfigChange(source=SOURCE, resource=MQ, previous_digest="a" * 64, digest="b" * 64,
                                            changes=changes, observed={"rabbitmq_mem_used_bytes": float(used)}))
         assert risk.rule_id == "rabbitmq.memory_watermark_lowered" and risk.severity == "warning"
-    finally:
-        rabbitmq_server.ctl("set_vm_memory_high_watermark", "0.4")
-        await plugin.close()
 
-
-async def test_disk_alarm(rabbitmq_server: RabbitMQServer) -> None:
-    plugin = tuned(rabbitmq_server)
-    try:
-        rabbitmq_server.ctl("set_disk_free_limit", "100000GB")
-        rabbitmq_server.wait_for("the disk alarm", lambda api: api.get("/nodes").json()[0]["disk_free_alarm"])
-        alarm = rules(await plugin.check_health())["rabbitmq.disk_alarm"]
-        assert alarm.severity == "critical" and alarm.evidence["disk_free_limit"] == 100000 * 10**9
+        rabbitmq_server.ctl("eval", "vm_memory_monitor:set_vm_memory_high_watermark({absolute, 10000000}), "
+                                    "rabbit_disk_monitor:set_disk_free_limit(100000000000000).")
+        rabbitmq_server.wait_for("both alarms", lambda api: all(
+            api.get("/nodes").json()[0][alarm] for alarm in ("mem_alarm", "disk_free_alarm")))
+        publisher.publish(queue, b"m", count=1)
+        rabbitmq_server.wait_for("a blocked publisher", lambda api: any(
+            c["state"] == "blocked" for c in api.get("/connections").json()))
+        found = rules(await plugin.check_health())
+        alarm, disk, blocked = (found[f"rabbitmq.{r}"] for r in ("memory_alarm", "disk_alarm", "blocked_publishers"))
+        assert alarm.severity == "critical" and alarm.evidence["mem_limit"] == 10000000
+        assert alarm.evidence["queue"] == queue  # the fullest queue, which the cap would answer
+        assert disk.severity == "critical" and disk.evidence["disk_free_limit"] == 100000 * 10**9
+        assert blocked.evidence["connections"][0]["client_name"] == "checkout"
+        assert "memory on" in blocked.message and "disk on" in blocked.message
+        assert offers("rabbitmq.memory_alarm", alarm.evidence)["rabbitmq.set_queue_max_length"][0]["queue"] == queue
+        samples = {s.name: s.value for s in await plugin.collect()}
+        assert samples["rabbitmq_mem_alarm"] == samples["rabbitmq_disk_free_alarm"] == 1
+        assert samples["rabbitmq_blocked_connections"] >= 1
     finally:
-        rabbitmq_server.ctl("set_disk_free_limit", "50MB")
+        rabbitmq_server.ctl("eval", "vm_memory_monitor:set_vm_memory_high_watermark(0.4), "
+                                    "rabbit_disk_monitor:set_disk_free_limit(50000000).")
+        publisher.sock.close()
         await plugin.close()
-    rabbitmq_server.wait_for("the alarm cleared", lambda api: not api.get("/nodes").json()[0]["disk_free_alarm"])
+    rabbitmq_server.wait_for("the alarms cleared", lambda api: not any(
+        api.get("/nodes").json()[0][alarm] for alarm in ("mem_alarm", "disk_free_alarm")))
 
 
 async def test_connection_churn(rabbitmq_server: RabbitMQServer) -> None:
