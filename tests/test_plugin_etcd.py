@@ -15,7 +15,13 @@ import pytest
 
 from kubestack.contract.events import ConfigChange, ConfigDiff, PeerRole
 from kubestack.contract.base import ResourceRef
-from kubestack.errors import ActionError, ActionParamsError, PreconditionFailedError, TargetUnreachableError, UnknownActionError
+from kubestack.errors import (
+    ActionError,
+    ActionParamsError,
+    PreconditionFailedError,
+    TargetUnreachableError,
+    UnknownActionError,
+)
 from kubestack.plugins.etcd import EtcdConfig, EtcdPlugin
 from kubestack.plugins.etcd.checks import Observation, evaluate
 from kubestack.plugins.etcd.declaration import ACTIONS
@@ -30,6 +36,8 @@ from kubestack.plugins.etcd.parse import (
     quantile,
 )
 from kubestack.plugins.etcd.risks import config_risks
+from kubestack.plugins.kubernetes.config import DiscoveryConfig
+from kubestack.plugins.kubernetes.discovery import discover_targets
 from kubestack.plugins.remedy import Clue
 from tests.factories import SOURCE
 from tests.services.etcd import EtcdCluster, EtcdMember, call, start_cluster
@@ -133,6 +141,17 @@ def test_remedies_derive_their_parameters_from_the_evidence() -> None:
     assert specs["etcd.reclaim_space"].accepts(params)
     with pytest.raises(ActionParamsError, match="retain_revisions"):
         specs["etcd.reclaim_space"].check({"retain_revisions": -1})
+
+
+def test_discovery_finds_an_etcd_pod() -> None:
+    pod = {"metadata": {"name": "etcd-0", "namespace": "infra", "labels": {"app.kubernetes.io/name": "etcd"}},
+           "spec": {"containers": [{"name": "etcd", "image": "registry.k8s.io/etcd:3.5.9-0",
+                                    "ports": [{"containerPort": 2379}, {"containerPort": 2380}]}]}}
+    service = {"metadata": {"name": "etcd", "namespace": "infra"},
+               "spec": {"selector": {"app.kubernetes.io/name": "etcd"}, "ports": [{"port": 2379}]}}
+    [target] = discover_targets("prod", [pod], [service], {}, DiscoveryConfig(kinds=["etcd"]))
+    assert target["type"] == "etcd"
+    assert EtcdConfig.model_validate(target["config"]).url == "http://etcd.infra.svc.cluster.local:2379"
 
 
 # --- live ------------------------------------------------------------------------------------------

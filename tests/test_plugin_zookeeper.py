@@ -15,6 +15,8 @@ import pytest
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import ConfigChange, ConfigDiff, PeerRole
 from kubestack.errors import ActionError, ActionParamsError, PreconditionFailedError, TargetUnreachableError
+from kubestack.plugins.kubernetes.config import DiscoveryConfig
+from kubestack.plugins.kubernetes.discovery import discover_targets
 from kubestack.plugins.remedy import Clue
 from kubestack.plugins.zookeeper import ZooKeeperConfig, ZooKeeperPlugin
 from kubestack.plugins.zookeeper.checks import MemberView, Observation, evaluate
@@ -132,6 +134,17 @@ def test_the_purge_answers_a_large_data_dir_and_refuses_to_keep_too_few() -> Non
     assert spec.accepts(params) and "zkCleanup.sh" in effect
     with pytest.raises(ActionParamsError, match="keep"):
         spec.check({"keep": 2})
+
+
+def test_discovery_finds_a_zookeeper_pod() -> None:
+    pod = {"metadata": {"name": "zk-0", "namespace": "data", "labels": {"app": "zk"}},
+           "spec": {"containers": [{"name": "zookeeper", "image": "docker.io/library/zookeeper:3.8.4",
+                                    "ports": [{"containerPort": 2181}, {"containerPort": 2888}]}]}}
+    service = {"metadata": {"name": "zk", "namespace": "data"},
+               "spec": {"selector": {"app": "zk"}, "ports": [{"port": 2181}]}}
+    [target] = discover_targets("prod", [pod], [service], {}, DiscoveryConfig(kinds=["zookeeper"]))
+    assert target["type"] == "zookeeper"
+    assert ZooKeeperConfig.model_validate(target["config"]).address == "zk.data.svc.cluster.local:2181"
 
 
 # --- live ------------------------------------------------------------------------------------------

@@ -91,10 +91,11 @@ def leader_changes(obs: Observation, limits: EtcdConfig) -> list[Finding]:
     if not obs.leader_changes:
         return []
     last = obs.leader_changes[-1]
+    now = obs.name_of(last.new_leader) if last.new_leader != "0" else "none"
     return [Finding(
         rule_id="etcd.leader_changes", severity=Severity.WARNING,
         message=f"the etcd leader changed {sum(c.changes_seen for c in obs.leader_changes)} time(s) in the last "
-                f"{limits.leader_change_window_s:.0f}s, now {obs.name_of(last.new_leader) if last.new_leader != '0' else 'none'} "
+                f"{limits.leader_change_window_s:.0f}s, now {now} "
                 f"(term {last.term})",
         evidence={"member": obs.name, "changes": [c.evidence() for c in obs.leader_changes[-10:]],
                   "leader": obs.name_of(obs.status.leader), "raft_term": obs.status.raft_term,

@@ -9,7 +9,14 @@ from typing import Any, ClassVar
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Sample
 from kubestack.errors import CommandFailedError, TargetTimeoutError
-from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LogSource
+from kubestack.plugins.base import (
+    ActionOutcome,
+    ActionSpec,
+    Capacity,
+    CommandRunner,
+    KubeDiscovery,
+    LogSource,
+)
 from kubestack.plugins.etcd import actions as etcd_actions
 from kubestack.plugins.etcd.capacity import CAPACITIES
 from kubestack.plugins.etcd.checks import Observation, evaluate
@@ -35,6 +42,7 @@ class EtcdPlugin:
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 2379
+    discovery: ClassVar[KubeDiscovery] = KubeDiscovery(port=2379, apps=("etcd",), images=("etcd", "etcd-amd64"))
 
     def __init__(self, config: EtcdConfig, client: EtcdClient) -> None:
         self.config = config

@@ -72,8 +72,8 @@ def not_serving(obs: Observation, _: ZooKeeperConfig) -> list[Finding]:
         return []
     serving = _serving_members(obs)
     lost = len(serving) < quorum(obs.participants)
-    why = (f"the ensemble lost its quorum: {len(serving)} of {obs.participants} members serve, {quorum(obs.participants)}"
-           " needed" if obs.participants > 1 and lost else "it is not serving requests")
+    why = (f"the ensemble lost its quorum: {len(serving)} of {obs.participants} members serve, "
+           f"{quorum(obs.participants)} needed" if obs.participants > 1 and lost else "it is not serving requests")
     if obs.isro.strip() == "ro":
         why = "it is in read-only mode (cut off from the quorum): writes fail"
     return [Finding(
@@ -151,7 +151,8 @@ def connections(obs: Observation, limits: ZooKeeperConfig) -> list[Finding]:
             rule_id="zookeeper.connections_near_limit", severity=Severity.WARNING,
             message=f"client(s) {', '.join(sorted(crowded))} hold {max(crowded.values())} connections to "
                     f"{obs.address}, near maxClientCnxns {limit} per IP: more are refused",
-            evidence={"server": obs.address, "maxClientCnxns": limit, "by_ip": dict(sorted(crowded.items(), key=lambda kv: -kv[1])[:20]),
+            evidence={"server": obs.address, "maxClientCnxns": limit,
+                      "by_ip": dict(sorted(crowded.items(), key=lambda kv: -kv[1])[:20]),
                       "connections": obs.value("zk_num_alive_connections")},
             query="cons; conf maxClientCnxns"))
     rejected = obs.delta("zk_connection_rejected")

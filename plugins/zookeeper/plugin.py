@@ -9,7 +9,15 @@ from typing import Any, ClassVar
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Sample
 from kubestack.errors import CommandFailedError, TargetError, TargetUnreachableError
-from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, LocalRunner, LogSource
+from kubestack.plugins.base import (
+    ActionOutcome,
+    ActionSpec,
+    Capacity,
+    CommandRunner,
+    KubeDiscovery,
+    LocalRunner,
+    LogSource,
+)
 from kubestack.plugins.zookeeper import actions as zk_actions
 from kubestack.plugins.zookeeper.capacity import CAPACITIES
 from kubestack.plugins.zookeeper.checks import MemberView, Observation, evaluate
@@ -48,6 +56,8 @@ class ZooKeeperPlugin:
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 2181
+    discovery: ClassVar[KubeDiscovery] = KubeDiscovery(port=2181, apps=("zookeeper", "zk"),
+                                                       images=("zookeeper", "cp-zookeeper"))
 
     def __init__(self, config: ZooKeeperConfig, client: FourLetterClient, runner: CommandRunner) -> None:
         self.config = config
