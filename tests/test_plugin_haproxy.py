@@ -15,6 +15,7 @@ from kubestack.agents.configdiff import diff
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import ConfigChange, PeerRole, Severity
 from kubestack.errors import ActionError, ActionParamsError, PreconditionFailedError, TargetUnreachableError
+from kubestack.plugins.base import LocalRunner
 from kubestack.plugins.haproxy import HAProxyConfig, HAProxyPlugin
 from kubestack.plugins.kubernetes.config import DiscoveryConfig
 from kubestack.plugins.kubernetes.discovery import discover_targets
@@ -283,5 +284,23 @@ async def test_the_tcp_runtime_api_and_an_unreachable_one(haproxy_server: HAProx
     tcp = HAProxyPlugin.create(HAProxyConfig(host="127.0.0.1", port=haproxy_server.api_port))
     assert any(s.name == "haproxy_uptime_seconds" for s in await tcp.collect())
     gone = HAProxyPlugin.create(HAProxyConfig(socket=str(haproxy_server.dir / "missing.sock")))
+    with pytest.raises(TargetUnreachableError, match="cannot be reached"):
+        await gone.collect()
+
+
+async def test_through_a_runner_with_socat(haproxy_server: HAProxyServer) -> None:
+    """Agentless collection: the runtime API reached by ``socat`` run through a runner (here, this host)."""
+    plugin = HAProxyPlugin.create(HAProxyConfig(socket=str(haproxy_server.socket),
+                                                config_path=str(haproxy_server.config_path)), LocalRunner())
+    try:
+        assert any(s.name == "haproxy_backend_up" for s in await plugin.collect())
+        snapshot = await plugin.snapshot_config()
+        assert snapshot["server be_queue/s1 maxconn"] == "1" and "file: global | maxconn" in snapshot
+        dry = await plugin.execute("haproxy.set_server_state", {"backend": "be_app", "server": "s2", "state": "drain"},
+                                   dry_run=True)
+        assert dry.before["state"] == "ready"
+    finally:
+        await plugin.close()
+    gone = HAProxyPlugin.create(HAProxyConfig(socket=str(haproxy_server.dir / "missing.sock")), LocalRunner())
     with pytest.raises(TargetUnreachableError, match="cannot be reached"):
         await gone.collect()

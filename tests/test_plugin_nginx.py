@@ -16,6 +16,7 @@ from kubestack.agents.configdiff import diff
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import ConfigChange, PeerRole, Severity
 from kubestack.errors import ActionError, PreconditionFailedError, TargetUnreachableError
+from kubestack.plugins.base import LocalRunner
 from kubestack.plugins.kubernetes.config import DiscoveryConfig
 from kubestack.plugins.kubernetes.discovery import discover_targets
 from kubestack.plugins.nginx import NginxConfig, NginxPlugin
@@ -328,3 +329,17 @@ async def test_an_address_without_nginx_is_unreachable(tmp_path: Path) -> None:
                                             error_log=str(tmp_path / "e.log")))
     with pytest.raises(TargetUnreachableError, match="cannot be reached"):
         await plugin.collect()
+
+
+async def test_through_a_runner(nginx_server: NginxServer) -> None:
+    """Agentless collection: stub_status by curl, the logs by stat and tail, nginx -T, all through a runner (here,
+    this host, as over SSH)."""
+    plugin = NginxPlugin.create(config_for(nginx_server), LocalRunner())
+    try:
+        await plugin.check_health()
+        assert [get(nginx_server.url(f"/static/gone-{i}")) for i in range(10)] == [404] * 10
+        assert "nginx.http_4xx_high" in {f.rule_id for f in await plugin.check_health()}
+        assert (await plugin.snapshot_config())["events | worker_connections"] == str(WORKER_CONNECTIONS)
+        assert any(s.name == "nginx_connections_active" for s in await plugin.collect())
+    finally:
+        await plugin.close()
