@@ -79,8 +79,11 @@ def test_parsers_read_recorded_answers() -> None:
 def test_5xx_are_judged_over_the_window_since_the_last_observation() -> None:
     rows = parse_stat(STAT)
     limits = HAProxyConfig()
-    [finding] = backend_5xx(Observation(info={}, rows=rows), limits)
+    assert backend_5xx(Observation(info={}, rows=rows), limits) == []  # the first observation sets the start
+    before = {(r.proxy, r.name): r.fields | {"hrsp_2xx": "0", "hrsp_5xx": "0"} for r in rows}
+    [finding] = backend_5xx(Observation(info={}, rows=rows, previous=before), limits)
     assert finding.evidence["server"] == "s2" and finding.evidence["responses_5xx"] == 10
+    assert finding.evidence["responses"] == 40 and finding.evidence["servers_up"] == ["s1"]
     previous = {(r.proxy, r.name): r.fields for r in rows}
     assert backend_5xx(Observation(info={}, rows=rows, previous=previous), limits) == []
 
@@ -210,7 +213,7 @@ def _sync_health(server: HAProxyServer) -> list:
     from kubestack.plugins.haproxy.checks import evaluate
 
     return evaluate(Observation(info=parse_info(server.command("show info")),
-                                rows=parse_stat(server.command("show stat"))), HAProxyConfig())
+                                rows=parse_stat(server.command("show stat")), previous={}), HAProxyConfig())
 
 
 async def test_a_frontend_at_its_maxconn_is_near_its_limit(plugin: HAProxyPlugin,

@@ -1,11 +1,12 @@
 """HAProxy health rules: pure functions over one observation of the runtime API. Each finding carries the values
 the rule looked at (``evidence``) and the commands that produced them (``query``). The 5xx rule judges the responses
-since the previous observation (the counters' difference); with none before, the counters since HAProxy started."""
+since the previous observation (the counters' difference); the first observation only sets where it starts, so that
+errors from before the agent came (counted since HAProxy started) raise nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kubestack.contract.events import Finding, Severity
@@ -21,8 +22,9 @@ _CODES = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_othe
 class Observation:
     info: dict[str, str]
     rows: list[StatRow]
-    previous: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
-    """``show stat`` fields of the previous observation by (proxy, name): the window of the 5xx rule."""
+    previous: dict[tuple[str, str], dict[str, str]] | None = None
+    """``show stat`` fields of the previous observation by (proxy, name): the window of the 5xx rule (None: this is
+    the first observation)."""
 
     def servers(self, backend: str) -> list[StatRow]:
         return [r for r in self.rows if r.kind == "server" and r.proxy == backend]
@@ -112,6 +114,7 @@ def _responses(fields: dict[str, str]) -> tuple[float, float]:
 
 
 def _window(row: StatRow, previous: dict[tuple[str, str], dict[str, str]]) -> tuple[int, int]:
+    """(5xx, responses) of ``row`` since ``previous``; a row new since then counts from zero."""
     errors, total = _responses(row.fields)
     before = previous.get((row.proxy, row.name))
     if before is not None:
@@ -122,6 +125,8 @@ def _window(row: StatRow, previous: dict[tuple[str, str], dict[str, str]]) -> tu
 
 
 def backend_5xx(obs: Observation, limits: HAProxyConfig) -> list[Finding]:
+    if obs.previous is None:
+        return []
     failing = []
     for row in obs.rows:
         if row.kind != "backend" or row.fields.get("mode") != "http":

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import re
+
+from kubestack.redaction import redact
 from dataclasses import dataclass
 from typing import Literal
 
@@ -143,6 +145,7 @@ def parse_sessions(text: str) -> list[tuple[str, str]]:
     return sessions
 
 
+_SECRET = re.compile(r"(password|passwd|secret|token|authorization|cookie|api.?key|\bauth\b)", re.I)
 SECTIONS = ("global", "defaults", "frontend", "backend", "listen", "resolvers", "peers", "userlist", "program",
             "http-errors", "ring", "mailers", "cache")
 _SECRET_DIRECTIVES = ("user ", "stats auth", "password", "insecure-password")
@@ -163,12 +166,15 @@ def parse_config_file(text: str) -> dict[str, str]:
             section = " ".join(words[:2])
             continue
         key = " ".join(words[:2]) if words[0] in ("timeout", "server", "stats") and len(words) > 1 else words[0]
-        if key.startswith(("option", "http-request")):
+        if key.startswith(("option", "http-request", "http-response")) and not _SECRET.search(line):
             key, value = line, "on"
         else:
+            key = key if not key.startswith(("http-request", "http-response")) else " ".join(words[:2])
             value = " ".join(words[len(key.split()):])
-        if any(line.startswith(s) or f" {s}" in line for s in _SECRET_DIRECTIVES) and words[0] != "server":
+        secret = any(line.startswith(s) or f" {s}" in line for s in _SECRET_DIRECTIVES) or _SECRET.search(line)
+        if secret and words[0] != "server":
             value = "<redacted>"
+        key, value = redact(key), redact(value)
         name = f"{section} | {key}"
         config[name] = f"{config[name]}; {value}" if name in config else value
     return config

@@ -49,7 +49,7 @@ class HAProxyPlugin:
         self.config = config
         self.client = client
         self._runner = runner
-        self._previous: dict[tuple[str, str], dict[str, str]] = {}
+        self._previous: dict[tuple[str, str], dict[str, str]] | None = None
 
     @classmethod
     def create(cls, config: HAProxyConfig, runner: CommandRunner | None = None) -> HAProxyPlugin:

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from kubestack.redaction import redact
+
 _STUB = re.compile(r"Active connections:\s*(?P<active>\d+)\s+server accepts handled requests\s+(?P<accepts>\d+)\s+"
                    r"(?P<handled>\d+)\s+(?P<requests>\d+)\s+Reading:\s*(?P<reading>\d+)\s+Writing:\s*(?P<writing>\d+)"
                    r"\s+Waiting:\s*(?P<waiting>\d+)", re.S)
@@ -281,5 +283,6 @@ def flatten(tree: list[Directive], path: str = "") -> dict[str, str]:
         value = " ".join(d.args[1:] if keyed else d.args) or "on"
         if _SECRET.search(d.name) or (d.name in _HEADERS and d.args and _SECRET.search(d.args[0])):
             value = f"{d.args[0]} <redacted>" if d.name in _HEADERS else "<redacted>"
+        key, value = redact(key), redact(value)
         config[key] = f"{config[key]}; {value}" if key in config else value
     return config
