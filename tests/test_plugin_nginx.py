@@ -166,6 +166,27 @@ def test_discovery_finds_an_nginx_pod() -> None:
     assert url == "http://web.shop.svc.cluster.local:8080/nginx_status"
 
 
+async def test_the_log_cursor_reads_new_whole_lines_and_follows_rotation(tmp_path: Path) -> None:
+    from kubestack.plugins.nginx.client import NginxClient
+    from kubestack.plugins.nginx.logs import LogCursor
+
+    path = tmp_path / "access.log"
+    cursor = LogCursor(NginxClient(NginxConfig(access_log=str(path))), str(path), max_bytes=4096)
+    assert await cursor.new_lines() == []  # no file yet
+    path.write_text("old 1\nold 2\n")
+    assert await cursor.new_lines() == ["old 1", "old 2"]  # created after the start: read from its beginning
+    with path.open("a") as log:
+        log.write("new 1\nnew 2 half")
+    assert await cursor.new_lines() == ["new 1"]  # the line being written waits
+    with path.open("a") as log:
+        log.write(" done\n")
+    assert await cursor.new_lines() == ["new 2 half done"]
+    path.write_text("rotated\n")
+    assert await cursor.new_lines() == ["rotated"]
+    late = LogCursor(NginxClient(NginxConfig()), str(path), max_bytes=4096)
+    assert await late.new_lines() == []  # an existing file is read from its end: no stale history
+
+
 # --- live ------------------------------------------------------------------------------------
 
 
