@@ -32,10 +32,12 @@ SETTING_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
 RISKY_SETTINGS = ("max_connections", "fsync", "full_page_writes", "synchronous_commit", "wal_level", "archive_mode",
                   "shared_buffers", "work_mem", "autovacuum", "track_counts", "max_wal_senders", "max_replication_slots")
 """The settings whose risky change the config-risk rules report: what the setting actions undo."""
-SETTINGS = RISKY_SETTINGS + ("idle_in_transaction_session_timeout", "idle_session_timeout")
-"""The only settings the setting actions change: the risky ones, and the timeouts their runbooks suggest. Never one
-that runs a command on the database host (``archive_command``, ``ssl_passphrase_command``, ``restore_command``)
-or loads code (``shared_preload_libraries``, ``local_preload_libraries``)."""
+SETTINGS = RISKY_SETTINGS + ("idle_in_transaction_session_timeout", "idle_session_timeout",
+                             "max_slot_wal_keep_size")
+"""The only settings the setting actions change: the risky ones, and the timeouts and the slots' WAL limit their
+runbooks suggest. Never one that runs a command on the database host (``archive_command``,
+``ssl_passphrase_command``, ``restore_command``) or loads code (``shared_preload_libraries``,
+``local_preload_libraries``)."""
 
 
 def _as_text(value: Any) -> Any:
@@ -102,6 +104,18 @@ def idle_sessions(clue: Clue) -> Iterable[Offer]:
                "now); connection pools reopen them on demand")
 
 
+def larger_slot_wal_keep(clue: Clue) -> Iterable[Offer]:
+    """A forecast that a slot will pass ``max_slot_wal_keep_size`` (its evidence: the slot and the limit in bytes):
+    keep twice as much, so its consumer has time to catch up before the slot is invalidated."""
+    limit = clue.evidence.get("capacity")
+    if not isinstance(limit, int | float) or limit <= 0:
+        return
+    new_mb = int(limit // 2**20) * 2
+    yield ({"name": "max_slot_wal_keep_size", "value": f"{new_mb}MB"},
+           f"slot {clue.evidence.get('slot', '?')} may retain {new_mb} MB of WAL instead of {new_mb // 2} MB before it "
+           f"is invalidated, so its consumer can catch up; pg_wal may grow by as much on disk")
+
+
 def guessed_role(clue: Clue) -> Iterable[Offer]:
     if clue.match is not None:
         role = clue.match.group("name")
@@ -149,7 +163,8 @@ ACTIONS = (
                               "the host has the memory or disk the new value implies"],
                rollback="ALTER SYSTEM SET <name> = <previous value>, or ALTER SYSTEM RESET <name> when it had none; "
                         "SELECT pg_reload_conf()",
-               answers=(Remedy(undo("value", name_param="name"), changes=RISKY_SETTINGS),)),
+               answers=(Remedy(undo("value", name_param="name"), changes=RISKY_SETTINGS),
+                        Remedy(larger_slot_wal_keep, findings=("postgresql_slot_retained_wal_bytes exhaustion",)))),
     ActionSpec(id="postgresql.alter_system_reset", title="Drop a setting's ALTER SYSTEM value (ALTER SYSTEM RESET; "
                "pg_reload_conf)", risk=Risk.MEDIUM, params=Setting,
                preconditions=["the setting has a value in postgresql.auto.conf",

@@ -122,6 +122,9 @@ def replication_samples(obs: Observation, ts: datetime) -> list[Sample]:
         if slot.retained_bytes is not None:
             samples.append(Sample(name="postgresql_slot_retained_wal_bytes", value=slot.retained_bytes, ts=ts,
                                   labels=labels))
+    limits = [s.keep_limit_bytes for s in obs.slots if s.keep_limit_bytes is not None]
+    if limits:  # 0: no limit, as a capacity's limit reads it
+        samples.append(Sample(name="postgresql_max_slot_wal_keep_size_bytes", value=max(limits[0], 0.0), ts=ts))
     return samples
 
 

@@ -169,12 +169,15 @@ class Slot:
     active: bool
     retained_bytes: float | None
     wal_status: str
+    keep_limit_bytes: float | None = None
+    """``max_slot_wal_keep_size`` in bytes: a slot retaining more is invalidated (wal_status lost) at the next
+    checkpoint; -1 no limit; None unknown (before PostgreSQL 13, or a recording without it)."""
 
 
 def parse_slots(rows: Sequence[Row]) -> list[Slot]:
     return [Slot(name=name or "", slot_type=stype or "", active=active == "true", retained_bytes=_float(retained),
-                 wal_status=status or "")
-            for name, stype, active, retained, status in rows]
+                 wal_status=status or "", keep_limit_bytes=_float(rest[0]) if rest and rest[0] else None)
+            for name, stype, active, retained, status, *rest in rows]
 
 
 def parse_key_values(rows: Sequence[Row]) -> dict[str, str]:

@@ -73,9 +73,11 @@ WAL_RECEIVER = """\
 select coalesce(sender_host, ''), coalesce(sender_port::text, ''), coalesce(status, '')
 from pg_stat_wal_receiver"""
 
+# The last column: max_slot_wal_keep_size in bytes (-1: no limit; empty before PostgreSQL 13).
 SLOTS = f"""\
 select slot_name, slot_type, active::text, pg_wal_lsn_diff({_CURRENT_LSN}, restart_lsn)::text,
-       coalesce(wal_status, '')
+       coalesce(wal_status, ''),
+       coalesce(pg_size_bytes(current_setting('max_slot_wal_keep_size', true))::text, '')
 from pg_replication_slots
 order by slot_name"""
 
