@@ -1,0 +1,116 @@
+"""``order-writer``: consumes the shop's order events from Kafka and writes each to PostgreSQL (``order_events``),
+committing its offsets only after the write. Metrics at ``/metrics`` on its own port: ``demo_events_total`` by
+status (ok, error), ``demo_event_duration_seconds`` and ``demo_consumer_lag``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+import psycopg
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from kubestack.demo.config import DemoConfig
+from kubestack.demo.deps import peers_of, postgres_conninfo
+from kubestack.demo.metrics import PartMetrics
+
+log = logging.getLogger(__name__)
+
+EVENTS, EVENT_LATENCY = "demo_events_total", "demo_event_duration_seconds"
+
+
+class OrderWriter:
+    def __init__(self, config: DemoConfig) -> None:
+        self.config = config
+        self.metrics = PartMetrics(EVENTS, EVENT_LATENCY, peers_of(config, "kafka", "postgresql"))
+        self._conn: psycopg.AsyncConnection | None = None
+
+    async def _write(self, event: dict) -> None:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(**postgres_conninfo(self.config.postgresql,
+                                                                                  self.config.timeout_s))
+        try:
+            await self._conn.execute("INSERT INTO order_events (order_id, product_id, qty) VALUES (%s, %s, %s)",
+                                     (event["order_id"], int(event["product"]), int(event["qty"])))
+        except BaseException:
+            await self._conn.close()
+            raise
+
+    async def handle(self, value: bytes) -> None:
+        """One event, retried until PostgreSQL takes it (an event is never dropped)."""
+        event = json.loads(value)
+        while True:
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(self._write(event), self.config.timeout_s + 1)
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                self.metrics.requests.labels("order-event", "error").inc()
+                self.metrics.dependency_errors.labels("postgresql").inc()
+                log.debug("order event not written: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            finally:
+                self.metrics.latency.labels("order-event").observe(time.monotonic() - started)
+            self.metrics.requests.labels("order-event", "ok").inc()
+            return
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(self.config.topic, bootstrap_servers=self.config.kafka_bootstrap,
+                                    group_id=self.config.group, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", client_id="kubestack-demo-order-writer")
+        while not stop.is_set():
+            try:
+                await consumer.start()
+                break
+            except Exception as exc:
+                log.warning("Kafka at %s not ready: %s", self.config.kafka_bootstrap, exc)
+                await asyncio.sleep(1)
+        try:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=500, max_records=100)
+                for tp, records in batches.items():
+                    for record in records:
+                        await self.handle(record.value)
+                if batches:
+                    await consumer.commit()
+                lag = 0
+                for tp in consumer.assignment():
+                    high = consumer.highwater(tp)
+                    if high is not None:
+                        lag += max(0, high - await consumer.position(tp))
+                self.metrics.lag.set(lag)
+        finally:
+            await consumer.stop()
+            if self._conn is not None:
+                await self._conn.close()
+
+
+def serve(config: DemoConfig) -> None:
+    async def main() -> None:
+        writer = OrderWriter(config)
+        app = web.Application()
+
+        async def metrics(request: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(writer.metrics.registry),
+                                headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, config.app_host, config.consumer_metrics_port).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await writer.run(stop)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())

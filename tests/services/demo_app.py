@@ -1,0 +1,184 @@
+"""Session fixture: the demo application (``kubestack.demo``) under steady load, on servers of its own: a Redis
+(allkeys-lru, 64 MB), a PostgreSQL (25 connection slots), a MariaDB and a single-node Kafka broker started for it
+alone (the cascade tests pause it: never the session's shared broker). The shop, its order-writer consumer and the
+load run as real processes (``python -m kubestack.demo ...``); ``targets()`` are the agent targets that watch all of
+it (both parts through the ``http`` plugin, every server through its own plugin, and the host)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kubestack.demo.config import DemoConfig, Endpoint
+from kubestack.demo.schema import setup_mariadb, setup_postgresql
+from kubestack.deploy.kafka.launcher import LocalKafka
+from kubestack.settings import LocalKafkaSettings
+from tests.services.mariadb import MariadbServer, running_mariadb
+from tests.services.postgresql import PostgresServer, running_postgresql
+from tests.services.process import ServerProcess, ServerStartError, free_port
+from tests.services.redis import RedisServer, start_redis
+
+RHYTHM = {"interval": 1, "health_interval": 1, "config_interval": 2}
+DEMO_USER = "shop"
+
+
+@dataclass
+class DemoStack:
+    config: DemoConfig
+    config_path: Path
+    redis: RedisServer
+    postgres: PostgresServer
+    mariadb: MariadbServer
+    broker: LocalKafka
+    parts: dict[str, ServerProcess] = field(default_factory=dict)
+
+    @property
+    def broker_pid(self) -> int:
+        pid = self.broker.pid()
+        assert pid is not None, "the demo's broker is not running"
+        return pid
+
+    def metrics(self, part: str = "app") -> str:
+        port = self.config.app_port if part == "app" else self.config.consumer_metrics_port
+        return httpx.get(f"http://{self.config.app_host}:{port}/metrics", timeout=5).text
+
+    def answered(self) -> dict[str, float]:
+        """The shop's requests so far by status."""
+        out: dict[str, float] = {}
+        for line in self.metrics().splitlines():
+            if line.startswith("http_requests_total{"):
+                status = line.split('status="')[1].split('"')[0]
+                out[status] = out.get(status, 0.0) + float(line.rsplit(" ", 1)[1])
+        return out
+
+    def targets(self, host_name: str = "demo-host") -> list[dict]:
+        c, common = self.config, {"timeout_s": 2}
+        redis, pg, maria = self.redis, self.postgres, self.mariadb
+        return [
+            {"type": "http", "name": "shop", **RHYTHM,
+             "config": {"url": f"{c.app_url}/metrics", **common}},
+            {"type": "http", "name": "order-writer", **RHYTHM,
+             "config": {"url": f"http://{c.app_host}:{c.consumer_metrics_port}/metrics",
+                        "requests_metric": "demo_events_total", "latency_metric": "demo_event_duration_seconds",
+                        **common}},
+            {"type": "redis", "name": "shop-cache", **RHYTHM,
+             "config": {"host": redis.host, "port": redis.port, "password": {"value": redis.password},
+                        "log_path": str(redis.log_path), **common}},
+            {"type": "postgresql", "name": "shop-db", **RHYTHM,
+             "config": {"host": pg.host, "port": pg.port, "dbname": pg.dbname, "user": pg.user,
+                        "password": {"value": pg.password}, "lock_wait_s": 1, "log_path": str(pg.log_path),
+                        **common}},
+            {"type": "mysql", "name": "orders-db", **RHYTHM,
+             "config": {"host": maria.host, "port": maria.port, "user": maria.user,
+                        "password": {"value": maria.password}, "lock_wait_min_s": 1,
+                        "log_path": str(maria.log_path), **common}},
+            {"type": "kafka", "name": "events", **RHYTHM, "labels": {"address": c.kafka_bootstrap},
+             "config": {"bootstrap": c.kafka_bootstrap, "groups": [c.group], "lag_high": 200, **common}},
+        ]
+
+
+def _prepare_postgres(server: PostgresServer, password: str, products: int, page_bytes: int) -> None:
+    with server.admin() as admin:
+        admin.execute(f"CREATE ROLE {DEMO_USER} LOGIN PASSWORD '{password}'")
+        setup_postgresql(admin, products, page_bytes)
+        admin.execute(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {DEMO_USER}")
+        admin.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {DEMO_USER}")
+
+
+def _prepare_mariadb(server: MariadbServer, password: str, products: int) -> None:
+    with server.admin() as admin, admin.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS demo")
+        cur.execute(f"CREATE USER '{DEMO_USER}'@'%%' IDENTIFIED BY %s", (password,))
+        cur.execute(f"GRANT SELECT, INSERT, UPDATE ON demo.* TO '{DEMO_USER}'@'%'")
+        cur.execute("USE demo")
+        setup_mariadb(admin, products)
+
+
+def _wait_http(url: str, part: ServerProcess, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if part.proc.poll() is not None:
+            raise ServerStartError(f"{part.name} exited with {part.proc.returncode}:\n{part.tail()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise ServerStartError(f"{part.name} did not answer {url} within {timeout_s:.0f}s:\n{part.tail()}")
+
+
+def start_part(stack: DemoStack, part: str, base: Path) -> ServerProcess:
+    process = ServerProcess(f"demo-{part}", [sys.executable, "-m", "kubestack.demo", part, "--config",
+                                             str(stack.config_path)], base / f"{part}.log")
+    stack.parts[part] = process
+    return process
+
+
+@contextlib.contextmanager
+def running_demo(base: Path, *, rate: float = 20.0) -> Iterator[DemoStack]:
+    """The demo's servers, its two parts and its load, until the block ends."""
+    local = LocalKafkaSettings(port=free_port(), controller_port=free_port())
+    broker = LocalKafka(local, base / "kafka-home")
+    broker.up()
+    redis_process = None
+    try:
+        redis_process, redis = start_redis("demo-cache", base, secrets.token_hex(8), "--maxmemory", "64mb",
+                                           "--maxmemory-policy", "allkeys-lru")
+        with running_postgresql("demo-pg", max_connections="25") as pg, running_mariadb(base / "mariadb") as maria:
+            password = secrets.token_hex(8)
+            config = DemoConfig(
+                redis=Endpoint(host=redis.host, port=redis.port, password=redis.password),
+                postgresql=Endpoint(host=pg.host, port=pg.port, user=DEMO_USER, password=password,
+                                    database=pg.dbname),
+                mariadb=Endpoint(host=maria.host, port=maria.port, user=DEMO_USER, password=password,
+                                 database="demo"),
+                kafka_bootstrap=local.bootstrap, app_port=free_port(), consumer_metrics_port=free_port(), rate=rate)
+            _prepare_postgres(pg, password, config.products, config.page_bytes)
+            _prepare_mariadb(maria, password, config.products)
+            stack = DemoStack(config, base / "demo.json", redis, pg, maria, broker)
+            config.save(stack.config_path)
+            try:
+                app = start_part(stack, "app", base)
+                _wait_http(f"{config.app_url}/healthz", app)
+                consumer = start_part(stack, "consumer", base)
+                _wait_http(f"http://{config.app_host}:{config.consumer_metrics_port}/metrics", consumer)
+                start_part(stack, "load", base)
+                yield stack
+            finally:
+                for part in reversed(list(stack.parts.values())):
+                    part.stop()
+    finally:
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.kill(broker.pid(), signal.SIGCONT)  # never leave a paused broker behind
+        broker.stop()
+        if redis_process is not None:
+            redis_process.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
+    with running_demo(tmp_path_factory.mktemp("demo")) as stack:
+        yield stack
+
+
+def wait_serving(stack: DemoStack, timeout_s: float = 60.0, min_ok: int = 50) -> dict[str, float]:
+    """Blocks until the shop has answered ``min_ok`` requests with 2xx (the load reached it end to end)."""
+    deadline = time.monotonic() + timeout_s
+    answered: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            answered = stack.answered()
+            if sum(v for k, v in answered.items() if k.startswith("2")) >= min_ok:
+                return answered
+        time.sleep(0.5)
+    raise AssertionError(f"the shop did not serve its load: {answered}; app:\n{stack.parts['app'].tail()}")
+
