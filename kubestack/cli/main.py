@@ -37,6 +37,7 @@ COMMANDS = {
     "diagnose": ("kubestack.cli.diagnose", "diagnose"),
     "redact": ("kubestack.cli.redact", "redact"),
     "mcp": ("kubestack.cli.mcp", "mcp"),
+    "demo": ("kubestack.cli.demo", "app"),
 }
 
 WITHOUT_SETTINGS = {"rca", "redact"}  # offline: read only what they are given (importing the settings takes 0.4 s)
