@@ -26,6 +26,9 @@ _VOLATILE_SETTINGS = frozenset({"stat_key_prefix"})
 
 
 class MemcachedPlugin:
+    """Memcached: memory and evictions, refused stores, connections against the limit, hit ratio, slab classes,
+    through the text protocol's stats."""
+
     name: ClassVar[str] = "memcached"
     config_model: ClassVar[type[MemcachedConfig]] = MemcachedConfig
     client_module: ClassVar[str] = "asyncio"

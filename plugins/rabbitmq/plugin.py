@@ -44,6 +44,9 @@ def _page(size: int, sort: str | None = None) -> dict[str, Any]:
 
 
 class RabbitMQPlugin:
+    """RabbitMQ: queues (backlog, consumers, unacknowledged), memory and disk alarms, blocked publishers, connection
+    churn, policies and users, through the management API."""
+
     name: ClassVar[str] = "rabbitmq"
     config_model: ClassVar[type[RabbitMQConfig]] = RabbitMQConfig
     client_module: ClassVar[str] = "httpx"
