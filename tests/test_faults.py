@@ -8,14 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import signal
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import psycopg
 import pymysql
@@ -30,7 +27,6 @@ from kubestack.contract.events import Anomaly, Incident, IncidentStatus, RcaRepo
 from kubestack.contract.topics import ANOMALIES, DEAD_LETTER, HEALTH, INCIDENTS, METRICS
 from kubestack.pipeline.logstage import DETECTOR_PREFIX
 from kubestack.settings import KafkaSettings, Settings
-from tests.cli import cli_env, start, wait_for_line
 from tests.fault_injection import (
     Fault,
     MariadbConnectionsExhausted,
@@ -47,6 +43,15 @@ from tests.kafka_io import consume_all
 from tests.fault_watch import Seen, TopicWatch
 from tests.services.mariadb import MariadbServer, running_mariadb
 from tests.services.postgresql import PostgresServer, running_postgresql
+from tests.services.pipeline import (
+    LOG_WINDOW_S,
+    RHYTHM,
+    WARMUP_WINDOWS,
+    WINDOW_S,
+    naming,
+    running_worker,
+    since,
+)
 from tests.services.redis import RedisServer, start_redis
 
 pytestmark = pytest.mark.kafka
@@ -56,18 +61,9 @@ RESOLVE_BOUND_S = 60.0
 PROPOSAL_BOUND_S = 15.0
 CLEAN_RUN_S = DETECT_BOUND_S
 SETTLE_S = 4.0
-WINDOW_S = 20.0
-LOG_WINDOW_S, WARMUP_WINDOWS = 20.0, 5
-"""The log stage's rate windows, shorter than the default minute: warm after 100 s instead of 5 min."""
-REOPEN_S = 3.0
-"""Under SETTLE_S: a stall's slowlog finding reopens its incident, the next fault never does."""
-WORKER = {"KUBESTACK_WORKER__CORRELATION_WINDOW_S": f"{WINDOW_S:g}", "KUBESTACK_WORKER__INCIDENT_QUIET_S": "15",
-          "KUBESTACK_WORKER__INCIDENT_REOPEN_S": f"{REOPEN_S:g}", "KUBESTACK_WORKER__LOG_WINDOW_S": f"{LOG_WINDOW_S:g}",
-          "KUBESTACK_WORKER__LOG_WARMUP_WINDOWS": str(WARMUP_WINDOWS)}
 # Metric detection runs at the stream's defaults (threshold 0.7; a metric anomaly under 0.9 opens an incident
 # only with another signal of its resource): the clean runs must stay quiet with it on.
 TARGETS = {"redis": "cache-faults", "mysql": "shop-mariadb", "postgresql": "shop-pg"}
-RHYTHM = {"interval": 1, "health_interval": 1, "config_interval": 2}
 # Logs: the agent tails each server's own log with its plugin's format. PostgreSQL logs connections and the load
 # opens a new session about every second (an application without a pool), so its log has steady, routine traffic
 # from the start; the log stage is warm WARMUP_WINDOWS windows after its first line, before the log fault.
@@ -235,50 +231,11 @@ def summary(outcomes: list[Outcome], load: Load, seen: Seen) -> str:
     return "\n" + "\n".join(rows)
 
 
-def since(moment: datetime) -> float:
-    return (datetime.now(timezone.utc) - moment).total_seconds()
-
-
 def carrying(seen: Seen, incident_id: str, signal: str) -> Incident | None:
     return next((i for i in seen.incidents if i.incident_id == incident_id and signal in i.summary), None)
 
 
-def naming(seen: Seen, key: str, since_ts: datetime) -> Incident | None:
-    """The first open or updated incident since ``since_ts`` with ``key`` among its resources."""
-    return next((i for i in seen.incidents_since(since_ts)
-                 if i.status != IncidentStatus.RESOLVED and key in {r.key for r in i.resources}), None)
-
-
 # --- the harness: servers, worker, agent, light load -------------------------------------------------
-
-
-@contextlib.contextmanager
-def running_worker(kafka: KafkaSettings, app_id: str, home: Path) -> Iterator[tuple[subprocess.Popen, deque]]:
-    env = cli_env(KUBESTACK_KAFKA__BOOTSTRAP=kafka.bootstrap, KUBESTACK_KAFKA__TOPIC_PREFIX=kafka.topic_prefix,
-                  KUBESTACK_WORKER__APP_ID=app_id, KUBESTACK_HOME=str(home), **WORKER)
-    home.mkdir(parents=True, exist_ok=True)
-    proc = start("worker", env=env)
-    lines: list[str] = []
-    output: deque = deque(maxlen=400)
-    try:
-        assert wait_for_line(proc, "Worker ready", lines), "".join(lines)
-        output.extend(lines)
-
-        def drain() -> None:  # a full pipe would stall the worker
-            with (home / "worker.log").open("a") as log:
-                log.writelines(lines)
-                for line in proc.stdout:
-                    output.append(line)
-                    log.write(line)
-
-        threading.Thread(target=drain, name="worker-output", daemon=True).start()
-        yield proc, output
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 class Load(threading.Thread):
