@@ -21,7 +21,8 @@ RULES = (
     "memcached.udp_enabled",
 )
 SYMPTOMS = frozenset({"memcached.low_hit_ratio"})
-KEYWORDS = ("memcache", "缓存")
+KEYWORDS = ("memcache",)
+"""Not "缓存" (cache): Redis answers to it already, and a tie would go to the first name."""
 
 MB = 1024 * 1024
 
