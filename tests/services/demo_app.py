@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -23,10 +24,12 @@ from kubestack.demo.config import DemoConfig, Endpoint
 from kubestack.demo.schema import setup_mariadb, setup_postgresql
 from kubestack.deploy.kafka.launcher import LocalKafka
 from kubestack.settings import LocalKafkaSettings
-from tests.services.mariadb import MariadbServer, running_mariadb
-from tests.services.postgresql import PostgresServer, running_postgresql
 from tests.services.process import ServerProcess, ServerStartError, free_port
-from tests.services.redis import RedisServer, start_redis
+
+if TYPE_CHECKING:  # imported where used: the session's plugin loader registers these modules after this one
+    from tests.services.mariadb import MariadbServer
+    from tests.services.postgresql import PostgresServer
+    from tests.services.redis import RedisServer
 
 RHYTHM = {"interval": 1, "health_interval": 1, "config_interval": 2}
 DEMO_USER = "shop"
@@ -126,6 +129,10 @@ def start_part(stack: DemoStack, part: str, base: Path) -> ServerProcess:
 @contextlib.contextmanager
 def running_demo(base: Path, *, rate: float = 20.0) -> Iterator[DemoStack]:
     """The demo's servers, its two parts and its load, until the block ends."""
+    from tests.services.mariadb import running_mariadb
+    from tests.services.postgresql import running_postgresql
+    from tests.services.redis import start_redis
+
     local = LocalKafkaSettings(port=free_port(), controller_port=free_port())
     broker = LocalKafka(local, base / "kafka-home")
     broker.up()
