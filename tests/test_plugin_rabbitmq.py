@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +32,9 @@ from kubestack.plugins.kubernetes.discovery import discover_targets
 from kubestack.plugins.rabbitmq import RabbitMQConfig, RabbitMQPlugin
 from kubestack.plugins.rabbitmq.client import path
 from kubestack.plugins.rabbitmq.declaration import ACTIONS
-from kubestack.plugins.rabbitmq.parse import parse_connections, parse_nodes, parse_queues
+from kubestack.plugins.rabbitmq.checks import Observation, evaluate
+from kubestack.plugins.rabbitmq.metrics import node_samples, overview_samples
+from kubestack.plugins.rabbitmq.parse import parse_channels, parse_connections, parse_nodes, parse_queues
 from kubestack.plugins.rabbitmq.peers import rabbitmq_peers
 from kubestack.plugins.rabbitmq.risks import config_risks
 from kubestack.plugins.remedy import Clue
@@ -105,6 +109,44 @@ def test_config_risks() -> None:
     [admin] = config_risks(change("user/app", "", "administrator"))
     assert admin.rule_id == "rabbitmq.admin_granted" and admin.evidence["user"] == "app"
     assert config_risks(change("user/ops", "administrator", "administrator,monitoring")) == []
+
+
+DATA = Path(__file__).parent / "data" / "rabbitmq"
+
+
+def recorded(name: str) -> Any:
+    """Replies of a real 3.10.8 node: queue orders (120 messages, 30 held unacknowledged by orders-worker's
+    channel) and invoices (15, no consumer), two client connections."""
+    return json.loads((DATA / f"{name}.json").read_text())
+
+
+def recorded_observation() -> Observation:
+    overview = recorded("overview")
+    return Observation(node=overview["node"], nodes=parse_nodes(recorded("nodes")),
+                       queues=parse_queues(recorded("queues")), connections=parse_connections(recorded("connections")),
+                       channels=parse_channels(recorded("channels")))
+
+
+def test_rules_and_samples_on_recorded_replies() -> None:
+    obs = recorded_observation()
+    limits = RabbitMQConfig(backlog_max=50, unacked_max=20, idle_queue_min_messages=10)
+    found = rules(evaluate(obs, limits))
+    assert sorted(found) == ["rabbitmq.no_consumers", "rabbitmq.queue_backlog", "rabbitmq.unacked_messages"]
+    assert (found["rabbitmq.queue_backlog"].evidence["queue"], found["rabbitmq.queue_backlog"].evidence["messages"]) \
+        == ("orders", 120)
+    assert found["rabbitmq.no_consumers"].evidence["queue"] == "invoices"
+    unacked = found["rabbitmq.unacked_messages"].evidence
+    assert unacked["connection"] == "127.0.0.1:37222 -> 127.0.0.1:44507"
+    assert unacked["channels"][0]["messages_unacknowledged"] == 30
+    assert evaluate(obs, RabbitMQConfig()) == []
+    ts = datetime.now(timezone.utc)
+    samples = {s.name: s.value for s in overview_samples(recorded("overview"), obs.queues, ts)
+               + node_samples(obs.local, obs.nodes, obs.connections, ts)}
+    assert samples["rabbitmq_messages"] == 135 and samples["rabbitmq_messages_unacked"] == 30
+    assert samples["rabbitmq_connections_opened_total"] == 2
+    assert samples["rabbitmq_mem_used_bytes"] == 143065088 and samples["rabbitmq_memory_used_ratio"] < 0.1
+    peers = rabbitmq_peers(obs.nodes, obs.node, obs.connections)
+    assert sorted((p.address, p.name, p.count) for p in peers) == [("127.0.0.1", None, 2)]
 
 
 def test_parsers_read_missing_fields_as_empty() -> None:
