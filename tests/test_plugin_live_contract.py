@@ -1,13 +1,13 @@
 """The same live conformance checks for every installed plugin, against a real server of its middleware: what it
 collects is named ``<plugin>_<what>`` and finite, its configuration snapshot is text, and every rule its health
-checks report is one it declares. Each plugin names here the fixture-started server it is checked against; a plugin
-without one fails (its live tests are part of being a plugin)."""
+checks report is one it declares. Each plugin's tests name the fixture-started server it is checked against (a
+fixture ``<plugin>_live_config``, next to the fixture that starts the server); a plugin without one fails (its live
+tests are part of being a plugin)."""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -18,50 +18,57 @@ from kubestack.plugins.base import PeerDiscovery, ResourceWatcher
 from kubestack.plugins.registry import GROUP, plugins
 
 
-def _redis(request: pytest.FixtureRequest) -> dict[str, Any]:
-    server = request.getfixturevalue("redis_server")
-    return {"host": server.host, "port": server.port, "password": {"value": server.password}}
+@pytest.fixture
+def redis_live_config(redis_server) -> dict[str, Any]:
+    return {"host": redis_server.host, "port": redis_server.port, "password": {"value": redis_server.password}}
 
 
-def _mysql(request: pytest.FixtureRequest) -> dict[str, Any]:
-    server = request.getfixturevalue("mariadb_server")
-    return {"host": server.host, "port": server.port, "user": server.user, "password": {"value": server.password}}
+@pytest.fixture
+def mysql_live_config(mariadb_server) -> dict[str, Any]:
+    return {"host": mariadb_server.host, "port": mariadb_server.port, "user": mariadb_server.user,
+            "password": {"value": mariadb_server.password}}
 
 
-def _postgresql(request: pytest.FixtureRequest) -> dict[str, Any]:
-    server = request.getfixturevalue("postgresql_server")
-    return {"host": server.host, "port": server.port, "dbname": server.dbname, "user": server.user,
-            "password": {"value": server.password}}
+@pytest.fixture
+def postgresql_live_config(postgresql_server) -> dict[str, Any]:
+    return {"host": postgresql_server.host, "port": postgresql_server.port, "dbname": postgresql_server.dbname,
+            "user": postgresql_server.user, "password": {"value": postgresql_server.password}}
 
 
-def _kafka(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return {"bootstrap": request.getfixturevalue("kafka_bootstrap"), "timeout_s": 15}  # a fresh broker is slow once
+@pytest.fixture
+def kafka_live_config(kafka_bootstrap: str) -> dict[str, Any]:
+    return {"bootstrap": kafka_bootstrap, "timeout_s": 15}  # a fresh broker is slow once
 
 
-def _kubernetes(request: pytest.FixtureRequest) -> dict[str, Any]:
-    cluster = request.getfixturevalue("kube_cluster")
-    return {"server": cluster.server, "token": {"value": cluster.token}, "ca_file": str(cluster.ca_file)}
+@pytest.fixture
+def kubernetes_live_config(kube_cluster) -> dict[str, Any]:
+    return {"server": kube_cluster.server, "token": {"value": kube_cluster.token}, "ca_file": str(kube_cluster.ca_file)}
 
 
-def _local(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return {}
+@pytest.fixture
+def host_live_config() -> dict[str, Any]:
+    return {}  # this machine
 
 
-LIVE: dict[str, Callable[[pytest.FixtureRequest], dict[str, Any]]] = {
-    "redis": _redis, "mysql": _mysql, "postgresql": _postgresql, "kafka": _kafka, "kubernetes": _kubernetes,
-    "host": _local, "agent": _local,
-}
-"""Plugin name -> the config of a real server its tests start (empty: its example config, this machine's host and
-agent)."""
+@pytest.fixture
+def agent_live_config() -> dict[str, Any]:
+    return {}  # this agent
+
+
 NAMES = sorted(ep.name for ep in entry_points(group=GROUP))
 
 
 @pytest.fixture(params=NAMES)
 def live(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
-    """(plugin name, config of its real server); the servers' fixtures start outside the test's event loop."""
+    """(plugin name, config of its real server): the fixture ``<plugin>_live_config``, found by name (the plugin's
+    own ``tests/services`` module defines it; empty: its example config); the servers start outside the test's
+    event loop."""
     name = request.param
-    assert name in LIVE, f"plugin {name} names no real server to be checked against"
-    return name, LIVE[name](request)
+    try:
+        return name, request.getfixturevalue(f"{name}_live_config")
+    except pytest.FixtureLookupError:
+        pytest.fail(f"plugin {name} names no real server to be checked against: define a fixture "
+                    f"'{name}_live_config' returning the config of one its tests start")
 
 
 async def test_a_live_round_follows_the_contract(live: tuple[str, dict[str, Any]]) -> None:
