@@ -116,3 +116,10 @@ def running_pgbouncer(backend: PostgresServer, *, gone: bool = False) -> Iterato
 def pgbouncer_server(postgresql_server: PostgresServer) -> Iterator[PgBouncerServer]:
     with running_pgbouncer(postgresql_server) as server:
         yield server
+
+
+@pytest.fixture
+def pgbouncer_live_config(pgbouncer_server: PgBouncerServer) -> dict[str, object]:
+    """The config the live contract check runs the PgBouncer plugin with."""
+    return {"host": pgbouncer_server.host, "port": pgbouncer_server.port, "user": pgbouncer_server.admin_user,
+            "password": {"value": pgbouncer_server.admin_password}}

@@ -149,3 +149,9 @@ def running_sentinels(base: Path, count: int = 3) -> Iterator[SentinelGroup]:
 def sentinel_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
     with running_sentinels(tmp_path_factory.mktemp("sentinel")) as group:
         yield group
+
+
+@pytest.fixture
+def sentinel_live_config(sentinel_group: SentinelGroup) -> dict[str, object]:
+    """The config the live contract check runs the Sentinel plugin with."""
+    return {"host": sentinel_group.host, "port": sentinel_group.sentinels[0]}
