@@ -190,3 +190,59 @@ async def test_a_slowed_group_is_warned_before_retention_deletes_what_it_has_not
           f"at scale 1/{1 / TIME_SCALE:.0f}), {first.severity.value}; foreseen loss {first.exhaustion_at:%H:%M:%S} "
           f"(early bound {first.exhaustion_lower_bound:%H:%M:%S}), lost at {truth.lost_at:%H:%M:%S} "
           f"({foreseen:+.1f} s after the likely time); committed {committed} >= log start {start} at the notice")
+
+
+async def topic_overrides(bootstrap: str, topic: str) -> dict[str, str]:
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from kubestack.plugins.kafka.parse import DYNAMIC_TOPIC_CONFIG
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        return {e[0]: e[1] for r in response.resources for e in r[4] if e[3] == DYNAMIC_TOPIC_CONFIG}
+    finally:
+        await admin.close()
+
+
+async def test_retention_is_raised_with_a_dry_run_and_undone_and_partitions_added(monitored: str, unique: str) -> None:
+    from kubestack.errors import ActionError, PreconditionFailedError
+    from kubestack.plugins.kafka import KafkaPlugin, KafkaPluginConfig
+
+    topic, compacted = f"orders.act.{unique}", f"state.act.{unique}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=monitored)
+    await admin.start()
+    try:
+        await admin.create_topics([
+            NewTopic(topic, 1, 1, topic_configs={"retention.ms": "3600000", "segment.ms": "600000"}),
+            NewTopic(compacted, 1, 1, topic_configs={"cleanup.policy": "compact"})])
+    finally:
+        await admin.close()
+    deadline = time.monotonic() + 30
+    while "retention.ms" not in await topic_overrides(monitored, topic) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)  # a new topic reaches the broker's metadata a moment after CreateTopics answers
+    plugin = KafkaPlugin.create(KafkaPluginConfig(bootstrap=monitored, timeout_s=10))
+    try:
+        dry = await plugin.execute("kafka.set_topic_retention", {"topic": topic, "retention_ms": 7_200_000},
+                                   dry_run=True)
+        assert dry.dry_run and "would set retention.ms 3600000 → 7200000" in dry.output
+        assert (await topic_overrides(monitored, topic))["retention.ms"] == "3600000", "a dry run changes nothing"
+        done = await plugin.execute("kafka.set_topic_retention", {"topic": topic, "retention_ms": 7_200_000})
+        assert await topic_overrides(monitored, topic) == {"retention.ms": "7200000", "segment.ms": "600000"}, \
+            "the other overrides are kept"
+        assert done.undo == ("kafka.set_topic_retention", {"topic": topic, "retention_ms": 3_600_000})
+        await plugin.execute(*done.undo)
+        assert await topic_overrides(monitored, topic) == {"retention.ms": "3600000", "segment.ms": "600000"}
+        with pytest.raises(PreconditionFailedError, match="cleanup.policy=compact"):
+            await plugin.execute("kafka.set_topic_retention", {"topic": compacted, "retention_ms": 7_200_000})
+        with pytest.raises(PreconditionFailedError, match="no topic named"):
+            await plugin.execute("kafka.set_topic_retention", {"topic": f"none.{unique}", "retention_ms": 7_200_000})
+        added = await plugin.execute("kafka.add_partitions", {"topic": topic, "count": 3})
+        assert "added 2 partition(s)" in added.output and added.undo is None
+        with pytest.raises(PreconditionFailedError, match="has 3 partitions already"):
+            await plugin.execute("kafka.add_partitions", {"topic": topic, "count": 3}, dry_run=True)
+        with pytest.raises(ActionError, match="step for people"):
+            await plugin.execute("kafka.reset_offsets", {"group": "g", "topic": topic, "to": "latest"})
+    finally:
+        await plugin.close()

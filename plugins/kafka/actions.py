@@ -56,7 +56,7 @@ async def _set_retention(client: KafkaClient, params: dict[str, Any], dry_run: b
     answers = await client.configs(ConfigResourceType.TOPIC, [topic])
     effective = parse_configs(a for a in answers if not a.get("error_code")).get(topic)
     if problems := retention_problems(topic, effective, new):
-        raise PreconditionFailedError(f"{SET_RETENTION}: {'; '.join(problems)}")
+        raise PreconditionFailedError(SET_RETENTION, problems)
     overrides = parse_configs(answers, only_source=DYNAMIC_TOPIC_CONFIG).get(topic, {})
     before = {name: effective.get(name, "") for name in new}
     undo_params = {"topic": topic} | {k: int(before[name]) for k, name in _SETTINGS.items()
@@ -78,12 +78,12 @@ async def _add_partitions(client: KafkaClient, params: dict[str, Any], dry_run: 
     topic, count = params["topic"], params["count"]
     partitions = [p for p in parse_partitions(await client.topics(), include_internal=True) if p.topic == topic]
     if not partitions:
-        raise PreconditionFailedError(f"{ADD_PARTITIONS}: no topic named {topic}")
+        raise PreconditionFailedError(ADD_PARTITIONS, [f"no topic named {topic}"])
     if partitions[0].internal:
-        raise PreconditionFailedError(f"{ADD_PARTITIONS}: {topic} is an internal topic")
+        raise PreconditionFailedError(ADD_PARTITIONS, [f"{topic} is an internal topic"])
     if count <= len(partitions):
-        raise PreconditionFailedError(f"{ADD_PARTITIONS}: {topic} has {len(partitions)} partitions already; "
-                                      f"count must be more")
+        raise PreconditionFailedError(ADD_PARTITIONS, [f"{topic} has {len(partitions)} partitions already; count "
+                                                       "must be more"])
     if not dry_run:
         try:
             await client.create_partitions(topic, count)
