@@ -31,6 +31,7 @@ from kubestack.contract.events import (
     Risk,
     Sample,
     Severity,
+    Silence,
 )
 from kubestack.contract.topics import TopicSpec
 
@@ -92,4 +93,8 @@ def example(spec: TopicSpec, resource: ResourceRef = REDIS) -> Event:
     if model is DeadLetter:
         return DeadLetter(**common, original_topic="kubestack.metrics.v1", partition=0, offset=7, payload="{",
                           reason="not JSON", error_type="EventDecodeError", stage="intake")
+    if model is Silence:
+        return Silence(**common, silence_id="s-1", matchers_resources=[resource.key], starts_at=now,
+                       schedule="Sun 02:00-04:00", timezone="Europe/Berlin", created_by="alice",
+                       comment="weekly patching")
     raise AssertionError(f"no example for {model.__name__}: add one when adding a topic")

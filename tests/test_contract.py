@@ -12,7 +12,7 @@ from tests.factories import REDIS, SOURCE, example
 REQUIRED_TOPICS = {
     "metrics", "logs", "config-snapshots", "config-changes", "health", "anomalies", "predictions", "incidents",
     "rca-reports", "remediation-proposals", "remediation-decisions", "remediation-results", "notifications",
-    "audit-entries", "audit", "dead-letter",
+    "audit-entries", "audit", "dead-letter", "silences",
 }
 
 

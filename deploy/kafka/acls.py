@@ -36,6 +36,7 @@ from kubestack.contract.topics import (
     REMEDIATION_DECISIONS,
     REMEDIATION_PROPOSALS,
     REMEDIATION_RESULTS,
+    SILENCES,
     TOPICS,
     TopicSpec,
 )
@@ -54,7 +55,7 @@ WRITERS: dict[TopicSpec, tuple[KafkaComponent, ...]] = {
     ANOMALIES: ("agent", "worker"),  # the agent's Alertmanager receiver, the worker's detectors
     PREDICTIONS: ("worker",), INCIDENTS: ("worker",), RCA_REPORTS: ("worker",), REMEDIATION_PROPOSALS: ("worker",),
     REMEDIATION_RESULTS: ("worker",), NOTIFICATIONS: ("worker",), AUDIT: ("worker",),
-    REMEDIATION_DECISIONS: ("api",),
+    REMEDIATION_DECISIONS: ("api",), SILENCES: ("api",),
     AUDIT_ENTRIES: ("worker", "api"), DEAD_LETTER: ("worker", "api"),
 }
 assert set(WRITERS) == set(TOPICS), "every topic of the contract names its writers"

@@ -210,6 +210,9 @@ class Incident(Event):
     summary: str = ""
     signals: list[IncidentSignal] = Field(default_factory=list, description="The members, in order of arrival")
     links: list[IncidentLink] = Field(default_factory=list, description="How its resources are related")
+    silenced_by: list[str] = Field(default_factory=list, description=(
+        "Ids of the silences or maintenance windows that matched it when this revision was formed: while any "
+        "does, nobody is notified and no remediation runs without a person"))
 
 
 # --- diagnosis and action --------------------------------------------------------------------
@@ -319,6 +322,28 @@ class AuditRecord(AuditEntry):
                                       "chained twice)")
     prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class Silence(Event):
+    """A silence or maintenance window, the latest state per ``silence_id`` (a compacted topic): what it matches
+    (resources by key or name, services, labels, within its tenant; none of them: the whole tenant) and when, once
+    (``starts_at``..``ends_at``) or recurring (``schedule``: weekly ``"Sun 02:00-04:00"`` or a 5-field cron spec
+    with ``duration_s``, in ``timezone``). Ending it early republishes it with ``ended_at``."""
+
+    silence_id: str = Field(default_factory=new_id)
+    matchers_resources: list[str] = Field(default_factory=list, description="Resource keys or names")
+    matchers_services: list[str] = Field(default_factory=list, description="Values of the 'service' label")
+    matchers_labels: dict[str, str] = Field(default_factory=dict, description="Labels a resource must all carry")
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime | None = Field(default=None, description="End of a one-off window; None with a schedule "
+                                                                  "(then it recurs until ended)")
+    schedule: str | None = Field(default=None, description="'Sun 02:00-04:00', 'Sat,Sun 22:00-02:00' or a cron spec")
+    duration_s: int | None = Field(default=None, gt=0, description="Length of each window of a cron schedule")
+    timezone: str = Field(default="UTC", description="IANA zone the schedule is read in, e.g. Europe/Berlin")
+    created_by: Name
+    comment: str = Field(min_length=1, max_length=1000, description="Why: the change or work it covers")
+    ended_at: UtcDatetime | None = None
+    ended_by: str | None = None
 
 
 class DeadLetter(Event):

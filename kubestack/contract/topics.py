@@ -38,6 +38,7 @@ from kubestack.contract.events import (
     RemediationDecision,
     RemediationProposal,
     RemediationResult,
+    Silence,
 )
 from kubestack.errors import ContractError, EventDecodeError, UnknownTopicError, validation_problems
 
@@ -162,13 +163,15 @@ AUDIT_ENTRIES = TopicSpec("audit-entries", AuditEntry, lambda e: e.subject_id, "
                           "What people and stages did, before the audit stage chains it; one partition, one order")
 AUDIT = TopicSpec("audit", AuditRecord, lambda e: e.subject_id, "subject_id", 1, 365 * DAY,
                   "Hash-chained audit trail; one partition keeps the chain in order")
+SILENCES = TopicSpec("silences", Silence, lambda e: e.silence_id, "silence_id", 1, 365 * DAY,
+                     "Silences and maintenance windows; compacted to the latest state per silence", compact=True)
 DEAD_LETTER = TopicSpec("dead-letter", DeadLetter, lambda e: e.original_topic, "original_topic", 1, 14 * DAY,
                         "Messages no stage could process, with the reason")
 
 TOPICS: tuple[TopicSpec, ...] = (
     METRICS, LOGS, CONFIG_SNAPSHOTS, CONFIG_CHANGES, HEALTH, ANOMALIES, PREDICTIONS, INCIDENTS, RCA_REPORTS,
     REMEDIATION_PROPOSALS, REMEDIATION_DECISIONS, REMEDIATION_RESULTS, NOTIFICATIONS, AUDIT_ENTRIES, AUDIT,
-    DEAD_LETTER,
+    SILENCES, DEAD_LETTER,
 )
 
 _MODELS: tuple[type[Event], ...] = tuple(spec.model for spec in TOPICS)
