@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kubestack.contract.events import ConfigChange, ConfigDiff, PeerRole
 from kubestack.contract.base import ResourceRef
+from kubestack.contract.events import ConfigChange, ConfigDiff, PeerRole
 from kubestack.errors import (
     ActionError,
     ActionParamsError,
