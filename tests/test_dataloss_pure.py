@@ -191,7 +191,8 @@ def test_a_slot_fills_towards_max_slot_wal_keep_size_and_no_limit_is_not_forecas
     assert outcome(found.capacity, found.sample.labels) == \
         "replication slot s1 will lose WAL its consumer has not received (max_slot_wal_keep_size)"
     unlimited = replication_samples(_Slots(parse_slots([["s1", "physical", "false", "5", "reserved", "-1"]])), ts)
-    batch = MetricBatch(source=SOURCE, resource=ResourceRef(kind="postgresql", name="pg", host="h1"), samples=unlimited)
+    batch = MetricBatch(source=SOURCE, resource=ResourceRef(kind="postgresql", name="pg", host="h1"),
+                        samples=unlimited)
     assert [f for f in fillings(batch, PG_CAPACITIES) if f.capacity.used == "postgresql_slot_retained_wal_bytes"] == []
 
 
@@ -200,8 +201,8 @@ def test_an_incident_says_what_will_be_lost_and_the_remedy_reads_the_labels() ->
         source=SOURCE, resource=ResourceRef(kind="kafka", name="orders-cluster", host="h1"), ts=NOW,
         signal="kafka_consumer_group_lag_seconds{group=billing,partition=0,topic=orders}", capacity=604800.0,
         exhaustion_at=NOW + timedelta(hours=7), exhaustion_lower_bound=NOW + timedelta(hours=5), confidence=0.7,
-        model="forecast/holt", outcome="group billing on orders will lose unconsumed records (partition 0, "
-                                       "retention.ms)", labels={"group": "billing", "topic": "orders", "partition": "0"})
+        model="forecast/holt", labels={"group": "billing", "topic": "orders", "partition": "0"},
+        outcome="group billing on orders will lose unconsumed records (partition 0, retention.ms)")
     assert runs_out(prediction) == \
         "group billing on orders will lose unconsumed records (partition 0, retention.ms) in ~7 h (early bound 5 h)"
     (signal,) = signals_from_prediction(prediction)

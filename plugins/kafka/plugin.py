@@ -18,7 +18,8 @@ from kubestack.plugins.kafka.capacity import CAPACITIES
 from kubestack.plugins.kafka.checks import evaluate
 from kubestack.plugins.kafka.client import AIOKafkaClient, KafkaClient
 from kubestack.plugins.kafka.config import KafkaPluginConfig
-from kubestack.plugins.kafka.declaration import ACTIONS, KEYWORDS, RULES, SYMPTOMS
+from kubestack.plugins.agreement import PeerAgreements
+from kubestack.plugins.kafka.declaration import ACTIONS, AGREEMENTS, KEYWORDS, RULES, SYMPTOMS
 from kubestack.plugins.kafka.metrics import cluster_samples, group_samples
 from kubestack.plugins.kafka.parse import (
     DYNAMIC_TOPIC_CONFIG,
@@ -49,6 +50,7 @@ class KafkaPlugin:
     keywords: ClassVar[tuple[str, ...]] = KEYWORDS
     default_port: ClassVar[int] = 9092
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
+    agreements: ClassVar[PeerAgreements] = AGREEMENTS
     discovery: ClassVar[KubeDiscovery] = KubeDiscovery(
         apps=("kafka",), images=("kafka", "cp-kafka", "cp-server"), address_key="bootstrap")
 
@@ -104,7 +106,12 @@ class KafkaPlugin:
             sizes = []
         leaders = {(p.topic, p.partition): p.leader for p in obs.partitions}
         logs = partition_logs(starts, obs.end_offsets, sizes, leaders)
-        stamps = await self.client.record_timestamps(to_peek(obs.lags, retention, self.config.max_peeked_partitions))
+        try:
+            stamps = await self.client.record_timestamps(to_peek(obs.lags, retention,
+                                                                 self.config.max_peeked_partitions))
+        except (CommandFailedError, TargetAuthError) as exc:  # reading records needs Read on the topics
+            log.info("no record timestamps from %s (retention.ms not forecast): %s", self.config.bootstrap, exc)
+            stamps = []
         return retention_samples(obs.lags, retention, logs, stamps, utcnow())
 
     async def snapshot_config(self) -> dict[str, str]:
