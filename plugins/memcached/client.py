@@ -11,6 +11,8 @@ from kubestack.errors import CommandFailedError, TargetTimeoutError, TargetUnrea
 from kubestack.plugins.memcached.config import MemcachedConfig
 
 _ERRORS = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
+_REPLY_LIMIT = 16 * 1024 * 1024
+"""Largest reply read (``stats conns`` of a server with thousands of connections runs to megabytes)."""
 
 
 class MemcachedClient(Protocol):
@@ -40,8 +42,8 @@ class DirectMemcachedClient:
         if self._streams is None:
             c = self._config
             try:
-                opening = (asyncio.open_unix_connection(c.unix_socket) if c.unix_socket
-                           else asyncio.open_connection(c.host, c.port))
+                opening = (asyncio.open_unix_connection(c.unix_socket, limit=_REPLY_LIMIT) if c.unix_socket
+                           else asyncio.open_connection(c.host, c.port, limit=_REPLY_LIMIT))
                 self._streams = await asyncio.wait_for(opening, c.timeout_s)
             except TimeoutError as exc:
                 raise TargetTimeoutError(f"Memcached at {c.address} did not accept in {c.timeout_s:g}s") from exc
@@ -82,7 +84,9 @@ class DirectMemcachedClient:
         if self._streams is None:
             return None
         name = self._streams[1].get_extra_info("sockname")
-        return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else None
+        if not isinstance(name, tuple):
+            return None
+        return f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
 
     async def _drop(self) -> None:
         if self._streams is not None:
