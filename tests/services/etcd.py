@@ -133,3 +133,9 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdMember
         yield cluster.members[0]
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def etcd_live_config(etcd_server: EtcdMember) -> dict[str, object]:
+    """The config the live contract check runs the etcd plugin with."""
+    return {"host": etcd_server.host, "port": etcd_server.port}

@@ -214,3 +214,9 @@ def zookeeper_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkSer
         yield ensemble.servers[0]
     finally:
         ensemble.stop()
+
+
+@pytest.fixture
+def zookeeper_live_config(zookeeper_server: ZkServer) -> dict[str, object]:
+    """The config the live contract check runs the ZooKeeper plugin with."""
+    return {"host": zookeeper_server.host, "port": zookeeper_server.port}
