@@ -24,6 +24,7 @@
     │       ├── ActionParamsError       missing or invalid parameters
     │       ├── PreconditionFailedError a precondition does not hold now; nothing was changed
     │       └── ActionDeniedError       the target refused the action for lack of permission (Kubernetes RBAC 403)
+    ├── ScheduleError               a silence's schedule or time zone cannot be read (names what is wrong)
     ├── RemoteApiError              a CLI call to the KubeStack API failed (unreachable, 401/403, 4xx)
     ├── LocalKubeError              the local Kubernetes API server cannot be started or stopped
     │   ├── KubeBinaryNotFoundError the control-plane binaries are not built: run ``make setup``
@@ -164,6 +165,10 @@ class PreconditionFailedError(ActionError):
 class ActionDeniedError(ActionError):
     """The target refused the action for lack of permission (a Kubernetes 403): the grants must change, not the
     attempt; nothing was changed."""
+
+
+class ScheduleError(KubestackError):
+    """A silence's schedule ('Sun 02:00-04:00', a cron spec) or its time zone cannot be read."""
 
 
 class RemoteApiError(KubestackError):
