@@ -32,8 +32,11 @@ class SetMemoryLimit(ActionParams):
 
 
 def raise_by_a_quarter(clue: Clue) -> Iterable[Offer]:
-    """A quarter more memory for a cache that evicts or refuses stores, if the host has it."""
+    """A quarter more memory for a cache that evicts or refuses stores, if the host has it; for a low hit ratio only
+    when it evicted in the same window (misses after a key format change or a restart need no memory)."""
     limit = clue.evidence.get("limit_maxbytes")
+    if clue.rule == "memcached.low_hit_ratio" and not clue.evidence.get("evictions"):
+        return
     if isinstance(limit, int) and limit > 0:
         current = math.ceil(limit / MB)
         raised = max(math.ceil(limit * 1.25 / MB), current + 1)
