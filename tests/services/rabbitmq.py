@@ -8,7 +8,7 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +57,7 @@ class RabbitMQServer:
         return httpx.Client(base_url=f"http://{self.host}:{self.api_port}/api", auth=(self.user, self.password),
                             timeout=10)
 
-    def wait_for(self, what: str, check, timeout_s: float = 30) -> object:  # noqa: ANN001 - a predicate
+    def wait_for(self, what: str, check: Callable[[httpx.Client], object], timeout_s: float = 30) -> object:
         """Polls ``check()`` (with an API client) until it returns something truthy; the management API's stats
         lag the broker by up to a collection interval."""
         deadline = time.monotonic() + timeout_s
