@@ -24,6 +24,7 @@ from kubestack.bus import ensure_topics
 from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import HealthReport, Incident, Peer, PeerRole, RemediationProposal
 from kubestack.contract.topics import HEALTH, INCIDENTS, RCA_REPORTS, REMEDIATION_PROPOSALS
+from kubestack.knowledge.index import build, default_folder
 from kubestack.settings import KafkaSettings, Settings
 from tests.services.kubestack_api import SOURCE, ApiServer, incident, proposal, rca
 from tests.services.process import free_port
@@ -60,6 +61,7 @@ async def ask_stack(kafka: KafkaSettings, folder: Path) -> AsyncIterator[AskStac
     settings = Settings(home=home, kafka=kafka.model_copy(update={"topic_prefix": f"test.ask.{uuid.uuid4().hex[:8]}."}))
     keys = {name: new_token() for name in TOKENS}
     agent = _agent_config(home, redis)
+    await asyncio.to_thread(build, default_folder(home))  # what the first question would build: not on its clock
     api = ApiSettings(port=free_port(), agent_config=agent, feed_group=f"test-ask-feed-{uuid.uuid4().hex[:8]}",
                       tokens=[token_spec(keys[n], n, role, tenant) for n, (role, tenant) in TOKENS.items()])
     await ensure_topics(settings.kafka)
