@@ -16,7 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resources import TextResource
 from pydantic import Field
 
-from kubestack.errors import RemoteApiError
+from kubestack.errors import RemoteApiError, RunbookFormatError
 from kubestack.knowledge.language import CHINESE, title_in
 from kubestack.knowledge.runbook import Runbook, load_runbooks
 from kubestack.mcp.client import ApiCaller
@@ -73,8 +73,17 @@ def build_server(api_url: str, token: str | None = None, books: list[Runbook] | 
     _incident_tools(server, call)
     _knowledge_tools(server, call)
     _proposal_tools(server, call)
-    _runbook_resources(server, load_runbooks() if books is None else books)
+    _runbook_resources(server, _installed_runbooks() if books is None else books)
     return server
+
+
+def _installed_runbooks() -> list[Runbook]:
+    """The installed plugins' runbooks; a broken one costs the resources, not the tools."""
+    try:
+        return load_runbooks()
+    except RunbookFormatError as exc:
+        log.error("runbooks not served as resources: %s", exc)
+        return []
 
 
 def _incident_tools(server: MCPServer, call) -> None:
