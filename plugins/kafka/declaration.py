@@ -12,12 +12,17 @@ from pydantic import Field, model_validator
 
 from kubestack.contract.events import Risk
 from kubestack.plugins.base import ActionParams, ActionSpec, Name, WholeNumber
+from kubestack.plugins.agreement import Agreement, PeerAgreements
 from kubestack.plugins.remedy import Clue, Offer, Remedy
 
 RULES = ("kafka.under_replicated_partitions", "kafka.offline_partitions", "kafka.consumer_lag_high",
-         "kafka.consumer_lag_growing", "kafka.group_inactive_with_lag")
+         "kafka.consumer_lag_growing", "kafka.group_inactive_with_lag", "kafka.broker_config_drift")
 SYMPTOMS: frozenset[str] = frozenset()
 KEYWORDS = ("consumer group", "consumer lag", "broker", "topic", "partition", "消费", "分区")
+AGREEMENTS = PeerAgreements("kafka.broker_config_drift", (Agreement("min.insync.replicas"),
+                                                          Agreement("default.replication.factor")),
+                            members=r"^broker\.(?P<member>[^.]+)\.(?P<setting>.+)$")
+"""The brokers of one cluster (``broker.<id>.<setting>`` in its snapshot) apply the same durability defaults."""
 
 
 class ResetOffsets(ActionParams):

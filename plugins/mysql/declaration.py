@@ -9,6 +9,7 @@ from pydantic import Field
 
 from kubestack.contract.events import Risk
 from kubestack.plugins.base import ActionParams, ActionSpec, WholeNumber
+from kubestack.plugins.agreement import AT_LEAST, Agreement, PeerAgreements
 from kubestack.plugins.remedy import Clue, Offer, Remedy, undo
 
 RULES = (
@@ -17,9 +18,12 @@ RULES = (
     "mysql.replica_stopped", "mysql.replica_lagging",
     # config risks
     "mysql.max_connections_cut", "mysql.durability_lowered", "mysql.buffer_pool_shrunk", "mysql.read_only_changed",
+    "mysql.peer_config_drift",
 )
 SYMPTOMS = frozenset({"mysql.long_running_query"})
 KEYWORDS = ("mariadb", "innodb", "binlog")
+AGREEMENTS = PeerAgreements("mysql.peer_config_drift", (Agreement("max_allowed_packet", AT_LEAST),))
+"""A replica applies every event its primary accepted: a smaller max_allowed_packet stops its SQL thread."""
 
 MAX_CONNECTIONS_LIMIT = 100_000
 """The server's own upper bound of max_connections."""

@@ -14,7 +14,8 @@ from kubestack.plugins.mysql import queries
 from kubestack.plugins.mysql.checks import Observation, evaluate
 from kubestack.plugins.mysql.client import CliMySQLClient, DirectMySQLClient, MySQLClient
 from kubestack.plugins.mysql.config import MySQLConfig
-from kubestack.plugins.mysql.declaration import ACTIONS, KEYWORDS, RULES, SYMPTOMS
+from kubestack.plugins.agreement import PeerAgreements
+from kubestack.plugins.mysql.declaration import ACTIONS, AGREEMENTS, KEYWORDS, RULES, SYMPTOMS
 from kubestack.plugins.mysql.metrics import innodb_samples, replica_samples, status_samples
 from kubestack.plugins.mysql.parse import parse_innodb_status, parse_replica_status
 from kubestack.plugins.mysql.peers import mysql_peers
@@ -37,6 +38,7 @@ class MySQLPlugin:
     symptoms: ClassVar[frozenset[str]] = SYMPTOMS
     keywords: ClassVar[tuple[str, ...]] = KEYWORDS
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
+    agreements: ClassVar[PeerAgreements] = AGREEMENTS
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 3306
     discovery: ClassVar[KubeDiscovery] = KubeDiscovery(

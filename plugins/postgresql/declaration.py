@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, StringConstraints, field_validator
 
 from kubestack.contract.events import Risk
 from kubestack.plugins.base import ActionParams, ActionSpec, Name, Number, WholeNumber
+from kubestack.plugins.agreement import AT_LEAST, Agreement, PeerAgreements, align
 from kubestack.plugins.remedy import Clue, Offer, Remedy, undo
 
 RULES = (
@@ -20,9 +21,13 @@ RULES = (
     # config risks
     "postgresql.max_connections_cut", "postgresql.durability_lowered", "postgresql.memory_cut",
     "postgresql.autovacuum_disabled", "postgresql.archiving_disabled", "postgresql.wal_level_lowered",
-    "postgresql.replication_limit_lowered",
+    "postgresql.replication_limit_lowered", "postgresql.peer_config_drift",
 )
 SYMPTOMS: frozenset[str] = frozenset()
+AGREEMENTS = PeerAgreements("postgresql.peer_config_drift", tuple(
+    Agreement(name, AT_LEAST) for name in ("max_connections", "max_worker_processes", "max_wal_senders",
+                                           "max_prepared_transactions", "max_locks_per_transaction")))
+"""A hot standby needs these at least as high as its primary's: lower, it pauses replay (or does not start)."""
 KEYWORDS = ("postgres", "pg", "psql", "vacuum", "wal")
 
 IDLE_SESSION_S = 300
@@ -164,7 +169,8 @@ ACTIONS = (
                rollback="ALTER SYSTEM SET <name> = <previous value>, or ALTER SYSTEM RESET <name> when it had none; "
                         "SELECT pg_reload_conf()",
                answers=(Remedy(undo("value", name_param="name"), changes=RISKY_SETTINGS),
-                        Remedy(larger_slot_wal_keep, findings=("postgresql_slot_retained_wal_bytes exhaustion",)))),
+                        Remedy(larger_slot_wal_keep, findings=("postgresql_slot_retained_wal_bytes exhaustion",)),
+                        Remedy(align("value", name_param="name", settings=SETTINGS), findings=(AGREEMENTS.rule_id,)))),
     ActionSpec(id="postgresql.alter_system_reset", title="Drop a setting's ALTER SYSTEM value (ALTER SYSTEM RESET; "
                "pg_reload_conf)", risk=Risk.MEDIUM, params=Setting,
                preconditions=["the setting has a value in postgresql.auto.conf",

@@ -14,7 +14,8 @@ from kubestack.plugins.postgresql import queries
 from kubestack.plugins.postgresql.checks import evaluate
 from kubestack.plugins.postgresql.client import DirectPostgreSQLClient, PostgreSQLClient, PsqlClient
 from kubestack.plugins.postgresql.config import PostgreSQLConfig
-from kubestack.plugins.postgresql.declaration import ACTIONS, KEYWORDS, RULES, SYMPTOMS
+from kubestack.plugins.agreement import PeerAgreements
+from kubestack.plugins.postgresql.declaration import ACTIONS, AGREEMENTS, KEYWORDS, RULES, SYMPTOMS
 from kubestack.plugins.postgresql.metrics import background_samples, observation_samples
 from kubestack.plugins.postgresql.peers import postgresql_peers
 from kubestack.plugins.postgresql.parse import (
@@ -47,6 +48,7 @@ class PostgreSQLPlugin:
     symptoms: ClassVar[frozenset[str]] = SYMPTOMS
     keywords: ClassVar[tuple[str, ...]] = KEYWORDS
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
+    agreements: ClassVar[PeerAgreements] = AGREEMENTS
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 5432
     discovery: ClassVar[KubeDiscovery] = KubeDiscovery(

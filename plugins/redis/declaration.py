@@ -10,6 +10,7 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from kubestack.contract.events import Risk
 from kubestack.plugins.base import ActionParams, ActionSpec, WholeNumber, no_bool
+from kubestack.plugins.agreement import AT_LEAST, Agreement, PeerAgreements, align
 from kubestack.plugins.remedy import Clue, Offer, Remedy, undo
 
 RULES = (
@@ -20,7 +21,7 @@ RULES = (
     "redis.runaway_client", "redis.replica_link_down", "redis.replica_lagging",
     # config risks
     "redis.maxmemory_lowered", "redis.eviction_policy_changed", "redis.persistence_disabled",
-    "redis.replication_changed",
+    "redis.replication_changed", "redis.peer_config_drift",
 )
 SYMPTOMS = frozenset({"redis.slow_commands", "redis.blocked_clients"})
 KEYWORDS = ("缓存",)
@@ -29,6 +30,9 @@ Policy = Literal["noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "
                  "volatile-random", "volatile-ttl"]
 ADDR = r"^(\[[0-9A-Fa-f:.]+\]|[^\s\[\]]+):\d{1,5}$"
 MEMORY_FULL = ("redis.memory_near_limit", "redis.noeviction_memory_high")
+AGREEMENTS = PeerAgreements("redis.peer_config_drift", (
+    Agreement("maxmemory", AT_LEAST, unlimited=("0",)), Agreement("maxmemory-policy")))
+"""A replica holds what its primary holds: as much memory, and the same keys go when it is full."""
 
 
 class SetMaxmemory(ActionParams):
@@ -87,13 +91,15 @@ ACTIONS = (
                               "the host has that much memory free for Redis"],
                rollback="CONFIG SET maxmemory <previous value>",
                answers=(Remedy(undo("bytes"), changes=("maxmemory",)),
-                        Remedy(raise_maxmemory, findings=MEMORY_FULL))),
+                        Remedy(raise_maxmemory, findings=MEMORY_FULL),
+                        Remedy(align("bytes", settings=("maxmemory",)), findings=(AGREEMENTS.rule_id,)))),
     ActionSpec(id="redis.set_maxmemory_policy", title="Set the eviction policy (CONFIG SET maxmemory-policy)",
                risk=Risk.MEDIUM, params=SetMaxmemoryPolicy,
                preconditions=["the data set tolerates losing keys (a cache, not a primary store)"],
                rollback="CONFIG SET maxmemory-policy <previous value>",
                answers=(Remedy(undo("policy"), changes=("maxmemory-policy",)),
-                        Remedy(evict_instead, findings=MEMORY_FULL))),
+                        Remedy(evict_instead, findings=MEMORY_FULL),
+                        Remedy(align("policy", settings=("maxmemory-policy",)), findings=(AGREEMENTS.rule_id,)))),
     ActionSpec(id="redis.client_kill", title="Disconnect a runaway client (CLIENT KILL ID)", risk=Risk.MEDIUM,
                params=ClientKill,
                preconditions=["the client is connected", "exactly one of client_id and addr is given",

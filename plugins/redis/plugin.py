@@ -14,7 +14,8 @@ from kubestack.plugins.redis.capacity import CAPACITIES
 from kubestack.plugins.redis.checks import Observation, evaluate
 from kubestack.plugins.redis.client import CliRedisClient, DirectRedisClient, RedisClient
 from kubestack.plugins.redis.config import RedisConfig
-from kubestack.plugins.redis.declaration import ACTIONS, KEYWORDS, RULES, SYMPTOMS
+from kubestack.plugins.agreement import PeerAgreements
+from kubestack.plugins.redis.declaration import ACTIONS, AGREEMENTS, KEYWORDS, RULES, SYMPTOMS
 from kubestack.plugins.redis.metrics import info_samples, slowlog_samples
 from kubestack.plugins.redis.parse import info_number, parse_client_list, parse_info
 from kubestack.plugins.redis.peers import redis_peers
@@ -40,6 +41,7 @@ class RedisPlugin:
     symptoms: ClassVar[frozenset[str]] = SYMPTOMS
     keywords: ClassVar[tuple[str, ...]] = KEYWORDS
     capacities: ClassVar[tuple[Capacity, ...]] = CAPACITIES
+    agreements: ClassVar[PeerAgreements] = AGREEMENTS
     config_risks = staticmethod(config_risks)
     default_port: ClassVar[int] = 6379
     discovery: ClassVar[KubeDiscovery] = KubeDiscovery(
