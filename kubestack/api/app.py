@@ -34,6 +34,7 @@ from kubestack.api.routes_slack import router as slack_router
 from kubestack.api.routes_system import metrics_text, router as system_router
 from kubestack.api.routes_teams import router as teams_router
 from kubestack.api.routes_topology import router as topology_router
+from kubestack.api import routes_silences
 from kubestack.api.targets import Targets
 from kubestack.errors import KafkaUnavailableError
 from kubestack.settings import Settings
@@ -73,22 +74,26 @@ def create_app(settings: Settings, api: ApiSettings, tokens: TokenBook | None = 
         except KafkaUnavailableError as exc:  # the read side works without Kafka; writes retry when asked
             log.error("%s; decisions will be refused until it answers", exc)
         feed = asyncio.create_task(ctx.feed.run(), name="api-feed")
+        silence_feed = routes_silences.start(silences)
         try:
             yield
         finally:
-            feed.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feed
+            for task in (feed, silence_feed):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await ctx.publisher.stop()
             ctx.store.close()
 
     app = FastAPI(title="KubeStack-AI API", version="1", lifespan=lifespan,
                   description="Incidents, root causes, remediation proposals and decisions, predictions, audit.",
                   openapi_tags=[{"name": n} for n in ("incidents", "proposals", "predictions", "audit", "system",
-                                                      "slack", "knowledge", "topology", "teams", "console")])
+                                                      "slack", "knowledge", "topology", "teams", "silences",
+                                                      "console")])
     app.state.context = ctx
     for router in ROUTERS:
         app.include_router(router)
+    silences = routes_silences.install(app, ctx)
     _errors(app)
     # inside the request metrics (they count its refusals too): a body limit raised under Starlette's
     # BaseHTTPMiddleware reaches the route as a broken body, a 400, not the 413
