@@ -242,6 +242,9 @@ class RemediationSettings(_Section):
 
     enabled: bool = Field(default=True, description="Off: proposals are recorded and audited, never executed")
     auto_approve_low: bool = Field(default=False, description="Execute low-risk proposals without a person")
+    auto_approve_earned: int = Field(default=0, ge=0, description=(
+        "N > 0: an action runs without a person on a target class (plugin kind + service/role labels) once its last "
+        "N runs there were verified, until a rollback or failed verification resets it; 0: off"))
     targets: Path | None = Field(default=None, description=(
         "Agent config (YAML) whose targets the stage may act on, matched to a proposal by kind and name; without it "
         "every approved proposal fails with 'no target'"))

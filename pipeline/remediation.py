@@ -33,6 +33,7 @@ from kubestack.contract.events import (
     Risk,
 )
 from kubestack.errors import ActionParamsError
+from kubestack.pipeline.earned import POLICY_EARNED, EarnedRecord, summary
 from kubestack.plugins.base import ActionSpec
 from kubestack.plugins.registry import actions_for_kind
 from kubestack.settings import RemediationSettings
@@ -80,18 +81,19 @@ def declared(proposal: RemediationProposal) -> RemediationProposal | str:
 
 
 def admit(kept: dict | None, proposal: RemediationProposal, settings: RemediationSettings, source: Source,
-          now: datetime) -> Transition | None:
+          now: datetime, earned: EarnedRecord | None = None) -> Transition | None:
     """A new proposal through the policy, as its plugin declares it; None when it is already known. The table keeps
-    the digest of the proposal as received, which a decision must name."""
+    the digest of the proposal as received, which a decision must name. ``earned``: the record of the action on the
+    target's class (``earned.py``): once it has earned autonomy the proposal runs without a person."""
     if kept and kept.get("state") != State.AWAITING:
         return None
-    transition = _admitted(kept, proposal, settings, source, now)
+    transition = _admitted(kept, proposal, settings, source, now, earned)
     transition.state["digest"] = proposal_digest(proposal)
     return transition
 
 
 def _admitted(kept: dict | None, proposal: RemediationProposal, settings: RemediationSettings, source: Source,
-              now: datetime) -> Transition:
+              now: datetime, earned: EarnedRecord | None = None) -> Transition:
     claimed = proposal
     checked = declared(proposal)
     proposal = checked if isinstance(checked, RemediationProposal) else proposal
@@ -110,9 +112,18 @@ def _admitted(kept: dict | None, proposal: RemediationProposal, settings: Remedi
         out = _decided(proposal, early, settings, source, now, proposal_digest(claimed))
     elif proposal.risk == Risk.LOW and settings.auto_approve_low and settings.enabled:
         out = _approved(proposal, POLICY_AUTO, "low risk, auto-approval on", None, source, now)
+    elif earned is not None and earned.earned(settings.auto_approve_earned) and settings.enabled:
+        record = earned.describe(settings.auto_approve_earned)
+        out = _approved(proposal, POLICY_EARNED, f"earned autonomy: {record}", None, source, now)
+        out.entries.append(audit(proposal, POLICY_EARNED, "earned.used", source, now,
+                                 {"action": proposal.action, "record": record, "streak": earned.streak,
+                                  "needed": settings.auto_approve_earned}))
     else:
         why = "waiting for an operator's approval" + ("" if settings.enabled else " (remediation.enabled is off: "
                                                        "it will be recorded, not executed)")
+        if earned is not None or settings.auto_approve_earned:
+            why += "\n" + summary(earned, proposal.tenant, proposal.action, proposal.resource,
+                                  settings.auto_approve_earned)
         result = _result(proposal, ResultStatus.PENDING, POLICY, f"{proposal.risk.value} risk: {why}", source, now)
         out = Transition(_kept(State.PENDING, proposal), [result])
     return Transition(out.state, out.results, out.execute, [received, *out.entries])
