@@ -12,10 +12,11 @@ import time
 import psycopg
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubestack.demo.config import DemoConfig
-from kubestack.demo.deps import peers_of, postgres_conninfo
+from kubestack.demo.deps import PostgresPool, peers_of
 from kubestack.demo.metrics import PartMetrics
 
 log = logging.getLogger(__name__)
@@ -27,18 +28,15 @@ class OrderWriter:
     def __init__(self, config: DemoConfig) -> None:
         self.config = config
         self.metrics = PartMetrics(EVENTS, EVENT_LATENCY, peers_of(config, "kafka", "postgresql"))
-        self._conn: psycopg.AsyncConnection | None = None
+        self.postgres = PostgresPool(config.postgresql, 1, config.pool_lifetime_s, config.timeout_s)
 
     async def _write(self, event: dict) -> None:
-        if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(**postgres_conninfo(self.config.postgresql,
-                                                                                  self.config.timeout_s))
-        try:
-            await self._conn.execute("INSERT INTO order_events (order_id, product_id, qty) VALUES (%s, %s, %s)",
-                                     (event["order_id"], int(event["product"]), int(event["qty"])))
-        except BaseException:
-            await self._conn.close()
-            raise
+        """The event recorded and its reservation turned into a sale, in one transaction."""
+        async with self.postgres.connection() as conn, conn.transaction():
+            await conn.execute("INSERT INTO order_events (order_id, product_id, qty) VALUES (%s, %s, %s)",
+                               (event["order_id"], int(event["product"]), int(event["qty"])))
+            await conn.execute("UPDATE stock SET qty = qty - %s, reserved = reserved - %s WHERE product_id = %s",
+                               (int(event["qty"]), int(event["qty"]), int(event["product"])))
 
     async def handle(self, value: bytes) -> None:
         """One event, retried until PostgreSQL takes it (an event is never dropped)."""
@@ -58,6 +56,20 @@ class OrderWriter:
             self.metrics.requests.labels("order-event", "ok").inc()
             return
 
+    async def _round(self, consumer: AIOKafkaConsumer) -> None:
+        batches = await consumer.getmany(timeout_ms=500, max_records=100)
+        for records in batches.values():
+            for record in records:
+                await self.handle(record.value)
+        if batches:
+            await consumer.commit()  # after the writes: an event is written at least once
+        lag = 0
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None:
+                lag += max(0, high - await consumer.position(tp))
+        self.metrics.lag.set(lag)
+
     async def run(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(self.config.topic, bootstrap_servers=self.config.kafka_bootstrap,
                                     group_id=self.config.group, enable_auto_commit=False,
@@ -71,22 +83,14 @@ class OrderWriter:
                 await asyncio.sleep(1)
         try:
             while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=500, max_records=100)
-                for tp, records in batches.items():
-                    for record in records:
-                        await self.handle(record.value)
-                if batches:
-                    await consumer.commit()
-                lag = 0
-                for tp in consumer.assignment():
-                    high = consumer.highwater(tp)
-                    if high is not None:
-                        lag += max(0, high - await consumer.position(tp))
-                self.metrics.lag.set(lag)
+                try:
+                    await self._round(consumer)
+                except KafkaError as exc:  # a broker away (paused, restarting): the next round retries
+                    log.warning("consuming %s: %s", self.config.topic, exc)
+                    await asyncio.sleep(1)
         finally:
             await consumer.stop()
-            if self._conn is not None:
-                await self._conn.close()
+            await self.postgres.close()
 
 
 def serve(config: DemoConfig) -> None:

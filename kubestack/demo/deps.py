@@ -93,11 +93,35 @@ class MariadbPool:
             conn = await asyncio.to_thread(self._run, conn, list(statements))
             self._idle.append(conn)
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[MariadbTransaction]:
+        """One transaction on a pooled connection, committed when the block ends; on any error the connection is
+        dropped (the server rolls the transaction back)."""
+        async with self._slots:
+            conn = self._idle.pop() if self._idle else None
+            conn = await asyncio.to_thread(self._run, conn, [("BEGIN", ())])
+            try:
+                yield MariadbTransaction(self, conn)
+                await asyncio.to_thread(conn.commit)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    conn.close()
+                raise
+            self._idle.append(conn)
+
     async def close(self) -> None:
         for conn in self._idle:
             with contextlib.suppress(Exception):
                 conn.close()
         self._idle.clear()
+
+
+class MariadbTransaction:
+    def __init__(self, pool: MariadbPool, conn: pymysql.connections.Connection) -> None:
+        self.pool, self.conn = pool, conn
+
+    async def execute(self, *statements: tuple[str, tuple]) -> None:
+        await asyncio.to_thread(self.pool._run, self.conn, list(statements))
 
 
 def peers_of(config: DemoConfig, *names: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ kafka-pause        kafka        the broker is stopped (SIGSTOP): orders cannot b
 mariadb-lock       mysql        a transaction holds the hot products' inventory rows: orders wait, then 503
 mariadb-flood      mysql        a flood of slow queries fills the server: orders slow down, then time out
 cpu-hog            host         busy processes on every core: everything on the host slows down
+volume-full        host         the filesystem of the order-events tablespace filled: the order-writer fails
 =================  ===========  ==========================================================================
 """
 
@@ -107,23 +108,46 @@ class PostgresRowLock(Fault):
 
 @dataclass
 class PostgresConnectionsExhausted(Fault):
+    """A leaking client: takes every free connection slot and keeps grabbing each one that frees up."""
+
     _held: list = field(default_factory=list, init=False, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _thief: threading.Thread | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.name, self.cause = "pg-connections", "postgresql"
-        self.summary = "another client takes every connection slot: the shop's new connections are refused"
+        self.summary = "a leaking client takes every connection slot: the shop's new connections are refused"
+
+    def _grab(self) -> bool:
+        """One more connection; False when the server refuses it for want of slots."""
+        try:
+            self._held.append(_postgres(self.config, autocommit=True))
+        except psycopg.OperationalError as exc:
+            if "too many" in str(exc) or "remaining connection slots" in str(exc):
+                return False
+            raise FaultError(f"a connection failed for another reason: {exc}") from exc
+        return True
+
+    def _keep_grabbing(self) -> None:
+        while not self._stop.wait(0.05):
+            with contextlib.suppress(FaultError):
+                while self._grab():
+                    pass
 
     def inject(self) -> None:
         for _ in range(1000):
-            try:
-                self._held.append(_postgres(self.config, autocommit=True))
-            except psycopg.OperationalError as exc:
-                if "too many" in str(exc) or "remaining connection slots" in str(exc):
-                    return
-                raise FaultError(f"a connection failed for another reason: {exc}") from exc
+            if not self._grab():
+                self._stop.clear()
+                self._thief = threading.Thread(target=self._keep_grabbing, name="pg-connection-thief", daemon=True)
+                self._thief.start()
+                return
         raise FaultError("1000 connections and PostgreSQL still accepts more")
 
     def restore(self) -> None:
+        self._stop.set()
+        if self._thief is not None:
+            self._thief.join(timeout=30)
+            self._thief = None
         for conn in self._held:
             conn.close()
         self._held.clear()
@@ -278,9 +302,39 @@ class CpuHog(Fault):
         self._procs.clear()
 
 
+@dataclass
+class VolumeFull(Fault):
+    """Fills the small filesystem that holds PostgreSQL's order-events tablespace (``config.volume``): the next
+    page the table needs cannot be allocated, the order-writer's inserts fail and its lag grows."""
+
+    def __post_init__(self) -> None:
+        self.name, self.cause = "volume-full", "host"
+        self.summary = "the filesystem of PostgreSQL's order-events tablespace filled: the order-writer's inserts fail"
+
+    def inject(self) -> None:
+        if self.config.volume is None:
+            raise FaultError("the demo has no volume of its own for its tablespace (filling a shared filesystem "
+                             "would break more than the demo)")
+        path = self.config.volume / "kubestack-demo-fill"
+        with path.open("wb", buffering=0) as out:
+            for size in (1024 * 1024, 4096, 512):  # big blocks, then what still fits
+                block = b"\0" * size
+                try:
+                    while True:
+                        out.write(block)
+                except OSError as exc:
+                    if exc.errno != 28:  # ENOSPC: full, as wanted
+                        raise FaultError(f"filling {self.config.volume} failed: {exc}") from exc
+            os.fsync(out.fileno())
+
+    def restore(self) -> None:
+        if self.config.volume is not None:
+            (self.config.volume / "kubestack-demo-fill").unlink(missing_ok=True)
+
+
 FAULTS: dict[str, type[Fault]] = {cls(DemoConfig.model_construct()).name: cls for cls in (
     PostgresRowLock, PostgresConnectionsExhausted, RedisMaxmemoryLowered, RedisStall, KafkaPaused, MariadbRowLock,
-    MariadbSlowFlood, CpuHog)}
+    MariadbSlowFlood, CpuHog, VolumeFull)}
 
 
 def fault(name: str, config: DemoConfig, **options: object) -> Fault:

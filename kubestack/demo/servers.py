@@ -123,7 +123,8 @@ class DemoServers:
             {"type": "http", "name": "demo-shop", **rhythm, "config": {"url": f"{c.app_url}/metrics"}},
             {"type": "http", "name": "demo-order-writer", **rhythm,
              "config": {"url": f"http://{c.app_host}:{c.consumer_metrics_port}/metrics",
-                        "requests_metric": "demo_events_total", "latency_metric": "demo_event_duration_seconds"}},
+                        "requests_metric": "demo_events_total", "latency_metric": "demo_event_duration_seconds",
+                        "min_requests": 1}},
             {"type": "redis", "name": "demo-cache", **rhythm,
              "config": {"host": c.redis.host, "port": c.redis.port, "password": {"value": c.redis.password
                                                                                   .get_secret_value()},

@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -73,7 +76,7 @@ class DemoStack:
             {"type": "http", "name": "order-writer", **RHYTHM,
              "config": {"url": f"http://{c.app_host}:{c.consumer_metrics_port}/metrics",
                         "requests_metric": "demo_events_total", "latency_metric": "demo_event_duration_seconds",
-                        **common}},
+                        "min_requests": 1, **common}},
             {"type": "redis", "name": "shop-cache", **RHYTHM,
              "config": {"host": redis.host, "port": redis.port, "password": {"value": redis.password},
                         "log_path": str(redis.log_path), **common}},
@@ -86,14 +89,18 @@ class DemoStack:
                         "password": {"value": maria.password}, "lock_wait_min_s": 1,
                         "log_path": str(maria.log_path), **common}},
             {"type": "kafka", "name": "events", **RHYTHM, "labels": {"address": c.kafka_bootstrap},
-             "config": {"bootstrap": c.kafka_bootstrap, "groups": [c.group], "lag_high": 200, **common}},
+             "config": {"bootstrap": c.kafka_bootstrap, "groups": [c.group], "lag_high": 200, "timeout_s": 5}},
         ]
 
 
-def _prepare_postgres(server: PostgresServer, password: str, products: int, page_bytes: int) -> None:
+def _prepare_postgres(server: PostgresServer, password: str, products: int, page_bytes: int,
+                      volume: Path | None) -> None:
     with server.admin() as admin:
         admin.execute(f"CREATE ROLE {DEMO_USER} LOGIN PASSWORD '{password}'")
         setup_postgresql(admin, products, page_bytes)
+        if volume is not None:
+            admin.execute(f"CREATE TABLESPACE events LOCATION '{volume / 'ts'}'")
+            admin.execute("ALTER TABLE order_events SET TABLESPACE events")
         admin.execute(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {DEMO_USER}")
         admin.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {DEMO_USER}")
 
@@ -105,6 +112,29 @@ def _prepare_mariadb(server: MariadbServer, password: str, products: int) -> Non
         cur.execute(f"GRANT SELECT, INSERT, UPDATE ON demo.* TO '{DEMO_USER}'@'%'")
         cur.execute("USE demo")
         setup_mariadb(admin, products)
+
+
+@contextlib.contextmanager
+def small_volume(mount: Path, size_mb: int = 24) -> Iterator[Path | None]:
+    """A filesystem of its own (an ext4 image on a loop device) mounted at ``mount``, owned by postgres, for the
+    tablespace the volume-full fault fills; None where loop devices cannot be mounted (that fault then fails)."""
+    image = mount.with_suffix(".img")
+    mount.mkdir(parents=True, exist_ok=True)
+    mount.parent.chmod(0o755)  # postgres reaches its tablespace through it
+    subprocess.run(["truncate", "-s", f"{size_mb}M", str(image)], check=True)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, text=True)
+    mounted = made.returncode == 0 and subprocess.run(
+        ["mount", "-o", "loop", str(image), str(mount)], capture_output=True, text=True).returncode == 0
+    try:
+        if mounted:
+            (mount / "ts").mkdir()
+            shutil.chown(mount / "ts", "postgres", "postgres")
+        yield mount if mounted else None
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        image.unlink(missing_ok=True)
+        shutil.rmtree(mount.parent, ignore_errors=True)
 
 
 def _wait_http(url: str, part: ServerProcess, timeout_s: float = 30.0) -> None:
@@ -140,7 +170,8 @@ def running_demo(base: Path, *, rate: float = 20.0) -> Iterator[DemoStack]:
     try:
         redis_process, redis = start_redis("demo-cache", base, secrets.token_hex(8), "--maxmemory", "64mb",
                                            "--maxmemory-policy", "allkeys-lru")
-        with running_postgresql("demo-pg", max_connections="25") as pg, running_mariadb(base / "mariadb") as maria:
+        with running_postgresql("demo-pg", max_connections="25") as pg, running_mariadb(base / "mariadb") as maria, \
+                small_volume(Path(tempfile.mkdtemp(prefix="kubestack-demo-vol-", dir="/tmp")) / "pg") as volume:
             password = secrets.token_hex(8)
             config = DemoConfig(
                 redis=Endpoint(host=redis.host, port=redis.port, password=redis.password),
@@ -148,8 +179,9 @@ def running_demo(base: Path, *, rate: float = 20.0) -> Iterator[DemoStack]:
                                     database=pg.dbname),
                 mariadb=Endpoint(host=maria.host, port=maria.port, user=DEMO_USER, password=password,
                                  database="demo"),
-                kafka_bootstrap=local.bootstrap, app_port=free_port(), consumer_metrics_port=free_port(), rate=rate)
-            _prepare_postgres(pg, password, config.products, config.page_bytes)
+                kafka_bootstrap=local.bootstrap, app_port=free_port(), consumer_metrics_port=free_port(), rate=rate,
+                volume=volume)
+            _prepare_postgres(pg, password, config.products, config.page_bytes, volume)
             _prepare_mariadb(maria, password, config.products)
             stack = DemoStack(config, base / "demo.json", redis, pg, maria, broker)
             config.save(stack.config_path)
@@ -189,3 +221,112 @@ def wait_serving(stack: DemoStack, timeout_s: float = 60.0, min_ok: int = 50) ->
         time.sleep(0.5)
     raise AssertionError(f"the shop did not serve its load: {answered}; app:\n{stack.parts['app'].tail()}")
 
+
+
+# --- one cascade cycle, shared by tests/test_cascade.py and bench/rca/cascade.py ----------------------------------
+
+SYMPTOM_TARGETS = ("shop", "order-writer")
+"""The demo's own parts: where the faults are felt."""
+CAUSE_TARGETS = {"redis": "shop-cache", "postgresql": "shop-db", "mysql": "orders-db", "kafka": "events",
+                 "host": "demo-host"}
+HOST_TARGET = {"type": "host", "name": "demo-host", **RHYTHM,
+               # the load threshold far up: the machines this runs on are shared (10 per core happens)
+               "config": {"processes": ["redis-server", "postgres"], "load_per_core_high": 50}}
+
+
+@dataclass
+class CascadeOutcome:
+    """What one fault produced: the incident holding the cause and a symptom, and the rank of the true cause."""
+
+    fault: str
+    cause: str
+    incident: str = ""
+    resources: list[str] = field(default_factory=list)
+    signals: list[str] = field(default_factory=list)
+    ranking: list[str] = field(default_factory=list)
+    rank: int | None = None
+    detect_s: float | None = None
+    split_into: list[str] = field(default_factory=list)
+    """Other incidents opened on the cause or a symptom during the fault."""
+    record: dict = field(default_factory=dict, repr=False)
+    """The incident and its report as the worker published them (JSON)."""
+
+    def row(self) -> str:
+        rank = "-" if self.rank is None else str(self.rank)
+        detect = "-" if self.detect_s is None else f"{self.detect_s:.0f}s"
+        return (f"{self.fault:<16} {self.cause.split('/')[-1]:<12} rank={rank:>2} detect={detect:>5} "
+                f"split={len(self.split_into)} resources={[k.split('/')[-1] for k in self.resources]} "
+                f"ranking={self.ranking[:3]} signals={self.signals[:14]}")
+
+
+def _holding(seen, keys: set[str], cause: str, started):
+    """The latest revision of an incident since ``started`` holding the cause and one of the symptoms ``keys``."""
+    for incident in reversed(seen.incidents_since(started)):
+        held = {r.key for r in incident.resources}
+        if cause in held and held & keys:
+            return incident
+    return None
+
+
+async def cascade_cycle(pipeline, watched: dict, stack: DemoStack, name: str, *, detect_s: float = 60.0,
+                        rank_s: float = 40.0, settle_s: float = 150.0, min_resources: int = 3,
+                        grow_s: float = 20.0) -> CascadeOutcome:
+    """Settle, inject fault ``name`` into the demo, wait for one incident holding its cause and a symptom, for a
+    report ranking the cause first and for the incident to hold ``min_resources`` (``grow_s`` at most), restore;
+    what happened (ranked by the incident's latest report), for the caller to judge."""
+    import asyncio
+    from datetime import datetime, timezone
+
+    from kubestack.demo.faults import FAULTS, KafkaPaused, fault
+
+    options = {"broker_pid": stack.broker.pid} if FAULTS[name] is KafkaPaused else {}
+    one = fault(name, stack.config, **options)
+    cause = watched[CAUSE_TARGETS[one.cause]]
+    symptoms = {watched[s].key for s in SYMPTOM_TARGETS}
+    outcome = CascadeOutcome(name, cause.key)
+    if not await pipeline.settle(list(watched.values()), timeout_s=settle_s):
+        raise AssertionError("not healthy and quiet before the fault" + pipeline.diagnosis())
+    started = datetime.now(timezone.utc)
+    await asyncio.to_thread(one.inject)
+    report = None
+    try:
+        incident = await pipeline.watch.wait_for(lambda s: _holding(s, symptoms, cause.key, started), detect_s)
+        if incident is not None:
+            outcome.detect_s = (incident.ts - started).total_seconds()
+
+            def first(seen):
+                return next((r for r in reversed(seen.reports) if r.incident_id == incident.incident_id
+                             and r.hypotheses and r.hypotheses[0].component == cause.key), None)
+
+            report = await pipeline.watch.wait_for(first, rank_s)
+            reports = [r for r in pipeline.watch.seen.reports if r.incident_id == incident.incident_id]
+            report = report or (reports[-1] if reports else None)
+
+            def grown(seen):  # the cascade reaches further while the fault lasts: give it a little time to
+                latest = next(i for i in reversed(seen.incidents) if i.incident_id == incident.incident_id)
+                return len(latest.resources) >= min_resources
+
+            await pipeline.watch.wait_for(grown, grow_s)
+            reports = [r for r in pipeline.watch.seen.reports if r.incident_id == incident.incident_id]
+            if reports and reports[-1].hypotheses:  # the latest ranking, over everything the incident holds
+                report = reports[-1]
+    finally:
+        await asyncio.to_thread(one.restore)
+    seen = pipeline.watch.seen
+    earlier = {i.incident_id for i in seen.incidents if i.ts < started}  # their updates and resolutions are not new
+    outcome.split_into = sorted({i.incident_id for i in seen.incidents_since(started)
+                                 if i.incident_id not in earlier
+                                 and (incident is None or i.incident_id != incident.incident_id)
+                                 and {r.key for r in i.resources} & (symptoms | {cause.key})})
+    if incident is None:
+        return outcome
+    incident = next((i for i in reversed(seen.incidents) if i.incident_id == incident.incident_id), incident)
+    outcome.incident = incident.incident_id
+    outcome.resources = sorted(r.key for r in incident.resources)
+    outcome.signals = [f"{s.resource.split('/')[-1]}:{s.name}" for s in incident.signals]
+    components = [h.component for h in report.hypotheses] if report else []
+    outcome.ranking = [f"{h.component.split('/')[-1]}:{h.cause}" for h in report.hypotheses] if report else []
+    outcome.rank = components.index(cause.key) + 1 if cause.key in components else None
+    outcome.record = {"fault": name, "incident": incident.model_dump(mode="json"),
+                      "report": report.model_dump(mode="json") if report else None}
+    return outcome
