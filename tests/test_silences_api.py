@@ -98,3 +98,24 @@ async def test_bad_silences_get_a_clear_4xx(api_server: ApiServer, body: dict, s
         response = await client.post("/api/v1/silences", json=body)
     assert response.status_code == status, response.text
     assert words in str(response.json()["detail"])
+
+
+async def test_cli_adds_lists_and_ends_a_window(api_server: ApiServer) -> None:
+    from tests.test_cli_remote import kubestack
+
+    code, text, err = await kubestack(api_server, "silence", "add", "--resource", "orders-db", "--label", "env=prod",
+                                      "--schedule", "0 1 * * 6", "--duration", "3h", "--tz", "Asia/Shanghai",
+                                      "--comment", "weekly vacuum")
+    assert code == 0, err
+    silence_id = text.split()[1]
+    assert "orders-db, env=prod" in text and "0 1 * * 6 for 10800s (Asia/Shanghai)" in text
+    code, text, err = await kubestack(api_server, "silence", "list")
+    assert code == 0 and silence_id in text and "weekly vacuum" in text
+    code, text, err = await kubestack(api_server, "silence", "end", silence_id, "--reason", "done early")
+    assert code == 0 and f"silence {silence_id} ended" in text and "by otto" in text
+    code, _, err = await kubestack(api_server, "silence", "end", silence_id)
+    assert code != 0 and "409" in err and "over already" in err
+    code, _, err = await kubestack(api_server, "silence", "add", "--for", "2x", "--comment", "x")
+    assert code != 0 and "not a duration" in err
+    code, _, err = await kubestack(api_server, "silence", "add", "--for", "1h", "--comment", "x", token="vera")
+    assert code != 0 and "403" in err and "operator" in err

@@ -172,6 +172,7 @@ async def create(body: SilenceBody, who: Operator, silences: Book, ctx: Ctx, req
     return view(silence, utcnow())
 
 
+@router.post("/{silence_id}/end", response_model=SilenceView)
 @router.delete("/{silence_id}", response_model=SilenceView)
 async def end(silence_id: str, who: Operator, silences: Book, ctx: Ctx, body: EndBody | None = None) -> SilenceView:
     """End a silence now: what it held back and is still open is notified by the notify stage."""

@@ -30,6 +30,7 @@ COMMANDS = {
     "audit": ("kubestack.cli.audit", "app"),
     "incidents": ("kubestack.cli.incidents", "incidents_app"),
     "proposals": ("kubestack.cli.incidents", "proposals_app"),
+    "silence": ("kubestack.cli.silence", "app"),
     "up": ("kubestack.cli.stack", "up"),
     "down": ("kubestack.cli.stack", "down"),
     "worker": ("kubestack.cli.stack", "worker"),
