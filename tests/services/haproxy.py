@@ -127,3 +127,9 @@ def haproxy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HAProxy
         for servers in server.backends.values():
             for http in servers.values():
                 http.stop()
+
+
+@pytest.fixture
+def haproxy_live_config(haproxy_server: HAProxyServer) -> dict:
+    """The session HAProxy as a target's config, for the live contract check."""
+    return {"socket": str(haproxy_server.socket), "config_path": str(haproxy_server.config_path)}

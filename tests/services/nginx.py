@@ -137,3 +137,10 @@ def nginx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxServ
         for servers in server.backends.values():
             for http in servers.values():
                 http.stop()
+
+
+@pytest.fixture
+def nginx_live_config(nginx_server: NginxServer) -> dict:
+    """The session nginx as a target's config, for the live contract check."""
+    return {"port": nginx_server.port, "prefix": str(nginx_server.prefix), "config_path": str(nginx_server.config_path),
+            "access_log": str(nginx_server.access_log), "error_log": str(nginx_server.error_log)}
