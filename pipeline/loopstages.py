@@ -2,6 +2,7 @@
 
     remediation-proposals, remediation-decisions ─► remediate ─► remediation-results, audit-entries
     audit-entries (one partition) ─► chain ─► audit, local store
+    audit (one partition) ─► earn ─► the earned-autonomy table (``earned.py``), read by remediate; audit-entries
     incidents, rca-reports, proposals, results, predictions ─► notify ─► Slack, PagerDuty, webhooks; notifications
 
 The remediation state of each proposal lives in a changelog-backed table, so a replayed proposal or decision
@@ -36,6 +37,7 @@ from kubestack.contract.topics import (
 from kubestack.pipeline.app import contract_topic
 from kubestack.pipeline.audit import AuditChain
 from kubestack.pipeline.auditstore import AuditStore, default_path
+from kubestack.pipeline import earned
 from kubestack.pipeline.executor import carry_out
 from kubestack.pipeline.notify.notifier import Notifier
 from kubestack.pipeline.remediation import Transition, admit, audit_result, decide, finished, result
@@ -45,12 +47,40 @@ log = logging.getLogger(__name__)
 
 def register(stages) -> None:
     """``stages``: the ``Stages`` of ``stages.py`` (its app, settings, topics, ``guarded`` agents, ``emit``)."""
-    _remediate(stages)
+    records = _earn(stages)
+    _remediate(stages, records)
     _chain_audit(stages)
     _notify(stages)
 
 
-def _remediate(stages) -> None:
+def _earn(stages) -> faust.Table:
+    """The earned-autonomy records, folded from the audit topic into a changelog-backed table of one partition
+    (the audit topic's), so they survive a restart. The worker that holds the audit partition holds the records;
+    on another worker the table is empty there and every proposal waits for a person, as without the policy."""
+    app, needed = stages.app, stages.settings.remediation.auto_approve_earned
+    entries = contract_topic(app, AUDIT_ENTRIES, stages.prefix)
+    table = app.Table("remediation-earned", partitions=AUDIT.partitions,
+                      schema=faust.Schema(key_serializer="json", value_serializer="json"))
+
+    async def on_record(event: EventT) -> None:
+        record = AUDIT.decode(event.value)
+        action = record.details.get("action")
+        if not isinstance(action, str):
+            return
+        key = earned.record_key(record.tenant, action, record.resource)
+        step = earned.fold(table.get(key), record, needed, datetime.now(timezone.utc))
+        if step is None:
+            return
+        table[key] = step[0].model_dump(mode="json")
+        for entry in step[1]:
+            log.info("%s: %s (%s)", entry.action, entry.details["record"], entry.subject_id)
+        await stages.emit(entries, AUDIT_ENTRIES, step[1])
+
+    stages._agent(contract_topic(app, AUDIT, stages.prefix), "earn", on_record)
+    return table
+
+
+def _remediate(stages, records: faust.Table) -> None:
     app, settings = stages.app, stages.settings.remediation
     prefix = stages.prefix
     results = contract_topic(app, REMEDIATION_RESULTS, prefix)
@@ -85,7 +115,10 @@ def _remediate(stages) -> None:
         now = datetime.now(timezone.utc)
         if event.message.topic == proposals_topic:
             proposal = REMEDIATION_PROPOSALS.decode(event.value)
-            transition = admit(table.get(proposal.proposal_id), proposal, settings, stages.source, now)
+            kept = records.get(earned.record_key(proposal.tenant, proposal.action, proposal.resource))
+            transition = admit(table.get(proposal.proposal_id), proposal, settings, stages.source, now,
+                               earned.EarnedRecord.model_validate(kept) if kept else None,
+                               stages.silences.for_resource(proposal.resource, proposal.tenant, now))
             key = proposal.proposal_id
         else:
             decision = REMEDIATION_DECISIONS.decode(event.value)
@@ -146,7 +179,7 @@ def _notify(stages) -> None:
              for spec in (INCIDENTS, RCA_REPORTS, REMEDIATION_PROPOSALS, REMEDIATION_RESULTS, PREDICTIONS)}
     notices = contract_topic(app, NOTIFICATIONS, stages.prefix)
     entries = contract_topic(app, AUDIT_ENTRIES, stages.prefix)
-    notifier = Notifier(stages.settings.notify, source=stages.source)
+    notifier = Notifier(stages.settings.notify, source=stages.source, silences=stages.silences)
 
     async def publish(events: list) -> None:
         await stages.emit(notices, NOTIFICATIONS, [e for e in events if isinstance(e, Notification)])

@@ -31,6 +31,7 @@ from kubestack.contract.events import (
     ResultStatus,
     Severity,
 )
+from kubestack.pipeline.earned import line_in
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 _NEEDS_ATTENTION = {ResultStatus.PENDING, ResultStatus.FAILED, ResultStatus.ROLLED_BACK}
@@ -164,6 +165,8 @@ def _result_notice(result: RemediationResult, context: Context) -> Notice:
     proposal = context.proposal
     text = (f"{proposal.expected_effect} (risk {proposal.risk.value})" if pending and proposal else result.output) \
         or title
+    record = line_in(result.output) if pending and proposal else None
+    text += f"\n{record}" if record else ""  # the action's earned record on this target class (earned.py)
     return Notice("approval" if pending else "result", result.proposal_id, result.status.value, severity, title,
                   text, result.tenant, result.resource, result, context)
 

@@ -24,6 +24,7 @@ from kubestack.contract.events import (
     Risk,
     Severity,
 )
+from kubestack.pipeline.earned import line_in
 from kubestack.pipeline.notify.notice import Notice, proposal_target
 from kubestack.redaction import redact
 
@@ -129,6 +130,8 @@ class SlackRenderer:
         proposal = notice.context.proposal
         if notice.kind == "approval":
             blocks = self.proposal_blocks(proposal) if proposal else [_section(self.t(notice.text))]
+            if proposal is not None and line_in(result.output):  # the action's earned record (earned.py)
+                blocks.append(_section(self.t(line_in(result.output))))
             if proposal is not None and proposal.risk is Risk.FORBIDDEN:
                 blocks.append(_section("This action is *forbidden* by policy: it cannot be approved here."))
             else:
