@@ -81,25 +81,28 @@ def declared(proposal: RemediationProposal) -> RemediationProposal | str:
 
 
 def admit(kept: dict | None, proposal: RemediationProposal, settings: RemediationSettings, source: Source,
-          now: datetime, earned: EarnedRecord | None = None) -> Transition | None:
+          now: datetime, earned: EarnedRecord | None = None, silenced_by: list[str] = ()) -> Transition | None:
     """A new proposal through the policy, as its plugin declares it; None when it is already known. The table keeps
     the digest of the proposal as received, which a decision must name. ``earned``: the record of the action on the
-    target's class (``earned.py``): once it has earned autonomy the proposal runs without a person."""
+    target's class (``earned.py``): once it has earned autonomy the proposal runs without a person.
+    ``silenced_by``: the silences in force over its resource; while any is, nothing runs without a person."""
     if kept and kept.get("state") != State.AWAITING:
         return None
-    transition = _admitted(kept, proposal, settings, source, now, earned)
+    transition = _admitted(kept, proposal, settings, source, now, earned, list(silenced_by))
     transition.state["digest"] = proposal_digest(proposal)
     return transition
 
 
 def _admitted(kept: dict | None, proposal: RemediationProposal, settings: RemediationSettings, source: Source,
-              now: datetime, earned: EarnedRecord | None = None) -> Transition:
+              now: datetime, earned: EarnedRecord | None = None, silenced_by: list[str] = ()) -> Transition:
     claimed = proposal
     checked = declared(proposal)
     proposal = checked if isinstance(checked, RemediationProposal) else proposal
     details = {"action": proposal.action, "params": proposal.params, "risk": proposal.risk.value}
     if isinstance(checked, RemediationProposal) and claimed.risk != proposal.risk:
         details["claimed_risk"] = claimed.risk.value
+    if silenced_by:
+        details["silenced_by"] = silenced_by
     received = audit(proposal, "stage:rca", "proposal.created", source, now, details)
     early = RemediationDecision.model_validate(kept["decision"]) if kept else None
     if isinstance(checked, str):
@@ -110,9 +113,9 @@ def _admitted(kept: dict | None, proposal: RemediationProposal, settings: Remedi
                       "forbidden actions are never executed", source, now)
     elif early is not None:
         out = _decided(proposal, early, settings, source, now, proposal_digest(claimed))
-    elif proposal.risk == Risk.LOW and settings.auto_approve_low and settings.enabled:
+    elif proposal.risk == Risk.LOW and settings.auto_approve_low and settings.enabled and not silenced_by:
         out = _approved(proposal, POLICY_AUTO, "low risk, auto-approval on", None, source, now)
-    elif earned is not None and earned.earned(settings.auto_approve_earned) and settings.enabled:
+    elif earned is not None and earned.earned(settings.auto_approve_earned) and settings.enabled and not silenced_by:
         record = earned.describe(settings.auto_approve_earned)
         out = _approved(proposal, POLICY_EARNED, f"earned autonomy: {record}", None, source, now)
         out.entries.append(audit(proposal, POLICY_EARNED, "earned.used", source, now,
@@ -121,6 +124,8 @@ def _admitted(kept: dict | None, proposal: RemediationProposal, settings: Remedi
     else:
         why = "waiting for an operator's approval" + ("" if settings.enabled else " (remediation.enabled is off: "
                                                        "it will be recorded, not executed)")
+        if silenced_by:
+            why += f" (silenced by {', '.join(silenced_by)}: nothing runs without a person during the window)"
         if earned is not None or settings.auto_approve_earned:
             why += "\n" + summary(earned, proposal.tenant, proposal.action, proposal.resource,
                                   settings.auto_approve_earned)

@@ -32,6 +32,8 @@ from kubestack.pipeline.notify.messages import Outgoing, redacted_text
 from kubestack.pipeline.notify.notice import ChannelAlert, ChannelState, Context, Notice, channel_notice, notice_for
 from kubestack.pipeline.notify.routing import ChannelHealth, Deduplicator, TokenBucket, Transition, route
 from kubestack.pipeline.notify.send import Delivery, Sleep, deliver
+from kubestack.pipeline.notify.silenced import SilenceHold
+from kubestack.pipeline.silences import SilenceBook
 from kubestack.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,10 @@ URGENT = frozenset({"approval"})
 class Notifier:
     def __init__(self, settings: NotifySettings, *, source: Source | None = None,
                  client: httpx.AsyncClient | None = None, sleep: Sleep = asyncio.sleep,
-                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None,
+                 silences: SilenceBook | None = None) -> None:
         self.settings = settings
+        self.hold = SilenceHold(silences or SilenceBook())
         self.source = source or Source(agent="worker/notify", host=socket.gethostname())
         self._client = client
         self._own_client = client is None
@@ -100,15 +104,27 @@ class Notifier:
         notice = notice_for(event, context)
         if notice is None:
             return []
+        silenced_by = self.hold.silencing(event, context, utcnow())
+        if silenced_by:
+            log.info("%s %s not sent: silenced by %s", notice.kind, notice.subject_id, ", ".join(silenced_by))
+            return [self._audit("notification.silenced", notice, "-", silences=silenced_by)]
         channels = route(notice, self.settings)
         log.debug("%s %s (event %s) goes to %s", notice.kind, notice.subject_id, event.event_id, channels)
         results = await asyncio.gather(*(self._to_channel(channel, notice) for channel in channels))
         return [out for result in results for out in result]
 
     async def flush(self) -> list[Event]:
-        """Send the deferred notices that have a token now."""
+        """Send the deferred notices that have a token now, and the incidents a silence held that it holds no more
+        (its window passed or it was ended)."""
         results = await asyncio.gather(*(self._drain(channel) for channel in self._deferred))
-        return [out for result in results for out in result]
+        released = []
+        for incident in self.hold.released(utcnow()):
+            log.info("incident %s is no longer silenced and still open: notified now", incident.incident_id)
+            released.append(AuditEntry(source=self.source, resource=incident.resource, tenant=incident.tenant,
+                                       actor=ACTOR, action="notification.released", subject_id=incident.incident_id,
+                                       details={"reason": "no silence holds it any more, still open"}))
+            released += await self.handle(incident)
+        return [out for result in results for out in result] + released
 
     def _remember(self, event: Event) -> Context:
         if isinstance(event, Incident):
