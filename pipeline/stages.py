@@ -66,6 +66,8 @@ from kubestack.pipeline.logstage import ResourceLogs
 from kubestack.pipeline.prediction import Horizons, ResourceForecasts
 from kubestack.pipeline.rootcause import rank_incident_causes
 from kubestack.pipeline.runbookmatch import RunbookMatcher
+from kubestack.pipeline.silencefeed import SilenceFeed
+from kubestack.pipeline.silences import SilenceBook, mark
 from kubestack.plugins.registry import actions_for_kind
 from kubestack.settings import Settings
 
@@ -152,6 +154,7 @@ class Stages:
                                  value_serializer="raw")
 
         self.live = LiveState(settings.worker.checkpoint_s)
+        self.silences = SilenceBook()  # every silence, whatever partitions this worker owns (``silencefeed``)
         app.on_partitions_revoked.connect(self._forget_live)
         private_folder(settings.home / "worker")
 
@@ -160,6 +163,12 @@ class Stages:
         self.live.clear()
 
     def register(self) -> None:
+        feed = SilenceFeed(self.settings.kafka, self.silences, "worker")
+
+        @self.app.task
+        async def follow_silences() -> None:
+            await feed.run()
+
         self._intake()
         self._logs()
         self._config_risk()
@@ -303,7 +312,7 @@ class Stages:
                 known = correlator.open.keys() | correlator.resolved.keys()
                 out = self._incidents_from(correlator, origin, decoded)
             self._save(tenant, correlator, set(known), graph=origin == HEALTH.short)
-            await self.emit(self.incidents, INCIDENTS, out)
+            await self.emit(self.incidents, INCIDENTS, mark(out, self.silences, datetime.now(timezone.utc)))
 
         self._agent(self.signals, "correlate", on_routed)
 
