@@ -1,6 +1,6 @@
 """Questions and runbooks: ``POST /ask`` answers a question in plain language in the language it was asked in, with
 live checks of the API's targets, the tenant's recent incidents and the runbooks (``kubestack.knowledge.ask``, as
-``kubestack ask`` does); ``GET /runbooks`` searches the runbooks, ``GET /runbooks/{id}`` shows one. Any role's
+``kubestack ask`` does); ``GET /runbooks`` searches the runbooks, ``GET /runbooks/{middleware}/{slug}`` shows one. Any role's
 token; a question is audited (``question.asked``), and what a viewer gets is redacted."""
 
 from __future__ import annotations
@@ -204,11 +204,13 @@ async def runbooks(who: Caller, books: Books,
     return RunbookList(language=lang, items=items)
 
 
-@router.get("/runbooks/{runbook_id:path}", response_model=RunbookView,
+@router.get("/runbooks/{middleware}/{slug}", response_model=RunbookView,
             responses={404: {"model": ErrorBody, "description": "No such runbook"}})
-def runbook(who: Caller, books: Books, runbook_id: str,
+def runbook(who: Caller, books: Books, middleware: str, slug: str,
             language: Annotated[Language, Query(description="Title and steps in")] = ENGLISH) -> RunbookView:
-    """One runbook: its title and fix steps in ``language`` (when it has them), and its whole markdown."""
+    """One runbook (its id is ``<middleware>/<slug>``): its title and fix steps in ``language`` (when it has
+    them), and its whole markdown."""
+    runbook_id = f"{middleware}/{slug}"
     book = books.books.get(runbook_id)
     if book is None:
         raise NotFoundError(f"no runbook {runbook_id!r}: GET /api/v1/runbooks lists them")
