@@ -1,7 +1,7 @@
 """Questions and runbooks: ``POST /ask`` answers a question in plain language in the language it was asked in, with
 live checks of the API's targets, the tenant's recent incidents and the runbooks (``kubestack.knowledge.ask``, as
-``kubestack ask`` does); ``GET /runbooks`` searches the runbooks, ``GET /runbooks/{middleware}/{slug}`` shows one. Any role's
-token; a question is audited (``question.asked``), and what a viewer gets is redacted."""
+``kubestack ask`` does); ``GET /runbooks`` searches the runbooks, ``GET /runbooks/{middleware}/{slug}`` shows
+one. Any role's token; a question is audited (``question.asked``), and what a viewer gets is redacted."""
 
 from __future__ import annotations
 
