@@ -28,10 +28,11 @@ from aiokafka.admin import NewTopic
 
 from kubestack.bus import create_topics
 from kubestack.contract.base import Event, Source
-from kubestack.contract.events import IncidentStatus, PredictionStatus
+from kubestack.contract.events import ConfigSnapshot, IncidentStatus, PredictionStatus
 from kubestack.contract.topics import (
     ANOMALIES,
     CONFIG_CHANGES,
+    CONFIG_SNAPSHOTS,
     DEAD_LETTER,
     HEALTH,
     INCIDENTS,
@@ -60,6 +61,7 @@ from kubestack.pipeline.correlation import (
     state_records,
 )
 from kubestack.pipeline.detection import ResourceDetectors
+from kubestack.pipeline.drift import DriftWatch
 from kubestack.pipeline.edge import dead_letter
 from kubestack.pipeline.inventory import ResourceSeen, observe
 from kubestack.pipeline.logstage import ResourceLogs
@@ -148,6 +150,7 @@ class Stages:
         self.log_miners = app.Table("log-miners", partitions=LOGS.partitions, schema=json_schema)
         self.correlation = app.Table("correlation", partitions=settings.worker.signal_partitions,
                                      schema=json_schema)
+        self.drift = app.Table("config-drift", partitions=settings.worker.signal_partitions, schema=json_schema)
         self.ranked = app.Table("root-causes", partitions=INCIDENTS.partitions, schema=json_schema)
         self.signals = app.topic(signals_topic(settings), internal=True,
                                  partitions=settings.worker.signal_partitions, key_serializer="raw",
@@ -267,7 +270,7 @@ class Stages:
     # --- signals: re-keyed by tenant so one place sees all of a tenant's signals ---------------------
 
     def _route(self) -> None:
-        specs = {spec.qualified(self.prefix): spec for spec in (ANOMALIES, HEALTH, PREDICTIONS)}
+        specs = {spec.qualified(self.prefix): spec for spec in (ANOMALIES, HEALTH, PREDICTIONS, CONFIG_SNAPSHOTS)}
 
         async def on_signal(event: EventT) -> None:
             spec = specs[event.message.topic]
@@ -309,6 +312,10 @@ class Stages:
                 decoded = topic(origin).decode(event.value)
                 tenant = decoded.tenant
                 correlator = self._correlator(tenant)
+                if origin in (CONFIG_SNAPSHOTS.short, HEALTH.short):   # linked peers' settings, along the graph
+                    await self._drift(tenant, correlator, decoded)
+                if origin == CONFIG_SNAPSHOTS.short:
+                    return
                 known = correlator.open.keys() | correlator.resolved.keys()
                 out = self._incidents_from(correlator, origin, decoded)
             self._save(tenant, correlator, set(known), graph=origin == HEALTH.short)
@@ -330,6 +337,20 @@ class Stages:
                 if incidents:
                     log.info("tenant %s: %d signals became %d incidents (compression %.1f), %d open", tenant,
                              signals, incidents, signals / incidents, len(state.get("open", {})))
+
+    async def _drift(self, tenant: str, correlator: Correlator, decoded: Event) -> None:
+        """A snapshot's agreed-on settings kept and compared with its linked peers'; a health report (which may
+        link it to a peer just now) compares its resource again. Drifts go out as config-risk anomalies."""
+        watch = DriftWatch(tenant, self.drift.get(tenant))
+        if isinstance(decoded, ConfigSnapshot):
+            out = watch.observe(decoded, correlator.topology, self.source)
+        elif decoded.resource.key in watch.configs:
+            correlator.learn(decoded)   # learning twice is harmless: the links of this very report count
+            out = watch.check(decoded.resource.key, correlator.topology, decoded.ts, self.source)
+        else:
+            return
+        self.drift[tenant] = watch.to_state()
+        await self.emit(self.anomalies, ANOMALIES, out)
 
     def _incidents_from(self, correlator: Correlator, origin: str, decoded: Event) -> list:
         if origin == HEALTH.short:
