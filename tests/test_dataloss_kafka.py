@@ -1,5 +1,5 @@
 """Data loss foreseen on a real broker: a consumer group slowed on purpose against a topic with a short retention
-(100 s, 1 s segments, a broker that checks retention every second) falls behind until retention deletes records it
+(80 s, 1 s segments, a broker that checks retention every second) falls behind until retention deletes records it
 has not read. The real agent collects the cluster, the real worker forecasts at a compressed time scale
 (``tests/dataloss.py``), and the notice must come before the first record is lost: when it arrives the group's
 committed offset is still at or above the log start offset. It must say what will be lost, reach an incident, and
@@ -29,9 +29,9 @@ from kubestack.settings import LocalKafkaSettings
 from tests.dataloss import TIME_SCALE, at_scale, worker_and_watch
 from tests.services.process import free_port
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]  # two brokers to start, then minutes of traffic
 
-RETENTION_S = 100
+RETENTION_S = 80
 PRODUCE_PER_S = 20
 SLOW_CONSUME_PER_S = 4     # the oldest unconsumed record then ages 0.8 s every second
 WARMUP_S = 15              # the group keeps up at first

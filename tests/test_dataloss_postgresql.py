@@ -22,7 +22,7 @@ from kubestack.agents.runtime import Agent
 from tests.dataloss import TIME_SCALE, at_scale, worker_and_watch
 from tests.services.postgresql import PostgresServer, running_postgresql
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]  # minutes of WAL at a compressed time scale
 
 KEEP_MB = 96
 SLOT = "standby_gone"
