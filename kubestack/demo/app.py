@@ -99,22 +99,24 @@ class Shop:
         return page
 
     async def order(self, product: int, qty: int) -> str:
-        """Stock reserved in PostgreSQL, the order written to MariaDB and published to Kafka, both transactions
-        committed only once the event is out (so a slow step holds the row locks of the steps before it: how one
-        slow dependency shows up as lock waits in the others)."""
+        """The product's inventory row in MariaDB, its stock reservation in PostgreSQL, the order row in MariaDB,
+        the event to Kafka; both transactions are committed only once the event is out. So a slow step holds the
+        row locks of the steps before it, and one slow dependency shows up as lock waits in the others (as it does
+        in many real services)."""
         order_id = uuid.uuid4().hex
         event = json.dumps({"order_id": order_id, "product": product, "qty": qty}).encode()
         try:
-            async with self.postgres.connection() as pg, pg.transaction():
-                reserved = await self._call("postgresql", pg.execute(
-                    "UPDATE stock SET reserved = reserved + %s WHERE product_id = %s", (qty, product)))
-                if not reserved.rowcount:
-                    raise LookupError(product)
-                async with self.mariadb.transaction() as tx:
+            async with self.mariadb.transaction() as tx:
+                await self._call("mariadb", tx.execute(
+                    ("UPDATE inventory SET sold = sold + %s WHERE product_id = %s", (qty, product))))
+                async with self.postgres.connection() as pg, pg.transaction():
+                    reserved = await self._call("postgresql", pg.execute(
+                        "UPDATE stock SET reserved = reserved + %s WHERE product_id = %s", (qty, product)))
+                    if not reserved.rowcount:
+                        raise LookupError(product)
                     await self._call("mariadb", tx.execute(
                         ("INSERT INTO orders (order_id, product_id, qty) VALUES (%s, %s, %s)",
-                         (order_id, product, qty)),
-                        ("UPDATE inventory SET sold = sold + %s WHERE product_id = %s", (qty, product))))
+                         (order_id, product, qty))))
                     if self.producer is None:
                         raise DependencyError("kafka: the producer is not connected yet")
                     await self._call("kafka", self.producer.send_and_wait(self.config.topic, event,

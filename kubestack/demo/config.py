@@ -44,9 +44,9 @@ class DemoConfig(BaseModel):
     cache_ttl_s: int = Field(default=300, ge=1)
     products: int = Field(default=2000, ge=10)
     hot_products: int = Field(default=5, ge=1, description="Orders go to the first N products (a hot set)")
-    db_read_cost: int = Field(default=50_000, ge=1, description=(
+    db_read_cost: int = Field(default=150_000, ge=1, description=(
         "Rows the database aggregates to build one product page (what a cache miss costs it)"))
-    page_bytes: int = Field(default=2048, ge=16, description="Size of one cached product page")
+    page_bytes: int = Field(default=4096, ge=16, description="Size of one cached product page")
     volume: Path | None = Field(default=None, description=(
         "A small filesystem of its own holding PostgreSQL's order-events tablespace (for the volume-full fault)"))
     rate: float = Field(default=20.0, gt=0, description="Load: requests per second")

@@ -10,8 +10,8 @@ pg-connections     postgresql   another client takes every connection slot: new 
 redis-maxmemory    redis        maxmemory cut far below the cache: evictions, misses, reads go to PostgreSQL
 redis-stall        redis        the cache process is stopped (SIGSTOP): every lookup times out, slow reads
 kafka-pause        kafka        the broker is stopped (SIGSTOP): orders cannot be published, 503, lag
-mariadb-lock       mysql        a transaction holds the hot products' inventory rows: orders wait, then 503
-mariadb-flood      mysql        a flood of slow queries fills the server: orders slow down, then time out
+mariadb-lock       mysql        a transaction locks the end of the orders table: new orders wait, then 503
+mariadb-flood      mysql        slow reports lock the end of the orders table in turn: orders queue, time out
 cpu-hog            host         busy processes on every core: everything on the host slows down
 volume-full        host         the filesystem of the order-events tablespace filled: the order-writer fails
 =================  ===========  ==========================================================================
@@ -155,7 +155,7 @@ class PostgresConnectionsExhausted(Fault):
 
 @dataclass
 class RedisMaxmemoryLowered(Fault):
-    lowered: str = "2mb"
+    lowered: str = "1mb"
     _previous: str = field(default="", init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -222,21 +222,23 @@ class KafkaPaused(Fault):
             self._pid = None
 
 
+TAIL_LOCK = "SELECT id FROM orders WHERE id > (SELECT coalesce(max(id), 0) - 10 FROM orders) FOR UPDATE"
+"""A next-key lock on the last orders and the gap after them: every new order's INSERT waits for it."""
+
+
 @dataclass
 class MariadbRowLock(Fault):
     _holder: pymysql.connections.Connection | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.name, self.cause = "mariadb-lock", "mysql"
-        self.summary = "a transaction holds the hot products' inventory rows: orders wait on the lock, then fail"
+        self.summary = "a transaction locks the end of the orders table: new orders wait on the lock, then fail"
 
     def inject(self) -> None:
         self._holder = _mariadb(self.config)
         self._holder.begin()
         with self._holder.cursor() as cur:
-            if not cur.execute("SELECT product_id FROM inventory WHERE product_id <= %s FOR UPDATE",
-                               (self.config.hot_products,)):
-                raise FaultError("no inventory rows to lock: is the demo's schema in place?")
+            cur.execute(TAIL_LOCK)
 
     def restore(self) -> None:
         if self._holder is not None:
@@ -254,15 +256,14 @@ class MariadbSlowFlood(Fault):
 
     def __post_init__(self) -> None:
         self.name, self.cause = "mariadb-flood", "mysql"
-        self.summary = (f"{self.clients} clients run slow queries that lock the inventory in turn: orders queue "
-                        "behind them")
+        self.summary = (f"{self.clients} clients run slow reports that lock the end of the orders table in turn: "
+                        "new orders queue behind them")
 
     def _flood(self) -> None:
         with contextlib.suppress(pymysql.Error), _mariadb(self.config) as conn, conn.cursor() as cur:
             while not self._stop.is_set():
                 conn.begin()
-                cur.execute("SELECT product_id FROM inventory WHERE product_id <= %s FOR UPDATE",
-                            (self.config.hot_products,))
+                cur.execute(TAIL_LOCK)
                 cur.execute("SELECT SLEEP(1.5)")
                 conn.rollback()
 
