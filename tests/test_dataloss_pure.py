@@ -108,6 +108,9 @@ def test_lag_in_time_and_bytes_and_the_headroom_over_the_log_start() -> None:
     unread = retention_samples(LAGS, RETENTION, logs, [], NOW)
     assert not [s for s in unread if s.name == "kafka_consumer_group_lag_seconds" and s.labels["group"] == "billing"], \
         "a record not read in time gives no age rather than a made-up one"
+    undated = retention_samples(LAGS, RETENTION, logs, [("orders", 0, 150, -1)], NOW)
+    aged = [s for s in undated if s.name == "kafka_consumer_group_lag_seconds" and s.labels["group"] == "billing"]
+    assert aged == [], "a record without a timestamp (message format v0) has no age"
 
 
 def kafka_batch(samples: list[Sample]) -> MetricBatch:

@@ -113,7 +113,7 @@ def retention_samples(lags: Iterable[PartitionLag], retention: Mapping[str, Topi
         samples.append(Sample(name="kafka_partition_log_start_offset", value=log.start, ts=ts, labels=labels))
         if log.size_bytes >= 0:
             samples.append(Sample(name="kafka_partition_size_bytes", value=log.size_bytes, ts=ts, labels=labels))
-    written = {(t, p, o): stamp for t, p, o, stamp in stamps}
+    written = {(t, p, o): stamp for t, p, o, stamp in stamps if stamp > 0}  # -1: a record from before timestamps
     now_ms = ts.timestamp() * 1000
     for lag in lags:
         key, log = (lag.topic, lag.partition), logs.get((lag.topic, lag.partition))
