@@ -58,7 +58,7 @@ class SilenceFeed:
                 for records in batches.values():
                     for record in records:
                         self._apply(record.value, record.offset)
-                if not self.caught_up.is_set() and all(await consumer.position(tp) >= ends[tp] for tp in parts):
+                if not self.caught_up.is_set() and await _at_end(consumer, ends):
                     self.caught_up.set()
                     log.info("silences: %d known", len(self.book.all()))
         finally:
@@ -73,3 +73,10 @@ class SilenceFeed:
         if self.book.apply(silence):
             log.info("silence %s of tenant %s: %s", silence.silence_id, silence.tenant,
                      "ended" if silence.ended_at else "in the book")
+
+
+async def _at_end(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
