@@ -21,6 +21,15 @@ g++                               g++                      # builds llama.cpp (l
 make                              make
 cmake                             cmake
 chromium                          chromium                 # tests: the web console in headless Chromium (Playwright)
+rabbitmq-server                   rabbitmq-server          # tests: the RabbitMQ plugin's real server
+/usr/share/zookeeper/bin/zkServer.sh zookeeper             # tests: the ZooKeeper plugin's real server
+etcd                              etcd-server              # tests: the etcd plugin's real server
+etcdctl                           etcd-client
+memcached                         memcached                # tests: the Memcached plugin's real server
+/usr/sbin/nginx                   nginx                    # tests: the Nginx plugin's real server
+/usr/sbin/haproxy                 haproxy                  # tests: the HAProxy plugin's real server
+/usr/sbin/pgbouncer               pgbouncer                # tests: the PgBouncer plugin's real server
+redis-sentinel                    redis-sentinel           # tests: the Redis Sentinel plugin's real server
 systemd-analyze                   systemd                  # tests: the bare-metal units (verify, security, sysusers)
 "
 
