@@ -83,9 +83,11 @@ class Answer:
         if q.instances:
             about += f" ({', '.join(q.instances)})"
         symptoms = ", ".join(symptom_name(lang, s) for s in q.symptoms)
-        lines = [f"{label(lang, 'about')}: {about}" + (f"; {label(lang, 'symptoms')}: {symptoms}" if symptoms else "")]
+        c, semi = label(lang, "colon"), label(lang, "semicolon")
+        lines = [f"{label(lang, 'about')}{c}{about}" + (f"{semi}{label(lang, 'symptoms')}{c}{symptoms}" if symptoms
+                                                         else "")]
         if self.summary:
-            lines.append(f"{label(lang, 'summary', by=self.summary_by)}: {self.summary}")
+            lines.append(f"{label(lang, 'summary', by=self.summary_by)}{c}{self.summary}")
         lines += self._checks_text()
         if self.incidents:
             lines.append(label(lang, "incidents"))
@@ -93,22 +95,22 @@ class Answer:
                       for n, i in enumerate(self.incidents, start=1)]
         lines.append(label(lang, "runbooks") if self.runbooks else label(lang, "no_runbooks"))
         for n, (rid, title, reason) in enumerate(self.runbooks, start=1):
-            lines.append(f"  [R{n}] {rid}: {title} ({why(lang, reason)})")
+            lines.append(f"  [R{n}] {rid}: {title}{label(lang, 'open')}{why(lang, reason)}{label(lang, 'close')}")
             steps, _ = self.steps.get(rid, ([], lang))
             if n <= 2 and steps:
-                lines.append(f"      {label(lang, 'steps')}:")
+                lines.append(f"      {label(lang, 'steps')}{c.rstrip()}")
                 lines += [f"        {k}. {step}" for k, step in enumerate(steps[:steps_per_runbook], start=1)]
-        lines += [f"{label(lang, 'note')}: {note}" for note in self.notes]
+        lines += [f"{label(lang, 'note')}{c}{note}" for note in self.notes]
         return "\n".join(lines)
 
     def _checks_text(self) -> list[str]:
-        lang = self.language
+        lang, colon = self.language, label(self.language, "colon")
         ids = {(c.target, f.rule_id if f else None): eid for eid, c, f in self.findings()}
         lines = [label(lang, "checks") if self.checks else label(lang, "no_checks")]
         for check in self.checks:
             if check.error:
                 lines.append(f"  [{ids[(check.target, None)]}] {check.kind}/{check.target}: "
-                             f"{label(lang, 'unreachable')}: {check.error}")
+                             f"{label(lang, 'unreachable')}{colon}{check.error}")
                 continue
             loud = [f for f in check.findings if f.severity != Severity.INFO]
             state = label(lang, "findings", n=len(loud)) if loud else label(lang, "healthy")
@@ -117,7 +119,7 @@ class Answer:
                 lines.append(f"    [{ids[(check.target, finding.rule_id)]}] {finding.severity.value.upper()} "
                              f"{finding.rule_id}: {finding.message}")
                 if finding.query:
-                    lines.append(f"      {label(lang, 'evidence_from')}: {finding.query.splitlines()[0][:120]}")
+                    lines.append(f"      {label(lang, 'evidence_from')}{colon}{finding.query.splitlines()[0][:120]}")
         return lines
 
 
@@ -234,7 +236,7 @@ async def answer(question: Question, targets: list[TargetConfig], search, books:
         try:
             found = await incidents(question)
         except KubestackError as exc:
-            notes.append(f"{label(question.language, 'incidents_not_read')}: {exc}")
+            notes.append(f"{label(question.language, 'incidents_not_read')}{label(question.language, 'colon')}{exc}")
     ranked = rank_runbooks(search(question.text, question.middleware), checks, books)
     runbooks, steps = localize(ranked, books, question.language)
     return Answer(question, checks, runbooks, found, notes, steps=steps)

@@ -26,6 +26,7 @@ LABELS: dict[str, dict[str, str]] = {
         "steps": "What to do", "note": "Note",
         "no_middleware_note": "the question names no middleware or instance: no live check ran",
         "incidents_not_read": "recent incidents not read",
+        "colon": ": ", "semicolon": "; ", "open": " (", "close": ")",
     },
     CHINESE: {
         "about": "问题涉及", "no_middleware": "未指明中间件", "symptoms": "症状",
@@ -36,12 +37,14 @@ LABELS: dict[str, dict[str, str]] = {
         "steps": "处理步骤", "note": "说明",
         "no_middleware_note": "问题中没有提到中间件或实例：未做实时检查",
         "incidents_not_read": "未能读取近期事件",
+        "colon": "：", "semicolon": "；", "open": "（", "close": "）",
     },
 }
 
 SYMPTOM_NAMES = {CHINESE: {"slow": "变慢", "memory": "内存", "connections": "连接", "locks": "锁",
                            "replication": "复制", "disk": "磁盘", "errors": "报错"}}
-WHY = {CHINESE: {"matches the question": "与问题匹配", "live check": "实时检查", "fired": "已触发"}}
+WHY = {CHINESE: {"matches the question": "与问题匹配", "live check": "实时检查", " fired": " 已触发", "; ": "；",
+                 ": ": "："}}
 
 
 def detect_language(text: str) -> str:

@@ -163,12 +163,12 @@ def _answer(question: str) -> Answer:
 
 def test_a_chinese_question_gets_a_chinese_answer_and_an_english_one_an_english_answer() -> None:
     zh = _answer("redis 为什么变慢了?").as_text()
-    assert zh.splitlines()[0] == "问题涉及: redis; 症状: 变慢"
-    assert "实时检查：" in zh and "发现 1 个问题" in zh and "无法检查: connection refused" in zh
+    assert zh.splitlines()[0] == "问题涉及：redis；症状：变慢"
+    assert "实时检查：" in zh and "发现 1 个问题" in zh and "无法检查：connection refused" in zh
     assert "[F1] WARNING redis.no_maxmemory: maxmemory is not set" in zh, "the evidence stays as the server said it"
-    assert "[R1] redis/slow-commands: Redis 慢命令和延迟尖刺（SLOWLOG、KEYS、大 key） (与问题匹配)" in zh
-    assert "处理步骤:" in zh and "在 SLOWLOG 中找到调用方" in zh
-    assert "redis/no-maxmemory: Redis 未设置 maxmemory" in zh and "实时检查: redis.no_maxmemory 已触发" in zh
+    assert "[R1] redis/slow-commands: Redis 慢命令和延迟尖刺（SLOWLOG、KEYS、大 key）（与问题匹配）" in zh
+    assert "处理步骤：" in zh and "在 SLOWLOG 中找到调用方" in zh
+    assert "redis/no-maxmemory: Redis 未设置 maxmemory" in zh and "实时检查：redis.no_maxmemory 已触发" in zh
     assert "Live checks" not in zh and "Runbooks" not in zh
 
     en = _answer("why is redis slow?").as_text()
@@ -183,9 +183,9 @@ def test_ask_in_chinese_on_the_command_line_answers_in_chinese_and_logs_only_to_
                  "--timeout", "3", env=env)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert out.splitlines()[0] == "问题涉及: redis (cache-ask); 症状: 变慢"
+    assert out.splitlines()[0] == "问题涉及：redis (cache-ask)；症状：变慢"
     assert "redis/cache-ask: " in out and "无法检查" not in out.split("redis/cache-ask")[1].splitlines()[0]
-    assert "[R1] redis/slow-commands: Redis 慢命令和延迟尖刺" in out and "处理步骤:" in out
+    assert "[R1] redis/slow-commands: Redis 慢命令和延迟尖刺" in out and "处理步骤：" in out
     assert "未能读取近期事件" in out, "the broker that does not answer is said in Chinese too"
     assert not LOG_LINE.search(out), "a log line reached standard output"
     assert LOG_LINE.search(result.stderr), "the libraries' and our logs go to standard error"

@@ -46,8 +46,8 @@ async def test_a_chinese_question_is_answered_in_chinese_with_live_evidence_and_
     assert first["id"] == "redis/slow-commands" and first["title"].startswith("Redis 慢命令")
     assert first["steps_language"] == "zh" and all(HAN.search(s) for s in first["steps"])
     text = body["text"]
-    assert text.startswith(f"问题涉及: redis ({CACHE}); 症状: 变慢")
-    assert "[F1] WARNING redis.no_maxmemory" in text and "[I1]" in text and "处理步骤:" in text
+    assert text.startswith(f"问题涉及：redis ({CACHE})；症状：变慢")
+    assert "[F1] WARNING redis.no_maxmemory" in text and "[I1]" in text and "处理步骤：" in text
 
 
 async def test_an_english_question_is_answered_in_english(stack: AskStack) -> None:
