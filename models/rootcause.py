@@ -29,6 +29,8 @@ prior signals per component (config changes, health findings, log anomalies, for
 5. **Earliest sustained change**: the first component whose movement held gets ``1 + EARLIEST``, one that
    followed ``EARLIEST_HALF_ROWS`` rows later half that bonus, and so on (effects follow causes; at a coarse
    sampling, components that moved in the same row stay level); a prior's time counts as a movement.
+6. **Learned** (optional): a factor per component from operators' verdicts on the causes of similar past
+   incidents (``pipeline.feedback``), with its note.
 
 Settings chosen on the PetShop development issues and the synthetic cases of ``bench/rca`` side by side (a
 setting had to hold on both).
@@ -37,7 +39,7 @@ setting had to hold on both).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,7 +108,8 @@ class Ranking:
 
 
 def rank_causes(metrics: MetricTable | None = None, *, onset: float | None = None, symptom: Symptom | None = None,
-                edges: Iterable[tuple[str, str]] = (), priors: Iterable[Prior] = ()) -> Ranking:
+                edges: Iterable[tuple[str, str]] = (), priors: Iterable[Prior] = (),
+                learned: Mapping[str, tuple[float, str]] | None = None) -> Ranking:
     """Every component of ``metrics`` and ``priors``, most likely root cause first. ``edges`` are (caller,
     callee); without ``metrics`` (a live incident known only from its signals) the priors, their times and the
     graph decide."""
@@ -134,6 +137,10 @@ def rank_causes(metrics: MetricTable | None = None, *, onset: float | None = Non
         _graph(causes, edges, travelling, symptom)
     stamps = metrics.timestamps
     _earliest(causes, float(np.median(np.diff(stamps))) if len(stamps) > 1 else SIGNAL_STEP_S)
+    for name, (factor, note) in (learned or {}).items():  # operators' verdicts on similar incidents (feedback.py)
+        if name in causes:
+            causes[name].score *= factor
+            causes[name].notes.append(note)
     ranked = sorted(causes.values(), key=lambda c: (-c.score, c.component))
     return Ranking(onset, given, ranked)
 

@@ -38,6 +38,7 @@ from kubestack.contract.events import (
 from kubestack.models.rootcause import SIGNAL_STEP_S, Cause, Prior, Ranking, Symptom, rank_causes
 from kubestack.models.rootcause_metrics import MetricTable
 from kubestack.pipeline.causes import cause_of, evidence_kind, lead, metric_of, weight
+from kubestack.pipeline.feedback import CauseVerdict, learned
 from kubestack.pipeline.proposals import propose
 from kubestack.plugins.base import ActionSpec
 
@@ -65,12 +66,13 @@ class RootCause:
 
 def rank_incident_causes(incident: Incident, source: Source, runbooks: RunbookLookup, actions: ActionLookup,
                          now: datetime, series: Series | None = None,
-                         step: float = SIGNAL_STEP_S) -> RootCause | None:
+                         step: float = SIGNAL_STEP_S, verdicts: Iterable[CauseVerdict] = ()) -> RootCause | None:
     """The report and proposals for one revision of ``incident`` (stamped ``now``); None when it carries no
-    signals. ``series``: metric points the caller holds, on a grid of ``step`` seconds (the agents' interval)."""
+    signals. ``series``: metric points the caller holds, on a grid of ``step`` seconds (the agents' interval).
+    ``verdicts``: operators' verdicts on past causes (``feedback.py``), a small prior for similar incidents."""
     if not incident.signals:
         return None
-    ranking = rank_signals(incident, series, step)
+    ranking = rank_signals(incident, series, step, verdicts)
     columns = set(series or ())
     by_resource: dict[str, list[IncidentSignal]] = {}
     for signal in incident.signals:
@@ -99,7 +101,8 @@ def rank_incident_causes(incident: Incident, source: Source, runbooks: RunbookLo
     return RootCause(report, proposals, f"{top}|{hypotheses[0].cause}")
 
 
-def rank_signals(incident: Incident, series: Series | None = None, step: float = SIGNAL_STEP_S) -> Ranking:
+def rank_signals(incident: Incident, series: Series | None = None, step: float = SIGNAL_STEP_S,
+                 verdicts: Iterable[CauseVerdict] = ()) -> Ranking:
     """The engine's ranking of the incident's resources from everything it carries (and ``series``, if given)."""
     table = MetricTable.from_series(series, step) if series else None
     columns = set(series or ())
@@ -108,7 +111,8 @@ def rank_signals(incident: Incident, series: Series | None = None, step: float =
               for s in incident.signals if not _is_column(s, columns)]
     return rank_causes(table, onset=incident.opened_at.timestamp(),
                        symptom=Symptom(opening.resource, metric_of(opening)), edges=call_edges(incident),
-                       priors=priors)
+                       priors=priors, learned={component: (found.factor, found.note)
+                                               for component, found in learned(incident, verdicts).items()})
 
 
 def opening_signal(incident: Incident) -> IncidentSignal:
