@@ -69,6 +69,8 @@ class ApiSettings(BaseModel):
     tokens: list[TokenSpec] = Field(default_factory=list,
                                     description="Without any, `kubestack api serve` makes an admin token per run")
     slack_signing_secret: SecretStr | None = Field(default=None, description="Verifies Slack button callbacks")
+    pagerduty_webhook_secret: SecretStr | None = Field(default=None, description=(
+        "Verifies PagerDuty v3 webhooks (X-PagerDuty-Signature); without it the webhook is refused"))
     slack_users: dict[str, SlackUser] = Field(default_factory=dict, description=(
         "Slack user id (U0CA5...) to who they are here; only these may approve or reject with Slack's buttons"))
     console_enabled: bool = True

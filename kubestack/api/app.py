@@ -29,12 +29,14 @@ from kubestack.api.publisher import Publisher
 from kubestack.api.readmodel import ReadModel
 from kubestack.api.routes_ask import router as ask_router
 from kubestack.api.routes_decisions import router as decisions_router
+from kubestack.api.routes_feedback import router as feedback_router
 from kubestack.api.routes_read import router as read_router
 from kubestack.api.routes_slack import router as slack_router
 from kubestack.api.routes_system import metrics_text, router as system_router
 from kubestack.api.routes_teams import router as teams_router
 from kubestack.api.routes_topology import router as topology_router
 from kubestack.api import routes_silences
+from kubestack.api.routes_ack import router as ack_router
 from kubestack.api.targets import Targets
 from kubestack.errors import KafkaUnavailableError
 from kubestack.settings import Settings
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 
 CONSOLE = Path(__file__).parent / "console"
 ROUTERS = (read_router, decisions_router, system_router, slack_router, ask_router, topology_router,
-           teams_router)
+           teams_router, ack_router)
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
               413: "payload_too_large"}
 
@@ -93,6 +95,7 @@ def create_app(settings: Settings, api: ApiSettings, tokens: TokenBook | None = 
     app.state.context = ctx
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(feedback_router)  # operators' verdicts on ranked causes
     silences = routes_silences.install(app, ctx)
     _errors(app)
     # inside the request metrics (they count its refusals too): a body limit raised under Starlette's

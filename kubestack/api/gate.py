@@ -24,8 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kubestack.api.errors import UnauthorizedError
 
 API_PREFIX = "/api/v1/"
-SIGNED_PATHS = frozenset({"/api/v1/slack/actions"})
-"""Routes that prove the caller by a signature over the body (Slack's), not by a token: only the size applies."""
+SIGNED_PATHS = frozenset({"/api/v1/slack/actions", "/api/v1/pagerduty/webhook"})
+"""Routes that prove the caller by a signature over the body (Slack's, PagerDuty's), not by a token: only the size applies."""
 BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 CONSOLE_PATHS = ("/console/",)
 

@@ -135,3 +135,19 @@ def _proposal_table(items: list[dict]) -> None:
                       p["expected_effect"])
     out.print(table)
 
+
+
+@incidents_app.command("ack")
+def ack_incident(ctx: typer.Context, incident_id: str, api_url: UrlOption = None, token: TokenOption = None,
+                 reason: Annotated[str, typer.Option("--reason", "-r", help="Kept in the audit")] = "") -> None:
+    """Acknowledge an incident (someone is on it); PagerDuty's alert is acknowledged too."""
+    state = _client(ctx, api_url, token).post(f"/incidents/{incident_id}/ack", {"reason": reason, "via": "cli"})
+    typer.echo(f"incident {incident_id} acknowledged by {state['actor']} (PagerDuty: {state['pagerduty']})")
+
+
+@incidents_app.command("unack")
+def unack_incident(ctx: typer.Context, incident_id: str, api_url: UrlOption = None, token: TokenOption = None,
+                   reason: Annotated[str, typer.Option("--reason", "-r", help="Kept in the audit")] = "") -> None:
+    """Take an acknowledgement back."""
+    _client(ctx, api_url, token).post(f"/incidents/{incident_id}/unack", {"reason": reason, "via": "cli"})
+    typer.echo(f"incident {incident_id} is no longer acknowledged")
