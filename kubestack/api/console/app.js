@@ -61,13 +61,44 @@ function timeline(signals) {
       el("td", { text: s.name }), el("td", { text: s.resource }), el("td", { text: s.summary }))))));
 }
 
+function silencedBadge(inc) {
+  const by = inc.silenced_by || [];
+  return by.length ? el("span", { class: "silenced", title: by.join(", "), text: " silenced" }) : null;
+}
+
+async function setAck(inc, verb) {
+  try {
+    const out = await api(`/api/v1/incidents/${encodeURIComponent(inc.incident_id)}/${verb}`,
+      { method: "POST", body: JSON.stringify({ via: "console" }) });
+    setStatus(out.acknowledged ? `Incident ${inc.incident_id} acknowledged by ${out.actor}.`
+      : `Incident ${inc.incident_id} is no longer acknowledged.`);
+  } catch (error) {
+    setStatus(`Could not ${verb}: ${error.message}`, true);
+  }
+  refresh();
+}
+
+function ackBlock(inc) {
+  const box = el("div", { class: "ack" });
+  api(`/api/v1/incidents/${encodeURIComponent(inc.incident_id)}/ack`).then((state) => {
+    box.append(el("span", { class: "ack-state", text: state.acknowledged
+      ? `Acknowledged by ${state.actor} (${state.via}) ${when(state.ts)}` : "Not acknowledged" }));
+    if (canDecide()) {
+      const verb = state.acknowledged ? "unack" : "ack";
+      box.append(" ", el("button", { type: "button", class: verb, onclick: () => setAck(inc, verb),
+        text: state.acknowledged ? "Un-acknowledge" : "Acknowledge" }));
+    }
+  }).catch(() => box.append(el("span", { class: "muted", text: "ack state unavailable" })));
+  return box;
+}
+
 function renderIncidents(items) {
   const box = $("incidents");
   box.replaceChildren();
   if (!items.length) { box.append(el("p", { class: "muted", text: "No open incident." })); return; }
   for (const inc of items) {
     box.append(el("article", { class: "card incident", "data-incident-id": inc.incident_id },
-      el("h3", {}, severity(inc.severity), ` ${inc.title}`),
+      el("h3", {}, severity(inc.severity), ` ${inc.title}`, silencedBadge(inc)), ackBlock(inc),
       el("p", { class: "muted", text: `${inc.status} · opened ${when(inc.opened_at)} · ${inc.incident_id} · ` +
         inc.resources.map((r) => `${r.kind}/${r.name}`).join(", ") }),
       inc.summary ? el("p", { text: inc.summary }) : null,
@@ -124,6 +155,61 @@ function renderPredictions(items) {
     el("td", { text: pct(p.confidence) }), el("td", {}, severity(p.severity)))))));
 }
 
+const csv = (id) => $(id).value.split(",").map((x) => x.trim()).filter(Boolean);
+
+function silenceWhat(s) {
+  const parts = [...s.matchers_resources, ...s.matchers_services.map((x) => `service=${x}`),
+    ...Object.entries(s.matchers_labels).map(([k, v]) => `${k}=${v}`)];
+  return parts.join(", ") || `all of tenant ${s.tenant}`;
+}
+
+function silenceWhen(s) {
+  if (s.schedule) return `${s.schedule}${s.duration_s ? ` for ${s.duration_s}s` : ""} (${s.timezone})`;
+  return `${when(s.starts_at)} – ${when(s.ends_at)}`;
+}
+
+async function endSilence(s) {
+  try {
+    await api(`/api/v1/silences/${encodeURIComponent(s.silence_id)}/end`, { method: "POST", body: "{}" });
+    setStatus(`Silence ${s.silence_id} ended.`);
+  } catch (error) {
+    setStatus(`Could not end the silence: ${error.message}`, true);
+  }
+  refresh();
+}
+
+function renderSilences(items) {
+  const box = $("silences");
+  box.replaceChildren();
+  $("silence-form").hidden = !canDecide();
+  if (!items.length) { box.append(el("p", { class: "muted", text: "Nothing is silenced." })); return; }
+  box.append(el("table", {}, el("thead", {}, el("tr", {}, ...["Matches", "When", "Now", "By", "Why", ""]
+    .map((t) => el("th", { text: t })))),
+  el("tbody", {}, ...items.map((v) => el("tr", { class: "silence", "data-silence-id": v.silence.silence_id },
+    el("td", { text: silenceWhat(v.silence) }), el("td", { text: silenceWhen(v.silence) }),
+    el("td", { class: "silence-state", text: v.in_force ? "in force" : "waiting" }),
+    el("td", { text: v.silence.created_by }), el("td", { text: v.silence.comment }),
+    el("td", {}, canDecide() ? el("button", { type: "button", class: "end", onclick: () => endSilence(v.silence),
+      text: "End" }) : null))))));
+}
+
+async function createSilence(event) {
+  event.preventDefault();
+  const minutes = Number($("silence-for").value);
+  const body = { resources: csv("silence-resources"), services: csv("silence-services"),
+    comment: $("silence-comment").value.trim(), timezone: $("silence-tz").value.trim() || "UTC" };
+  if ($("silence-schedule").value.trim()) body.schedule = $("silence-schedule").value.trim();
+  else if (minutes > 0) body.for_s = Math.round(minutes * 60);
+  try {
+    const out = await api("/api/v1/silences", { method: "POST", body: JSON.stringify(body) });
+    setStatus(`Silence ${out.silence.silence_id} created (${out.in_force ? "in force now" : "waiting"}).`);
+    $("silence-form").reset();
+  } catch (error) {
+    setStatus(`Could not silence: ${error.message}`, true);
+  }
+  refresh();
+}
+
 function setStatus(text, isError = false) {
   const node = $("status");
   node.textContent = text;
@@ -133,10 +219,11 @@ function setStatus(text, isError = false) {
 async function refresh() {
   if (!sessionStorage.getItem(TOKEN_KEY)) return;
   try {
-    const [incidents, proposals, predictions] = await Promise.all([
+    const [incidents, proposals, predictions, silences] = await Promise.all([
       api("/api/v1/incidents?status=open&limit=50"), api("/api/v1/proposals?state=pending&limit=100"),
-      api("/api/v1/predictions?limit=100")]);
+      api("/api/v1/predictions?limit=100"), api("/api/v1/silences?state=active")]);
     renderIncidents(incidents.items);
+    renderSilences(silences.items);
     renderProposals(proposals.items);
     renderPredictions(predictions.items);
   } catch (error) {
@@ -180,4 +267,5 @@ $("login-form").addEventListener("submit", (event) => {
   start();
 });
 $("logout").addEventListener("click", () => logout());
+$("silence-form").addEventListener("submit", createSilence);
 if (sessionStorage.getItem(TOKEN_KEY)) start();
