@@ -65,3 +65,9 @@ def memcached_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Memca
         yield server
     finally:
         process.stop()
+
+
+@pytest.fixture
+def memcached_live_config(memcached_server) -> dict:
+    """The session server as a target's config, for the live contract check."""
+    return memcached_server.config()

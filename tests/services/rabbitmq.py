@@ -128,3 +128,9 @@ def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rabbit
         yield server
     finally:
         stop_rabbitmq(process, server)
+
+
+@pytest.fixture
+def rabbitmq_live_config(rabbitmq_server) -> dict:
+    """The session node as a target's config, for the live contract check."""
+    return rabbitmq_server.config()
