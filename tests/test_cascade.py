@@ -1,0 +1,113 @@
+"""Cascading faults on real servers: the demo shop (``kubestack.demo``) under steady load on its own Redis,
+PostgreSQL, MariaDB and Kafka broker, watched by one in-process agent (both parts through the ``http`` plugin, every
+server through its own plugin, and the host) feeding the session's real worker. A clean run opens no incident;
+each fault, injected into a dependency, is felt by the shop or its order-writer and must become ONE incident that
+holds the symptom and the cause (at least 3 resources), the injected component ranked first.
+
+Each fault's figures (incident resources, signals, rank of the true cause) are printed at the end of the module
+(``-s``) and written, with the incidents and reports, to ``cascade.json`` in the pipeline's temp dir."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import redis
+
+from kubestack.contract.base import ResourceRef
+from kubestack.demo.config import DemoConfig
+from kubestack.demo.faults import FAULTS
+from tests.cli import cli_env, run
+from tests.services.demo_app import HOST_TARGET, CascadeOutcome, DemoStack, cascade_cycle, wait_serving
+from tests.services.pipeline import Pipeline
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]  # the demo and its agent take minutes to warm
+
+CLEAN_S = 90.0
+OUTCOMES: list[CascadeOutcome] = []
+CI_FAULTS = [name for name in FAULTS if name != "cpu-hog"]
+"""cpu-hog is scored by bench/rca/cascade.py only: on the shared 2-core machines the suite runs on, the host's load
+is already far above any threshold a test could hold (the host target's load rule is set out of reach), and four busy
+processes more do not stand out from it."""
+MIN_RESOURCES = {"pg-row-lock": 3, "pg-connections": 3, "kafka-pause": 3}
+"""Faults whose cascade reaches a third component on its own (orders held in MariaDB behind PostgreSQL's locks; the
+order-writer refused connections too; the order-writer's lag behind the paused broker). The others hold the cause
+and the symptom; the third resource they reach (PostgreSQL's load behind a failing cache, the host's filesystem next
+to the order-writer) is not yet seen as anomalous within the fault's time (see the bench)."""
+
+
+@pytest.fixture(scope="module")
+async def watched(pipeline: Pipeline, demo_stack: DemoStack) -> AsyncIterator[dict[str, ResourceRef]]:
+    """The demo under load, watched by one agent for the whole module; the figures printed at the end."""
+    await asyncio.to_thread(wait_serving, demo_stack)
+    async with pipeline.agent([*demo_stack.targets(), HOST_TARGET], warm_s=90) as resources:
+        yield resources
+    print("\ncascade faults: fault, true cause, its rank, detection, incident")
+    for outcome in OUTCOMES:
+        print(outcome.row())
+    (pipeline.settings.home.parent / "cascade.json").write_text(json.dumps([asdict(o) for o in OUTCOMES], indent=2))
+
+
+async def test_a_clean_run_under_load_opens_no_incident(pipeline: Pipeline, watched: dict[str, ResourceRef],
+                                                        demo_stack: DemoStack) -> None:
+    keys = {r.key for r in watched.values()}
+    assert await pipeline.settle(list(watched.values()), timeout_s=150), pipeline.diagnosis()
+    started = datetime.now(timezone.utc)
+    before = demo_stack.answered()
+    await asyncio.sleep(CLEAN_S)
+    opened = [i for i in pipeline.watch.seen.incidents_since(started) if {r.key for r in i.resources} & keys]
+    after = demo_stack.answered()
+    served = sum(after.get(k, 0) - before.get(k, 0) for k in after if k.startswith("2"))
+    assert served >= CLEAN_S * demo_stack.config.rate * 0.8, (before, after)
+    assert not opened, [(i.title, [f"{s.resource}:{s.name}" for s in i.signals][:10]) for i in opened]
+
+
+@pytest.mark.parametrize("name", CI_FAULTS)
+async def test_a_fault_in_a_dependency_is_one_incident_with_its_cause_first(
+        name: str, pipeline: Pipeline, watched: dict[str, ResourceRef], demo_stack: DemoStack) -> None:
+    outcome = await cascade_cycle(pipeline, watched, demo_stack, name)
+    OUTCOMES.append(outcome)
+    assert outcome.incident, f"no incident holds {outcome.cause} and a symptom" + pipeline.diagnosis()
+    assert not outcome.split_into, f"the fault split into several incidents: {outcome.split_into}"
+    assert len(outcome.resources) >= MIN_RESOURCES.get(name, 2), outcome.row()
+    assert outcome.rank == 1, outcome.row() + pipeline.diagnosis()
+
+
+def test_demo_list_names_every_fault_and_its_cause() -> None:
+    result = run("demo", "list")
+    assert result.returncode == 0, result.stderr
+    for name, cls in FAULTS.items():
+        assert name in result.stdout and cls(DemoConfig.model_construct()).cause in result.stdout
+
+
+def test_demo_fault_refuses_an_unknown_fault_and_a_missing_demo(tmp_path: Path) -> None:
+    env = cli_env(KUBESTACK_HOME=str(tmp_path))
+    unknown = run("demo", "fault", "disk-melt", env=env)
+    assert unknown.returncode == 1 and "no fault 'disk-melt'; known: pg-row-lock" in unknown.stderr
+    missing = run("demo", "fault", "redis-stall", env=env)
+    assert missing.returncode == 1 and "no demo is running" in missing.stderr and "kubestack demo up" in missing.stderr
+
+
+def test_demo_fault_injects_holds_and_undoes(tmp_path: Path, demo_stack: DemoStack) -> None:
+    """The CLI on the running demo: Redis stopped for the fault's time (the shop's cache lookups fail), then back."""
+    home = tmp_path / "home"
+    demo_stack.config.save(home / "demo" / "demo.json")
+    (home / "demo" / "state.json").write_text(json.dumps({"broker_pid": demo_stack.broker.pid()}))
+    before = _cache_errors(demo_stack)
+    result = run("demo", "fault", "redis-stall", "--for", "6", env=cli_env(KUBESTACK_HOME=str(home)), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "redis-stall undone" in result.stderr
+    assert _cache_errors(demo_stack) > before
+    with redis.Redis(host=demo_stack.redis.host, port=demo_stack.redis.port, password=demo_stack.redis.password,
+                     socket_timeout=5) as client:
+        assert client.ping()
+
+
+def _cache_errors(stack: DemoStack) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in stack.metrics().splitlines()
+               if line.startswith('demo_cache_requests_total{result="error"}'))
