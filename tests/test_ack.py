@@ -26,6 +26,8 @@ from kubestack.settings import KafkaSettings, Settings
 from tests.services.kubestack_api import TOKENS, ApiServer, incident
 from tests.services.process import free_port
 from tests.services.receivers import Receivers, _Server
+from tests.services.vendor_receivers import VendorReceivers
+from tests.services.vendor_receivers import _Server as _VendorServer
 from tests.test_silences_api import on_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="session")]
@@ -34,9 +36,11 @@ PD_SECRET = "whsec-" + "5" * 26
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def ack_server(kafka: KafkaSettings, receiver_server: _Server, tmp_path_factory) -> AsyncIterator[ApiServer]:
+async def ack_server(kafka: KafkaSettings, receiver_server: _Server, vendor_receiver_server: _VendorServer,
+                     tmp_path_factory) -> AsyncIterator[ApiServer]:
     home = tmp_path_factory.mktemp("ack-home")
-    notify = NotifySettings.model_validate(receiver_server.receivers.notify_config())
+    opsgenie = vendor_receiver_server.receivers.notify_config()["opsgenie"]
+    notify = NotifySettings.model_validate(receiver_server.receivers.notify_config(opsgenie=opsgenie))
     settings = Settings(home=home, kafka=kafka.model_copy(update={"topic_prefix": f"test.ack.{uuid.uuid4().hex[:8]}."}),
                         notify=notify)
     secrets = {name: new_token() for name in TOKENS}
@@ -75,15 +79,21 @@ def pd_webhook(event_type: str, incident_id: str, secret: str = PD_SECRET) -> tu
     return body, {"X-PagerDuty-Signature": f"v1=deadbeef,{signature}", "Content-Type": "application/json"}
 
 
-async def test_our_ack_acknowledges_pagerduty_and_is_audited(ack_server: ApiServer, receivers: Receivers) -> None:
+async def test_our_ack_acknowledges_pagerduty_and_opsgenie_and_is_audited(
+        ack_server: ApiServer, receivers: Receivers, vendor_receivers: VendorReceivers) -> None:
     inc = await seeded(ack_server)
     receivers.pagerduty.alerts[inc.incident_id] = {"status": "triggered", "triggers": 1, "opened": 1}
+    vendor_receivers.opsgenie.alerts[inc.incident_id] = {"status": "open", "count": 1, "message": inc.title,
+                                                        "priority": "P1", "notes": [], "opened": 1}
     async with ack_server.client("otto") as client:
         acked = await client.post(f"/api/v1/incidents/{inc.incident_id}/ack", json={"reason": "on it"})
         assert acked.status_code == 200, acked.text
         assert acked.json()["acknowledged"] and acked.json()["pagerduty"] == "sent"
+        assert acked.json()["opsgenie"] == "sent"
         assert (await client.post(f"/api/v1/incidents/{inc.incident_id}/ack")).status_code == 409
     assert receivers.pagerduty.alerts[inc.incident_id]["status"] == "acknowledged"
+    assert vendor_receivers.opsgenie.alerts[inc.incident_id]["status"] == "acked"
+    assert vendor_receivers.opsgenie.alerts[inc.incident_id]["notes"] == ["on it"]
     assert receivers.pagerduty.received[-1] == {"routing_key": receivers.notify_config()["pagerduty"]["routing_key"],
                                                 "event_action": "acknowledge", "dedup_key": inc.incident_id}
     async with ack_server.client("vera") as client:

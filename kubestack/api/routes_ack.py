@@ -1,7 +1,8 @@
 """Acknowledge and un-acknowledge an incident (operator and up, own tenant), audited; PagerDuty's ack both ways.
 
 Our ack sends PagerDuty an Events API v2 ``acknowledge`` for the incident's dedup key (its id) when PagerDuty is
-configured (``notify.pagerduty``); the Events API has no un-acknowledge, so an un-ack is ours only. A PagerDuty v3
+configured (``notify.pagerduty``), and Opsgenie an acknowledge of the alert whose alias is the incident id when it
+is (``notify.opsgenie``); neither API has an un-acknowledge, so an un-ack is ours only. A PagerDuty v3
 webhook (``incident.acknowledged`` / ``incident.unacknowledged``, signed ``X-PagerDuty-Signature: v1=<hex
 HMAC-SHA256 of the body>`` with ``api.pagerduty_webhook_secret``) acks ours through the same path and checks: the
 incident (``data.incident_key``, our id) must exist; a bad or missing signature is a 401, audited.
@@ -17,6 +18,7 @@ import json
 import logging
 import sqlite3
 from typing import Annotated, Literal
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Depends, Request
@@ -32,6 +34,8 @@ from kubestack.contract.base import utcnow
 from kubestack.contract.events import Incident
 from kubestack.errors import KafkaUnavailableError
 from kubestack.pipeline.notify.messages import Outgoing
+from kubestack.pipeline.notify.opsgenie import SOURCE as OPSGENIE_SOURCE
+from kubestack.pipeline.notify.outgoing import VendorOutgoing
 from kubestack.pipeline.notify.send import deliver
 from kubestack.redaction import redact
 
@@ -69,6 +73,7 @@ class AckState(BaseModel):
     ts: str | None = None
     pagerduty: str | None = Field(default=None, description="What PagerDuty was told: sent, failed: ..., not "
                                                             "configured, or none (an un-ack, or it came from it)")
+    opsgenie: str | None = Field(default=None, description="What Opsgenie was told, the same way")
 
 
 def _table(conn: sqlite3.Connection) -> sqlite3.Connection:
@@ -166,16 +171,18 @@ async def set_ack(ctx: ApiContext, incident: Incident, acknowledged: bool, *, ac
         else:
             conn.execute("DELETE FROM incident_acks WHERE incident_id = ?", (incident.incident_id,))
     told = await _tell_pagerduty(ctx, incident) if acknowledged and via != "pagerduty" else "none"
+    told_opsgenie = await _tell_opsgenie(ctx, incident, actor, reason) if acknowledged else "none"
     action = "incident.acknowledged" if acknowledged else "incident.unacknowledged"
     try:
         await ctx.publisher.audit(actor=actor, action=action, subject_id=incident.incident_id, tenant=incident.tenant,
                                   resource=incident.resource, details={"via": via, "reason": reason, "role": role,
-                                                                       "pagerduty": told})
+                                                                       "pagerduty": told,
+                                                                       "opsgenie": told_opsgenie})
     except KafkaUnavailableError as exc:
         log.error("%s of %s by %s not audited: %s", action, incident.incident_id, actor, exc)
     log.info("incident %s %s by %s via %s", incident.incident_id, action.split(".")[1], actor, via)
     state = ack_state(ctx.store.conn, incident.incident_id)
-    return state.model_copy(update={"pagerduty": told})
+    return state.model_copy(update={"pagerduty": told, "opsgenie": told_opsgenie})
 
 
 async def _tell_pagerduty(ctx: ApiContext, incident: Incident) -> str:
@@ -185,6 +192,20 @@ async def _tell_pagerduty(ctx: ApiContext, incident: Incident) -> str:
     out = Outgoing(channel="pagerduty", url=SecretStr(settings.pagerduty.events_url),
                    payload={"routing_key": settings.pagerduty.routing_key.get_secret_value(),
                             "event_action": "acknowledge", "dedup_key": incident.incident_id})
+    async with httpx.AsyncClient() as client:
+        delivery = await deliver(client, out, settings.retry)
+    return "sent" if delivery.delivered else f"failed: {redact(delivery.error or '')}"
+
+
+async def _tell_opsgenie(ctx: ApiContext, incident: Incident, actor: str, reason: str) -> str:
+    settings = ctx.settings.notify
+    if settings.opsgenie.api_key is None:
+        return "not configured"
+    path = f"/v2/alerts/{quote(incident.incident_id, safe='')}/acknowledge?identifierType=alias"
+    key = settings.opsgenie.api_key.get_secret_value()
+    out = VendorOutgoing("opsgenie", SecretStr(settings.opsgenie.base_url + path),
+                         {"source": OPSGENIE_SOURCE, "user": actor[:100], "note": reason or f"acknowledged by {actor}"},
+                         secret_headers={"Authorization": SecretStr(f"GenieKey {key}")})
     async with httpx.AsyncClient() as client:
         delivery = await deliver(client, out, settings.retry)
     return "sent" if delivery.delivered else f"failed: {redact(delivery.error or '')}"
