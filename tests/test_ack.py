@@ -17,7 +17,7 @@ import uvicorn
 
 from kubestack.api.app import create_app
 from kubestack.api.auth import new_token, token_spec
-from kubestack.apisettings import ApiSettings, Role
+from kubestack.apisettings import ApiSettings
 from kubestack.bus import ensure_topics
 from kubestack.contract.events import AuditEntry
 from kubestack.contract.topics import AUDIT_ENTRIES, INCIDENTS
