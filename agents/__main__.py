@@ -32,6 +32,9 @@ def agent_config(path: Path | None, discover: bool):
 
 def run(config_path: Path | None, discover: bool, settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; without a config file, the discovered targets of this machine."""
+    from kubestack.agents.lean import defer_imports
+
+    defer_imports()
     from kubestack.agents.runtime import Agent
 
     agent = Agent(agent_config(config_path, discover or config_path is None), settings)
