@@ -23,6 +23,9 @@ from pydantic import BaseModel, Field
 from kubestack.contract.events import Incident, IncidentSignal
 from kubestack.pipeline.causes import cause_of, lead
 
+AUDIT_ACTION = "rca.feedback"
+"""How a verdict is kept: an audit entry of this action with the verdict as its details (the API writes it, the
+worker folds it from the audit topic)."""
 STEP = 1.5
 MAX_VOTE = 3.0
 MIN_SIMILAR = 0.3

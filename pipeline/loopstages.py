@@ -2,7 +2,8 @@
 
     remediation-proposals, remediation-decisions ─► remediate ─► remediation-results, audit-entries
     audit-entries (one partition) ─► chain ─► audit, local store
-    audit (one partition) ─► earn ─► the earned-autonomy table (``earned.py``), read by remediate; audit-entries
+    audit (one partition) ─► earn ─► the earned-autonomy table (``earned.py``), read by remediate; audit-entries;
+                                     operators' verdicts on causes (``feedback.py``), read by the RCA stage
     incidents, rca-reports, proposals, results, predictions ─► notify ─► Slack, PagerDuty, webhooks; notifications
 
 The remediation state of each proposal lives in a changelog-backed table, so a replayed proposal or decision
@@ -38,6 +39,8 @@ from kubestack.pipeline.app import contract_topic
 from kubestack.pipeline.audit import AuditChain
 from kubestack.pipeline.auditstore import AuditStore, default_path
 from kubestack.pipeline import earned
+from kubestack.pipeline.feedback import AUDIT_ACTION as FEEDBACK_ACTION
+from kubestack.pipeline.feedback import CauseVerdict
 from kubestack.pipeline.executor import carry_out
 from kubestack.pipeline.notify.notifier import Notifier
 from kubestack.pipeline.remediation import Transition, admit, audit_result, decide, finished, result
@@ -61,9 +64,16 @@ def _earn(stages) -> faust.Table:
     entries = contract_topic(app, AUDIT_ENTRIES, stages.prefix)
     table = app.Table("remediation-earned", partitions=AUDIT.partitions,
                       schema=faust.Schema(key_serializer="json", value_serializer="json"))
+    stages.verdict_table = app.Table("rca-verdicts", partitions=AUDIT.partitions,
+                                     schema=faust.Schema(key_serializer="json", value_serializer="json"))
 
     async def on_record(event: EventT) -> None:
         record = AUDIT.decode(event.value)
+        if record.action == FEEDBACK_ACTION:  # an operator's verdict on a ranked cause: the latest per operator
+            made = CauseVerdict.model_validate(record.details)
+            stages.verdict_table[f"{record.tenant}|{made.incident_id}|{made.component}|{made.actor}"] = \
+                made.model_dump(mode="json")
+            return
         action = record.details.get("action")
         if not isinstance(action, str):
             return
@@ -78,6 +88,14 @@ def _earn(stages) -> faust.Table:
 
     stages._agent(contract_topic(app, AUDIT, stages.prefix), "earn", on_record)
     return table
+
+
+def verdicts(stages, tenant: str) -> list[CauseVerdict]:
+    """The operators' verdicts on ranked causes of ``tenant``'s incidents (``feedback.py``), for the RCA stage."""
+    table = getattr(stages, "verdict_table", None)
+    if table is None:
+        return []
+    return [CauseVerdict.model_validate(value) for key, value in table.items() if key.startswith(f"{tenant}|")]
 
 
 def _remediate(stages, records: faust.Table) -> None:

@@ -382,7 +382,8 @@ class Stages:
             if incident.status == IncidentStatus.RESOLVED:
                 self.ranked.pop(incident.incident_id, None)
                 return
-            found = rank_incident_causes(incident, self.source, runbooks, actions_for_kind, datetime.now(timezone.utc))
+            found = rank_incident_causes(incident, self.source, runbooks, actions_for_kind, datetime.now(timezone.utc),
+                                         verdicts=loopstages.verdicts(self, incident.tenant))
             if found is None:
                 return
             last = self.ranked.get(incident.incident_id)

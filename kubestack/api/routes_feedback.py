@@ -19,9 +19,8 @@ from kubestack.api.queries import get_incident
 from kubestack.api.views import ErrorBody
 from kubestack.apisettings import Role
 from kubestack.errors import KafkaUnavailableError
-from kubestack.pipeline.feedback import CauseVerdict, verdict
+from kubestack.pipeline.feedback import AUDIT_ACTION, CauseVerdict, verdict
 
-AUDIT_ACTION = "rca.feedback"
 ERRORS = {
     401: {"model": ErrorBody, "description": "No token, or an unknown one"},
     403: {"model": ErrorBody, "description": "The token's role is below operator (audited)"},
