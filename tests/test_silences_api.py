@@ -70,7 +70,8 @@ async def test_tenants_are_kept_apart(api_server: ApiServer) -> None:
         assert own.status_code == 201 and own.json()["silence"]["tenant"] == "acme"
         acme_id = own.json()["silence"]["silence_id"]
     async with api_server.client("otto") as client:
-        default = await client.post("/api/v1/silences", json={"for_s": 600, "comment": "default work"})
+        default = await client.post("/api/v1/silences", json={"resources": ["db-default-work"], "for_s": 600,
+                                                               "comment": "default work"})
         default_id = default.json()["silence"]["silence_id"]
     async with api_server.client("acme-viewer") as client:
         seen = [v["silence"]["silence_id"] for v in (await client.get("/api/v1/silences")).json()["items"]]

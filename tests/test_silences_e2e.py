@@ -31,6 +31,7 @@ from tests.services.receivers import Receivers
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="session")]
 
+TENANT = f"maint-{uuid.uuid4().hex[:6]}"  # its own tenant: other tests' silences on the shared API match nothing here
 CACHE = ResourceRef(kind="redis", name=f"cache-sil-{uuid.uuid4().hex[:6]}", host="db-9", labels={"service": "cart"})
 
 
@@ -39,7 +40,7 @@ def report() -> HealthReport:
                 "maxmemory_policy": "noeviction", "evicted_keys": 0}
     finding = Finding(rule_id="redis.noeviction_memory_high", severity=Severity.CRITICAL, evidence=evidence,
                       message="memory is 99% of maxmemory with policy noeviction", query="INFO memory")
-    return HealthReport(source=Source(agent="agent", host="db-9"), resource=CACHE, findings=[finding],
+    return HealthReport(source=Source(agent="agent", host="db-9"), resource=CACHE, tenant=TENANT, findings=[finding],
                         rules_checked=["redis.noeviction_memory_high"])
 
 
@@ -66,7 +67,7 @@ async def test_fault_in_a_window_is_silenced_then_notified_when_it_ends(
                                       "remediation": {"enabled": True, "auto_approve_low": True}}))
     async with api_server.client("otto") as client:
         created = await client.post("/api/v1/silences", json={"resources": [CACHE.name], "for_s": 900,
-                                                              "comment": "cache migration CHG-7"})
+                                                              "comment": "cache migration CHG-7", "tenant": TENANT})
     assert created.status_code == 201, created.text
     silence_id = created.json()["silence"]["silence_id"]
     env = WORKER_ENV | {"KUBESTACK_CONFIG": str(config), "KUBESTACK_WORKER__CORRELATION_WINDOW_S": "2"}
