@@ -36,6 +36,7 @@ from kubestack.api.routes_system import metrics_text, router as system_router
 from kubestack.api.routes_teams import router as teams_router
 from kubestack.api.routes_topology import router as topology_router
 from kubestack.api import routes_silences
+from kubestack.api.routes_ack import router as ack_router
 from kubestack.api.targets import Targets
 from kubestack.errors import KafkaUnavailableError
 from kubestack.settings import Settings
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 CONSOLE = Path(__file__).parent / "console"
 ROUTERS = (read_router, decisions_router, system_router, slack_router, ask_router, topology_router,
-           teams_router)
+           teams_router, ack_router)
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden",
               413: "payload_too_large"}
 
