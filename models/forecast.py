@@ -49,6 +49,7 @@ HOUR = 3600.0
 STATE_VERSION = 1
 MODELS = ("holt", "damped", "ets-seasonal")
 GRID_POINTS = 256
+CALIB_PENDING = 8   # checks of the upper edge waiting for their time (6 at the defaults)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ class ForecastParams:
     step_s: float = 300.0              # first resolution of the history, doubled as it fills...
     max_step_s: float = 4800.0         # ... up to this (512 x 80 min = 28 days)
     anchor_alpha: float = 0.2          # smoothing of the fitted path's offset to the newest samples
+    accel_t: float = 3.0               # t-statistic of an acceleration the early bound extrapolates
+    accel_gain: float = 1.0            # ... and its multiple the bound allows for (it keeps growing)
+    calib_h_s: float = 6 * HOUR        # horizon at which the early bound's upper edge is checked online...
+    calib_every_s: float = 1 * HOUR    # ... from an origin this often while rising
+    calib_rate: float = 0.5            # the widening grows by exp(rate) at a miss, shrinks by exp(rate * alpha)
+    calib_max: float = 4.0             # ... and stays within [1, this] times z
 
 
 NOTHING = Forecast(None, None, 0.0, "trend", False)
@@ -99,6 +106,9 @@ class ExhaustionForecaster:
         self.trend_since = math.nan    # first sample of the short line (the last reset)
         self.checked_at = -math.inf    # last look for a season
         self.rising = False            # the last sample found the series rising
+        self.widen = 1.0               # the interval's width, learned online from its misses (>= 1: z is the floor)
+        self.calib_at = -math.inf      # last origin of a check of the upper edge
+        self.pending: list[tuple[float, float, float]] = []   # (due time, mean, upper edge) to check
 
     def update(self, ts: float, value: float, capacity: float) -> Forecast:
         p = self.params
@@ -120,21 +130,66 @@ class ExhaustionForecaster:
         if self.fit is None or ts - self.fit.t0 >= p.refit_every_s:
             self._refit(ts)
         model = "trend"
+        bounds = [lower, self._accelerating(ts, line, self.long.line(), capacity)]
         if self.fit is not None:
-            lines = [self.long.line()] if self.fit.period_s else [line, self.long.line()]
             likely, lower = self._crossings(ts, capacity)
             model = self.fit.model
             # the fit's interval knows its noise, not how fast the rate itself swings: the early bound is
-            # also no later than where the recent lines would fill (a rate picking up again)
-            bounds = [lower] + [self._linear(ts, x, capacity)[1] for x in lines if x is not None and x.slope > 0]
-            bounds = [b for b in bounds if b is not None]
-            lower = min(bounds) if bounds else None
-            if likely is not None and lower is not None:
-                lower = min(lower, likely)
+            # also no later than where the recent lines would fill (a rate picking up again), nor than
+            # where they would if the rate kept picking up as it has (an accelerating writer)
+            if self.fit.period_s:   # the long line under the daily peaks, not its mean through the swing
+                bounds = [lower, self._peak_line(ts, self.long.line(), capacity)]
+            else:
+                bounds += [lower] + [self._linear(ts, x, capacity)[1] for x in [self.long.line()]
+                                     if x is not None and x.slope > 0]
+        bounds = [b for b in bounds if b is not None]
+        lower = min(bounds) if bounds else None
+        if likely is not None and lower is not None:
+            lower = min(lower, likely)
         if likely is None or lower is None:
             return Forecast(None, None, 0.0, model, True)
         confidence = min(1.0, max(0.0, (lower - ts) / max(likely - ts, 1e-9)))
+        self._schedule_check(ts, line)
         return Forecast(likely, lower, confidence, model, True)
+
+    def _z(self) -> float:
+        """z, widened by what the misses taught; not on a seasonal fit, whose bound is its peaks' (its checks
+        would widen it by the profile's own misfit and bring the notice a peak too early)."""
+        seasonal = self.fit is not None and bool(self.fit.period_s)
+        return self.params.z * (1.0 if seasonal else self.widen)
+
+    def _schedule_check(self, ts: float, line: Line) -> None:
+        """From an origin every ``calib_every_s`` while rising: where the mean and the upper edge (of the fit, or
+        of the short line, whichever is higher; none on a seasonal fit) put the series ``calib_h_s`` ahead, checked when that time comes."""
+        p = self.params
+        if ts - self.calib_at < p.calib_every_s or len(self.pending) >= CALIB_PENDING:
+            return
+        if self.fit is not None and self.fit.period_s:
+            return
+        self.calib_at, due, h = ts, ts + p.calib_h_s, p.calib_h_s
+        mean = self.predict(due)
+        uppers = [line.level + p.z * line.sigma + (line.slope + p.z * line.slope_se) * h]
+        if self.fit is not None:
+            fit_mean, sd = self.fit.path(np.asarray([due]))
+            uppers.append(float(fit_mean[0]) + self.offset + p.z * float(sd[0]))
+        if mean is not None and max(uppers) > mean:
+            self.pending.append((due, mean, max(uppers)))
+
+    def _calibrate(self, ts: float, value: float) -> None:
+        """Adaptive conformal-style widening: a value above its upper edge (scaled by the current widening)
+        widens the interval by exp(rate), every check it stays under narrows it by exp(rate * alpha), alpha the
+        nominal miss rate of z: misses come at the nominal rate once the widening fits (writers that speed up
+        make the online lines' intervals too narrow)."""
+        p = self.params
+        due = [c for c in self.pending if c[0] <= ts]
+        if not due:
+            return
+        self.pending = [c for c in self.pending if c[0] > ts]
+        alpha = 0.5 * math.erfc(p.z / math.sqrt(2))
+        for _, mean, upper in due:
+            missed = value > mean + self.widen * (upper - mean)
+            self.widen *= math.exp(p.calib_rate * ((1.0 if missed else 0.0) - alpha))
+            self.widen = min(max(self.widen, 1.0), p.calib_max)
 
     def _observe(self, ts: float, value: float) -> None:
         """The per-sample part: resets, lines, history, the fitted path's anchor, the daily season check."""
@@ -153,6 +208,7 @@ class ExhaustionForecaster:
         self.drift.update(ts, value)
         self.long_drift.update(ts, value)
         self.history.add(ts, value)
+        self._calibrate(ts, value)
         if self.fit is not None:   # re-anchor the fitted path on the samples that came after it
             mean, _ = self.fit.path(np.asarray([ts]))
             self.offset += p.anchor_alpha * (value - float(mean[0]) - self.offset)
@@ -208,8 +264,55 @@ class ExhaustionForecaster:
         p = self.params
         room = capacity - line.level
         likely = ts + room / line.slope
-        lower = ts + max(room - p.z * line.sigma, 0.0) / (line.slope + p.z * line.slope_se)
+        z = self._z()
+        lower = ts + max(room - z * line.sigma, 0.0) / (line.slope + z * line.slope_se)
         return (likely if likely - ts <= p.reach_s else None), (lower if lower - ts <= p.reach_s else None)
+
+    def _accelerating(self, ts: float, short: Line, long: Line | None, capacity: float) -> float | None:
+        """Early bound of a fill whose rate picks up: the EW least-squares slope of a quadratic lags its
+        derivative by 2 tau (and its level by accel tau^2), so the two lines' slopes give the acceleration
+        and the current rate; the bound is where the upper edge of the extrapolated parabola meets the
+        capacity. Only a significant acceleration counts (a wandering rate is covered by the lines)."""
+        p = self.params
+        if long is None or short.slope <= 0 or long.slope <= 0:
+            return None
+        gap = 2 * (p.tau_long_s - p.tau_s)
+        accel = (short.slope - long.slope) / gap
+        accel_se = math.hypot(short.slope_se, long.slope_se) / gap
+        if accel <= p.accel_t * accel_se:
+            return None
+        z = self._z()
+        rate = short.slope + 2 * accel * p.tau_s + z * short.slope_se
+        accel = p.accel_gain * accel + z * accel_se   # the acceleration itself grows on a power-law fill
+        room = capacity - (short.level + accel * p.tau_s ** 2) - z * short.sigma
+        if room <= 0:
+            return ts
+        h = 2 * room / (rate + math.sqrt(rate * rate + 2 * accel * room))   # root of room = rate h + accel h^2/2
+        return ts + h if h <= p.reach_s else None
+
+    def _peak_line(self, ts: float, long: Line | None, capacity: float) -> float | None:
+        """Early bound of a seasonal series from the long line, at the daily (weekly) peaks rather than
+        through the swing's mean: the swing's share of the line (the same weighted fit of the profile over
+        the past) comes off its level and slope, the profile is added back along the path, and the spread is
+        the fit's (the line's own residuals are mostly the swing)."""
+        if long is None:
+            return None
+        p = self.params
+        ages = np.arange(0.0, 6 * p.tau_long_s, self.fit.step_s)
+        w, x = np.exp(-ages / p.tau_long_s), -ages
+        swing = self.fit.seasonal(ts + x)
+        xm, sm = np.average(x, weights=w), np.average(swing, weights=w)
+        slope = float(np.sum(w * (x - xm) * (swing - sm)) / np.sum(w * (x - xm) ** 2))
+        level = sm - slope * xm
+        rate = long.slope - slope
+        if rate <= 0:
+            return None
+        noise = math.sqrt(self.fit.sigma2)   # the line's own spread is mostly the swing
+        dt = max(self.fit.step_s, p.reach_s / GRID_POINTS)
+        h = dt * np.arange(0, int(p.reach_s / dt) + 1)
+        z = self._z()
+        upper = long.level - level + z * noise + (rate + z * long.slope_se) * h + self.fit.seasonal(ts + h)
+        return _first_crossing(ts + h, upper, capacity)
 
     def _sawtooth(self, ts: float, level: float) -> bool:
         """True while the series behaves as one that empties: reset within 1.5 of its longest cycle and the
@@ -241,7 +344,7 @@ class ExhaustionForecaster:
         grid = ts + dt * np.arange(0, int(p.reach_s / dt) + 1)
         mean, sd = fit.path(grid)
         mean = mean + self.offset
-        return _first_crossing(grid, mean, capacity), _first_crossing(grid, mean + p.z * sd, capacity)
+        return _first_crossing(grid, mean, capacity), _first_crossing(grid, mean + self._z() * sd, capacity)
 
     def to_state(self) -> bytes:
         fit = self.fit
@@ -251,7 +354,7 @@ class ExhaustionForecaster:
         parts = (self.trend.to_tuple(), self.long.to_tuple(), self.drift.to_tuple() + self.long_drift.to_tuple(),
                  self.resets.to_tuple(), self.history.to_tuple(), fit_part,
                  (self.first_ts, self.last_ts, self.offset, self.searched_at, self.trend_since, self.checked_at,
-                  float(self.rising)))
+                  float(self.rising), self.widen, self.calib_at, *(x for check in self.pending for x in check)))
         out = bytearray(struct.pack("<B", STATE_VERSION))
         for part in parts:
             out += struct.pack(f"<H{len(part)}d", len(part), *part)
@@ -277,8 +380,12 @@ class ExhaustionForecaster:
         f = parts[5]
         self.fit = None if not f else Fit(MODELS[int(f[0])], *f[1:10], tuple(f[11:]), f[10])
         (self.first_ts, self.last_ts, self.offset, self.searched_at, self.trend_since,
-         self.checked_at, rising) = parts[6]
+         self.checked_at, rising) = parts[6][:7]
         self.rising = bool(rising)
+        if len(parts[6]) > 7:   # a state from before the online widening has none
+            self.widen, self.calib_at = parts[6][7:9]
+            rest = parts[6][9:]
+            self.pending = [tuple(rest[i:i + 3]) for i in range(0, len(rest), 3)]
         return self
 
 

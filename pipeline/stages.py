@@ -342,6 +342,7 @@ class Stages:
         """A snapshot's agreed-on settings kept and compared with its linked peers'; a health report (which may
         link it to a peer just now) compares its resource again. Drifts go out as config-risk anomalies."""
         watch = DriftWatch(tenant, self.drift.get(tenant))
+        raised = dict(watch.raised)
         if isinstance(decoded, ConfigSnapshot):
             out = watch.observe(decoded, correlator.topology, self.source)
         elif decoded.resource.key in watch.configs:
@@ -349,7 +350,8 @@ class Stages:
             out = watch.check(decoded.resource.key, correlator.topology, decoded.ts, self.source)
         else:
             return
-        self.drift[tenant] = watch.to_state()
+        if isinstance(decoded, ConfigSnapshot) or watch.raised != raised:
+            self.drift[tenant] = watch.to_state()
         await self.emit(self.anomalies, ANOMALIES, out)
 
     def _incidents_from(self, correlator: Correlator, origin: str, decoded: Event) -> list:

@@ -5,6 +5,10 @@ the metrics: lead time of the first correct warning, false notices, MASE.
   fills at T, an episode still open at T is correct; the lead time is T minus the opening of the first
   correct episode (0 when there is none: a miss). Every other episode is a false notice: all those of a
   series that never fills, and those withdrawn before T.
+- Premature notices: episodes of a series that fills which open more than ``PREMATURE_S`` (36 h) before
+  its exhaustion (on a daily cycle, a notice for the peak before the one that hits the capacity).
+- Coverage of the early bound: over the samples before the exhaustion that have one, the share whose early
+  bound is not after the real exhaustion (nominal 99%: z = 2.33).
 - MASE at horizon h (6 h): from origins every hour after the first 12 h, with t + h before the end (and
   before the exhaustion), mean |forecast(t+h) - y(t+h)| over mean |y(t) - y(t+h)|, the error of the
   no-change forecast at the same horizon. Both models are scored on the same origins.
@@ -27,6 +31,7 @@ from kubestack.models.notice import NoticeParams, NoticePolicy  # noqa: E402
 MASE_H = 6 * 3600.0
 MASE_EVERY = 3600.0
 MASE_AFTER = 12 * 3600.0
+PREMATURE_S = 36 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class Outcome:
     weeks: float
     mase: float | None
     errors: tuple[float, float]   # (sum |model error|, sum |naive error|) for pooled MASE
+    premature: int = 0            # episodes opened more than PREMATURE_S before the exhaustion
+    covered: tuple[int, int] = (0, 0)   # (early bounds not after the exhaustion, early bounds given)
 
 
 def episodes(events: list[tuple[float, str]], end: float) -> list[tuple[float, float]]:
@@ -52,7 +59,7 @@ def episodes(events: list[tuple[float, str]], end: float) -> list[tuple[float, f
 
 
 def outcome(events: list[tuple[float, str]], ts: np.ndarray, exhausted_at: float | None,
-            errors: tuple[float, float]) -> Outcome:
+            errors: tuple[float, float], covered: tuple[int, int] = (0, 0)) -> Outcome:
     end = float(ts[-1])
     spans = episodes(events, end)
     weeks = (end - float(ts[0])) / (7 * 86_400)
@@ -62,7 +69,8 @@ def outcome(events: list[tuple[float, str]], ts: np.ndarray, exhausted_at: float
     correct = [s for s, e in spans if s <= exhausted_at and e >= exhausted_at]
     lead = exhausted_at - correct[0] if correct else 0.0
     false = sum(1 for s, e in spans if e < exhausted_at)
-    return Outcome(lead, false, weeks, mase, errors)
+    premature = sum(1 for s, _ in spans if exhausted_at - s > PREMATURE_S)
+    return Outcome(lead, false, weeks, mase, errors, premature, covered)
 
 
 def _mase_origins(ts: np.ndarray, exhausted_at: float | None) -> dict[int, int]:
@@ -82,9 +90,13 @@ def run_ours(ts: np.ndarray, values: np.ndarray, capacity: float, exhausted_at: 
              fparams: ForecastParams, nparams: NoticeParams) -> Outcome:
     forecaster, policy = ExhaustionForecaster(fparams), NoticePolicy(nparams)
     origins = _mase_origins(ts, exhausted_at)
-    events, err_model, err_naive = [], 0.0, 0.0
+    events, err_model, err_naive, covered, bounds = [], 0.0, 0.0, 0, 0
     for i, (t, v) in enumerate(zip(ts.tolist(), values.tolist())):
-        decision = policy.step(t, forecaster.update(t, v, capacity))
+        fc = forecaster.update(t, v, capacity)
+        decision = policy.step(t, fc)
+        if exhausted_at is not None and t < exhausted_at and fc.lower_bound is not None:
+            bounds += 1
+            covered += fc.lower_bound <= exhausted_at
         if decision.status == "new":
             events.append((t, "open"))
         elif decision.status == "withdrawn":
@@ -95,7 +107,7 @@ def run_ours(ts: np.ndarray, values: np.ndarray, capacity: float, exhausted_at: 
             predicted = v if predicted is None else predicted
             err_model += abs(predicted - values[j])
             err_naive += abs(v - values[j])
-    return outcome(events, ts, exhausted_at, (err_model, err_naive))
+    return outcome(events, ts, exhausted_at, (err_model, err_naive), (covered, bounds))
 
 
 def run_rule(ts: np.ndarray, values: np.ndarray, capacity: float, exhausted_at: float | None) -> Outcome:
