@@ -50,3 +50,21 @@ async def test_an_operator_marks_a_cause_and_it_is_audited_kept_and_listed(api_s
     await api_server.publish(AUDIT, chained)
     listed = await api_server.wait_for(path, lambda r: r.status_code == 200 and r.json()["items"], name="vera")
     assert [CauseVerdict.model_validate(v).component for v in listed.json()["items"]] == [inc.resource.key]
+
+
+async def test_the_cli_marks_a_cause_wrong_and_a_viewer_cannot(api_server: ApiServer) -> None:
+    from tests.test_cli_remote import kubestack
+
+    inc = incident()
+    await api_server.publish(INCIDENTS, inc)
+    await api_server.wait_for(f"/api/v1/incidents/{inc.incident_id}", lambda r: r.status_code == 200)
+    code, text, err = await kubestack(api_server, "incidents", "feedback", "-c", "not the cause", "--",
+                                      inc.incident_id, inc.resource.key, "wrong")
+    assert code == 0, err
+    assert f"marked redis.maxmemory_lowered on {inc.resource.key} wrong as otto" in " ".join(text.split())
+    code, text, err = await kubestack(api_server, "incidents", "feedback", "--", inc.incident_id, inc.resource.key,
+                                      "right", token="vera")
+    assert code != 0 and ("403" in err + text or "forbidden" in (err + text).lower()), err + text
+    code, _, err = await kubestack(api_server, "incidents", "feedback", "--", inc.incident_id, inc.resource.key,
+                                   "maybe")
+    assert code != 0 and "verdict must be 'right' or 'wrong'" in " ".join(err.split())

@@ -151,3 +151,20 @@ def unack_incident(ctx: typer.Context, incident_id: str, api_url: UrlOption = No
     """Take an acknowledgement back."""
     _client(ctx, api_url, token).post(f"/incidents/{incident_id}/unack", {"reason": reason, "via": "cli"})
     typer.echo(f"incident {incident_id} is no longer acknowledged")
+
+
+@incidents_app.command("feedback")
+def feedback(ctx: typer.Context, incident_id: str,
+             component: Annotated[str, typer.Argument(help="Resource key of the ranked cause, as the report names it")],
+             verdict: Annotated[str, typer.Argument(help="right or wrong")],
+             cause: Annotated[str | None, typer.Option(help="The cause (default: its lead signal's)")] = None,
+             comment: Annotated[str, typer.Option("--comment", "-c", help="Kept with the verdict")] = "",
+             api_url: UrlOption = None, token: TokenOption = None) -> None:
+    """Mark a ranked cause right or wrong (operator or admin): audited, and learned for similar incidents."""
+    if verdict not in ("right", "wrong"):
+        raise typer.BadParameter(f"verdict must be 'right' or 'wrong', not {verdict!r}", param_hint="VERDICT")
+    body = _client(ctx, api_url, token).post(f"/incidents/{incident_id}/feedback",
+                                             {"component": component, "verdict": verdict, "cause": cause,
+                                              "comment": comment})
+    out.print(f"marked {body['cause']} on {body['component']} {verdict} as {body['actor']} (incident {incident_id})",
+              highlight=False)
