@@ -79,6 +79,7 @@ class DemoStack:
                         "min_requests": 1, **common}},
             {"type": "redis", "name": "shop-cache", **RHYTHM,
              "config": {"host": redis.host, "port": redis.port, "password": {"value": redis.password},
+                        "slowlog_window_s": 3,  # a stall's slowlog entry must not hold the next fault back
                         "log_path": str(redis.log_path), **common}},
             {"type": "postgresql", "name": "shop-db", **RHYTHM,
              "config": {"host": pg.host, "port": pg.port, "dbname": pg.dbname, "user": pg.user,
