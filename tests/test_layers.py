@@ -10,9 +10,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"kubestack.pipeline": "pipeline", "kubestack.agents": "agents", "kubestack.models": "models",
            "kubestack.plugins": "plugins", "kubestack.knowledge": "knowledge", "kubestack.deploy": "deploy"}
-APPS = {"kubestack.cli": "cli", "kubestack.__main__": "cli", "kubestack.api": "api", "kubestack.mcp": "mcp"}
-"""The command line (also ``python -m kubestack``), the API and the MCP server serve everything: they sit above
-every folder, and nothing below imports them."""
+APPS = {"kubestack.cli": "cli", "kubestack.__main__": "cli", "kubestack.api": "api", "kubestack.mcp": "mcp",
+        "kubestack.demo": "demo"}
+"""The command line (also ``python -m kubestack``), the API, the MCP server and the demo application (which starts
+its own servers through ``deploy``) sit above every folder, and nothing below imports them."""
 
 
 def unit_of(module: str) -> str | None:
