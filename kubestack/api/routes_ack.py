@@ -76,6 +76,10 @@ class AckState(BaseModel):
     opsgenie: str | None = Field(default=None, description="What Opsgenie was told, the same way")
 
 
+class IgnoredEvent(BaseModel):
+    ignored: str = Field(description="The event type of a PagerDuty webhook that is not an (un)acknowledgement")
+
+
 def _table(conn: sqlite3.Connection) -> sqlite3.Connection:
     conn.execute(SCHEMA)
     return conn
@@ -111,8 +115,8 @@ async def unack(ctx: Ctx, who: Operator, incident_id: str, body: AckBody | None 
                          reason=body.reason, role=who.role.value)
 
 
-@router.post("/pagerduty/webhook", tags=["incidents"], status_code=200)
-async def pagerduty_webhook(ctx: Ctx, request: Request) -> dict:
+@router.post("/pagerduty/webhook", tags=["incidents"], status_code=200, response_model=AckState | IgnoredEvent)
+async def pagerduty_webhook(ctx: Ctx, request: Request) -> AckState | IgnoredEvent:
     """PagerDuty v3 webhook: ``incident.acknowledged`` / ``incident.unacknowledged`` ack ours; other events are
     accepted and ignored."""
     raw = await request.body()
@@ -129,13 +133,13 @@ async def pagerduty_webhook(ctx: Ctx, request: Request) -> dict:
     except (ValueError, KeyError, TypeError) as exc:
         raise BadRequestError(f"not a PagerDuty v3 webhook (event.event_type, event.data): {exc}") from exc
     if kind not in PD_EVENTS:
-        return {"ignored": kind}
+        return IgnoredEvent(ignored=kind)
     incident_id = data.get("incident_key") or ""
     agent = (event.get("agent") or {}).get("summary") or (event.get("agent") or {}).get("id") or "unknown"
     incident = _incident(ctx, incident_id, None)
     state = await set_ack(ctx, incident, PD_EVENTS[kind], actor=f"pagerduty:{agent}", via="pagerduty",
                           reason=f"PagerDuty {kind} of {data.get('id', '?')}", role=None)
-    return state.model_dump()
+    return state
 
 
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
