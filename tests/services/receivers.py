@@ -329,13 +329,17 @@ class Receivers:
 class _Server:
     """The aiohttp app in a thread of its own, so it answers whatever loop (or none) the test runs."""
 
+    name = "notify-receivers"
+
     def __init__(self) -> None:
         self.port = free_port()
-        base = f"http://127.0.0.1:{self.port}"
-        self.receivers = Receivers(SlackReceiver(base), PagerDutyReceiver(base), WebhookReceiver(base))
+        self.receivers = self._receivers(f"http://127.0.0.1:{self.port}")
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="notify-receivers", daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_forever, name=self.name, daemon=True)
         self._runner: web.AppRunner | None = None
+
+    def _receivers(self, base: str) -> Receivers:
+        return Receivers(SlackReceiver(base), PagerDutyReceiver(base), WebhookReceiver(base))
 
     def _app(self) -> web.Application:
         app = web.Application()

@@ -34,12 +34,10 @@ Protocols (the checks are written here from the vendors' documentation, not with
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
 from collections import deque
@@ -50,8 +48,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.services.process import free_port
 from tests.services.receivers import Receiver
+from tests.services.receivers import _Server as ReceiverServer
 
 TEAMS_SIG = "teams-sig-0123456789abcdefghij"
 OPSGENIE_KEY = "eb243592-faa2-4ba2-a551q-1afdf565c889"
@@ -476,15 +474,14 @@ class VendorReceivers:
         return config | overrides
 
 
-class _Server:
-    def __init__(self) -> None:
-        self.port = free_port()
-        base = f"http://127.0.0.1:{self.port}"
-        self.receivers = VendorReceivers(TeamsReceiver(base), OpsgenieReceiver(base), FeishuReceiver(base),
-                                         DingTalkReceiver(base), WeComReceiver(base))
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="vendor-receivers", daemon=True)
-        self._runner: web.AppRunner | None = None
+class _Server(ReceiverServer):
+    """The vendors' receivers on the same threaded aiohttp server as Slack's and PagerDuty's."""
+
+    name = "vendor-receivers"
+
+    def _receivers(self, base: str) -> VendorReceivers:
+        return VendorReceivers(TeamsReceiver(base), OpsgenieReceiver(base), FeishuReceiver(base),
+                               DingTalkReceiver(base), WeComReceiver(base))
 
     def _app(self) -> web.Application:
         r = self.receivers
@@ -496,22 +493,6 @@ class _Server:
         app.router.add_post("/robot/send", r.dingtalk.handle)
         app.router.add_post("/cgi-bin/webhook/send", r.wecom.handle)
         return app
-
-    async def _start(self) -> None:
-        self._runner = web.AppRunner(self._app(), shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
 
 
 @pytest.fixture(scope="session")
