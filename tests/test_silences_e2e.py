@@ -15,15 +15,14 @@ import yaml
 
 from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import (
-    AuditEntry,
     Finding,
     HealthReport,
     Incident,
-    RemediationResult,
     ResultStatus,
     Severity,
 )
 from kubestack.contract.topics import AUDIT_ENTRIES, HEALTH, INCIDENTS, REMEDIATION_RESULTS
+from kubestack.errors import EventDecodeError
 from tests.kafka_io import consume_all
 from tests.services.kubestack_api import ApiServer
 from tests.services.pipeline import WORKER_ENV, running_worker
@@ -55,9 +54,17 @@ async def until(what: str, probe: Callable, timeout_s: float = 60.0):
         await asyncio.sleep(0.5)
 
 
-async def read(server: ApiServer, spec, model, keep: Callable) -> list:
+async def read(server: ApiServer, spec, keep: Callable) -> list:
+    """The events of ``spec``'s topic for which ``keep`` holds. The API server's topics are shared with other
+    tests, and one of them puts a malformed incident there on purpose: what the topic's decoder rejects is not ours."""
     records = await consume_all(server.kafka, server.topic(spec), f"test-sil-{uuid.uuid4().hex[:8]}", timeout_s=5)
-    return [e for e in (model.model_validate_json(r.value) for r in records) if keep(e)]
+    events = []
+    for record in records:
+        try:
+            events.append(spec.decode(record.value))
+        except EventDecodeError:
+            continue
+    return [e for e in events if keep(e)]
 
 
 async def test_fault_in_a_window_is_silenced_then_notified_when_it_ends(
@@ -78,16 +85,16 @@ async def test_fault_in_a_window_is_silenced_then_notified_when_it_ends(
         def ours(e: Incident) -> bool:
             return CACHE.key in {r.key for r in e.resources}
 
-        incidents = await until("the incident", lambda: read(api_server, INCIDENTS, Incident, ours), 90)
+        incidents = await until("the incident", lambda: read(api_server, INCIDENTS, ours), 90)
         incident = incidents[0]
         assert incident.silenced_by == [silence_id], incident
         results = await until("the proposal's result", lambda: read(
-            api_server, REMEDIATION_RESULTS, RemediationResult, lambda r: r.incident_id == incident.incident_id))
+            api_server, REMEDIATION_RESULTS, lambda r: r.incident_id == incident.incident_id))
         # one pending result per proposal (a revision of the incident may propose again): none runs alone
         assert {r.status for r in results} == {ResultStatus.PENDING}, results
         assert all(f"silenced by {silence_id}" in r.output for r in results), results
         silenced = await until("notification.silenced", lambda: read(
-            api_server, AUDIT_ENTRIES, AuditEntry,
+            api_server, AUDIT_ENTRIES,
             lambda e: e.action == "notification.silenced" and e.subject_id == incident.incident_id))
         assert silenced[0].details["silences"] == [silence_id]
         await asyncio.sleep(2)  # the notify stage's timer runs every second: it must still hold it
@@ -104,7 +111,7 @@ async def test_fault_in_a_window_is_silenced_then_notified_when_it_ends(
         assert receivers.pagerduty.alerts[incident.incident_id]["status"] == "triggered"
         assert receivers.slack.received and receivers.webhook.received
         released = await until("notification.released", lambda: read(
-            api_server, AUDIT_ENTRIES, AuditEntry,
+            api_server, AUDIT_ENTRIES,
             lambda e: e.action == "notification.released" and e.subject_id == incident.incident_id))
         assert released
 
