@@ -4,19 +4,23 @@ connections in use), the state before, and the change.
 
 Beyond the monitoring grants the user needs ``CONNECTION ADMIN`` (MariaDB 10.5.2+; ``SUPER`` before, and on
 MySQL ``CONNECTION_ADMIN`` plus ``SYSTEM_VARIABLES_ADMIN``) to kill other users' threads and set
-max_connections."""
+max_connections and max_allowed_packet; ``BINLOG ADMIN`` on a replica's primary (MySQL: ``BINLOG_ADMIN``) to set
+its binary log expiry. That action runs on the primary the replica names (``SHOW REPLICA STATUS``), reached with
+the plugin's own credentials: the replica is where the risk shows, the primary is what keeps the logs."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kubestack.errors import ActionError, CommandFailedError, PreconditionFailedError
 from kubestack.plugins.base import ActionOutcome, ActionSpec, declared
+from kubestack.plugins.mysql import queries
+from kubestack.plugins.mysql.binlogs import expire_seconds
 from kubestack.plugins.mysql.client import MySQLClient
-from kubestack.plugins.mysql.parse import Row, name_value
+from kubestack.plugins.mysql.parse import Row, name_value, parse_replica_status
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +66,26 @@ def max_connections_problems(value: int, state: dict[str, str]) -> list[str]:
     return problems
 
 
+def expiry_setting(variables: dict[str, str], seconds: int) -> tuple[str, int]:
+    """The variable that sets a server's binary log expiry and its value for ``seconds``: the seconds where the
+    server has them (MariaDB 10.6+, MySQL 8), else whole days (at least one, for a positive expiry)."""
+    if "binlog_expire_logs_seconds" in variables:
+        return "binlog_expire_logs_seconds", seconds
+    return "expire_logs_days", max(1, math.ceil(seconds / 86_400)) if seconds else 0
+
+
 async def execute(client: MySQLClient, specs: Sequence[ActionSpec], action_id: str, params: dict[str, Any], *,
-                  dry_run: bool = False) -> ActionOutcome:
+                  dry_run: bool = False, open_client: Callable[[str, int], MySQLClient] | None = None
+                  ) -> ActionOutcome:
     checked = declared(specs, action_id, "MySQL").check(params)
     if action_id == "mysql.set_max_connections":
         outcome = await _set_max_connections(client, checked, dry_run)
+    elif action_id == "mysql.set_max_allowed_packet":
+        outcome = await _set_max_allowed_packet(client, checked, dry_run)
+    elif action_id == "mysql.set_source_binlog_expiry":
+        if open_client is None:
+            raise ActionError(f"{action_id}: no way to reach the replica's primary was given")
+        outcome = await _set_source_binlog_expiry(client, open_client, checked, dry_run)
     else:
         outcome = await _kill(client, action_id, checked, dry_run)
     log.info("%s %s: %s", action_id, "dry run" if dry_run else "done", outcome.output)
@@ -113,3 +132,45 @@ async def _set_max_connections(client: MySQLClient, params: dict[str, Any], dry_
     return ActionOutcome(action=action, params=params, dry_run=dry_run, before=before,
                          output=what if dry_run else f"done: {what}",
                          undo=("mysql.set_max_connections", {"value": previous}))
+
+
+async def _set_max_allowed_packet(client: MySQLClient, params: dict[str, Any], dry_run: bool) -> ActionOutcome:
+    action, value = "mysql.set_max_allowed_packet", params["value"]
+    previous = int(name_value(await client.rows(
+        "SHOW GLOBAL VARIABLES WHERE Variable_name = 'max_allowed_packet'"))["max_allowed_packet"])
+    what = (f"SET GLOBAL max_allowed_packet = {value} (now {previous}; new connections and restarted replication "
+            "threads read it)")
+    if not dry_run:
+        await _write(action, client.set_global("max_allowed_packet", value))
+    return ActionOutcome(action=action, params=params, dry_run=dry_run, before={"max_allowed_packet": previous},
+                         output=what if dry_run else f"done: {what}",
+                         undo=("mysql.set_max_allowed_packet", {"value": previous}))
+
+
+async def _set_source_binlog_expiry(client: MySQLClient, open_client: Callable[[str, int], MySQLClient],
+                                    params: dict[str, Any], dry_run: bool) -> ActionOutcome:
+    action, seconds, channel = "mysql.set_source_binlog_expiry", params["seconds"], params["channel"]
+    replicas = parse_replica_status(await client.replica_status())
+    replica = next((r for r in replicas if r.channel == channel), None)
+    host, _, port = replica.source.rpartition(":") if replica is not None else ("", "", "")
+    if replica is None or not host or not port.isdigit():
+        raise PreconditionFailedError(action, [f"this server replicates no channel {channel!r} from a known primary "
+                                               f"(channels: {[r.channel for r in replicas]})"])
+    source = open_client(host.strip("[]"), int(port))
+    try:
+        variables = name_value(await source.rows(queries.BINLOG_VARIABLES))
+        if variables.get("log_bin") != "ON":
+            raise PreconditionFailedError(action, [f"{replica.source} writes no binary log (log_bin is "
+                                                   f"{variables.get('log_bin')})"])
+        previous = int(expire_seconds(variables))
+        name, value = expiry_setting(variables, seconds)
+        what = (f"SET GLOBAL {name} = {value} on {replica.source}, the primary of this replica (now "
+                f"{previous} s" + (", never purged automatically" if not previous else "") + ")")
+        if not dry_run:
+            await _write(action, source.set_global(name, value))
+    finally:
+        await source.close()
+    return ActionOutcome(action=action, params=params, dry_run=dry_run,
+                         before={"source": replica.source, "expire_seconds": previous, "variable": name},
+                         output=what if dry_run else f"done: {what}",
+                         undo=(action, {"seconds": previous, "channel": channel}))

@@ -4,9 +4,11 @@ the rule looked at (``evidence``) and the statement that produced them (``query`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kubestack.contract.events import Finding, Severity
+from kubestack.plugins.mysql import queries
+from kubestack.plugins.mysql.binlogs import LOST_STREAM_ERRNO, BinaryLog, is_purged
 from kubestack.plugins.mysql.config import MySQLConfig
 from kubestack.plugins.mysql.parse import ReplicaStatus, Row, buffer_pool_hit_ratio, connections_used_ratio, number
 
@@ -24,6 +26,8 @@ class Observation:
     long_queries_query: str
     lock_waits_query: str
     """The statements that produced the three lists above, quoted in findings."""
+    source_binlogs: dict[str, list[BinaryLog]] = field(default_factory=dict)
+    """On a replica: its primaries' binary logs by ``host:port`` (those the plugin could read)."""
 
 
 Rule = Callable[[Observation, MySQLConfig], list[Finding]]
@@ -130,8 +134,33 @@ def replication(obs: Observation, limits: MySQLConfig) -> list[Finding]:
     return findings
 
 
+def binlog_stream_lost(obs: Observation, limits: MySQLConfig) -> list[Finding]:
+    """A replica that needs a binary log its primary no longer has: seen in the primary's list (before the IO
+    thread even asks, when it is stopped) or in the IO thread's error 1236."""
+    findings = []
+    for r in obs.replicas:
+        logs = obs.source_binlogs.get(r.source)
+        purged = logs is not None and is_purged(r.master_log_file, logs)
+        if not purged and r.last_io_errno != LOST_STREAM_ERRNO:
+            continue
+        oldest = logs[0].name if logs else None
+        findings.append(Finding(
+            rule_id="mysql.replica_binlog_purged", severity=Severity.CRITICAL,
+            message=f"this replica has lost its binary log stream from {r.source}: it needs {r.master_log_file} "
+                    f"(position {r.read_master_log_pos}) "
+                    + (f"and the oldest binary log kept there is {oldest}" if purged else
+                       f"and its IO thread failed with error {LOST_STREAM_ERRNO}: {_truncate(r.last_io_error)}")
+                    + "; what the primary wrote there never reaches it: rebuild it from a backup of the primary",
+            evidence={"channel": r.channel, "source": r.source, "needed_file": r.master_log_file,
+                      "read_position": r.read_master_log_pos, "oldest_on_source": oldest,
+                      "io_running": r.io_running, "last_io_errno": r.last_io_errno,
+                      "last_io_error": _truncate(r.last_io_error)},
+            query=f"{obs.replica_query}; {queries.BINARY_LOGS} (on {r.source})"))
+    return findings
+
+
 RULES: tuple[Rule, ...] = (connections_near_max, long_running_queries, row_lock_waits, buffer_pool_hit_rate,
-                           replication)
+                           replication, binlog_stream_lost)
 
 
 def evaluate(obs: Observation, limits: MySQLConfig) -> list[Finding]:

@@ -27,6 +27,12 @@ class MySQLConfig(PluginConfig):
     buffer_pool_min_requests: int = Field(default=100_000, ge=0,
                                           description="Read requests needed before the hit ratio is judged")
     replica_lag_max_s: int = Field(default=300, ge=0, description="Seconds_Behind_Master that is lagging")
+    source_binlogs: bool = Field(default=True, description=(
+        "On a replica, also read its primary's binary logs and their expiry (SHOW BINARY LOGS, with this user and "
+        "password at Master_Host:Master_Port) to foresee when the replica loses its stream"))
+    binlog_dir: str | None = Field(default=None, description=(
+        "The binary log directory as this agent sees it, for the files' ages and the disk's free space; default: "
+        "the directory of log_bin_basename when the server is on this host (a socket or a loopback address)"))
     max_rows: int = Field(default=20, ge=1, le=1000, description="Queries and lock waits kept as evidence")
     log_path: str | None = Field(default=None, description="Error log (glob allowed); default the Debian location")
     slow_log_path: str | None = Field(default=None, description="Slow query log, when enabled")

@@ -86,6 +86,14 @@ class ReplicaStatus:
     seconds_behind: int | None
     last_io_error: str
     last_sql_error: str
+    master_log_file: str = ""
+    """The primary's binary log the IO thread reads (the oldest one this replica still needs from it)."""
+    read_master_log_pos: int | None = None
+    last_io_errno: int = 0
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") and str(value).isdigit() else None
 
 
 def _first(row: Row, *names: str) -> str | None:
@@ -108,7 +116,10 @@ def parse_replica_status(rows: list[Row]) -> list[ReplicaStatus]:
             sql_running=_first(row, "Slave_SQL_Running", "Replica_SQL_Running") or "",
             seconds_behind=int(behind) if behind not in (None, "") else None,
             last_io_error=_first(row, "Last_IO_Error") or "",
-            last_sql_error=_first(row, "Last_SQL_Error") or ""))
+            last_sql_error=_first(row, "Last_SQL_Error") or "",
+            master_log_file=_first(row, "Master_Log_File", "Source_Log_File") or "",
+            read_master_log_pos=_int(_first(row, "Read_Master_Log_Pos", "Read_Source_Log_Pos")),
+            last_io_errno=_int(_first(row, "Last_IO_Errno")) or 0))
     return replicas
 
 

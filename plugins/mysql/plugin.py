@@ -9,6 +9,7 @@ from kubestack.contract.base import utcnow
 from kubestack.contract.events import Finding, Peer, Sample
 from kubestack.plugins.base import ActionOutcome, ActionSpec, Capacity, CommandRunner, KubeDiscovery, LogSource
 from kubestack.plugins.mysql import actions as mysql_actions
+from kubestack.plugins.mysql.binlogs import own_samples, stream_samples
 from kubestack.plugins.mysql.capacity import CAPACITIES
 from kubestack.plugins.mysql import queries
 from kubestack.plugins.mysql.checks import Observation, evaluate
@@ -20,6 +21,7 @@ from kubestack.plugins.mysql.metrics import innodb_samples, replica_samples, sta
 from kubestack.plugins.mysql.parse import parse_innodb_status, parse_replica_status
 from kubestack.plugins.mysql.peers import mysql_peers
 from kubestack.plugins.mysql.risks import config_risks
+from kubestack.plugins.mysql.sources import BinlogReader, OpenClient
 
 DEFAULT_LOG = "/var/log/mysql/error.log"
 LOG_FORMAT = "<Date> <Time> <Thread> [<Level>] <Content>"
@@ -27,7 +29,6 @@ LOG_FORMAT = "<Date> <Time> <Thread> [<Level>] <Content>"
 # Positions that move with every write: they would turn each snapshot into a "configuration change".
 VOLATILE_VARIABLES = frozenset({"gtid_binlog_pos", "gtid_binlog_state", "gtid_current_pos", "gtid_slave_pos",
                                 "gtid_executed", "gtid_purged", "timestamp"})
-
 
 
 class MySQLPlugin:
@@ -45,14 +46,23 @@ class MySQLPlugin:
         apps=("mysql", "mariadb", "mariadb-galera", "percona"),
         images=("mysql", "mysql-server", "mariadb", "percona-server"))
 
-    def __init__(self, config: MySQLConfig, client: MySQLClient) -> None:
+    def __init__(self, config: MySQLConfig, client: MySQLClient, open_client: OpenClient | None = None, *,
+                 files_here: bool = True) -> None:
+        """``open_client``: how to reach another server (a replica's primary) with the same credentials;
+        default a direct connection."""
         self.config = config
         self.client = client
+        self.open_client = open_client or (lambda host, port: DirectMySQLClient(_elsewhere(config, host, port)))
+        self.binlogs = BinlogReader(client, self.open_client, host=None if config.unix_socket else config.host,
+                                    binlog_dir=config.binlog_dir, read_sources=config.source_binlogs,
+                                    files_here=files_here)
 
     @classmethod
     def create(cls, config: MySQLConfig, runner: CommandRunner | None = None) -> MySQLPlugin:
-        client = DirectMySQLClient(config) if runner is None else CliMySQLClient(config, runner)
-        return cls(config, client)
+        if runner is None:
+            return cls(config, DirectMySQLClient(config))
+        return cls(config, CliMySQLClient(config, runner),
+                   lambda host, port: CliMySQLClient(_elsewhere(config, host, port), runner), files_here=False)
 
     @classmethod
     def example_config(cls) -> dict[str, Any]:
@@ -64,8 +74,16 @@ class MySQLPlugin:
         variables = await self.client.global_variables()
         replicas = parse_replica_status(await self.client.replica_status())
         innodb = parse_innodb_status(await self.client.innodb_status())
+        own = await self.binlogs.own(variables)
+        sources = [(r, await self.binlogs.of_source(r)) for r in replicas]
         ts = utcnow()
-        return status_samples(status, variables, ts) + replica_samples(replicas, ts) + innodb_samples(innodb, ts)
+        samples = status_samples(status, variables, ts) + replica_samples(replicas, ts) + innodb_samples(innodb, ts)
+        if own is not None:
+            samples += own_samples(own.logs, own.written, own.expire_s, own.disk_free, ts)
+        for replica, view in sources:
+            if view is not None and view.logs:
+                samples += stream_samples(replica, view.logs, view.written, view.expire_s, ts)
+        return samples
 
     async def snapshot_config(self) -> dict[str, str]:
         variables = await self.client.global_variables()
@@ -80,10 +98,13 @@ class MySQLPlugin:
     async def observe(self) -> Observation:
         """Everything the health rules look at, read in one round."""
         c, server = self.config, await self.client.server()
+        replicas = parse_replica_status(await self.client.replica_status())
+        sources = {r.source: await self.binlogs.of_source(r) for r in replicas}
         return Observation(
             status=await self.client.global_status(),
             variables=await self.client.global_variables(),
-            replicas=parse_replica_status(await self.client.replica_status()),
+            replicas=replicas,
+            source_binlogs={source: view.logs for source, view in sources.items() if view is not None and view.logs},
             long_queries=await self.client.long_queries(c.long_query_s, c.max_rows),
             lock_waits=await self.client.lock_waits(c.max_rows),
             replica_query=queries.replica_status_sql(server),
@@ -103,7 +124,14 @@ class MySQLPlugin:
         return list(ACTIONS)
 
     async def execute(self, action_id: str, params: dict[str, Any], *, dry_run: bool = False) -> ActionOutcome:
-        return await mysql_actions.execute(self.client, ACTIONS, action_id, params, dry_run=dry_run)
+        return await mysql_actions.execute(self.client, ACTIONS, action_id, params, dry_run=dry_run,
+                                           open_client=self.open_client)
 
     async def close(self) -> None:
+        await self.binlogs.close()
         await self.client.close()
+
+
+def _elsewhere(config: MySQLConfig, host: str, port: int) -> MySQLConfig:
+    """The same credentials and limits for another server (a replica's primary)."""
+    return config.model_copy(update={"host": host, "port": port, "unix_socket": None})

@@ -8,6 +8,11 @@ GLOBAL_STATUS = "SHOW GLOBAL STATUS"
 GLOBAL_VARIABLES = "SHOW GLOBAL VARIABLES"
 INNODB_STATUS = "SHOW ENGINE INNODB STATUS"
 VERSION = "SELECT VERSION() AS version"
+BINARY_LOGS = "SHOW BINARY LOGS"
+"""The primary's binary logs with their sizes, oldest first; needs BINLOG MONITOR (MariaDB 10.5+) or REPLICATION
+CLIENT (MySQL)."""
+BINLOG_VARIABLES = ("SHOW GLOBAL VARIABLES WHERE Variable_name IN "
+                    "('binlog_expire_logs_seconds', 'expire_logs_days', 'log_bin', 'log_bin_basename')")
 REPLICA_HOSTS = "SHOW SLAVE HOSTS"
 """Replicas with their listening port; needs REPLICATION MASTER ADMIN on MariaDB 10.5+ (optional)."""
 
