@@ -38,7 +38,7 @@ from kubestack.contract.topics import (
 from kubestack.pipeline.app import contract_topic
 from kubestack.pipeline.audit import AuditChain
 from kubestack.pipeline.auditstore import AuditStore, default_path
-from kubestack.pipeline import earned
+from kubestack.pipeline import earned, recall
 from kubestack.pipeline.feedback import AUDIT_ACTION as FEEDBACK_ACTION
 from kubestack.pipeline.feedback import CauseVerdict
 from kubestack.pipeline.executor import carry_out
@@ -69,6 +69,7 @@ def _earn(stages) -> faust.Table:
 
     async def on_record(event: EventT) -> None:
         record = AUDIT.decode(event.value)
+        recall.on_audit(stages.memory_actions, record)  # what was done about an incident, for the memory
         if record.action == FEEDBACK_ACTION:  # an operator's verdict on a ranked cause: the latest per operator
             made = CauseVerdict.model_validate(record.details)
             stages.verdict_table[f"{record.tenant}|{made.incident_id}|{made.component}|{made.actor}"] = \

@@ -46,7 +46,7 @@ from kubestack.contract.topics import (
 )
 from kubestack.errors import ConfigError, EventDecodeError
 from kubestack.models.registry import DETECTORS
-from kubestack.pipeline import loopstages
+from kubestack.pipeline import loopstages, recall
 from kubestack.pipeline.app import contract_topic
 from kubestack.pipeline.capacity import capacities_of
 from kubestack.pipeline.configrisk import assess
@@ -152,6 +152,7 @@ class Stages:
                                      schema=json_schema)
         self.drift = app.Table("config-drift", partitions=settings.worker.signal_partitions, schema=json_schema)
         self.ranked = app.Table("root-causes", partitions=INCIDENTS.partitions, schema=json_schema)
+        self.memory, self.memory_actions = recall.tables(app)  # similar past incidents (``memory.py``)
         self.signals = app.topic(signals_topic(settings), internal=True,
                                  partitions=settings.worker.signal_partitions, key_serializer="raw",
                                  value_serializer="raw")
@@ -396,6 +397,7 @@ class Stages:
                 narrative, by = (await narrate(report, incident, titles, narrator)) if changed else \
                     (last["narrative"], last["narrator"])
                 report = report.model_copy(update={"narrative": narrative, "narrator": by})
+            report = recall.recall(self.memory, self.memory_actions, incident, report)
             await self.emit(self.rca_reports, RCA_REPORTS, [report])
             proposed = set(last.get("proposed", []))
             fresh = [p for p in found.proposals if p.proposal_id not in proposed]

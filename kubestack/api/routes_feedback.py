@@ -1,7 +1,11 @@
 """Operators mark a ranked cause of an incident right or wrong (operator and up): the verdict
 (``pipeline.feedback.CauseVerdict``, with the incident's signature) is published as an audit entry
 ``rca.feedback``, which is how it is kept (the audit topic, a year) and how the root-cause engine learns it for
-similar incidents. ``GET`` lists the verdicts given on an incident."""
+similar incidents. ``GET`` lists the verdicts given on an incident. The Slack buttons on a cause (``routes_slack``)
+record theirs through ``record_verdict`` too.
+
+``GET /{id}/similar``: the similar past incidents of the tenant its latest root-cause report names
+(``pipeline.memory``), with what was done about each and whether it worked (viewer and up)."""
 
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ from kubestack.api.auth import Principal
 from kubestack.api.context import ApiContext, context, principal, require
 from kubestack.api.errors import BadRequestError, NotFoundError, UnavailableError
 from kubestack.api.queries import get_incident
-from kubestack.api.views import ErrorBody
+from kubestack.api.views import ErrorBody, IncidentView
 from kubestack.apisettings import Role
+from kubestack.contract.events import SimilarIncident
 from kubestack.errors import KafkaUnavailableError
 from kubestack.pipeline.feedback import AUDIT_ACTION, CauseVerdict, verdict
 
@@ -53,14 +58,21 @@ async def give(ctx: Ctx, who: Operator, incident_id: str, body: FeedbackBody) ->
     found = get_incident(ctx.store.reader(), incident_id, who.tenant)
     if found is None:
         raise NotFoundError(f"no incident {incident_id!r}")
+    return await record_verdict(ctx, found, body.component, body.verdict == "right", who.name, body.cause,
+                                body.comment)
+
+
+async def record_verdict(ctx: ApiContext, found: IncidentView, component: str, right: bool, actor: str,
+                         cause: str | None = None, comment: str = "", via: str = "api") -> CauseVerdict:
+    """Audit ``actor``'s verdict on ``component``'s cause in ``found``; ``BadRequestError`` when the component has
+    no signal in it, ``UnavailableError`` when Kafka does not take it."""
     try:
-        made = verdict(found, body.component, body.verdict == "right", who.name, datetime.now(timezone.utc),
-                       body.cause)
+        made = verdict(found, component, right, actor, datetime.now(timezone.utc), cause)
     except ValueError as exc:
         raise BadRequestError(str(exc)) from exc
-    details = made.model_dump(mode="json") | {"comment": body.comment}
+    details = made.model_dump(mode="json") | {"comment": comment, "via": via}
     try:
-        await ctx.publisher.audit(actor=who.name, action=AUDIT_ACTION, subject_id=incident_id, tenant=found.tenant,
+        await ctx.publisher.audit(actor=actor, action=AUDIT_ACTION, subject_id=found.incident_id, tenant=found.tenant,
                                   resource=found.resource, details=details)
     except KafkaUnavailableError as exc:
         raise UnavailableError(f"the verdict could not be published, nothing was kept: {exc}") from exc
@@ -77,3 +89,17 @@ def given(ctx: Ctx, who: Caller, incident_id: str) -> VerdictList:
     records = (json.loads(row["body"]) for row in rows)
     return VerdictList(items=[CauseVerdict.model_validate(r["details"]) for r in records
                               if r.get("action") == AUDIT_ACTION and r.get("subject_id") == incident_id])
+
+
+class SimilarList(BaseModel):
+    items: list[SimilarIncident]
+
+
+@router.get("/{incident_id}/similar", response_model=SimilarList)
+def similar(ctx: Ctx, who: Caller, incident_id: str) -> SimilarList:
+    """The similar past incidents of this one's tenant, most alike first, with what was done and whether it worked
+    (empty until its root-cause report is in, or when nothing alike happened before)."""
+    found = get_incident(ctx.store.reader(), incident_id, who.tenant)
+    if found is None:
+        raise NotFoundError(f"no incident {incident_id!r}")
+    return SimilarList(items=found.rca.similar if found.rca is not None else [])

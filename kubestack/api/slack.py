@@ -3,7 +3,8 @@
 Slack signs ``v0:{X-Slack-Request-Timestamp}:{raw body}`` with the app's signing secret (HMAC-SHA256, hex,
 prefixed ``v0=``) in ``X-Slack-Signature``; a timestamp more than five minutes away is refused (replay).
 The buttons the notifier sends carry action_id ``approve`` / ``reject`` and value
-``{"proposal_id": ..., "incident_id": ...}``.
+``{"proposal_id": ..., "incident_id": ...}``, or, on a root-cause report's cause, ``cause_right`` / ``cause_wrong``
+and value ``{"incident_id": ..., "component": ..., "cause": ...}`` (an operator's verdict, ``pipeline.feedback``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,30 @@ class ButtonPress:
 
 
 @dataclass(frozen=True)
+class CausePress:
+    """A press of ``cause_right`` / ``cause_wrong`` on a ranked cause."""
+
+    right: bool
+    incident_id: str
+    component: str
+    cause: str
+    user_id: str
+    username: str | None
+
+    @property
+    def actor(self) -> str:
+        return f"slack:{self.user_id}"
+
+    @property
+    def comment(self) -> str:
+        return f"marked {'right' if self.right else 'wrong'} in Slack" + (f" by {self.username}" if self.username
+                                                                          else "")
+
+
+CAUSE_ACTIONS = {"cause_right": True, "cause_wrong": False}
+
+
+@dataclass(frozen=True)
 class SlackApprover:
     """A mapped Slack user: their role and the tenants whose proposals they decide (None: every tenant)."""
 
@@ -82,9 +107,8 @@ def approver(api: ApiSettings, user_id: str) -> SlackApprover | None:
     return SlackApprover(Role(user.role), None if user.tenants is None else frozenset(user.tenants))
 
 
-def button_press(body: bytes) -> ButtonPress:
-    """The approve/reject press in a ``block_actions`` callback (form field ``payload``); ``BadRequestError``
-    naming what is missing otherwise."""
+def _callback(body: bytes) -> tuple[dict, dict, dict]:
+    """(payload, its first action, its user) of a ``block_actions`` callback (form field ``payload``)."""
     fields = parse_qs(body.decode("utf-8", errors="replace"))
     if "payload" not in fields:
         raise BadRequestError("the form has no 'payload' field (Slack interactivity sends one)")
@@ -97,16 +121,43 @@ def button_press(body: bytes) -> ButtonPress:
         raise BadRequestError(f"only block_actions callbacks are handled, not {kind!r}")
     actions = payload.get("actions") or []
     action = actions[0] if actions and isinstance(actions[0], dict) else {}
+    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
+    return payload, action, user
+
+
+def _user_id(user: dict) -> str:
+    if not user.get("id"):
+        raise BadRequestError("the callback names no user.id")
+    return str(user["id"])
+
+
+def press(body: bytes) -> ButtonPress | CausePress:
+    """The button pressed in a ``block_actions`` callback: a decision on a proposal or a verdict on a cause;
+    ``BadRequestError`` naming what is missing otherwise."""
+    _, action, user = _callback(body)
+    if action.get("action_id") not in CAUSE_ACTIONS:
+        return button_press(body)
+    try:
+        value = json.loads(action.get("value") or "")
+        incident_id, component, cause = str(value["incident_id"]), str(value["component"]), str(value["cause"])
+    except (json.JSONDecodeError, TypeError, KeyError):
+        raise BadRequestError("the cause button's value must be JSON with incident_id, component and cause") from None
+    return CausePress(CAUSE_ACTIONS[action["action_id"]], incident_id, component, cause, _user_id(user),
+                      user.get("username") or user.get("name"))
+
+
+def button_press(body: bytes) -> ButtonPress:
+    """The approve/reject press in a ``block_actions`` callback (form field ``payload``); ``BadRequestError``
+    naming what is missing otherwise."""
+    _, action, user = _callback(body)
     try:
         decision = Decision(action.get("action_id"))
     except ValueError:
-        raise BadRequestError(f"action_id must be approve or reject, not {action.get('action_id')!r}") from None
+        raise BadRequestError(f"action_id must be approve or reject (or cause_right, cause_wrong on a cause), "
+                              f"not {action.get('action_id')!r}") from None
     try:
         value = json.loads(action.get("value") or "")
         proposal_id, incident_id = str(value["proposal_id"]), str(value["incident_id"])
     except (json.JSONDecodeError, TypeError, KeyError):
         raise BadRequestError("the button's value must be JSON with proposal_id and incident_id") from None
-    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
-    if not user.get("id"):
-        raise BadRequestError("the callback names no user.id")
-    return ButtonPress(decision, proposal_id, incident_id, str(user["id"]), user.get("username") or user.get("name"))
+    return ButtonPress(decision, proposal_id, incident_id, _user_id(user), user.get("username") or user.get("name"))

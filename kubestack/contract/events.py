@@ -227,11 +227,36 @@ class Hypothesis(ContractModel):
     runbooks: list[str] = Field(default_factory=list)
 
 
+class PastAction(ContractModel):
+    """What was done about a past incident: one proposal's action and where it ended."""
+
+    proposal_id: str
+    action: Name = Field(description="Plugin action id, e.g. redis.config_set")
+    status: ResultStatus = Field(description="Its last result: verified, rolled_back, failed, rejected, ...")
+    approved_by: str | None = Field(default=None, description="Who approved it: a user, slack:<id>, policy:auto")
+
+
+class SimilarIncident(ContractModel):
+    """A past incident of the same tenant that looks like this one (``pipeline.memory``), with what was done."""
+
+    incident_id: str
+    title: Name
+    opened_at: UtcDatetime
+    similarity: float = Field(ge=0.0, le=1.0, description="Of signals, resources, top cause and text, 1 = alike")
+    resources: list[str] = Field(default_factory=list, description="Resource keys")
+    cause: str | None = Field(default=None, description="Its top-ranked cause")
+    component: str | None = Field(default=None, description="Resource key of that cause")
+    actions: list[PastAction] = Field(default_factory=list)
+    outcome: str = Field(default="", description="For people: 'fixed by redis.config_set (verified)'")
+
+
 class RcaReport(Event):
     incident_id: str
     hypotheses: list[Hypothesis]
     narrative: str = ""
     narrator: str = Field(default="rules", description="'rules' or the LLM that wrote the narrative")
+    similar: list[SimilarIncident] = Field(default_factory=list, description=(
+        "Similar past incidents of the tenant, most alike first, with what was done and whether it worked"))
 
 
 class RemediationProposal(Event):

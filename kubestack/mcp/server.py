@@ -101,8 +101,8 @@ def _incident_tools(server: MCPServer, call) -> None:
     @server.tool()
     async def show_incident(ctx: Context, incident_id: Id) -> dict:
         """One incident in full: its signals as a timeline with their evidence, the ranked causes (component,
-        cause, confidence, the evidence ids they rest on, runbooks), the narrative, and its remediation
-        proposals with their state."""
+        cause, confidence, the evidence ids they rest on, runbooks), the narrative, its remediation
+        proposals with their state, and similar past incidents with what was done and whether it worked."""
         return incident_detail(await call(ctx, "GET", f"/incidents/{_segment(incident_id)}"))
 
     @server.tool()
@@ -205,6 +205,9 @@ def incident_detail(view: dict) -> dict:
         "narrative": rca.get("narrative") or None,
         "narrator": rca.get("narrator"),
         "proposals": [proposal_brief(p) for p in view.get("proposals", [])],
+        "similar_past_incidents": [  # what was done last time and whether it worked (pipeline.memory)
+            {k: s.get(k) for k in ("incident_id", "title", "opened_at", "similarity", "cause", "component", "actions",
+                                   "outcome")} for s in rca.get("similar", [])],
     }
 
 

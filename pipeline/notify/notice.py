@@ -32,6 +32,7 @@ from kubestack.contract.events import (
     Severity,
 )
 from kubestack.pipeline.earned import line_in
+from kubestack.pipeline.memory import seen_before
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 _NEEDS_ATTENTION = {ResultStatus.PENDING, ResultStatus.FAILED, ResultStatus.ROLLED_BACK}
@@ -149,6 +150,7 @@ def _rca_notice(report: RcaReport, context: Context) -> Notice:
     about = context.incident.title if context.incident else f"incident {report.incident_id}"
     title = f"Root cause of {about}: {top.cause} on {top.component}" if top else f"No root cause found for {about}"
     text = report.narrative or (f"{top.cause} on {top.component} ({top.confidence:.0%})" if top else title)
+    text = "\n".join([text, *seen_before(report.similar, report.ts)])  # what was done last time (memory.py)
     return Notice("rca", report.incident_id, "reported", severity, title, text, report.tenant, report.resource,
                   report, context)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubestack.contract.events import Incident, IncidentStatus, Prediction, RcaReport, Severity
+from kubestack.pipeline.memory import seen_before
 from kubestack.pipeline.notify.notice import ChannelAlert, ChannelState, Notice
 from kubestack.pipeline.notify.slack import incident_url
 
@@ -30,7 +31,8 @@ def _rca_details(report: RcaReport | None) -> dict[str, Any] | None:
     return {"narrative": report.narrative, "narrator": report.narrator,
             "hypotheses": [{"rank": h.rank, "component": h.component, "cause": h.cause,
                             "confidence": round(h.confidence, 3), "runbooks": h.runbooks}
-                           for h in report.hypotheses[:3]]}
+                           for h in report.hypotheses[:3]],
+            "seen_before": seen_before(report.similar, report.ts)}
 
 
 def _incident_trigger(incident: Incident, rca: RcaReport | None, console_url: str) -> dict[str, Any]:

@@ -4,7 +4,10 @@ Every message: a header, a section with severity, status, resources and the summ
 likely cause, the proposal, the output, the forecast), and a context line with the subject id and a console link
 ``<console>/#/incidents/<id>``. A proposal waiting for approval ends with an ``actions`` block: buttons
 ``approve`` (primary) and ``reject`` (danger) whose ``value`` is ``{"proposal_id": ..., "incident_id": ...}``,
-which the API's Slack callback turns into a ``RemediationDecision``.
+which the API's Slack callback turns into a ``RemediationDecision``. A root-cause report's cause carries buttons
+``cause_right`` / ``cause_wrong`` whose ``value`` is ``{"incident_id": ..., "component": ..., "cause": ...}``: an
+operator's verdict on it (``pipeline.feedback``), through the same callback; and one line per similar past incident
+(``pipeline.memory``) says what was done last time.
 
 Whatever comes from events is redacted, then escaped (``&``, ``<``, ``>``): a summary cannot ping ``<!channel>``
 or fake a link, and the ``<redacted>`` markers show as written.
@@ -25,6 +28,7 @@ from kubestack.contract.events import (
     Severity,
 )
 from kubestack.pipeline.earned import line_in
+from kubestack.pipeline.memory import seen_before
 from kubestack.pipeline.notify.notice import Notice, proposal_target
 from kubestack.redaction import redact
 
@@ -67,6 +71,17 @@ def approval_actions(proposal_id: str, incident_id: str) -> dict[str, Any]:
     ]}
 
 
+def feedback_actions(incident_id: str, component: str, cause: str) -> dict[str, Any]:
+    """Buttons marking the ranked cause ``cause`` on ``component`` right or wrong."""
+    value = json.dumps({"incident_id": incident_id, "component": component, "cause": cause})
+    return {"type": "actions", "block_id": f"cause:{incident_id}"[:255], "elements": [
+        {"type": "button", "action_id": "cause_right", "value": value,
+         "text": {"type": "plain_text", "text": "Right cause", "emoji": True}},
+        {"type": "button", "action_id": "cause_wrong", "value": value,
+         "text": {"type": "plain_text", "text": "Wrong cause", "emoji": True}},
+    ]}
+
+
 class SlackRenderer:
     def __init__(self, console_url: str, *, redact_ips: bool = False) -> None:
         self.console_url = console_url.rstrip("/")
@@ -101,16 +116,24 @@ class SlackRenderer:
                   _section(self.t(notice.text))]
         if notice.context.rca is not None:
             blocks.append(_section(self.cause(notice.context.rca)))
+            blocks += self.seen_before(notice.context.rca)
         return blocks
+
+    def seen_before(self, report: RcaReport) -> list[dict[str, Any]]:
+        lines = seen_before(report.similar, report.ts)
+        return [_section("\n".join(f":repeat: {self.t(line)}" for line in lines))] if lines else []
 
     def rca_blocks(self, notice: Notice, report: RcaReport) -> list[dict[str, Any]]:
         blocks = [_fields([("Severity", notice.severity.value.upper()),
                            ("Resources", self.resources(notice.context.incident, notice)),
                            ("Written by", self.t(report.narrator))]),
                   _section(self.cause(report, limit=3))]
+        if report.hypotheses:
+            top = report.hypotheses[0]
+            blocks.append(feedback_actions(report.incident_id, top.component, top.cause))
         if report.narrative:
             blocks.append(_section(self.t(report.narrative)))
-        return blocks
+        return blocks + self.seen_before(report)
 
     def proposal_blocks(self, proposal: RemediationProposal) -> list[dict[str, Any]]:
         blocks = [_fields([("Action", f"`{self.t(proposal.action)}`"), ("Target", f"`{self.t(proposal.resource.key)}`"),

@@ -2,7 +2,8 @@
 
 Body: ``{"type": "<kind>.<status>", "subject_id": ..., "severity": ..., "title": ..., "event": {...}}`` with
 types ``incident.open|updated|resolved``, ``rca.reported``, ``approval.pending``, ``result.<status>``,
-``prediction.active|updated|withdrawn`` and ``channel.down|restored``.
+``prediction.active|updated|withdrawn`` and ``channel.down|restored``. A root-cause report with similar past
+incidents adds ``"seen_before": ["Seen before: <id> ... 3 days ago ..., fixed by redis.config_set (verified)"]``.
 
 Headers: ``X-KubeStack-Timestamp: <unix seconds>`` and ``X-KubeStack-Signature: v1=<hex>``, the HMAC-SHA256 of
 ``"<timestamp>.<body>"`` with the webhook's secret. Receivers check it with ``verify_webhook_signature``, which
@@ -19,6 +20,8 @@ import json
 import time
 from typing import Any
 
+from kubestack.contract.events import RcaReport
+from kubestack.pipeline.memory import seen_before
 from kubestack.pipeline.notify.notice import ChannelAlert, Notice
 
 SIGNATURE_HEADER = "X-KubeStack-Signature"
@@ -32,8 +35,11 @@ def webhook_envelope(notice: Notice) -> dict[str, Any]:
         event = {k: str(v) if k == "since" else v for k, v in dataclasses.asdict(subject).items()}
     else:
         event = subject.model_dump(mode="json")
-    return {"type": f"{notice.kind}.{notice.status}", "subject_id": notice.subject_id,
-            "severity": notice.severity.value, "title": notice.title, "event": event}
+    envelope = {"type": f"{notice.kind}.{notice.status}", "subject_id": notice.subject_id,
+                "severity": notice.severity.value, "title": notice.title, "event": event}
+    if isinstance(subject, RcaReport) and subject.similar:  # similar past incidents, worded (memory.py)
+        envelope["seen_before"] = seen_before(subject.similar, subject.ts)
+    return envelope
 
 
 def encode_body(envelope: dict[str, Any]) -> bytes:

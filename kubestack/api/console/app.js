@@ -40,17 +40,63 @@ function pct(x) { return `${Math.round(x * 100)}%`; }
 function severity(s) { return el("span", { class: `sev-${s}`, text: s }); }
 const canDecide = () => me && (me.role === "operator" || me.role === "admin");
 
-function rcaBlock(rca) {
+async function markCause(inc, h, verdict) {
+  try {
+    const out = await api(`/api/v1/incidents/${encodeURIComponent(inc.incident_id)}/feedback`, {
+      method: "POST", body: JSON.stringify({ component: h.component, cause: h.cause, verdict }) });
+    setStatus(`${out.cause} on ${out.component} marked ${verdict} by ${out.actor}.`);
+  } catch (error) {
+    setStatus(`Could not mark the cause: ${error.message}`, true);
+  }
+}
+
+function verdictButtons(inc, h) {
+  if (!canDecide()) return null;
+  return el("span", { class: "verdict" },
+    el("button", { type: "button", class: "cause-right", title: "This was the cause",
+      onclick: () => markCause(inc, h, "right"), text: "Right" }),
+    el("button", { type: "button", class: "cause-wrong", title: "This was not the cause",
+      onclick: () => markCause(inc, h, "wrong"), text: "Wrong" }));
+}
+
+function rcaBlock(inc) {
+  const rca = inc.rca;
   if (!rca) return el("p", { class: "muted", text: "No root-cause report yet." });
   const rows = rca.hypotheses.slice(0, 3).map((h) => el("tr", { class: "hypothesis" },
     el("td", { text: `#${h.rank}` }), el("td", { text: h.cause }), el("td", { text: h.component }),
     el("td", { class: "confidence", text: pct(h.confidence) }),
-    el("td", { class: "runbooks", text: (h.runbooks || []).join(", ") || "—" })));
+    el("td", { class: "runbooks", text: (h.runbooks || []).join(", ") || "—" }),
+    el("td", {}, verdictButtons(inc, h))));
   return el("div", { class: "rca" },
-    el("table", {}, el("thead", {}, el("tr", {}, ...["", "Likely cause", "Component", "Confidence", "Runbooks"]
-      .map((t) => el("th", { text: t })))), el("tbody", {}, ...rows)),
+    el("table", {}, el("thead", {}, el("tr", {}, ...["", "Likely cause", "Component", "Confidence", "Runbooks",
+      canDecide() ? "Operator verdict" : ""].map((t) => el("th", { text: t })))), el("tbody", {}, ...rows)),
     rca.narrative ? el("p", { class: "narrative", text: rca.narrative }) : null,
     el("p", { class: "muted", text: `Narrative by ${rca.narrator}, ${when(rca.ts)}` }));
+}
+
+function ago(iso) {
+  const s = Math.max((Date.now() - new Date(iso).getTime()) / 1000, 0);
+  if (s < 3600) return `${Math.max(Math.round(s / 60), 1)} min ago`;
+  if (s < 48 * 3600) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} days ago`;
+}
+
+function similarBlock(rca) {
+  const similar = (rca && rca.similar) || [];
+  if (!similar.length) return null;
+  return el("div", { class: "similar" }, el("h4", { text: `Similar past incidents (${similar.length})` }),
+    el("table", {}, el("thead", {}, el("tr", {}, ...["Incident", "Opened", "Alike", "Cause then", "What was done",
+      "Outcome"].map((t) => el("th", { text: t })))),
+    el("tbody", {}, ...similar.map((s) => el("tr", { class: "similar-incident", "data-incident-id": s.incident_id },
+      el("td", {}, el("strong", { text: s.title }), el("br"), el("code", { text: s.incident_id })),
+      el("td", { title: when(s.opened_at), text: ago(s.opened_at) }),
+      el("td", { class: "similarity", text: pct(s.similarity) }),
+      el("td", { text: s.cause ? `${s.cause} on ${s.component}` : "—" }),
+      el("td", {}, ...(s.actions.length ? s.actions.map((a) => el("div", { class: "past-action" },
+        el("code", { text: a.action }), " ", el("span", { class: `status status-${a.status}`, text: a.status }),
+        a.approved_by ? el("span", { class: "muted", text: ` approved by ${a.approved_by}` }) : null))
+        : [el("span", { class: "muted", text: "nothing" })])),
+      el("td", { class: "outcome", text: s.outcome }))))));
 }
 
 function timeline(signals) {
@@ -102,7 +148,7 @@ function renderIncidents(items) {
       el("p", { class: "muted", text: `${inc.status} · opened ${when(inc.opened_at)} · ${inc.incident_id} · ` +
         inc.resources.map((r) => `${r.kind}/${r.name}`).join(", ") }),
       inc.summary ? el("p", { text: inc.summary }) : null,
-      rcaBlock(inc.rca), timeline(inc.signals)));
+      rcaBlock(inc), similarBlock(inc.rca), timeline(inc.signals)));
   }
 }
 
