@@ -66,6 +66,8 @@ async def record_verdict(ctx: ApiContext, found: IncidentView, component: str, r
                          cause: str | None = None, comment: str = "", via: str = "api") -> CauseVerdict:
     """Audit ``actor``'s verdict on ``component``'s cause in ``found``; ``BadRequestError`` when the component has
     no signal in it, ``UnavailableError`` when Kafka does not take it."""
+    if component not in {r.key for r in found.resources} | {s.resource for s in found.signals}:
+        raise BadRequestError(f"incident {found.incident_id} has no signal on {component}")
     try:
         made = verdict(found, component, right, actor, datetime.now(timezone.utc), cause)
     except ValueError as exc:
