@@ -36,6 +36,16 @@ from tests.services.kubernetes import KubeCluster
 CHART = Path(__file__).parent.parent / "deploy" / "helm" / "kubestack"
 BOOTSTRAP = {"kafka": {"bootstrap": "kafka-0.kafka:9092,kafka-1.kafka:9092"}}
 HASH = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+CHANNELS = {  # the other channels (kubestack/notifysettings.py): inline credentials, and existing Secrets
+    "teams": {"webhookUrl": "https://prod-01.westeurope.logic.azure.com/workflows/w/triggers/manual/paths/invoke"
+                            "?api-version=2016-06-01&sig=teams-sig"},
+    "opsgenie": {"existingSecret": "opsgenie", "apiKeyKey": "key", "region": "eu"},
+    "email": {"host": "smtp.example.com", "port": 2587, "recipients": ["ops@example.com"], "sender": "ks@example.com",
+              "username": "kubestack", "password": "smtp-pw"},
+    "feishu": {"webhookUrl": "https://open.feishu.cn/open-apis/bot/v2/hook/fs-token", "secret": "fs-sign"},
+    "dingtalk": {"existingSecret": "dingtalk", "webhookUrlKey": "url", "secretKey": "sign"},
+    "wecom": {"webhookUrl": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=wecom-key"},
+}
 FULL = {
     "clusterName": "prod-eu",
     "kafka": {"bootstrap": "kafka.example.net:9093", "topicPrefix": "staging.",
@@ -45,14 +55,16 @@ FULL = {
     "api": {"tokens": [{"name": "alice", "role": "admin", "sha256": HASH}], "pdb": {"enabled": True}},
     "notify": {"slack": {"webhookUrl": "https://hooks.slack.com/services/T/B/X", "signingSecret": "sign-me"},
                "pagerduty": {"existingSecret": "pagerduty", "routingKeyKey": "key"},
-               "webhooks": [{"name": "ops", "url": "https://ops.example.com/hook", "secret": "hmac-key"}]},
+               "webhooks": [{"name": "ops", "url": "https://ops.example.com/hook", "secret": "hmac-key"}],
+               **CHANNELS},
     "llm": {"provider": "openai", "model": "qwen2.5", "baseUrl": "http://llm:8000/v1", "apiKey": "sk-test"},
     "worker": {"replicas": 4, "pdb": {"enabled": True}},
     "agent": {"runAsRoot": True, "targets": [{"type": "redis", "name": "node-cache", "config": {"port": 6379}}]},
     "clusterAgent": {"config": {"thresholds": {"restarts": 5}}, "persistence": {"enabled": True, "size": "2Gi"}},
     "settings": {"worker": {"anomaly_threshold": 0.8}},
 }
-EXISTING = {"pagerduty": {"key": "0123456789abcdef0123456789abcdef"}}
+EXISTING = {"pagerduty": {"key": "0123456789abcdef0123456789abcdef"}, "opsgenie": {"key": "og-existing-key"},
+            "dingtalk": {"url": "https://oapi.dingtalk.com/robot/send?access_token=ding-token", "sign": "SECding"}}
 """What the Secrets the values name (but the chart does not make) hold, for reading the settings back."""
 
 
@@ -99,6 +111,9 @@ def test_helm_lint_passes_strict(tmp_path: Path) -> None:
     ({"kafka": {"bootstrap": "k:9092", "sasl": {"mechanism": "PLAIN", "username": "u"}}},
      "kafka.sasl.mechanism needs kafka.sasl.password or kafka.sasl.existingSecret"),
     ({**BOOTSTRAP, "llm": {"provider": "ollama"}}, "llm.model is required"),
+    ({**BOOTSTRAP, "notify": {"email": {"host": "smtp.example.com"}}}, "notify.email.recipients is required"),
+    ({**BOOTSTRAP, "notify": {"email": {"host": "smtp.example.com", "recipients": ["a@b.c"], "password": "pw"}}},
+     "notify.email.password (or existingSecret) needs notify.email.username"),
 ])
 def test_values_that_cannot_work_are_refused_when_rendering(values: dict, says: str, tmp_path: Path) -> None:
     file = tmp_path / "values.yaml"
@@ -195,6 +210,50 @@ def _env(container: dict, docs: list[dict]) -> dict[str, str]:
         ref = (var.get("valueFrom") or {}).get("secretKeyRef")
         out[var["name"]] = secrets[ref["name"]][ref["key"]] if ref else var["value"]
     return out
+
+
+def test_the_channels_credentials_reach_the_worker_from_secrets_only(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Teams, Opsgenie, e-mail, Feishu, DingTalk and WeCom: each credential is kept in the chart's Secret (or read
+    from the existing one named) and reaches only the worker, as the variable its settings read; no credential is in
+    the ConfigMap or in a plain environment value."""
+    docs = render(FULL, tmp_path)
+    files = one(docs, "ConfigMap")["data"]
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    credentials = ["teams-sig", "smtp-pw", "fs-token", "fs-sign", "wecom-key"]
+    made = {k: base64.b64decode(v).decode() for k, v in one(docs, "Secret")["data"].items()}
+    assert {k for k, v in made.items() if any(c in v for c in credentials)} == {
+        "teams-webhook-url", "smtp-password", "feishu-webhook-url", "feishu-secret", "wecom-webhook-url"}
+    for d in docs:
+        if d["kind"] in ("Deployment", "DaemonSet"):
+            container = d["spec"]["template"]["spec"]["containers"][0]
+            plain = " ".join(str(v.get("value")) for v in container.get("env", []))
+            assert not [c for c in credentials if c in plain], d["metadata"]["name"]
+            channel_vars = [v["name"] for v in container.get("env", []) if v["name"].startswith("KUBESTACK_NOTIFY__")
+                            and not v["name"].startswith(("KUBESTACK_NOTIFY__SLACK", "KUBESTACK_NOTIFY__PAGERDUTY",
+                                                          "KUBESTACK_NOTIFY__WEBHOOKS"))]
+            assert bool(channel_vars) == d["metadata"]["name"].endswith("-worker"), d["metadata"]["name"]
+    assert not [c for c in credentials + ["og-existing-key", "ding-token", "SECding"]
+                if any(c in text for text in files.values())]
+    for name in [n for n in os.environ if n.startswith("KUBESTACK_")]:
+        monkeypatch.delenv(name)
+    for name, value in _env(one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0],
+                            docs).items():
+        monkeypatch.setenv(name, value)
+    notify = load_settings(tmp_path / "settings.yaml").notify
+    assert {"teams", "opsgenie", "email", "feishu", "dingtalk", "wecom"} <= set(notify.channel_names())
+    assert notify.teams.webhook_url.get_secret_value().endswith("sig=teams-sig")
+    assert (notify.opsgenie.api_key.get_secret_value(), notify.opsgenie.region) == ("og-existing-key", "eu")
+    email = notify.email
+    assert (email.host, email.port, email.recipients, email.sender, email.username) == (
+        "smtp.example.com", 2587, ["ops@example.com"], "ks@example.com", "kubestack")
+    assert email.password.get_secret_value() == "smtp-pw"
+    assert notify.feishu.webhook_url.get_secret_value().endswith("/fs-token")
+    assert notify.feishu.secret.get_secret_value() == "fs-sign"
+    assert notify.dingtalk.webhook_url.get_secret_value() == EXISTING["dingtalk"]["url"]
+    assert notify.dingtalk.secret.get_secret_value() == "SECding"
+    assert notify.wecom.webhook_url.get_secret_value().endswith("key=wecom-key")
 
 
 def test_each_component_logs_in_to_kafka_as_itself_and_holds_no_other_password(

@@ -73,6 +73,62 @@ value is given inline; nothing when neither is. dict "root" $ "env" NAME "value"
 {{- end }}
 {{- end -}}
 
+{{/* The credentials of the notification channels other than Slack's and PagerDuty's (kubestack/notifysettings.py),
+as the worker reads them: each from the chart's Secret or the existing one named, only when given. */}}
+{{- define "kubestack.channelEnv" -}}
+{{- $n := .Values.notify -}}
+{{- with $n.teams }}
+{{- include "kubestack.secretEnv" (dict "root" $ "env" "KUBESTACK_NOTIFY__TEAMS__WEBHOOK_URL" "value" .webhookUrl "existing" .existingSecret "key" .webhookUrlKey) }}
+{{- end }}
+{{- with $n.opsgenie }}
+{{- include "kubestack.secretEnv" (dict "root" $ "env" "KUBESTACK_NOTIFY__OPSGENIE__API_KEY" "value" .apiKey "existing" .existingSecret "key" .apiKeyKey) }}
+{{- end }}
+{{- with $n.email }}
+{{- if .username }}{{/* with its password, here only: the API reads the same settings file without it */}}
+- name: KUBESTACK_NOTIFY__EMAIL__USERNAME
+  value: {{ .username | quote }}
+{{- end }}
+{{- include "kubestack.secretEnv" (dict "root" $ "env" "KUBESTACK_NOTIFY__EMAIL__PASSWORD" "value" .password "existing" .existingSecret "key" .passwordKey) }}
+{{- end }}
+{{- range $name := list "feishu" "dingtalk" }}
+{{- with get $n $name }}
+{{- include "kubestack.secretEnv" (dict "root" $ "env" (printf "KUBESTACK_NOTIFY__%s__WEBHOOK_URL" (upper $name)) "value" .webhookUrl "existing" .existingSecret "key" .webhookUrlKey) }}
+{{- include "kubestack.secretEnv" (dict "root" $ "env" (printf "KUBESTACK_NOTIFY__%s__SECRET" (upper $name)) "value" .secret "existing" (ternary .existingSecret "" (and (not (empty .existingSecret)) (not (empty .secretKey)))) "key" .secretKey) }}
+{{- end }}
+{{- end }}
+{{- with $n.wecom }}
+{{- include "kubestack.secretEnv" (dict "root" $ "env" "KUBESTACK_NOTIFY__WECOM__WEBHOOK_URL" "value" .webhookUrl "existing" .existingSecret "key" .webhookUrlKey) }}
+{{- end }}
+{{- end -}}
+
+{{/* The channels' settings that are not credentials, under notify in the settings file. */}}
+{{- define "kubestack.channelSettings" -}}
+{{- $n := .Values.notify -}}
+{{- if or $n.opsgenie.apiKey $n.opsgenie.existingSecret }}
+opsgenie:
+  region: {{ $n.opsgenie.region | quote }}
+{{- end }}
+{{- with $n.email }}
+{{- $password := or .password .existingSecret }}
+{{- if and .username (not $password) }}
+{{- fail "notify.email.username needs notify.email.password or notify.email.existingSecret" }}
+{{- end }}
+{{- if and $password (not .username) }}
+{{- fail "notify.email.password (or existingSecret) needs notify.email.username" }}
+{{- end }}
+{{- if .host }}
+{{- if not .recipients }}
+{{- fail "notify.email.recipients is required with notify.email.host" }}
+{{- end }}
+email:
+  host: {{ .host | quote }}
+  port: {{ int .port }}
+  sender: {{ .sender | quote }}
+  recipients: {{ .recipients | toJson }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "kubestack.kafkaEnv" -}}
 {{- $sasl := .Values.kafka.sasl -}}
 {{- include "kubestack.secretEnv" (dict "root" . "env" "KUBESTACK_KAFKA__SASL_PASSWORD" "value" $sasl.password "existing" $sasl.existingSecret "key" $sasl.passwordKey) }}
@@ -157,6 +213,10 @@ remediation:
   enabled: {{ .Values.remediation.enabled }}
   auto_approve_low: {{ .Values.remediation.autoApproveLow }}
   targets: /etc/kubestack/targets.yaml
+{{- with include "kubestack.channelSettings" . }}
+notify:
+  {{- . | nindent 2 }}
+{{- end }}
 api:
   host: 0.0.0.0
   port: {{ .Values.api.port }}
