@@ -9,7 +9,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from kubestack.contract.events import Severity
+from kubestack.contract.events import MetricBatch, Severity
+from kubestack.pipeline.capacity import fillings
+from kubestack.pipeline.prediction import outcome
 from kubestack.plugins.mysql.actions import expiry_setting
 from kubestack.plugins.mysql.binlogs import (
     BinaryLog,
@@ -30,9 +32,6 @@ from kubestack.plugins.mysql.declaration import ACTIONS, BINLOG_AGE, keep_binlog
 from kubestack.plugins.mysql.parse import parse_replica_status
 from kubestack.plugins.mysql.sources import local_dir
 from kubestack.plugins.remedy import Clue
-from kubestack.pipeline.capacity import fillings
-from kubestack.pipeline.prediction import outcome
-from kubestack.contract.events import MetricBatch
 from tests.factories import SOURCE
 
 TS = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 
 from kubestack.agents.configdiff import digest
-from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import ConfigSnapshot, HealthReport, PeerRole
 from kubestack.pipeline.drift import DriftWatch
 from kubestack.pipeline.proposals import supported
