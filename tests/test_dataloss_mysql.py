@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +22,14 @@ import pytest
 from kubestack.agents.config import AgentConfig
 from kubestack.agents.runtime import Agent
 from kubestack.errors import PreconditionFailedError
+from kubestack.plugins.base import LocalRunner
 from kubestack.plugins.mysql import MySQLConfig, MySQLPlugin
+from kubestack.plugins.mysql.client import DirectMySQLClient
+from kubestack.plugins.mysql.parse import parse_replica_status
+from kubestack.plugins.mysql.sources import BinlogReader
 from tests.dataloss import TIME_SCALE, at_scale, worker_and_watch
 from tests.services.mariadb import MariadbPair, MariadbServer
+from tests.services.process import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -192,3 +198,52 @@ async def test_keeping_binlogs_longer_runs_on_the_replicas_primary_with_a_dry_ru
             await plugin.execute("mysql.set_source_binlog_expiry", {"seconds": 600, "channel": "elsewhere"})
     finally:
         await plugin.close()
+
+
+@pytest.mark.parametrize("cli", [False, True], ids=["direct", "mariadb-cli"])
+async def test_the_primary_sizes_its_binlogs_on_its_disk_and_a_caught_up_replica_needs_nothing_old(
+        pair: MariadbPair, cli: bool) -> None:
+    pair.wait_caught_up()
+    runner = LocalRunner() if cli else None
+    source = f"{pair.primary.host}:{pair.primary.port}"
+    primary = MySQLPlugin.create(MySQLConfig.model_validate(config_for(pair.primary) | {"cli": "mariadb"}), runner)
+    replica = MySQLPlugin.create(MySQLConfig.model_validate(config_for(pair.replica) | {"cli": "mariadb"}), runner)
+    try:
+        own = {s.name: s for s in await primary.collect()}
+        stream = {s.name: s for s in await replica.collect()}
+    finally:
+        await primary.close()
+        await replica.close()
+    with pair.primary.admin() as admin, admin.cursor() as cur:
+        cur.execute("SHOW BINARY LOGS")
+        kept = cur.fetchall()
+    assert own["mysql_binlog_files"].value == len(kept)
+    assert own["mysql_binlog_size_bytes"].value == sum(int(size) for _, size in kept)
+    assert own["mysql_binlog_expire_seconds"].value == EXPIRE_S
+    seen_here = not cli   # through a runner the files are on the runner's host: not read by the agent
+    assert ("mysql_binlog_disk_capacity_bytes" in own) is seen_here
+    assert ("mysql_binlog_oldest_age_seconds" in own) is (seen_here and len(kept) > 1)
+    assert "mysql_binlog_files" not in stream, "the replica writes no binary log of its own"
+    assert stream["mysql_source_binlog_expire_seconds"].labels == {"channel": "", "source": source}
+    assert stream["mysql_source_binlog_expire_seconds"].value == EXPIRE_S
+    assert stream["mysql_replica_needed_binlog_age_seconds"].value == 0, "it reads the file being written"
+    assert stream["mysql_replica_unread_binlog_bytes"].value == 0
+
+
+async def test_a_primary_that_cannot_be_reached_is_said_once_and_asked_again_a_minute_later(
+        pair: MariadbPair, caplog: pytest.LogCaptureFixture) -> None:
+    closed = free_port()
+    row = {k: None if v is None else str(v) for k, v in pair.replica_status().items()}
+    [status] = parse_replica_status([row | {"Master_Port": str(closed)}])
+    reader = BinlogReader(MySQLPlugin.create(MySQLConfig()).client,
+                          lambda host, port: DirectMySQLClient(MySQLConfig(host=host, port=port, timeout_s=1)),
+                          host="127.0.0.1", binlog_dir=None, read_sources=True)
+    caplog.set_level(logging.DEBUG, logger="kubestack.plugins.mysql.sources")
+    try:
+        assert await reader.of_source(status) is None
+        assert await reader.of_source(status) is None
+    finally:
+        await reader.close()
+    said = [r for r in caplog.records if r.name == "kubestack.plugins.mysql.sources"]
+    assert [(r.levelno, f"127.0.0.1:{closed}" in r.getMessage()) for r in said] == [(logging.INFO, True)], \
+        "the second round within RETRY_S does not try again"

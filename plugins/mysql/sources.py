@@ -26,6 +26,10 @@ LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 SELF = ""
 """The clock's key for the server's own binary logs (a source is keyed by its ``host:port``)."""
 
+RETRY_S = 60.0
+"""A primary that could not be read is asked again after this long, not at every round (a firewalled one would hold
+each round for the whole connect timeout)."""
+
 OpenClient = Callable[[str, int], MySQLClient]
 """A client of another server (host, port) with the plugin's credentials."""
 
@@ -84,12 +88,18 @@ class BinlogReader:
         self.host, self.binlog_dir, self.read_sources, self.files_here = host, binlog_dir, read_sources, files_here
         self.clock = BinlogClock()
         self._sources: dict[str, MySQLClient] = {}
+        self._unread: dict[str, float] = {}
+        """Servers whose binary logs could not be read → when that was (said once at info, then at debug)."""
 
     async def own(self, variables: dict[str, str]) -> BinlogView | None:
         """This server's binary logs, when it writes them (``log_bin`` ON)."""
         if variables.get("log_bin", "").upper() != "ON":
             return None
-        logs = parse_binary_logs(await self.client.rows(queries.BINARY_LOGS))
+        try:
+            logs = parse_binary_logs(await self.client.rows(queries.BINARY_LOGS))
+        except CommandFailedError as exc:  # the grant it needs is missing: the rest of the round still counts
+            self._cannot_read(SELF, "this server", exc)
+            return None
         directory = local_dir(variables.get("log_bin_basename"), self.host, self.binlog_dir)
         return self._view(SELF, logs, variables, directory if self.files_here else None)
 
@@ -97,6 +107,8 @@ class BinlogReader:
         """The binary logs of a replica's primary; None when not asked for, or the primary cannot be read."""
         host, _, port = replica.source.rpartition(":")
         if not self.read_sources or not host or not port.isdigit():
+            return None
+        if time.monotonic() - self._unread.get(replica.source, -RETRY_S) < RETRY_S:
             return None
         client = self._sources.get(replica.source)
         if client is None:
@@ -106,11 +118,16 @@ class BinlogReader:
             logs = parse_binary_logs(await client.rows(queries.BINARY_LOGS)) if variables.get("log_bin") == "ON" \
                 else []
         except (TargetError, CommandFailedError) as exc:
-            log.info("the binary logs of %s (the primary of channel %r) cannot be read: %s", replica.source,
-                     replica.channel, exc)
+            self._cannot_read(replica.source, f"{replica.source} (the primary of channel {replica.channel!r})", exc)
             return None
+        self._unread.pop(replica.source, None)
         directory = local_dir(variables.get("log_bin_basename"), host.strip("[]"), None) if self.files_here else None
         return self._view(replica.source, logs, variables, directory)
+
+    def _cannot_read(self, key: str, what: str, exc: Exception) -> None:
+        level = logging.DEBUG if key in self._unread else logging.INFO
+        self._unread[key] = time.monotonic()
+        log.log(level, "the binary logs of %s cannot be read (no forecast of its replicas' streams): %s", what, exc)
 
     def _view(self, key: str, logs: list[BinaryLog], variables: dict[str, str], directory: Path | None
               ) -> BinlogView:
