@@ -86,6 +86,9 @@ class AIOKafkaClient:
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._peeker: AIOKafkaConsumer | None = None
+        # the metrics and the health loops ask at the same moment at start: without it each made a client, and the
+        # one not kept was never closed ("Unclosed AIOKafkaConsumer" when it was collected)
+        self._opening = asyncio.Lock()
 
     async def _call(self, what: str, make: Callable[[], Awaitable[T]]) -> T:
         where = self._config.bootstrap
@@ -102,19 +105,24 @@ class AIOKafkaClient:
             raise CommandFailedError(["kafka", what], 1, f"{type(exc).__name__}: {exc}") from exc
 
     async def _admin_client(self) -> AIOKafkaAdminClient:
-        if self._admin is None:
-            admin = AIOKafkaAdminClient(**client_options(self._config.settings()))
-            try:
-                await admin.start()
-            except BaseException:
-                await admin.close()
-                raise
-            self._admin = admin
+        async with self._opening:
+            if self._admin is None:
+                self._admin = await self._started_admin()
         return self._admin
 
+    async def _started_admin(self) -> AIOKafkaAdminClient:
+        admin = AIOKafkaAdminClient(**client_options(self._config.settings()))
+        try:
+            await admin.start()
+        except BaseException:
+            await admin.close()
+            raise
+        return admin
+
     async def _end_offsets_consumer(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            self._consumer = await self._started_consumer()
+        async with self._opening:
+            if self._consumer is None:
+                self._consumer = await self._started_consumer()
         return self._consumer
 
     async def _started_consumer(self, **options: Any) -> AIOKafkaConsumer:
@@ -196,9 +204,10 @@ class AIOKafkaClient:
         wanted = {TopicPartition(t, p): o for t, p, o in offsets}
 
         async def fetch() -> dict[TopicPartition, tuple[int, int]]:
-            if self._peeker is None:
-                self._peeker = await self._started_consumer(auto_offset_reset="earliest",
-                                                            max_partition_fetch_bytes=PEEK_FETCH_BYTES)
+            async with self._opening:
+                if self._peeker is None:
+                    self._peeker = await self._started_consumer(auto_offset_reset="earliest",
+                                                                max_partition_fetch_bytes=PEEK_FETCH_BYTES)
             consumer = self._peeker
             await consumer._client.set_topics(sorted({tp.topic for tp in wanted}))
             consumer.assign(list(wanted))
