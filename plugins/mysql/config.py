@@ -11,7 +11,8 @@ class MySQLConfig(PluginConfig):
     """The monitoring user needs ``PROCESS`` (processlist, InnoDB status and lock tables) and the right to read
     replica status: ``GRANT PROCESS, BINLOG MONITOR, SLAVE MONITOR ON *.* TO kubestack`` on MariaDB 10.5+,
     ``GRANT PROCESS, REPLICATION CLIENT ON *.* TO kubestack`` on MySQL (plus ``SELECT ON performance_schema.*``
-    on MySQL 8 for lock waits)."""
+    on MySQL 8 for lock waits). The same grants cover ``SHOW BINARY LOGS``; on a replica the same user and password
+    on its primary let the plugin read the primary's binary logs (``source_binlogs``)."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=3306, ge=1, le=65535)
@@ -31,8 +32,9 @@ class MySQLConfig(PluginConfig):
         "On a replica, also read its primary's binary logs and their expiry (SHOW BINARY LOGS, with this user and "
         "password at Master_Host:Master_Port) to foresee when the replica loses its stream"))
     binlog_dir: str | None = Field(default=None, description=(
-        "The binary log directory as this agent sees it, for the files' ages and the disk's free space; default: "
-        "the directory of log_bin_basename when the server is on this host (a socket or a loopback address)"))
+        "This server's binary log directory as this agent sees it (a mounted volume), for the files' ages and the "
+        "disk's free space; default: the directory of log_bin_basename when the server is on this host (a socket "
+        "or a loopback address)"))
     max_rows: int = Field(default=20, ge=1, le=1000, description="Queries and lock waits kept as evidence")
     log_path: str | None = Field(default=None, description="Error log (glob allowed); default the Debian location")
     slow_log_path: str | None = Field(default=None, description="Slow query log, when enabled")
