@@ -193,12 +193,13 @@ def relation(a: ResourceRef, b: ResourceRef, topology: Topology | None = None) -
     replicating from, consuming from) the target where the relation has a direction; None otherwise. Observed
     connections come first: they say who calls whom."""
     if topology is not None:
-        for reporter, other in ((a, b), (b, a)):
-            role = topology.observed_role(reporter, other)
-            if role is not None:
-                calls_reporter = role in (PeerRole.CLIENT, PeerRole.REPLICA, PeerRole.CONSUMER_GROUP)
-                pair = (other.key, reporter.key) if calls_reporter else (reporter.key, other.key)
-                return (*pair, role.value)
+        seen = [(reporter, other, role) for reporter, other in ((a, b), (b, a))
+                if (role := topology.observed_role(reporter, other)) is not None]
+        # a caller's own view of its server names that server; a client seen at an address may be any process there
+        for reporter, other, role in sorted(seen, key=lambda found: found[2] == PeerRole.CLIENT):
+            calls_reporter = role in (PeerRole.CLIENT, PeerRole.REPLICA, PeerRole.CONSUMER_GROUP)
+            pair = (other.key, reporter.key) if calls_reporter else (reporter.key, other.key)
+            return (*pair, role.value)
     if _depends(a, b) or _depends(b, a):
         source, target = (a, b) if _depends(a, b) else (b, a)
         return source.key, target.key, "depends_on"

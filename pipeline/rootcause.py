@@ -6,15 +6,17 @@ health checks now is another thing: ``kubestack diagnose``, ``agents.targets.che
 
 What the engine is given, from the incident:
 
-- **symptom**: the signal that opened the incident, its resource and metric (a finding's rule id);
+- **symptom**: what clients felt (``symptom_signal``): the first symptom finding on a resource that calls where the
+  incident opened, else the signal that opened it; its resource and metric (a finding's rule id);
 - **onset**: when the incident opened;
 - **priors**: every signal at its ``first_seen``, weighing ``causes.weight`` (a risky config change most, then a
   target down, findings by severity, forecasts, anomalies by score), citing its event id;
 - **metric series** when the caller holds them (``series``: (resource, metric) -> points): columns of the
   table, and the detector's anomaly of such a column is then not also a prior;
 - **calls**: the incident's links, source -> target (the source calls, replicates from or consumes from the
-  target); a resource sharing a host with the host itself depends on it; other links without a direction
-  (``same_host``, ``service``) go both ways: either may have affected the other.
+  target), but not a ``client`` seen by a server at its own host's address (any process there could be it); a
+  resource sharing a host with the host itself depends on it, and the host calls nothing; other links without a
+  direction (``same_host``, ``service``) go both ways: either may have affected the other.
 
 Each ranked resource's *lead* signal (``causes.lead``) names its cause; confidence is its share of the scores.
 """
@@ -37,7 +39,7 @@ from kubestack.contract.events import (
 )
 from kubestack.models.rootcause import SIGNAL_STEP_S, Cause, Prior, Ranking, Symptom, rank_causes
 from kubestack.models.rootcause_metrics import MetricTable
-from kubestack.pipeline.causes import cause_of, evidence_kind, lead, metric_of, weight
+from kubestack.pipeline.causes import cause_of, evidence_kind, is_symptom, lead, metric_of, weight
 from kubestack.pipeline.feedback import CauseVerdict, learned
 from kubestack.pipeline.proposals import propose
 from kubestack.plugins.base import ActionSpec
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 MAX_HYPOTHESES = 5
 UNDIRECTED = ("same_host", "service")
+CLIENT = "client"
 HOST_KIND = "host"
 
 RunbookLookup = Callable[[list[str], str], list[str]]
@@ -106,7 +109,7 @@ def rank_signals(incident: Incident, series: Series | None = None, step: float =
     """The engine's ranking of the incident's resources from everything it carries (and ``series``, if given)."""
     table = MetricTable.from_series(series, step) if series else None
     columns = set(series or ())
-    opening = opening_signal(incident)
+    opening = symptom_signal(incident)
     priors = [Prior(s.resource, evidence_kind(s), weight(s), s.summary, at=s.first_seen.timestamp(), ref=s.event_id)
               for s in incident.signals if not _is_column(s, columns)]
     return rank_causes(table, onset=incident.opened_at.timestamp(),
@@ -122,12 +125,40 @@ def opening_signal(incident: Incident) -> IncidentSignal:
     return next((s for s in first if s.first_seen == incident.opened_at), first[0])
 
 
+def symptom_signal(incident: Incident) -> IncidentSignal:
+    """What clients felt: the earliest signal its plugin declares a symptom (slow or failing requests), on a
+    resource from which the opening one is reached along calls; else the opening signal. A cause's own finding
+    (a lock wait, a target down) often opens the incident a round before the application suffering it reports."""
+    opening = opening_signal(incident)
+    callees: dict[str, set[str]] = {}
+    for caller, callee in call_edges(incident):
+        callees.setdefault(caller, set()).add(callee)
+
+    def reaches(start: str) -> bool:
+        seen, stack = {start}, [start]
+        while stack:
+            for nxt in callees.get(stack.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return opening.resource in seen
+
+    felt = [s for s in incident.signals if s.kind == SignalKind.FINDING and is_symptom(s.name) and reaches(s.resource)]
+    return min(felt, key=lambda s: s.first_seen) if felt else opening
+
+
 def call_edges(incident: Incident) -> list[tuple[str, str]]:
     """(caller, callee) pairs of the incident's links: a directed link as it is; a resource sharing a host with
-    the host depends on the host; another undirected link both ways."""
+    the host depends on the host, which calls nothing (a server's clients seen at the host's address are the
+    processes running on it); another undirected link both ways."""
     kinds = {r.key: r.kind for r in incident.resources}
     edges = []
+    places = {r.key: (r.host, r.cluster) for r in incident.resources if r.host}
     for link in incident.links:
+        if kinds.get(link.source) == HOST_KIND and link.reason not in UNDIRECTED:
+            continue
+        if link.reason == CLIENT and link.source in places and places[link.source] == places.get(link.target):
+            continue  # the target saw a client at its own host's address: any process there could be it
         if link.reason not in UNDIRECTED:
             edges.append((link.source, link.target))
         elif link.reason == "same_host" and HOST_KIND in (kinds.get(link.source), kinds.get(link.target)):
@@ -136,7 +167,9 @@ def call_edges(incident: Incident) -> list[tuple[str, str]]:
             edges.append((other, host))
         else:
             edges += [(link.source, link.target), (link.target, link.source)]
-    return edges
+    on_host = [(r.key, h.key) for h in incident.resources if h.kind == HOST_KIND for r in incident.resources
+               if r.kind != HOST_KIND and r.host and (r.host, r.cluster) == (h.host, h.cluster)]
+    return edges + [edge for edge in on_host if edge not in edges]
 
 
 def _is_column(signal: IncidentSignal, columns: set[tuple[str, str]]) -> bool:

@@ -8,7 +8,7 @@ from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Incident, IncidentLink, IncidentSignal, Risk, Severity, SignalKind
 from kubestack.knowledge.runbook import load_runbooks
 from kubestack.models.rootcause_case import rank_case, read_case
-from kubestack.pipeline.rootcause import call_edges, opening_signal, rank_incident_causes
+from kubestack.pipeline.rootcause import call_edges, opening_signal, rank_incident_causes, symptom_signal
 from kubestack.pipeline.runbookmatch import RunbookMatcher
 from kubestack.plugins.registry import action_specs
 from tests.test_rca_replay import ONSET_ROW, write_chain
@@ -117,6 +117,15 @@ def test_the_client_that_stalled_redis_is_proposed_for_disconnecting_once_the_sl
     assert "DEBUG SLEEP 8" in result.proposals[0].expected_effect
 
 
+def test_an_undo_proposed_before_any_symptom_is_verified_by_what_the_action_answers() -> None:
+    change = [{"key": "maxmemory", "old": "67108864", "new": "1048576"}]
+    inc = incident([CACHE], [
+        signal(CACHE, "config-risk:redis.maxmemory_lowered", 1, kind=SignalKind.ANOMALY, score=1.0, changes=change)])
+    [undo] = run(inc).proposals
+    assert undo.params == {"bytes": "67108864"}
+    assert "redis.memory_near_limit" in undo.verify_rules, "never a run with nothing to verify it by"
+
+
 def test_password_guessing_on_a_role_proposes_locking_it_with_approval() -> None:
     pg = ResourceRef(kind="postgresql", name="orders", host="db-3")
     line = '2026-11-23 10:00:01.123 UTC [4242] app@shop FATAL:  password authentication failed for user "app"'
@@ -218,3 +227,32 @@ def test_the_replay_and_the_worker_rank_the_same_case_alike(tmp_path) -> None:
     assert [h.component for h in live.report.hypotheses] == [refs[c.component].key for c in replayed.causes]
     assert live.top_cause == f"{refs['db'].key}|metric/likelihood:latency_ms"
     assert live.report.hypotheses[0].evidence_ids == ["e-db"], "a series' anomaly is cited, though not a prior"
+
+
+def test_on_one_host_the_callers_view_decides_the_symptom_is_what_clients_felt_and_the_host_is_a_callee() -> None:
+    """A shop and its order-writer on one machine with their two databases and the machine itself. MariaDB's
+    lock waits open the incident (the shop holds its row while it waits on PostgreSQL, whose lock waits show two
+    seconds later); each database saw clients at the machine's own address, which names no one (the links that
+    makes between the two databases and from the host are no calls). The symptom is the shop's error, the first felt
+    by a part that calls MariaDB (the order-writer's came earlier but never reaches it); PostgreSQL, called by both
+    parts, is the cause."""
+    on = {name: ResourceRef(kind=kind, name=name, host="vm") for kind, name in (
+        ("mysql", "orders-db"), ("http", "shop"), ("postgresql", "shop-db"), ("http", "order-writer"),
+        ("host", "vm"))}
+    shop, writer, orders, stock, vm = (on[n] for n in ("shop", "order-writer", "orders-db", "shop-db", "vm"))
+    inc = incident(list(on.values()), [
+        signal(orders, "mysql.row_lock_waits", 0),
+        signal(writer, "http.error_ratio", 1, severity=Severity.CRITICAL),
+        signal(stock, "postgresql.lock_wait", 2),
+        signal(shop, "http.error_ratio", 3, severity=Severity.CRITICAL),
+    ], links=[IncidentLink(source=shop.key, target=orders.key, reason="server"),
+              IncidentLink(source=stock.key, target=orders.key, reason="client"),
+              IncidentLink(source=shop.key, target=stock.key, reason="server"),
+              IncidentLink(source=writer.key, target=stock.key, reason="server"),
+              IncidentLink(source=vm.key, target=stock.key, reason="client")])
+    edges = call_edges(inc)
+    assert (stock.key, orders.key) not in edges and not [e for e in edges if e[0] == vm.key]
+    assert {(r.key, vm.key) for r in (shop, writer, orders, stock)} <= set(edges)
+    assert symptom_signal(inc).resource == shop.key and opening_signal(inc).resource == orders.key
+    ranked = [h.component for h in run(inc).report.hypotheses]
+    assert ranked[0] == stock.key and ranked[1] == orders.key, ranked

@@ -149,3 +149,15 @@ def test_ipv6_listeners_keep_their_port_apart() -> None:
     standby = ResourceRef(kind="postgresql", name="s", host="db-2")
     graph = learned(report(standby, Peer(role=PeerRole.PRIMARY, address="[fd00::7]:5432")))
     assert Endpoint.of(primary).listen == "-/fd00::7:5432" and graph.linked(standby, primary)
+
+
+def test_a_callers_view_of_its_server_outranks_a_client_seen_at_its_host() -> None:
+    """A shop and its database on one machine: the database sees a client at its own address (any process there),
+    the shop names the database's listener; whichever comes first, the link is the shop's call, as it saw it."""
+    from kubestack.pipeline.correlation import relation
+
+    shop = ResourceRef(kind="http", name="shop", host="vm", labels={"address": "127.0.0.1:8080"})
+    db = ResourceRef(kind="postgresql", name="shop-db", host="vm", labels={"address": "127.0.0.1:5432"})
+    graph = learned(report(db, Peer(role=PeerRole.CLIENT, address="127.0.0.1")),
+                    report(shop, Peer(role=PeerRole.SERVER, address="127.0.0.1:5432")))
+    assert relation(db, shop, graph) == relation(shop, db, graph) == (shop.key, db.key, "server")

@@ -25,7 +25,14 @@ from kubestack.demo.faults import FAULTS
 from kubestack.deploy.kafka.launcher import LocalKafka
 from kubestack.settings import KafkaSettings, LocalKafkaSettings, Settings
 from tests.fault_watch import TopicWatch
-from tests.services.demo_app import HOST_TARGET, CascadeOutcome, cascade_cycle, running_demo, wait_serving
+from tests.services.demo_app import (
+    HOST_TARGET,
+    CascadeOutcome,
+    DemoStack,
+    cascade_cycle,
+    running_demo,
+    wait_serving,
+)
 from tests.services.pipeline import Pipeline, running_worker
 from tests.services.process import free_port
 
@@ -58,8 +65,8 @@ async def clean_run(pipeline: Pipeline, watched: dict, seconds: float) -> list[s
                    if {r.key for r in i.resources} & keys})
 
 
-async def bench(base: Path, faults: list[str], runs: int, clean_s: float = 0.0) -> tuple[list[CascadeOutcome],
-                                                                                        list[str]]:
+async def bench(base: Path, stack: DemoStack, faults: list[str], runs: int,
+                clean_s: float = 0.0) -> tuple[list[CascadeOutcome], list[str]]:
     local = LocalKafkaSettings(port=free_port(), controller_port=free_port())
     broker = LocalKafka(local, base / "pipeline-kafka")
     await asyncio.to_thread(broker.up)
@@ -73,8 +80,7 @@ async def bench(base: Path, faults: list[str], runs: int, clean_s: float = 0.0) 
         watch = TopicWatch(kafka)
         await watch.start()
         try:
-            with running_worker(kafka, f"cascade-{secrets.token_hex(4)}", base / "worker") as (worker, output), \
-                    running_demo(base / "demo") as stack:
+            with running_worker(kafka, f"cascade-{secrets.token_hex(4)}", base / "worker") as (worker, output):
                 pipeline = Pipeline(settings, watch, worker, output)
                 await asyncio.to_thread(wait_serving, stack)
                 async with pipeline.agent([*stack.targets(), HOST_TARGET], warm_s=120) as watched:
@@ -106,7 +112,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown faults {unknown}; known: {', '.join(FAULTS)}")
     base = Path(tempfile.mkdtemp(prefix="kubestack-cascade-"))
-    outcomes, opened = asyncio.run(bench(base, faults, args.runs, args.clean_s))
+    with running_demo(base / "demo") as stack:  # outside the loop: its broker's launcher runs one of its own
+        outcomes, opened = asyncio.run(bench(base, stack, faults, args.runs, args.clean_s))
     result = summary(outcomes) | {"clean_s": args.clean_s, "clean_incidents": opened}
     print(json.dumps(result, indent=2))
     if args.out:

@@ -120,8 +120,11 @@ class DemoServers:
         c, secret = self.config, {"value": self.monitor_password}
         rhythm = {"interval": 5, "health_interval": 5, "config_interval": 30}
         return [
-            {"type": "http", "name": "demo-shop", **rhythm, "config": {"url": f"{c.app_url}/metrics"}},
+            # each part's own listener as its address: a server seen at "127.0.0.1:port" is then that one alone
+            {"type": "http", "name": "demo-shop", **rhythm, "labels": {"address": f"{c.app_host}:{c.app_port}"},
+             "config": {"url": f"{c.app_url}/metrics"}},
             {"type": "http", "name": "demo-order-writer", **rhythm,
+             "labels": {"address": f"{c.app_host}:{c.consumer_metrics_port}"},
              "config": {"url": f"http://{c.app_host}:{c.consumer_metrics_port}/metrics",
                         "requests_metric": "demo_events_total", "latency_metric": "demo_event_duration_seconds",
                         "min_requests": 1}},

@@ -71,9 +71,11 @@ class DemoStack:
         c, common = self.config, {"timeout_s": 2}
         redis, pg, maria = self.redis, self.postgres, self.mariadb
         return [
-            {"type": "http", "name": "shop", **RHYTHM,
+            # each part's own listener as its address: a server seen at "127.0.0.1:port" is then that one alone
+            {"type": "http", "name": "shop", **RHYTHM, "labels": {"address": f"{c.app_host}:{c.app_port}"},
              "config": {"url": f"{c.app_url}/metrics", **common}},
             {"type": "http", "name": "order-writer", **RHYTHM,
+             "labels": {"address": f"{c.app_host}:{c.consumer_metrics_port}"},
              "config": {"url": f"http://{c.app_host}:{c.consumer_metrics_port}/metrics",
                         "requests_metric": "demo_events_total", "latency_metric": "demo_event_duration_seconds",
                         "min_requests": 1, **common}},
