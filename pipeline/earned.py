@@ -15,6 +15,12 @@ What counts, read from the audit records the remediation stage writes (``proposa
 The action has earned autonomy on a class when ``streak >= N`` (``N`` > 0; 0 turns the policy off). Each outcome is
 counted once per proposal (a record replayed after a restart is not counted again). The worker keeps the records
 in a changelog-backed Faust table fed from the audit topic (``loopstages``), so they survive a restart.
+
+That table lags the remediation stage by three hops (audit entries, the chain, the audit topic), while the stage
+admits the next proposal of an incident as soon as the last one ended: a proposal admitted right after a rollback
+would read the streak from before it and run alone. So the stage notes each reset it produces (``resets``) and reads
+a record through ``as_of`` until the table has counted it. Only a proposal that names health rules to verify may
+run alone: a run nobody verifies can neither build nor lose the record.
 """
 
 from __future__ import annotations
@@ -85,6 +91,23 @@ def summary(record: EarnedRecord | None, tenant: str, action: str, resource: Res
     return f"{LINE} {record.describe(needed)}"
 
 
+def resets(status: str, executed: bool) -> bool:
+    """Whether an outcome (a ``ResultStatus`` value) resets its record, as ``fold`` counts it: a rollback, or a
+    failure once the action ran (``executed``)."""
+    return status == "rolled_back" or (status == "failed" and executed)
+
+
+def as_of(kept: dict | None, reset: dict | None) -> EarnedRecord | None:
+    """The record the remediation stage must decide on: the table's (``kept``), reset when the stage has since ended
+    a proposal with a reset (``reset``: its ``proposal_id`` and ``outcome``) that the table has not counted yet."""
+    record = EarnedRecord.model_validate(kept) if kept else None
+    if record is None or reset is None or reset["proposal_id"] in record.counted \
+            or (record.last_reset or {}).get("proposal_id") == reset["proposal_id"]:
+        return record
+    return record.model_copy(update={"streak": 0, "resets": record.resets + 1, "outcomes": record.outcomes + 1,
+                                     "last_reset": reset})
+
+
 def line_in(text: str) -> str | None:
     """The earned-record line of a pending result's output, if it has one."""
     return next((line for line in text.splitlines() if line.startswith(LINE)), None)
@@ -119,21 +142,22 @@ def fold(kept: dict | None, record: AuditRecord, needed: int, now: datetime) -> 
         update |= {"streak": current.streak + 1, "verified": current.verified + 1}
         after = current.model_copy(update=update)
         granted = needed > 0 and after.streak == needed
-        return after, [_entry(record, after, "earned.granted", now, {"proposal_id": pid})] if granted else []
+        return after, [_entry(record, after, "earned.granted", now, {"proposal_id": pid}, needed)] if granted else []
     update |= {"streak": 0, "resets": current.resets + 1,
                "last_reset": {"proposal_id": pid, "outcome": outcome, "ts": record.ts.isoformat()}}
     after = current.model_copy(update=update)
     details = {"proposal_id": pid, "outcome": outcome, "streak_lost": current.streak, "had_earned": was_earned}
-    return after, [_entry(record, after, "earned.revoked", now, details)]
+    return after, [_entry(record, after, "earned.revoked", now, details, needed)]
 
 
 def _recent(ids: list[str], pid: str) -> list[str]:
     return [*ids, pid][-REMEMBERED:]
 
 
-def _entry(record: AuditRecord, after: EarnedRecord, action: str, now: datetime, details: dict) -> AuditEntry:
+def _entry(record: AuditRecord, after: EarnedRecord, action: str, now: datetime, details: dict,
+           needed: int) -> AuditEntry:
     return AuditEntry(source=record.source, resource=record.resource, tenant=record.tenant, ts=now, actor=STAGE,
                       action=action, subject_id=record_key(record.tenant, after.action, record.resource),
                       event_id=f"{record.entry_id}-{action}",
                       details=details | {"action": after.action, "target_class": after.target_class,
-                                         "record": after.describe(), "streak": after.streak})
+                                         "record": after.describe(needed), "streak": after.streak})

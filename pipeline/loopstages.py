@@ -109,6 +109,7 @@ def _remediate(stages, records: faust.Table) -> None:
     targets = TargetSet.load(settings.targets)
     keys_path = settings.decision_keys or decision_keys_path(stages.settings.home)
     proposals_topic = REMEDIATION_PROPOSALS.qualified(prefix)
+    resets: dict[str, dict] = {}  # the last reset this stage produced per earned record (earned.as_of)
 
     async def apply(transition: Transition, key: str) -> None:
         if transition.state is not None:
@@ -120,7 +121,12 @@ def _remediate(stages, records: faust.Table) -> None:
 
     async def act(key: str, transition: Transition) -> None:
         proposal = REMEDIATION_PROPOSALS.model.model_validate(transition.state["proposal"])
+        ran = False
         async for step in carry_out(proposal, targets, settings):
+            ran = ran or step.status == ResultStatus.EXECUTED
+            if earned.resets(step.status.value, ran):
+                resets[earned.record_key(proposal.tenant, proposal.action, proposal.resource)] = {
+                    "proposal_id": proposal.proposal_id, "outcome": step.status.value}
             outcome = result(proposal, step.status, step.output, stages.source, datetime.now(timezone.utc))
             table[key] = finished(table[key], step.status)
             await stages.emit(results, REMEDIATION_RESULTS, [outcome])
@@ -134,9 +140,9 @@ def _remediate(stages, records: faust.Table) -> None:
         now = datetime.now(timezone.utc)
         if event.message.topic == proposals_topic:
             proposal = REMEDIATION_PROPOSALS.decode(event.value)
-            kept = records.get(earned.record_key(proposal.tenant, proposal.action, proposal.resource))
+            record_key = earned.record_key(proposal.tenant, proposal.action, proposal.resource)
             transition = admit(table.get(proposal.proposal_id), proposal, settings, stages.source, now,
-                               earned.EarnedRecord.model_validate(kept) if kept else None,
+                               earned.as_of(records.get(record_key), resets.get(record_key)),
                                stages.silences.for_resource(proposal.resource, proposal.tenant, now))
             key = proposal.proposal_id
         else:

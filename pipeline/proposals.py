@@ -34,7 +34,7 @@ def propose(incident: Incident, resource: str, signals: list[IncidentSignal], of
     findings = sorted({s.name for s in signals if s.kind == SignalKind.FINDING and not is_symptom(s.name)})
     proposals = []
     for action, params, why, origin in supported(signals, offered, target)[:MAX_PROPOSALS]:
-        watched = [origin.name] if origin.kind == SignalKind.FINDING else findings
+        watched = [origin.name] if origin.kind == SignalKind.FINDING else (findings or answered(action))
         digest = hashlib.sha256(f"{incident.incident_id}|{action.id}|{sorted(params.items())}".encode()).hexdigest()
         proposals.append(RemediationProposal(
             source=source, resource=target, tenant=incident.tenant, ts=now, proposal_id=f"prop-{digest[:20]}",
@@ -42,6 +42,12 @@ def propose(incident: Incident, resource: str, signals: list[IncidentSignal], of
             preconditions=list(action.preconditions), expected_effect=why, rollback=action.rollback,
             dry_run=f"{action.id} {' '.join(f'{k}={v}' for k, v in params.items())}".strip(), verify_rules=watched))
     return proposals
+
+
+def answered(action: ActionSpec) -> list[str]:
+    """The health rules ``action`` is declared to remedy: what a proposal made from a risky change or a log line is
+    verified by when the incident holds no finding yet (else it would run with nothing to check it)."""
+    return sorted({rule for remedy in action.answers for rule in remedy.findings})
 
 
 def supported(signals: list[IncidentSignal], offered: tuple[ActionSpec, ...],

@@ -84,7 +84,8 @@ def admit(kept: dict | None, proposal: RemediationProposal, settings: Remediatio
           now: datetime, earned: EarnedRecord | None = None, silenced_by: list[str] = ()) -> Transition | None:
     """A new proposal through the policy, as its plugin declares it; None when it is already known. The table keeps
     the digest of the proposal as received, which a decision must name. ``earned``: the record of the action on the
-    target's class (``earned.py``): once it has earned autonomy the proposal runs without a person.
+    target's class (``earned.py``): once it has earned autonomy a proposal that names health rules to verify it by
+    runs without a person.
     ``silenced_by``: the silences in force over its resource; while any is, nothing runs without a person."""
     if kept and kept.get("state") != State.AWAITING:
         return None
@@ -115,7 +116,8 @@ def _admitted(kept: dict | None, proposal: RemediationProposal, settings: Remedi
         out = _decided(proposal, early, settings, source, now, proposal_digest(claimed))
     elif proposal.risk == Risk.LOW and settings.auto_approve_low and settings.enabled and not silenced_by:
         out = _approved(proposal, POLICY_AUTO, "low risk, auto-approval on", None, source, now)
-    elif earned is not None and earned.earned(settings.auto_approve_earned) and settings.enabled and not silenced_by:
+    elif earned is not None and earned.earned(settings.auto_approve_earned) and settings.enabled and not silenced_by \
+            and proposal.verify_rules:
         record = earned.describe(settings.auto_approve_earned)
         out = _approved(proposal, POLICY_EARNED, f"earned autonomy: {record}", None, source, now)
         out.entries.append(audit(proposal, POLICY_EARNED, "earned.used", source, now,
@@ -129,6 +131,8 @@ def _admitted(kept: dict | None, proposal: RemediationProposal, settings: Remedi
         if earned is not None or settings.auto_approve_earned:
             why += "\n" + summary(earned, proposal.tenant, proposal.action, proposal.resource,
                                   settings.auto_approve_earned)
+            if not proposal.verify_rules and earned is not None and earned.earned(settings.auto_approve_earned):
+                why += " (not this proposal: it names no health rule to verify it by)"
         result = _result(proposal, ResultStatus.PENDING, POLICY, f"{proposal.risk.value} risk: {why}", source, now)
         out = Transition(_kept(State.PENDING, proposal), [result])
     return Transition(out.state, out.results, out.execute, [received, *out.entries])

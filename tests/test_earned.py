@@ -130,7 +130,7 @@ def test_other_actions_and_audit_records_do_not_count() -> None:
 def proposal(pid: str = "prop-9", resource: ResourceRef = CACHE) -> RemediationProposal:
     return RemediationProposal(source=SRC, resource=resource, proposal_id=pid, incident_id="inc-9", action=ACTION,
                                params={"bytes": str(64 * 1024 * 1024)}, risk=Risk.MEDIUM,
-                               expected_effect="maxmemory back to 64 MiB")
+                               expected_effect="maxmemory back to 64 MiB", verify_rules=["redis.memory_near_limit"])
 
 
 def earned_record(streak: int) -> EarnedRecord:
@@ -148,6 +148,39 @@ def test_an_earned_action_runs_alone_and_is_audited_as_earned() -> None:
     assert ("proposal.approved", POLICY_EARNED) in actions and ("earned.used", POLICY_EARNED) in actions
     used = next(e for e in step.entries if e.action == "earned.used")
     assert used.details["streak"] == 3 and used.details["needed"] == 3
+
+
+def test_a_proposal_with_nothing_to_verify_it_by_waits_for_a_person_even_when_earned() -> None:
+    blind = proposal().model_copy(update={"verify_rules": []})
+    step = admit(None, blind, RemediationSettings(auto_approve_earned=3), SRC, NOW, earned_record(3))
+    assert not step.execute and step.results[0].status == ResultStatus.PENDING
+    assert line_in(step.results[0].output).endswith("(not this proposal: it names no health rule to verify it by)")
+
+
+def test_a_reset_the_table_has_not_counted_yet_takes_the_autonomy_back_at_once() -> None:
+    """The remediation stage admits the next proposal as soon as one is rolled back, before the earn stage folds the
+    rollback from the audit topic: it reads the record as of its own reset."""
+    seen = Outcomes(needed=3)
+    for pid in ("p1", "p2", "p3"):
+        seen.run(pid, "executed", "verified")
+    key = record_key("default", ACTION, CACHE)
+    kept = seen.table[key]
+    reset = {"proposal_id": "p-rolled", "outcome": "rolled_back"}
+    record = earned.as_of(kept, reset)
+    assert (record.streak, record.resets, record.verified, record.outcomes) == (0, 1, 3, 4)
+    step = admit(None, proposal(), RemediationSettings(auto_approve_earned=3), SRC, NOW, record)
+    assert not step.execute and step.results[0].status == ResultStatus.PENDING
+    assert "verified 3 of 4 on redis service=cache, 0 in a row since the rolled back of p-rolled" in \
+        line_in(step.results[0].output)
+    seen.run("p-rolled", "executed", "rolled_back")
+    folded = seen.table[key]
+    assert earned.as_of(folded, reset) == EarnedRecord.model_validate(folded), "once counted, the table's holds"
+    for pid in [f"p{n}" for n in range(4, 60)]:  # the reset's proposal leaves the remembered ones
+        seen.run(pid, "executed", "verified")
+    assert earned.as_of(seen.table[key], reset).streak == 56, "a reset counted long ago is not taken again"
+    assert earned.as_of(kept, None).streak == 3 and earned.as_of(None, reset) is None
+    assert [earned.resets(s, ran) for s, ran in (("rolled_back", False), ("failed", True), ("failed", False),
+                                                  ("verified", True))] == [True, True, False, False]
 
 
 def test_short_of_n_or_with_the_policy_off_a_person_decides_and_sees_the_record() -> None:
