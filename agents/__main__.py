@@ -8,10 +8,14 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from kubestack.agents.settings import AgentSettings, load_agent_settings
 from kubestack.errors import ConfigError, KubestackError
 from kubestack.logs import configure_logging
-from kubestack.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from kubestack.settings import Settings
 
 
 def agent_config(path: Path | None, discover: bool):
@@ -30,7 +34,7 @@ def agent_config(path: Path | None, discover: bool):
     return config
 
 
-def run(config_path: Path | None, discover: bool, settings: Settings) -> None:
+def run(config_path: Path | None, discover: bool, settings: AgentSettings | Settings) -> None:
     """Run until SIGINT/SIGTERM; without a config file, the discovered targets of this machine."""
     from kubestack.agents.lean import defer_imports
 
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--settings", type=Path, help="KubeStack settings YAML (or KUBESTACK_CONFIG)")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(args.settings)
+        settings = load_agent_settings(args.settings)  # without pydantic-settings: the footprint
         configure_logging(settings.log_level)
         run(args.config, args.discover, settings)
     except KubestackError as exc:

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kubestack.agents.spool import SpooledRecord
 from kubestack.bus import client_options
-from kubestack.settings import KafkaSettings
+from kubestack.commonsettings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

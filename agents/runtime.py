@@ -7,6 +7,7 @@ import asyncio
 import logging
 import socket
 from functools import partial
+from typing import TYPE_CHECKING
 
 from kubestack.agents.collector import TargetCollector
 from kubestack.agents.config import AgentConfig, TargetConfig
@@ -20,7 +21,10 @@ from kubestack.agents.targets import open_target, resource_of
 from kubestack.contract.base import Source
 from kubestack.contract.topics import METRICS
 from kubestack.errors import KubestackError
-from kubestack.settings import Settings
+
+if TYPE_CHECKING:  # the agent process reads the lean AgentSettings; a test or the CLI may pass the full Settings
+    from kubestack.agents.settings import AgentSettings
+    from kubestack.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,8 @@ async def poll_prometheus(source, publisher: Publisher, metrics: AgentMetrics) -
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, settings: Settings, metrics: AgentMetrics | None = None) -> None:
+    def __init__(self, config: AgentConfig, settings: AgentSettings | Settings,
+                 metrics: AgentMetrics | None = None) -> None:
         self.config = config
         self.settings = settings
         self.metrics = metrics or AgentMetrics()

@@ -26,7 +26,7 @@ from kubestack.agents.spool import Spool, SpooledRecord
 from kubestack.bus import producer_options
 from kubestack.contract.base import Event
 from kubestack.contract.topics import TopicSpec
-from kubestack.settings import KafkaSettings
+from kubestack.commonsettings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from aiokafka.helpers import create_ssl_context
 
 from kubestack.contract.topics import TOPICS, TopicSpec
 from kubestack.errors import KafkaError, KafkaUnavailableError
-from kubestack.settings import KafkaSettings
+from kubestack.commonsettings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from kubestack.plugins.base import PluginConfig, SecretRef
-from kubestack.settings import KafkaSettings
+from kubestack.commonsettings import KafkaSettings
 
 
 class KafkaPluginConfig(PluginConfig):
