@@ -4,14 +4,10 @@ the same functions in ``parse``; both turn connection failures into ``TargetErro
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any, Protocol
-
-import redis.exceptions as rexc
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from kubestack.errors import (
     CommandFailedError,
@@ -23,6 +19,7 @@ from kubestack.errors import (
 from kubestack.plugins.base import CommandRunner
 from kubestack.plugins.redis.config import RedisConfig
 from kubestack.plugins.redis.parse import SlowlogEntry, parse_config_pairs, parse_slowlog
+from kubestack.plugins.redis.resp import RespAuthError, RespConnection, RespError, RespProtocolError
 
 _AUTH_MARKERS = ("NOAUTH", "WRONGPASS", "AUTH failed", "invalid password")
 
@@ -52,48 +49,38 @@ class RedisClient(Protocol):
     async def close(self) -> None: ...
 
 
-def _raw(response: Any, **_: Any) -> Any:
-    return response
-
-
 class DirectRedisClient:
-    """One redis.asyncio connection pool, opened on first use; no retries (the agent has its own rhythm)."""
+    """One connection of our own (``resp``: redis-py's import cost the agent 7 MB), opened on first use; no retries
+    (the agent has its own rhythm)."""
 
     def __init__(self, config: RedisConfig) -> None:
         self._config = config
-        self._redis: Redis | None = None
+        self._redis: RespConnection | None = None
 
-    def _connection(self) -> Redis:
+    def _connection(self) -> RespConnection:
         if self._redis is None:
             c = self._config
-            password = c.password.resolve() if c.password else None
-            self._redis = Redis(host=c.host, port=c.port, unix_socket_path=c.unix_socket, username=c.user,
-                                password=password, decode_responses=True, protocol=2,
-                                socket_timeout=c.timeout_s, socket_connect_timeout=c.timeout_s,
-                                retry=Retry(NoBackoff(), 0))
-            for command in ("INFO", "CONFIG GET", "SLOWLOG GET", "CLIENT LIST", "CLIENT KILL"):
-                self._redis.set_response_callback(command, _raw)
+            self._redis = RespConnection(c.host, c.port, c.unix_socket, c.user,
+                                         c.password.resolve() if c.password else None, c.timeout_s)
         return self._redis
 
     async def _call(self, *args: Any) -> Any:
         where = self._config.address
         try:
-            return await self._connection().execute_command(*args)
-        except rexc.NoPermissionError as exc:
-            raise TargetAuthError(f"Redis at {where}: {self._config.user or 'default'} may not run "
-                                  f"{' '.join(map(str, args[:2]))}: {exc}") from exc
-        except rexc.AuthenticationError as exc:
-            raise TargetAuthError(f"Redis at {where} refused the credentials: {exc}") from exc
-        except rexc.TimeoutError as exc:
-            raise TargetTimeoutError(f"Redis at {where} gave no answer in {self._config.timeout_s:g}s") from exc
-        except rexc.ConnectionError as exc:
-            raise TargetUnreachableError(f"Redis at {where} cannot be reached: {exc}") from exc
-        except rexc.InvalidResponse as exc:
-            raise TargetUnreachableError(f"{where} does not speak the Redis protocol: {exc}") from exc
-        except rexc.ResponseError as exc:
-            if str(exc).startswith((*_AUTH_MARKERS, "NOPERM")):
+            return await self._connection().execute(*args)
+        except RespError as exc:
+            if str(exc).startswith("NOPERM"):
+                raise TargetAuthError(f"Redis at {where}: {self._config.user or 'default'} may not run "
+                                      f"{' '.join(map(str, args[:2]))}: {exc}") from exc
+            if isinstance(exc, RespAuthError) or str(exc).startswith(_AUTH_MARKERS):
                 raise TargetAuthError(f"Redis at {where} refused the credentials: {exc}") from exc
             raise CommandFailedError(["redis", *map(str, args)], 1, str(exc)) from exc
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            raise TargetTimeoutError(f"Redis at {where} gave no answer in {self._config.timeout_s:g}s") from exc
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            raise TargetUnreachableError(f"Redis at {where} cannot be reached: {exc}") from exc
+        except RespProtocolError as exc:
+            raise TargetUnreachableError(f"{where} does not speak the Redis protocol: {exc}") from exc
 
     async def info(self) -> str:
         return await self._call("INFO")
@@ -118,7 +105,7 @@ class DirectRedisClient:
 
     async def close(self) -> None:
         if self._redis is not None:
-            await self._redis.aclose()
+            await self._redis.close()
             self._redis = None
 
 
