@@ -21,6 +21,7 @@ from kubestack.contract.events import (
 from kubestack.mcp.server import incident_detail
 from kubestack.notifysettings import NotifySettings
 from kubestack.pipeline import memory
+from kubestack.pipeline.notify.digest import digest
 from kubestack.pipeline.notify.messages import render
 from kubestack.pipeline.notify.notice import Context, notice_for
 from tests.services.receivers import pagerduty_problems, slack_problem
@@ -164,6 +165,7 @@ def test_notices_say_what_was_done_last_time_and_slack_offers_cause_buttons() ->
     hooked = render(notice, "webhook:ops", SETTINGS).payload
     assert hooked["seen_before"] == [line] and hooked["event"]["similar"][0]["incident_id"] == "inc-first"
 
+    assert digest(notice, SETTINGS.console_url).text.endswith(line), "Teams, e-mail, Opsgenie, Feishu... too"
     told = render(notice_for(inc, Context(rca=rca)), "slack", SETTINGS).payload
     assert "Seen before: inc-first" in json.dumps(told)
 

@@ -1,28 +1,35 @@
 """Incident memory over the real API, broker and headless Chromium: the same fault twice, the second incident's report
 recalls the first (as the worker's ``pipeline.memory`` makes it from the audited remediation results) with what was
 done and whether it worked. Shown by ``GET /incidents/{id}/similar`` (tenant-scoped) and the console's incident card
-(screenshot in the test artifacts); an operator marks the cause right from the console and from Slack's signed
-callback, a viewer and another tenant's user cannot, and every verdict and refusal is audited."""
+(screenshot in the test artifacts) and the MCP server's show_incident tool (the SDK's client over streamable HTTP);
+an operator marks the cause right from the console and from Slack's signed callback, a viewer and another tenant's
+user cannot, and every verdict and refusal is audited."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import uvicorn
 from playwright.async_api import Browser, expect
 
 from kubestack.contract.base import utcnow
 from kubestack.contract.events import AuditEntry, Incident, RcaReport, RemediationProposal, ResultStatus
 from kubestack.contract.topics import AUDIT_ENTRIES, INCIDENTS, RCA_REPORTS, REMEDIATION_PROPOSALS, REMEDIATION_RESULTS
+from kubestack.mcp.http import http_app
+from kubestack.mcp.server import build_server
 from kubestack.pipeline import memory
 from kubestack.pipeline.audit import AuditChain
 from kubestack.pipeline.remediation import audit_result, result
 from tests.services.kubestack_api import SOURCE, ApiServer, incident, proposal, rca
 from tests.test_api_slack import form, recorded_press, signed
+from tests.services.process import free_port
 from tests.test_console import browser, open_console  # noqa: F401 (the module's Chromium fixture)
+from tests.test_mcp import over_http, payload
 from tests.test_silences_api import on_topic
 from tests.test_silences_console import artifacts
 
@@ -55,7 +62,8 @@ async def twice(server: ApiServer) -> tuple[Incident, Incident, RemediationPropo
     await server.publish(REMEDIATION_PROPOSALS, fixed)
     await server.publish(REMEDIATION_RESULTS, *outcomes)
     await server.wait_for(f"/api/v1/incidents/{again.incident_id}",
-                          lambda r: r.status_code == 200 and r.json()["rca"] and r.json()["rca"]["similar"])
+                          lambda r: r.status_code == 200 and r.json()["rca"] and r.json()["rca"]["similar"],
+                          timeout_s=60)
     return first, again, fixed
 
 
@@ -137,3 +145,26 @@ async def test_the_console_shows_similar_past_incidents_and_takes_a_verdict(
     audited = await on_topic(api_server, AUDIT_ENTRIES, AuditEntry, subject_id=again.incident_id,
                              action="rca.feedback")
     assert [(e.actor, e.details["right"], e.details["via"]) for e in audited] == [("otto", True, "api")]
+
+
+async def test_the_mcp_show_incident_tool_tells_what_was_done_last_time(api_server: ApiServer) -> None:
+    first, again, fixed = await twice(api_server)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(http_app(build_server(api_server.url, books=[]), "127.0.0.1"), host="127.0.0.1",
+                                           port=port, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        async with over_http(f"http://127.0.0.1:{port}/mcp", api_server.tokens["vera"]) as client:
+            shown = payload(await client.call_tool("show_incident", {"incident_id": again.incident_id}))
+    finally:
+        server.should_exit = True
+        await task
+    [similar] = shown["similar_past_incidents"]
+    assert (similar["incident_id"], similar["similarity"]) == (first.incident_id, 1.0)
+    assert similar["actions"] == [{"proposal_id": fixed.proposal_id, "action": "redis.config_set",
+                                   "status": "verified", "approved_by": "otto"}]
+    assert similar["outcome"] == "fixed by redis.config_set (verified), approved by otto"

@@ -108,7 +108,7 @@ def digest(notice: Notice, console_url: str, *, ips: bool = False) -> Digest:
     subject = notice.subject
     rca = subject if isinstance(subject, RcaReport) else notice.context.rca
     cause = _cause(rca, 3 if isinstance(subject, RcaReport) else 1)
-    text = subject.narrative if isinstance(subject, RcaReport) and subject.narrative else notice.text
+    text = notice.text  # a report's: its narrative, then one line per similar past incident (memory.py)
     title = f"Resolved: {notice.title}" if notice.status == "resolved" else notice.title
     where = f"{notice.kind} {notice.subject_id}" + (f" · incident {notice.incident_id}"
                                                     if notice.incident_id and notice.incident_id != notice.subject_id
