@@ -124,8 +124,8 @@ def test_the_same_fault_again_recalls_the_first_with_what_fixed_it() -> None:
     assert found[1].outcome == "no action recorded"
     assert memory.score(mine, past[1]) < memory.MIN_SIMILARITY
     assert memory.similar(mine, past, done, limit=1) == found[:1]
-    assert memory.seen_before(found[:1], again.opened_at) == [
-        'Seen before: a "Redis memory pressure on cache-1" 3 days ago (100% alike), '
+    assert memory.seen_before(found[:1]) == [
+        'Seen before: a "Redis memory pressure on cache-1" on 2026-11-01 09:00 UTC (100% alike), '
         "fixed by redis.config_set (verified), approved by otto"]
 
 
@@ -145,8 +145,8 @@ def recalled() -> tuple[Incident, RcaReport]:
 
 def test_notices_say_what_was_done_last_time_and_slack_offers_cause_buttons() -> None:
     inc, rca = recalled()
-    line = ('Seen before: inc-first "Redis memory pressure on cache-1" 3 days ago (100% alike), fixed by '
-            'redis.config_set (verified), approved by otto')
+    line = ('Seen before: inc-first "Redis memory pressure on cache-1" on 2026-11-01 09:00 UTC (100% alike), '
+            'fixed by redis.config_set (verified), approved by otto')
     notice = notice_for(rca, Context(incident=inc))
     assert notice.text.endswith(line)
 
@@ -166,6 +166,8 @@ def test_notices_say_what_was_done_last_time_and_slack_offers_cause_buttons() ->
     assert hooked["seen_before"] == [line] and hooked["event"]["similar"][0]["incident_id"] == "inc-first"
 
     assert digest(notice, SETTINGS.console_url).text.endswith(line), "Teams, e-mail, Opsgenie, Feishu... too"
+    later = notice_for(rca.model_copy(update={"ts": rca.ts + timedelta(minutes=7)}), Context(incident=inc))
+    assert later.fingerprint == notice.fingerprint, "a later revision saying the same is a repeat"
     told = render(notice_for(inc, Context(rca=rca)), "slack", SETTINGS).payload
     assert "Seen before: inc-first" in json.dumps(told)
 

@@ -150,7 +150,7 @@ def _rca_notice(report: RcaReport, context: Context) -> Notice:
     about = context.incident.title if context.incident else f"incident {report.incident_id}"
     title = f"Root cause of {about}: {top.cause} on {top.component}" if top else f"No root cause found for {about}"
     text = report.narrative or (f"{top.cause} on {top.component} ({top.confidence:.0%})" if top else title)
-    text = "\n".join([text, *seen_before(report.similar, report.ts)])  # what was done last time (memory.py)
+    text = "\n".join([text, *seen_before(report.similar)])  # what was done last time (memory.py)
     return Notice("rca", report.incident_id, "reported", severity, title, text, report.tenant, report.resource,
                   report, context)
 

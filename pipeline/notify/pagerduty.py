@@ -32,7 +32,7 @@ def _rca_details(report: RcaReport | None) -> dict[str, Any] | None:
             "hypotheses": [{"rank": h.rank, "component": h.component, "cause": h.cause,
                             "confidence": round(h.confidence, 3), "runbooks": h.runbooks}
                            for h in report.hypotheses[:3]],
-            "seen_before": seen_before(report.similar, report.ts)}
+            "seen_before": seen_before(report.similar)}
 
 
 def _incident_trigger(incident: Incident, rca: RcaReport | None, console_url: str) -> dict[str, Any]:

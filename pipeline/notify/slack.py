@@ -120,7 +120,7 @@ class SlackRenderer:
         return blocks
 
     def seen_before(self, report: RcaReport) -> list[dict[str, Any]]:
-        lines = seen_before(report.similar, report.ts)
+        lines = seen_before(report.similar)
         return [_section("\n".join(f":repeat: {self.t(line)}" for line in lines))] if lines else []
 
     def rca_blocks(self, notice: Notice, report: RcaReport) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 Body: ``{"type": "<kind>.<status>", "subject_id": ..., "severity": ..., "title": ..., "event": {...}}`` with
 types ``incident.open|updated|resolved``, ``rca.reported``, ``approval.pending``, ``result.<status>``,
 ``prediction.active|updated|withdrawn`` and ``channel.down|restored``. A root-cause report with similar past
-incidents adds ``"seen_before": ["Seen before: <id> ... 3 days ago ..., fixed by redis.config_set (verified)"]``.
+incidents adds ``"seen_before": ["Seen before: <id> ..., fixed by redis.config_set (verified)", ...]``.
 
 Headers: ``X-KubeStack-Timestamp: <unix seconds>`` and ``X-KubeStack-Signature: v1=<hex>``, the HMAC-SHA256 of
 ``"<timestamp>.<body>"`` with the webhook's secret. Receivers check it with ``verify_webhook_signature``, which
@@ -38,7 +38,7 @@ def webhook_envelope(notice: Notice) -> dict[str, Any]:
     envelope = {"type": f"{notice.kind}.{notice.status}", "subject_id": notice.subject_id,
                 "severity": notice.severity.value, "title": notice.title, "event": event}
     if isinstance(subject, RcaReport) and subject.similar:  # similar past incidents, worded (memory.py)
-        envelope["seen_before"] = seen_before(subject.similar, subject.ts)
+        envelope["seen_before"] = seen_before(subject.similar)
     return envelope
 
 
