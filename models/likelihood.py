@@ -12,17 +12,24 @@ Three raw scores per point, each already small on a series at rest:
 - ``density``: 1 when the value is beyond 3 standard deviations of an exponentially weighted mean, else 0:
   the rate of such points, which a denser run of spikes raises even when each spike is ordinary.
 
-Each goes through a :class:`Likelihood`: the mean of its last ``short`` values against the long-run mean and
-deviation of that mean (exponential memory), as a Gaussian tail ``q``, reported as
-``log(q) / log(1e-10)`` (``q = 1e-4`` is 0.4). The score is the largest of the three. A score at least
+Beside them, a value beyond the range the series has taken so far by more than ``spatial`` of its width
+(HTM's detector on NAB does the same) scores ``spatial_score`` outright: a series that never came near it
+has no record to judge it against (on NAB's development part, after its probation, 1 of 22 such points
+fell outside a labelled window).
+
+Each of the three goes through a :class:`Likelihood`: the mean of its last ``short`` values against the
+long-run mean and deviation of that mean (exponential memory), as a Gaussian tail ``q``, reported as
+``log(q) / log(1e-10)`` (``q = 1e-4`` is 0.4). The score is the largest of the four. A score at least
 ``level`` is an alert; it opens a quiet period of ``quiet`` points in which scores are scaled by ``damp``,
 so one anomaly is announced once (NAB counts the first detection in a window and charges every later one
 outside it; people on call do the same). Nothing is reported in the first ``warmup`` points.
 
 A series sampled faster than ``pace`` (5 minutes) has more chances per hour to look unusual by luck: per
 decade faster, its alert level is ``pace_level`` higher and ``pace_surprise`` is taken off each surprise
-(a series every second: level 0.77 instead of 0.4, surprises under 5 count as none), so the false alarms
-per hour of a series at rest do not grow with its sampling rate.
+and a value must leave its range by ``pace_spatial`` more of its width (a series every second: level 0.84
+instead of 0.47, surprises under 5 count as none, out of range by 1.39 widths instead of 0.15; an
+out-of-range value keeps its place above the alert level), so the false alarms per hour of a series at rest
+do not grow with its sampling rate.
 
 The output is the internal score mapped so that the alert level lands on ``threshold``, the score the worker
 alerts at (``worker.anomaly_threshold``): the quieting follows the threshold the worker announces, and
@@ -46,10 +53,11 @@ _LN_FLOOR = math.log(1e-10)
 _SQRT2 = math.sqrt(2.0)
 _HALF = 3.0                # MetricDetector's score is s / (s + half): turned back into the surprise s
 PARAMS = ("threshold", "level", "warmup", "quiet", "damp", "memory", "short", "lag_short", "density_short",
-          "lag_k", "density_k", "min_sd", "surprise_min_sd", "pace", "pace_level", "pace_surprise")
-MAGIC = b"KSLD1"
+          "lag_k", "density_k", "min_sd", "surprise_min_sd", "pace", "pace_level", "pace_surprise", "spatial",
+          "spatial_score", "pace_spatial")
+MAGIC = b"KSLD2"
 _PARAMS = f"<{len(PARAMS)}d"
-_STATE = "<qqqddddddd"
+_STATE = "<qqqddddddddd"
 
 
 class Likelihood:
@@ -103,13 +111,14 @@ class Likelihood:
 class LikelihoodDetector:
     __slots__ = (*PARAMS, "inner", "surprise", "lagged", "dense", "n", "since_alert", "first_ts", "period",
                  "lag", "lag_at", "lag_mean", "ew_mean", "ew_var", "scale", "alert_level", "surprise_shift",
-                 "density_k2")
+                 "density_k2", "low", "high", "spatial_level", "spatial_tol")
 
-    def __init__(self, threshold: float = 0.5, level: float = 0.4, warmup: int = 250, quiet: int = 300,
+    def __init__(self, threshold: float = 0.5, level: float = 0.47, warmup: int = 250, quiet: int = 300,
                  damp: float = 0.3, memory: float = 5000, short: int = 20, lag_short: int = 20,
                  density_short: int = 30, lag_k: float = 4.0, density_k: float = 3.0, min_sd: float = 0.02,
                  surprise_min_sd: float = 0.08, pace: float = 300.0, pace_level: float = 0.15,
-                 pace_surprise: float = 2.0) -> None:
+                 pace_surprise: float = 2.0, spatial: float = 0.15, spatial_score: float = 0.6,
+                 pace_spatial: float = 0.5) -> None:
         if not (0.0 < threshold <= 1.0 and 0.0 < level < 1.0):
             raise ValueError(f"threshold {threshold} and level {level} must lie in (0, 1]")
         self.threshold, self.level, self.warmup, self.quiet = threshold, level, int(warmup), int(quiet)
@@ -118,6 +127,7 @@ class LikelihoodDetector:
         self.density_k2 = density_k * density_k
         self.min_sd, self.surprise_min_sd = min_sd, surprise_min_sd
         self.pace, self.pace_level, self.pace_surprise = pace, pace_level, pace_surprise
+        self.spatial, self.spatial_score, self.pace_spatial = spatial, spatial_score, pace_spatial
         # the inner detector never alerts (its threshold is above any score): its quieting would hide what the
         # likelihood calibrates
         self.inner = MetricDetector(threshold=2.0, quiet=0, warmup=0)
@@ -133,13 +143,17 @@ class LikelihoodDetector:
         self.lag_mean = 0.0
         self.ew_mean = math.nan
         self.ew_var = 0.0
+        self.low = self.high = math.nan
         self._set_scale(0.0)
 
     def _set_scale(self, scale: float) -> None:
         """``scale``: decades by which this series is sampled faster than ``pace``; a faster series has more
         chances per hour to look unusual by luck, so its alert level is higher and its surprises count less."""
         self.scale = scale
-        self.alert_level = min(0.95, self.level + self.pace_level * scale)
+        self.alert_level = level = min(0.95, self.level + self.pace_level * scale)
+        # a value out of range sits as far above the alert level as on a 5-minute series
+        self.spatial_level = level + (self.spatial_score - self.level) * (1.0 - level) / (1.0 - self.level)
+        self.spatial_tol = self.spatial + self.pace_spatial * scale
         self.surprise_shift = self.pace_surprise * scale
 
     def update(self, ts: float, value: float) -> float:
@@ -166,6 +180,19 @@ class LikelihoodDetector:
         dense = self.dense.update(beyond)
         if dense > score:
             score = dense
+        # beyond the range seen so far by a share of its width: a value this series never came near (a series
+        # that has kept one value has no width yet: leaving it is the stuck test's to judge)
+        low, high = self.low, self.high
+        if value > high:
+            if value - high > self.spatial_tol * (high - low) > 0.0 and n > self.warmup:
+                score = max(score, self.spatial_level)
+            self.high = value
+        elif value < low:
+            if low - value > self.spatial_tol * (high - low) > 0.0 and n > self.warmup:
+                score = max(score, self.spatial_level)
+            self.low = value
+        elif low != low:
+            self.low = self.high = value
         if n <= self.warmup:
             return 0.0
         self.since_alert += 1
@@ -216,7 +243,7 @@ class LikelihoodDetector:
         params = struct.pack(_PARAMS, *(float(getattr(self, p)) for p in PARAMS))
         own = struct.pack(_STATE, self.n, min(self.since_alert, 1 << 62), self.period, self.first_ts,
                           float(self.lag_at), self.lag_mean, self.ew_mean, self.ew_var, float(len(self.lag)),
-                          self.scale)
+                          self.scale, self.low, self.high)
         parts = (MAGIC, params, own, self.surprise.to_state(), self.lagged.to_state(), self.dense.to_state(),
                  self.lag.tobytes(), self.inner.to_state())
         return b"".join(parts)
@@ -230,7 +257,7 @@ class LikelihoodDetector:
         det = cls(**dict(zip(PARAMS, struct.unpack_from(_PARAMS, raw, at))))
         at += struct.calcsize(_PARAMS)
         (det.n, det.since_alert, det.period, det.first_ts, lag_at, det.lag_mean, det.ew_mean, det.ew_var,
-         lag_len, scale) = struct.unpack_from(_STATE, raw, at)
+         lag_len, scale, det.low, det.high) = struct.unpack_from(_STATE, raw, at)
         det.lag_at = int(lag_at)
         det._set_scale(scale)
         at += struct.calcsize(_STATE)

@@ -112,8 +112,25 @@ def test_a_faster_series_needs_more_surprise_to_alert() -> None:
     for i, v in enumerate(values):
         slow.update(1_700_000_000 + 300.0 * i, v)
         fast.update(1_700_000_000 + 1.0 * i, v)
-    assert slow.alert_level == pytest.approx(0.4)
-    assert fast.alert_level == pytest.approx(0.4 + 0.15 * math.log10(300.0))
+    assert slow.alert_level == pytest.approx(slow.level)
+    assert fast.alert_level == pytest.approx(slow.level + 0.15 * math.log10(300.0))
+    assert slow.alert_level < slow.spatial_level < fast.spatial_level < 1.0
+
+
+def test_a_value_far_out_of_the_range_seen_alerts_once_and_one_just_past_it_does_not() -> None:
+    """A plain noisy level: a value a tenth of the range above the highest seen alerts (at the detector's
+    out-of-range score), the new range then holds it; a value barely past the old maximum is no alert."""
+    rnd = random.Random(5)
+    points = [(1_700_000_000 + STEP * i, 50.0 + rnd.uniform(-5.0, 5.0)) for i in range(1000)]
+    det = LikelihoodDetector()
+    out = scores(det, points)
+    assert max(out[det.warmup:]) < 0.5
+    high, low = det.high, det.low
+    t = points[-1][0]
+    assert det.update(t + STEP, high + 0.02 * (high - low)) < 0.5
+    jump = det.update(t + 2 * STEP, high + 0.3 * (high - low))
+    assert jump >= 0.5
+    assert det.update(t + 3 * STEP, high + 0.3 * (high - low)) < 0.5
 
 
 RECORDED = Path(__file__).resolve().parents[1] / "bench" / "anomaly" / "recorded" / "clean"
