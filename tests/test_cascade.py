@@ -3,15 +3,20 @@ PostgreSQL, MariaDB and Kafka broker, watched by one in-process agent (both part
 server through its own plugin, and the host) feeding the session's real worker. A clean run opens no incident, and
 the ``kubestack demo`` commands inject and undo a fault.
 
-The faults themselves (each must become ONE incident holding the symptom and the cause, the injected component
-ranked first) are run by ``bench/rca/cascade.py`` (``cascade_cycle`` in ``tests/services/demo_app.py``) until they
-hold: in the suite, redis-maxmemory missed the top-3 on a quiet machine, and top-1 over three helper runs was 0.82."""
+Each fault of ``CI_FAULTS``, injected once into a dependency (one demo stack and one worker for all of them), is felt
+by the shop or its order-writer and must become ONE incident holding the symptom and the cause, the injected
+component among the first three causes. Top-1 and the resources and signals of each incident are printed at the end
+of the module (``-s``) and written with the incidents and reports to ``cascade.json`` in the pipeline's temp dir;
+repeated runs of every fault are scored by ``bench/rca/cascade.py``. Top-3, not top-1, is asserted: where the shop
+holds a transaction open in one database while it waits on the other (pg-row-lock, mariadb-flood), both show lock
+waits within a second or two and the call graph links both only through the shop, so either may come first."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,20 +27,35 @@ from kubestack.contract.base import ResourceRef
 from kubestack.demo.config import DemoConfig
 from kubestack.demo.faults import FAULTS
 from tests.cli import cli_env, run
-from tests.services.demo_app import HOST_TARGET, DemoStack, wait_serving
+from tests.services.demo_app import HOST_TARGET, CascadeOutcome, DemoStack, cascade_cycle, wait_serving
 from tests.services.pipeline import Pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(900)]  # the demo and its agent take minutes to warm
 
 CLEAN_S = 90.0
+OUTCOMES: list[CascadeOutcome] = []
+CI_FAULTS = ["pg-row-lock", "mariadb-lock", "kafka-pause", "pg-connections", "redis-stall", "mariadb-flood",
+             "volume-full"]
+"""Seven of the nine, ordered so that each one's cause differs from the last one's (4 min together on a loaded
+2-core machine). Scored by ``bench/rca/cascade.py`` only: cpu-hog (on the shared machines the suite runs on, the
+host's load is already far above any threshold a test could hold, and busy processes more do not always stand out
+within a minute) and redis-maxmemory (on a loaded machine the shop's p95 did not always cross its threshold: the
+cache's own incident opened alone)."""
+TOP = 3
+WAITS = {"detect_s": 45.0, "rank_s": 20.0, "grow_s": 10.0, "settle_s": 120.0}
+"""Only as long as detection needs (detected in 4-11 s, cpu-hog up to 40 s, in the bench)."""
 
 
 @pytest.fixture(scope="module")
 async def watched(pipeline: Pipeline, demo_stack: DemoStack) -> AsyncIterator[dict[str, ResourceRef]]:
-    """The demo under load, watched by one agent for the whole module."""
+    """The demo under load, watched by one agent for the whole module; the fault figures printed at the end."""
     await asyncio.to_thread(wait_serving, demo_stack)
     async with pipeline.agent([*demo_stack.targets(), HOST_TARGET], warm_s=90) as resources:
         yield resources
+    print("\ncascade faults: fault, true cause, its rank, detection, incident")
+    for outcome in OUTCOMES:
+        print(outcome.row())
+    (pipeline.settings.home.parent / "cascade.json").write_text(json.dumps([asdict(o) for o in OUTCOMES], indent=2))
 
 
 async def test_a_clean_run_under_load_opens_no_incident(pipeline: Pipeline, watched: dict[str, ResourceRef],
@@ -50,6 +70,17 @@ async def test_a_clean_run_under_load_opens_no_incident(pipeline: Pipeline, watc
     served = sum(after.get(k, 0) - before.get(k, 0) for k in after if k.startswith("2"))
     assert served >= CLEAN_S * demo_stack.config.rate * 0.8, (before, after)
     assert not opened, [(i.title, [f"{s.resource}:{s.name}" for s in i.signals][:10]) for i in opened]
+
+
+@pytest.mark.parametrize("name", CI_FAULTS)
+async def test_a_fault_in_a_dependency_is_one_incident_with_its_cause_ranked(
+        name: str, pipeline: Pipeline, watched: dict[str, ResourceRef], demo_stack: DemoStack) -> None:
+    outcome = await cascade_cycle(pipeline, watched, demo_stack, name, **WAITS)
+    OUTCOMES.append(outcome)
+    assert outcome.incident, f"no incident holds {outcome.cause} and a symptom" + pipeline.diagnosis()
+    assert not outcome.split_into, f"the fault split into several incidents: {outcome.split_into}"
+    assert len(outcome.resources) >= 2, outcome.row()  # the cause and the symptom; a third, when reached, printed
+    assert outcome.rank is not None and outcome.rank <= TOP, outcome.row() + pipeline.diagnosis()
 
 
 def test_demo_list_names_every_fault_and_its_cause() -> None:
