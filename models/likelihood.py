@@ -22,7 +22,9 @@ long-run mean and deviation of that mean (exponential memory), as a Gaussian tai
 ``log(q) / log(1e-10)`` (``q = 1e-4`` is 0.4). The score is the largest of the four. A score at least
 ``level`` is an alert; it opens a quiet period of ``quiet`` points in which scores are scaled by ``damp``,
 so one anomaly is announced once (NAB counts the first detection in a window and charges every later one
-outside it; people on call do the same). Nothing is reported in the first ``warmup`` points.
+outside it; people on call do the same); a score still at the level when the quiet period ends is the same
+event, and the next alert waits until the score has been under the level. Nothing is reported in the first
+``warmup`` points.
 
 A series sampled faster than ``pace`` (5 minutes) has more chances per hour to look unusual by luck: per
 decade faster, its alert level is ``pace_level`` higher and ``pace_surprise`` is taken off each surprise
@@ -57,7 +59,7 @@ PARAMS = ("threshold", "level", "warmup", "quiet", "damp", "memory", "short", "l
           "spatial_score", "pace_spatial")
 MAGIC = b"KSLD2"
 _PARAMS = f"<{len(PARAMS)}d"
-_STATE = "<qqqddddddddd"
+_STATE = "<qqqdddddddddd"
 
 
 class Likelihood:
@@ -111,7 +113,7 @@ class Likelihood:
 class LikelihoodDetector:
     __slots__ = (*PARAMS, "inner", "surprise", "lagged", "dense", "n", "since_alert", "first_ts", "period",
                  "lag", "lag_at", "lag_mean", "ew_mean", "ew_var", "scale", "alert_level", "surprise_shift",
-                 "density_k2", "low", "high", "spatial_level", "spatial_tol")
+                 "density_k2", "low", "high", "spatial_level", "spatial_tol", "armed")
 
     def __init__(self, threshold: float = 0.5, level: float = 0.47, warmup: int = 250, quiet: int = 300,
                  damp: float = 0.3, memory: float = 5000, short: int = 20, lag_short: int = 20,
@@ -136,6 +138,7 @@ class LikelihoodDetector:
         self.dense = Likelihood(self.density_short, memory, min_sd)
         self.n = 0
         self.since_alert = 1 << 30
+        self.armed = True              # False while the score has not been under the level since the last alert
         self.first_ts = math.nan
         self.period = 0                # points per day once the interval is known; -1: no daily lag
         self.lag = array("f")
@@ -199,8 +202,14 @@ class LikelihoodDetector:
         level = self.alert_level
         if self.since_alert <= self.quiet:
             score *= self.damp
-        elif score >= level:
+        elif score < level:
+            self.armed = True
+        elif self.armed:
             self.since_alert = 0
+            self.armed = False
+        else:
+            # still above the level when the quiet period ends: the same event, not announced again
+            score = level * 0.99
         # the alert level onto the worker's threshold, linear on each side
         threshold = self.threshold
         if score < level:
@@ -243,7 +252,7 @@ class LikelihoodDetector:
         params = struct.pack(_PARAMS, *(float(getattr(self, p)) for p in PARAMS))
         own = struct.pack(_STATE, self.n, min(self.since_alert, 1 << 62), self.period, self.first_ts,
                           float(self.lag_at), self.lag_mean, self.ew_mean, self.ew_var, float(len(self.lag)),
-                          self.scale, self.low, self.high)
+                          self.scale, self.low, self.high, float(self.armed))
         parts = (MAGIC, params, own, self.surprise.to_state(), self.lagged.to_state(), self.dense.to_state(),
                  self.lag.tobytes(), self.inner.to_state())
         return b"".join(parts)
@@ -257,7 +266,8 @@ class LikelihoodDetector:
         det = cls(**dict(zip(PARAMS, struct.unpack_from(_PARAMS, raw, at))))
         at += struct.calcsize(_PARAMS)
         (det.n, det.since_alert, det.period, det.first_ts, lag_at, det.lag_mean, det.ew_mean, det.ew_var,
-         lag_len, scale, det.low, det.high) = struct.unpack_from(_STATE, raw, at)
+         lag_len, scale, det.low, det.high, armed) = struct.unpack_from(_STATE, raw, at)
+        det.armed = armed != 0.0
         det.lag_at = int(lag_at)
         det._set_scale(scale)
         at += struct.calcsize(_STATE)

@@ -149,3 +149,17 @@ def test_real_series_recorded_at_rest_do_not_alert(name: str) -> None:
     out = scores(LikelihoodDetector(), points)
     assert len(out) > 400
     assert max(out) < 0.5
+
+
+def test_an_event_still_scoring_when_its_quiet_period_ends_is_not_announced_again() -> None:
+    """Values that keep leaving their range (doubling each point) score at the level throughout: one alert,
+    none when each quiet period ends; after the score has been under the level, a new event alerts again."""
+    rnd = random.Random(6)
+    det = LikelihoodDetector(warmup=20, quiet=3)
+    t = iter(1_700_000_000 + STEP * i for i in range(1000))
+    assert max(det.update(next(t), rnd.uniform(0.0, 1.0)) for _ in range(60)) < 0.5
+    growing = [det.update(next(t), 2.0 ** k) for k in range(1, 16)]
+    assert sum(s >= 0.5 for s in growing) == 1
+    calm = [det.update(next(t), rnd.uniform(0.0, 1.0)) for _ in range(10)]
+    assert max(calm) < 0.5
+    assert det.update(next(t), 2.0 ** 20) >= 0.5
