@@ -110,12 +110,19 @@ async def create_topics(kafka: KafkaSettings, new: list[NewTopic]) -> dict[str, 
     try:
         await admin.start()
         response = await admin.create_topics(new)
+        outcome = _created(response.topic_errors)
+        await _until_led(admin, [name for name, state in outcome.items() if state == "created"])
     except (KafkaConnectionError, AIOKafkaError, OSError) as exc:
         raise KafkaUnavailableError(f"cannot create topics on {kafka.bootstrap}: {exc}") from exc
     finally:
         await admin.close()
+    log.info("topics: %s", ", ".join(f"{n} {s}" for n, s in sorted(outcome.items())))
+    return outcome
+
+
+def _created(topic_errors) -> dict[str, str]:
     outcome = {}
-    for name, code, *rest in response.topic_errors:
+    for name, code, *rest in topic_errors:
         if code == 0:
             outcome[name] = "created"
         elif code == _TOPIC_ALREADY_EXISTS:
@@ -123,5 +130,25 @@ async def create_topics(kafka: KafkaSettings, new: list[NewTopic]) -> dict[str, 
         else:
             message = rest[0] if rest else ""
             raise KafkaError(f"creating topic {name} failed with Kafka error {code}: {message}")
-    log.info("topics: %s", ", ".join(f"{n} {s}" for n, s in sorted(outcome.items())))
     return outcome
+
+
+async def _until_led(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until every partition of the just created ``names`` has a leader in the metadata the broker serves.
+    CreateTopics answers once the controller has the topics; a producer asking a broker that has not caught up yet
+    gets UnknownTopicOrPartition (seen on a loaded machine). After ``timeout_s`` the caller goes on and the clients'
+    own retries take over; the wait is logged."""
+    deadline = time.monotonic() + timeout_s
+    waiting = set(names)
+    while waiting:
+        for topic in await admin.describe_topics(sorted(waiting)):
+            partitions = topic.get("partitions") or []
+            led = partitions and all(p.get("leader", p.get("leader_id", -1)) >= 0 for p in partitions)
+            if topic.get("error_code", 0) == 0 and led:
+                waiting.discard(topic.get("topic", topic.get("name")))
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            log.warning("topics created but without a leader after %.0fs: %s", timeout_s, ", ".join(sorted(waiting)))
+            return
+        await asyncio.sleep(0.2)
