@@ -150,11 +150,13 @@ class LlmSettings(_Section):
     timeout_s: float = Field(default=20.0, gt=0, description="Longest a narrative may take, retries included")
     max_tokens: int = Field(default=300, ge=16)
     redact_ips: bool = Field(default=False, description="Also replace IP addresses in what is sent")
-    structured: Literal["auto", "json_schema", "json_object", "off"] = Field(default="auto", description=(
+    structured: Literal["auto", "json_schema", "grammar", "json_object", "off"] = Field(default="auto", description=(
         "How the model is held to cited claims: a JSON schema whose citations can only be the evidence ids given. "
-        "json_schema: OpenAI's response_format (OpenAI, vLLM, LM Studio, llama.cpp's llama-server); json_object: "
+        "json_schema: OpenAI's response_format (OpenAI, vLLM, LM Studio, llama.cpp's llama-server); grammar: one "
+        "cited claim as text under a GBNF grammar (llama.cpp's servers; a third of the tokens of JSON); json_object: "
         "a json_object response_format carrying the schema (llama-cpp-python's server); auto: the first that the "
-        "server accepts, else free text; off: free text. Ollama takes the schema as its format unless off"))
+        "server accepts, in that order, else free text; off: free text. Ollama takes the schema as its format "
+        "unless off"))
 
     @model_validator(mode="after")
     def _model_named(self) -> LlmSettings:

@@ -17,7 +17,7 @@ from kubestack.contract.base import ResourceRef, Source
 from kubestack.contract.events import Incident, IncidentSignal, RcaReport, Severity, SignalKind
 from kubestack.knowledge.runbook import load_runbooks
 from kubestack.pipeline.rootcause import rank_incident_causes
-from kubestack.llm import CLAIM_PATTERN, MAX_CLAIMS, RULES, build_llm, citation_problem
+from kubestack.llm import MAX_CLAIMS, RULES, build_llm, citation_problem, claims_grammar
 from kubestack.pipeline.narrative import build_prompt, narrate
 from kubestack.pipeline.runbookmatch import RunbookMatcher
 from kubestack.plugins.registry import action_specs
@@ -123,10 +123,12 @@ def test_prompt_holds_ranked_redacted_evidence_only() -> None:
     text = "\n".join(m.content for m in messages)
     _assert_no_secret(text)
     assert numbers == {"E1": CHANGE_ID, "E2": FULL_ID, "E3": APP_ID}
-    assert "E1: anomaly config-risk:redis.maxmemory_lowered" in text and "67108864" in text
+    assert text.startswith("The root cause is redis maxmemory lowered on -/db-1/redis/cache-1, evidence E1 E2")
+    assert "E1: anomaly config-risk:redis.maxmemory_lowered, critical, +0s: " in text
+    assert "old=67108864 new=1048576" in text and "used_memory=1040000" in text, "details as key=value pairs"
     assert CHANGE_ID not in text, "evidence is numbered in the prompt, not named by its event id"
     assert TITLES[REPORT.hypotheses[0].runbooks[0]] in text
-    assert text.index(REPORT.hypotheses[0].cause) < text.index(REPORT.hypotheses[1].cause)
+    assert text.index("Cause 2 is log/checkout") > text.index("The root cause is")
 
 
 def test_settings_need_a_model_and_none_needs_nothing() -> None:
@@ -142,10 +144,10 @@ async def test_without_a_model_the_rules_narrate() -> None:
 # --- a real model -----------------------------------------------------------------------------------------
 
 
-async def test_a_real_small_model_writes_cited_claims_in_the_schema_and_sees_no_secret(
+async def test_a_real_small_model_writes_a_cited_claim_under_the_grammar_and_sees_no_secret(
         llama_server: LlamaServer, scripted: Scripted) -> None:
-    """The llama-cpp-python server refuses OpenAI's json_schema form, takes a json_object with the schema, and
-    Gemma 3 270M then writes claims that cite only the evidence given."""
+    """The llama-cpp-python server refuses OpenAI's json_schema form, takes the GBNF grammar, and Gemma 3 270M
+    then writes one claim that cites only the evidence given."""
     scripted.upstream = llama_server.base_url
     settings = LlmSettings(provider="openai", base_url=f"{scripted.url}/v1", model=llama_server.model,
                            timeout_s=LOCAL_TIMEOUT_S, max_tokens=200, redact_ips=True)
@@ -153,14 +155,14 @@ async def test_a_real_small_model_writes_cited_claims_in_the_schema_and_sees_no_
     narrative, narrator = await narrate(REPORT, INCIDENT, TITLES, llm)
     refused, sent = scripted.received
     assert json.loads(refused.body)["response_format"]["type"] == "json_schema" and refused.status >= 400
-    assert llm.dialects == ("json_object",), "the client keeps the form the server took"
+    assert llm.dialects == ("grammar",), "the client keeps the form the server took"
     request = json.loads(sent.body)
-    assert request["response_format"]["type"] == "json_object" and sent.status == 200, sent.answer[:500]
-    claim = request["response_format"]["schema"]["properties"]["claims"]["items"]["properties"]
-    assert claim["ids"]["items"]["enum"] == ["E1", "E2", "E3"] and claim["text"]["pattern"] == CLAIM_PATTERN
+    assert request["grammar"] == claims_grammar(["E1", "E2", "E3"]) and sent.status == 200, sent.answer[:500]
+    assert "response_format" not in request
     _assert_no_secret(sent.body)
     assert narrator == llama_server.model, json.loads(sent.answer)["choices"][0]["message"]["content"]
     assert citation_problem(narrative, {CHANGE_ID, FULL_ID, APP_ID}) is None
+    assert narrative.count("].") == 1, f"one claim: {narrative}"
 
 
 LOCAL_TIMEOUT_S = 120.0
@@ -174,7 +176,7 @@ async def test_a_real_small_model_narrates_recorded_fault_incidents(
     incident's own evidence, by event id."""
     caplog.set_level(logging.INFO, LOGGER)
     llm = build_llm(LlmSettings(provider="openai", base_url=llama_server.base_url, model=llama_server.model,
-                                timeout_s=LOCAL_TIMEOUT_S, max_tokens=200, structured="json_object"))
+                                timeout_s=LOCAL_TIMEOUT_S, max_tokens=200, structured="grammar"))
     accepted = []
     for fault in LOCAL_CASES:
         incident, report = _recorded(fault)
@@ -247,13 +249,30 @@ async def test_forged_or_uncited_claims_are_rejected(scripted: Scripted, caplog:
     assert f"rejected: {why}" in caplog.text
 
 
+@pytest.mark.parametrize(("answer", "why"), [
+    ("Memory ran out after maxmemory was lowered [E1, E9].", "cites unknown evidence ids: E9"),
+    ("Memory ran out after maxmemory was lowered.", "uncited claim: 'Memory ran out after maxmemory was lowered.'"),
+    (_claims((["E1"], "Memory ran out after maxmemory was lowered")), "cites unknown evidence ids"),
+])
+async def test_a_server_that_ignored_the_grammar_meets_the_same_check(
+        scripted: Scripted, caplog: pytest.LogCaptureFixture, answer: str, why: str) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    scripted.replies = [(200, {}, _openai(answer), 0.0)]
+    assert await narrate(REPORT, INCIDENT, TITLES, _narrator(scripted, structured="grammar")) == (
+        REPORT.narrative, RULES)
+    assert f"rejected: {why}" in caplog.text
+    assert json.loads(scripted.received[0].body)["grammar"] == claims_grammar(["E1", "E2", "E3"])
+
+
 async def test_a_server_refusing_every_schema_form_gets_free_text(scripted: Scripted) -> None:
     refusal = (400, {}, '{"error": {"message": "response_format is not supported"}}', 0.0)
-    scripted.replies = [refusal, refusal, (200, {}, _openai(CITED), 0.0)]
+    scripted.replies = [refusal, (400, {}, '{"error": {"message": "Unrecognized request argument: grammar"}}', 0.0),
+                        refusal, (200, {}, _openai(CITED), 0.0)]
     llm = _narrator(scripted, structured="auto")
     assert await narrate(REPORT, INCIDENT, TITLES, llm) == (AS_REPORTED, "scripted-7b")
     forms = [json.loads(r.body).get("response_format", {}).get("type") for r in scripted.received]
-    assert forms == ["json_schema", "json_object", None] and llm.dialects == ("off",)
+    assert forms == ["json_schema", None, "json_object", None] and llm.dialects == ("off",)
+    assert "grammar" in json.loads(scripted.received[1].body)
 
 
 @pytest.mark.parametrize(("provider", "path", "reply"), [

@@ -1,12 +1,14 @@
 """How often a model's narrative of the recorded fault incidents is accepted (``kubestack.llm.citation_problem``),
 and how long each takes: wall time and, for the local server this starts, the server's CPU time.
 
-    python -m bench.narrative.run [--structured auto|json_schema|json_object|off] [--runs 1]
-                                  [--base-url URL --model NAME]
+    python -m bench.narrative.run [--structured auto|json_schema|grammar|json_object|off] [--runs 1]
+                                  [--base-url URL --model NAME] [--code REF]
 
 Without ``--base-url`` it starts llama.cpp's server (llama-cpp-python) with Gemma 3 270M, as the tests do. The
 incidents are ``tests/data/narrative/*.json``: an incident and its root-cause report as the worker published
-them during a run of ``tests/test_faults.py`` (eight single-resource faults).
+them during a run of ``tests/test_faults.py`` (eight single-resource faults). ``--code REF`` runs the narrative
+code (``CODE``: the client, the prompt, the server's flags) of git commit REF instead of the checkout's, so that
+two runs started side by side measure before and after in the same machine state.
 """
 
 from __future__ import annotations
@@ -17,19 +19,34 @@ import contextlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 from kubestack.contract.events import Incident, RcaReport
 from kubestack.knowledge.runbook import load_runbooks
-from kubestack.llm import RULES, build_llm
-from kubestack.pipeline.narrative import narrate
 from kubestack.settings import LlmSettings
-from tests.services.llm import running_llama_server
 
-CASES = Path(__file__).resolve().parents[2] / "tests" / "data" / "narrative"
+ROOT = Path(__file__).resolve().parents[2]
+CASES = ROOT / "tests" / "data" / "narrative"
 TARGET_S = 10.0
+CODE = {"kubestack.llm": "kubestack/llm.py", "kubestack.pipeline.narrative": "pipeline/narrative.py",
+        "tests.services.llm": "tests/services/llm.py"}
+"""What ``--code`` takes from another commit, in import order."""
+
+
+def use_code_of(ref: str) -> None:
+    """Install ``CODE`` as it is at git commit ``ref`` in ``sys.modules``, before anything imports it."""
+    for name, path in CODE.items():
+        source = subprocess.run(["git", "-C", str(ROOT), "show", f"{ref}:{path}"], check=True, capture_output=True,
+                                text=True).stdout
+        module = types.ModuleType(name)
+        module.__file__ = str(ROOT / path)
+        sys.modules[name] = module
+        exec(compile(source, f"{ref}:{path}", "exec"), module.__dict__)  # this repository's own history
 
 
 def load_cases() -> list[tuple[str, Incident, RcaReport]]:
@@ -50,6 +67,9 @@ def cpu_s(pid: int | None) -> float | None:
 
 
 async def run(settings: LlmSettings, runs: int, pid: int | None) -> None:
+    from kubestack.llm import RULES, build_llm  # after --code
+    from kubestack.pipeline.narrative import narrate
+
     titles = {b.id: b.meta.title for b in load_runbooks()}
     llm = build_llm(settings)
     rows, accepted, total = [], 0, 0
@@ -77,13 +97,19 @@ async def run(settings: LlmSettings, runs: int, pid: int | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--structured", default="auto", choices=["auto", "json_schema", "json_object", "off"])
+    parser.add_argument("--structured", default="auto",
+                        choices=["auto", "json_schema", "grammar", "json_object", "off"])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--base-url")
     parser.add_argument("--model", default="gemma3-270m")
     parser.add_argument("--max-tokens", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=120.0, help="per narrative; generous, to see the time")
+    parser.add_argument("--code", metavar="REF", help="the narrative code of this git commit (before/after)")
     args = parser.parse_args()
+    if args.code:
+        use_code_of(args.code)
+    from tests.services.llm import running_llama_server  # after --code
+
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     logging.getLogger("kubestack").setLevel(logging.INFO)  # why an answer was rejected
     with contextlib.ExitStack() as stack:
@@ -95,6 +121,7 @@ def main() -> None:
         settings = LlmSettings(provider="openai", base_url=base_url, model=args.model, timeout_s=args.timeout,
                                max_tokens=args.max_tokens, structured=args.structured)
         asyncio.run(run(settings, args.runs, pid))
+    print(f"narrative code: {args.code or 'the checkout'}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ which is what the narrative's citation validator is there to catch, and what the
 (``kubestack.llm.claims_schema``) keeps inside cited, short claims. ``running_llama_server`` is shared with
 ``bench/narrative``. The server's default of logits for every prompt token (``logits_all``) is turned off: with
 Gemma's 262k-token vocabulary it made reading a 594-token prompt cost 12.3 s of CPU instead of 7.7 s here, and
-only the last token's are used.
+only the last token's are used. It reads and writes on one thread (``n_threads``, ``n_threads_batch``; the server's
+default reads on every CPU): on the shared 2-CPU machine two threads spin while waiting for each other, and reading
+a 413-token prompt took 4.5 s of CPU on two threads against 2.4 s on one (wall 21.7 s against 11.7 s, loaded).
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def running_llama_server(log_path: Path) -> Iterator[tuple[LlamaServer, ServerPr
     port = free_port()
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_ALIAS,
             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--chat_format", "gemma",
-            "--logits_all", "false"]
+            "--logits_all", "false", "--n_threads", "1", "--n_threads_batch", "1"]
     process = ServerProcess("llama_cpp.server", argv, log_path)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
