@@ -1,9 +1,10 @@
 """Carrying out the Kafka plugin's actions (declared with their typed parameters in ``declaration.py``) through the
-admin API: the preconditions read on the cluster (the topic exists, deletes by retention, the partition count), the
-state before, the change, and the action that undoes it.
+admin API: the preconditions read on the cluster (the broker or topic exists, deletes by retention, the partition
+count), the state before, the change, and the action that undoes it.
 
-AlterConfigs replaces a topic's whole set of overrides, so a retention change sends every override the topic has
-(read just before) with the new values: nothing else of the topic changes."""
+AlterConfigs replaces a resource's whole set of overrides, so a retention change sends every override the topic has
+(read just before) with the new values, and a broker change every per-broker override of that broker: nothing else
+changes."""
 
 from __future__ import annotations
 
@@ -16,19 +17,21 @@ from aiokafka.admin.config_resource import ConfigResourceType
 from kubestack.errors import ActionError, CommandFailedError, PreconditionFailedError
 from kubestack.plugins.base import ActionOutcome, ActionSpec, declared
 from kubestack.plugins.kafka.client import KafkaClient
-from kubestack.plugins.kafka.parse import DYNAMIC_TOPIC_CONFIG, parse_configs, parse_partitions
+from kubestack.plugins.kafka.parse import (DYNAMIC_BROKER_CONFIG, DYNAMIC_TOPIC_CONFIG, parse_cluster, parse_configs,
+                                           parse_partitions)
 
 log = logging.getLogger(__name__)
 
 SET_RETENTION = "kafka.set_topic_retention"
 ADD_PARTITIONS = "kafka.add_partitions"
+SET_BROKER_CONFIG = "kafka.set_broker_config"
 _SETTINGS = {"retention_ms": "retention.ms", "retention_bytes": "retention.bytes"}
 
 
 async def execute(client: KafkaClient, specs: Sequence[ActionSpec], action_id: str, params: dict[str, Any], *,
                   dry_run: bool = False) -> ActionOutcome:
     checked = declared(specs, action_id, "Kafka").check(params)
-    steps = {SET_RETENTION: _set_retention, ADD_PARTITIONS: _add_partitions}
+    steps = {SET_RETENTION: _set_retention, ADD_PARTITIONS: _add_partitions, SET_BROKER_CONFIG: _set_broker_config}
     if action_id not in steps:
         raise ActionError(f"{action_id} is a step for people (its runbook says how): the Kafka plugin carries out "
                           f"only {', '.join(sorted(steps))}")
@@ -94,3 +97,42 @@ async def _add_partitions(client: KafkaClient, params: dict[str, Any], dry_run: 
                          output=f"{'would add' if dry_run else 'added'} {count - len(partitions)} partition(s) to "
                                 f"{topic} ({len(partitions)} → {count}); they cannot be removed",
                          before={"topic": topic, "partitions": len(partitions)}, undo=None)
+
+
+def broker_overrides(broker: int, answers: list[dict[str, Any]]) -> tuple[dict[str, str], list[str]]:
+    """The per-broker overrides of ``broker`` in DescribeConfigs ``answers``, and the names of those that are
+    sensitive (their value cannot be read back, so AlterConfigs, which replaces them all, would lose them)."""
+    entries = [e for a in answers if a["resource_name"] == str(broker) and not a.get("error_code")
+               for e in a["config_entries"] if e.get("source") == DYNAMIC_BROKER_CONFIG]
+    return ({e["name"]: "" if e["value"] is None else str(e["value"]) for e in entries if not e.get("sensitive")},
+            sorted(e["name"] for e in entries if e.get("sensitive")))
+
+
+async def _set_broker_config(client: KafkaClient, params: dict[str, Any], dry_run: bool) -> ActionOutcome:
+    broker, setting, value = params["broker"], params["setting"], params.get("value")
+    brokers = [i for i, _ in parse_cluster(await client.cluster()).brokers]
+    if broker not in brokers:
+        raise PreconditionFailedError(SET_BROKER_CONFIG, [f"no broker {broker} (the cluster has "
+                                                          f"{', '.join(map(str, brokers)) or 'none'})"])
+    answers = await client.configs(ConfigResourceType.BROKER, [str(broker)])
+    overrides, sensitive = broker_overrides(broker, answers)
+    if sensitive:
+        raise PreconditionFailedError(SET_BROKER_CONFIG, [f"broker {broker} has sensitive per-broker overrides "
+                                                          f"({', '.join(sensitive)}) that AlterConfigs would drop"])
+    effective = parse_configs(a for a in answers if not a.get("error_code")).get(str(broker), {})
+    before, previous = effective.get(setting, "unset"), overrides.get(setting)
+    new = {k: v for k, v in overrides.items() if k != setting} | ({setting: str(value)} if value is not None else {})
+    after = str(value) if value is not None else "the cluster-wide value"
+    if not dry_run:
+        try:
+            await client.alter_broker_configs(broker, new)
+        except CommandFailedError as exc:
+            raise ActionError(f"{SET_BROKER_CONFIG}: Kafka refused AlterConfigs on broker {broker}: "
+                              f"{exc.stderr.strip()}") from exc
+    return ActionOutcome(action=SET_BROKER_CONFIG, params=params, dry_run=dry_run,
+                         output=f"{'would set' if dry_run else 'set'} {setting} on broker {broker}: {before} → "
+                                f"{after} (other per-broker overrides kept: "
+                                f"{', '.join(sorted(set(overrides) - {setting})) or 'none'})",
+                         before={"broker": broker, setting: before, "override": previous, "overrides": overrides},
+                         undo=(SET_BROKER_CONFIG, {"broker": broker, "setting": setting,
+                                                   "value": int(previous) if previous and previous.isdigit() else None}))

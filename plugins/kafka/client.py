@@ -73,6 +73,10 @@ class KafkaClient(Protocol):
         """AlterConfigs: ``configs`` become the topic's whole set of overrides (the rest inherit the broker's)."""
         ...
 
+    async def alter_broker_configs(self, broker: int, configs: dict[str, str]) -> None:
+        """AlterConfigs on one broker: ``configs`` become its whole set of per-broker dynamic overrides."""
+        ...
+
     async def create_partitions(self, topic: str, count: int) -> None: ...
 
     async def close(self) -> None: ...
@@ -229,12 +233,17 @@ class AIOKafkaClient:
         return sorted((tp.topic, tp.partition, offset, ts) for tp, (offset, ts) in found.items())
 
     async def alter_topic_configs(self, topic: str, configs: dict[str, str]) -> None:
-        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs)
+        await self._alter(ConfigResource(ConfigResourceType.TOPIC, topic, configs))
+
+    async def alter_broker_configs(self, broker: int, configs: dict[str, str]) -> None:
+        await self._alter(ConfigResource(ConfigResourceType.BROKER, str(broker), configs))  # sent to that broker
+
+    async def _alter(self, resource: ConfigResource) -> None:
         responses = await self._call("AlterConfigs", lambda: self._admin_then(lambda a: a.alter_configs([resource])))
         for response in responses:
             for r in response.to_object()["resources"]:
                 if r["error_code"]:
-                    raise CommandFailedError(["kafka", "AlterConfigs", topic], r["error_code"],
+                    raise CommandFailedError(["kafka", "AlterConfigs", resource.name], r["error_code"],
                                              r.get("error_message") or f"error code {r['error_code']}")
 
     async def create_partitions(self, topic: str, count: int) -> None:

@@ -1,12 +1,14 @@
 """What the Kafka plugin declares: its rules, the words that name it in a question, and its actions with their risk
 and typed parameters. Raising a topic's retention answers a forecast that a consumer group will lose unconsumed
-records (the evidence names the topic and its limit); moving offsets or adding partitions is a decision about data
-and keys that the evidence cannot make, so neither is proposed. The plugin carries out the retention change and
+records (the evidence names the topic and its limit); a broker whose ``min.insync.replicas`` differs from the other
+brokers' is given theirs (the drift's evidence names the broker, the setting and the value); moving offsets or adding partitions is a decision about data
+and keys that the evidence cannot make, so neither is proposed. The plugin carries out the broker and retention changes and
 adding partitions (``actions.py``); moving offsets stays a step its runbooks describe for people."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -23,6 +25,31 @@ AGREEMENTS = PeerAgreements("kafka.broker_config_drift", (Agreement("min.insync.
                                                           Agreement("default.replication.factor")),
                             members=r"^broker\.(?P<member>[^.]+)\.(?P<setting>.+)$")
 """The brokers of one cluster (``broker.<id>.<setting>`` in its snapshot) apply the same durability defaults."""
+
+
+BrokerSetting = Literal["min.insync.replicas"]
+"""The agreed-on settings a broker takes as a per-broker dynamic override (``default.replication.factor`` is
+read-only on a running broker: aligning it is a restart with an edited server.properties, which the runbook says)."""
+
+
+class SetBrokerConfig(ActionParams):
+    broker: WholeNumber = Field(ge=0, description="Broker id (node.id)")
+    setting: BrokerSetting = Field(description="The setting the brokers must agree on")
+    value: WholeNumber | None = Field(default=None, ge=1, description=(
+        "New per-broker value; none removes the broker's override (it takes the cluster-wide value again)"))
+
+
+def align_broker(clue: Clue) -> Iterable[Offer]:
+    """A broker that differs from the others (``member`` drifts of ``kafka.broker_config_drift``) gets what the
+    others hold, as a per-broker override."""
+    for drift in clue.evidence.get("drifts", []):
+        member, setting, value = drift.get("member"), drift.get("setting"), drift.get("peer_value")
+        if (drift.get("side") != "member" or setting not in get_args(BrokerSetting) or not str(member).isdigit()
+                or not str(value).isdigit()):
+            continue
+        yield ({"broker": int(member), "setting": setting, "value": int(value)},
+               f"set {setting} on broker {member} to {value} as on the other brokers (it is {drift.get('value')} "
+               f"there): a partition led by that broker accepts acks=all writes with fewer in-sync copies")
 
 
 class ResetOffsets(ActionParams):
@@ -73,6 +100,14 @@ def _longer_retention(param: str, setting: str, per: float) -> Callable[[Clue], 
 
 
 ACTIONS = (
+    ActionSpec(id="kafka.set_broker_config", title="Set one broker's per-broker dynamic config (AlterConfigs on the "
+               "broker)", risk=Risk.MEDIUM, params=SetBrokerConfig,
+               preconditions=["the broker is in the cluster",
+                              "the broker has no sensitive per-broker override (AlterConfigs replaces them all and "
+                              "a sensitive value cannot be read back)"],
+               rollback="set the previous per-broker value again, or remove the override when there was none (the "
+                        "action's undo)",
+               answers=(Remedy(align_broker, findings=(AGREEMENTS.rule_id,)),)),
     ActionSpec(id="kafka.set_topic_retention", title="Set a topic's retention.ms / retention.bytes (AlterConfigs)",
                risk=Risk.MEDIUM, params=SetTopicRetention,
                preconditions=["the topic exists and its cleanup.policy includes delete",

@@ -9,6 +9,8 @@ from typing import Any
 
 DYNAMIC_TOPIC_CONFIG = 1
 """DescribeConfigs ``config_source`` of a per-topic override (the rest is inherited from the broker)."""
+DYNAMIC_BROKER_CONFIG = 2
+"""... of a per-broker override (over the cluster-wide dynamic default and server.properties)."""
 
 GROUPS_WITHOUT_MEMBERS = frozenset({"Empty", "Dead"})
 
