@@ -31,7 +31,12 @@ from kubestack.contract.base import ResourceRef
 from kubestack.contract.events import Decision, Finding, HealthReport, IncidentStatus, RemediationDecision, Severity
 from kubestack.contract.topics import HEALTH, INCIDENTS, REMEDIATION_DECISIONS, TOPICS
 from kubestack.deploy.kafka.acls import create_acls, topic_acls
-from kubestack.errors import KafkaError, KafkaUnavailableError
+from kubestack.errors import ActionError, KafkaError, KafkaUnavailableError, PreconditionFailedError
+from kubestack.pipeline.drift import member_drifts
+from kubestack.plugins.base import SecretRef
+from kubestack.plugins.kafka import KafkaPlugin
+from kubestack.plugins.kafka.config import KafkaPluginConfig
+from kubestack.plugins.kafka.declaration import AGREEMENTS as KAFKA_AGREEMENTS
 from kubestack.settings import KafkaCredentials, KafkaSettings, Settings
 from tests.cli import follow, run
 from tests.factories import SOURCE
@@ -242,3 +247,39 @@ async def _api_reads_it(kafka: KafkaSettings, tmp_path, incident_id: str) -> Non
     finally:
         server.should_exit = True
         await task
+
+
+def _plugin_config(kafka: KafkaSettings) -> KafkaPluginConfig:
+    """The Kafka plugin reaching the secure cluster with the identity of ``kafka`` (its password as a SecretRef)."""
+    return KafkaPluginConfig(bootstrap=kafka.bootstrap, security_protocol=kafka.security_protocol,
+                             sasl_mechanism=kafka.sasl_mechanism, sasl_username=kafka.sasl_username,
+                             sasl_password=SecretRef(value=kafka.sasl_password), ssl_cafile=kafka.ssl_cafile,
+                             ssl_check_hostname=kafka.ssl_check_hostname, timeout_s=10)
+
+
+async def test_every_broker_is_in_the_snapshot_and_kafka_4_refuses_a_per_broker_min_insync_replicas(
+        kafka_cluster) -> None:
+    """The snapshot describes each broker (a drift names one); aligning a broker's min.insync.replicas is
+    dry-run as a change from its value to the others', but Kafka 4 with eligible leader replicas (ELR, on by default)
+    refuses any broker-level min.insync.replicas, so the action reports Kafka's refusal and nothing changes: on such
+    a cluster the drift can only come from a broker's server.properties (the runbook's restart)."""
+    plugin = KafkaPlugin.create(_plugin_config(kafka_cluster.local.admin_settings()))  # the super user may alter
+    try:
+        snapshot = await plugin.snapshot_config()
+        values = {k.split(".")[1]: v for k, v in snapshot.items()
+                  if k.startswith("broker.") and k.endswith(".min.insync.replicas")}
+        assert len(values) == 3 and len(set(values.values())) == 1, values
+        assert member_drifts(KAFKA_AGREEMENTS, snapshot) == []
+        broker, common = max(values, key=int), next(iter(values.values()))
+        params = {"broker": int(broker), "setting": "min.insync.replicas", "value": int(common) + 1}
+        dry = await plugin.execute("kafka.set_broker_config", params, dry_run=True)
+        assert dry.output.startswith(f"would set min.insync.replicas on broker {broker}: {common} → {int(common) + 1}")
+        assert dry.undo == ("kafka.set_broker_config", {"broker": int(broker), "setting": "min.insync.replicas",
+                                                        "value": None}), "no override before: undo removes it"
+        with pytest.raises(ActionError, match="cannot be altered while ELR is enabled"):
+            await plugin.execute("kafka.set_broker_config", params)
+        with pytest.raises(PreconditionFailedError, match="no broker 99"):
+            await plugin.execute("kafka.set_broker_config", params | {"broker": 99}, dry_run=True)
+        assert await plugin.snapshot_config() == snapshot, "nothing changed"
+    finally:
+        await plugin.close()

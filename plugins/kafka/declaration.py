@@ -103,6 +103,8 @@ ACTIONS = (
     ActionSpec(id="kafka.set_broker_config", title="Set one broker's per-broker dynamic config (AlterConfigs on the "
                "broker)", risk=Risk.MEDIUM, params=SetBrokerConfig,
                preconditions=["the broker is in the cluster",
+                              "the cluster runs without eligible leader replicas (Kafka 4 enables ELR by default "
+                              "and then refuses a broker-level min.insync.replicas)",
                               "the broker has no sensitive per-broker override (AlterConfigs replaces them all and "
                               "a sensitive value cannot be read back)"],
                rollback="set the previous per-broker value again, or remove the override when there was none (the "
