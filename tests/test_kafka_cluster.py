@@ -283,3 +283,48 @@ async def test_every_broker_is_in_the_snapshot_and_kafka_4_refuses_a_per_broker_
         assert await plugin.snapshot_config() == snapshot, "nothing changed"
     finally:
         await plugin.close()
+
+
+async def _settled(plugin: KafkaPlugin, setting: str, want, timeout_s: float = 20.0) -> dict[str, str]:
+    """The snapshot once ``want(values of setting per broker)`` holds (a broker applies an override a moment after
+    AlterConfigs answers)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        snapshot = await plugin.snapshot_config()
+        values = {k.split(".")[1]: v for k, v in snapshot.items()
+                  if k.startswith("broker.") and k.endswith(f".{setting}")}
+        if want(values) or time.monotonic() > deadline:
+            return snapshot
+        await asyncio.sleep(0.5)
+
+
+async def test_a_broker_whose_message_max_bytes_drifts_is_named_and_aligned_as_proposed(kafka_cluster) -> None:
+    """A real drift on the real cluster: one broker given a smaller ``message.max.bytes`` (a per-broker override,
+    which Kafka 4 allows) is named by the drift rule with the others' value as evidence; the proposal made from that
+    evidence (the others' value: ``tests/test_kafka_drift_action.py`` makes it), carried out, aligns it, and the drift
+    is gone; the override is removed again at the end."""
+    plugin = KafkaPlugin.create(_plugin_config(kafka_cluster.local.admin_settings()))
+    setting = "message.max.bytes"
+    broker = None
+    try:
+        snapshot = await plugin.snapshot_config()
+        values = {k.split(".")[1]: v for k, v in snapshot.items()
+                  if k.startswith("broker.") and k.endswith(f".{setting}")}
+        assert len(values) == 3 and len(set(values.values())) == 1, values
+        broker, common = max(values, key=int), int(next(iter(values.values())))
+        smaller = {"broker": int(broker), "setting": setting, "value": common // 2}
+        await plugin.execute("kafka.set_broker_config", smaller)
+        drifted = await _settled(plugin, setting, lambda v: v.get(broker) == str(common // 2))
+        [(member, drift)] = member_drifts(KAFKA_AGREEMENTS, drifted)
+        assert (member, drift.setting, drift.value, drift.peer_value) == (broker, setting, str(common // 2),
+                                                                          str(common))
+        aligned = await plugin.execute("kafka.set_broker_config", {"broker": int(broker), "setting": setting,
+                                                                   "value": int(drift.peer_value)})
+        assert aligned.undo == ("kafka.set_broker_config", smaller), "its undo puts the broker's override back"
+        after = await _settled(plugin, setting, lambda v: len(set(v.values())) == 1)
+        assert member_drifts(KAFKA_AGREEMENTS, after) == [], "aligned: no drift"
+    finally:
+        if broker is not None:
+            await plugin.execute("kafka.set_broker_config", {"broker": int(broker), "setting": setting,
+                                                             "value": None})
+        await plugin.close()

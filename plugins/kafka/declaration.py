@@ -22,12 +22,15 @@ RULES = ("kafka.under_replicated_partitions", "kafka.offline_partitions", "kafka
 SYMPTOMS: frozenset[str] = frozenset()
 KEYWORDS = ("consumer group", "consumer lag", "broker", "topic", "partition", "消费", "分区")
 AGREEMENTS = PeerAgreements("kafka.broker_config_drift", (Agreement("min.insync.replicas"),
-                                                          Agreement("default.replication.factor")),
+                                                          Agreement("default.replication.factor"),
+                                                          Agreement("message.max.bytes")),
                             members=r"^broker\.(?P<member>[^.]+)\.(?P<setting>.+)$")
-"""The brokers of one cluster (``broker.<id>.<setting>`` in its snapshot) apply the same durability defaults."""
+"""The brokers of one cluster (``broker.<id>.<setting>`` in its snapshot) apply the same durability defaults and
+the same largest record batch (a producer's batch that one leader takes is refused by another:
+``RecordTooLargeException`` on some partitions only)."""
 
 
-BrokerSetting = Literal["min.insync.replicas"]
+BrokerSetting = Literal["min.insync.replicas", "message.max.bytes"]
 """The agreed-on settings a broker takes as a per-broker dynamic override (``default.replication.factor`` is
 read-only on a running broker: aligning it is a restart with an edited server.properties, which the runbook says)."""
 
