@@ -90,8 +90,8 @@ def test_min_heap() -> None:
 def test_up_runs_broker_and_worker_in_the_foreground_and_ctrl_c_stops_both(tmp_path) -> None:
     port, controller, api_port = free_port(), free_port(), free_port()
     env = _env(tmp_path, port, controller, KUBESTACK_WORKER__APP_ID="test-up", KUBESTACK_API__PORT=str(api_port))
-    stack = follow("up", env=env)
-    try:
+    stack = follow("up", "--verbose", env=env)  # every process's log in the terminal too (the quiet terminal:
+    try:                                         # tests/test_up_terminal.py)
         assert stack.wait_for("Worker ready"), stack.output
         assert _accepts(port)
         assert stack.wait_for("admin token for this run"), stack.output
