@@ -126,7 +126,13 @@ class TopicWatch:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self._consumer is not None:
-            await self._consumer.stop()
+            try:
+                await self._consumer.stop()
+            except asyncio.CancelledError:
+                # aiokafka's fetcher, closing, awaits the fetch task it has just cancelled: one caught in its retry
+                # back-off after a timed-out fetch re-raises that cancellation here (seen at the end of a session)
+                if asyncio.current_task().cancelling():
+                    raise
 
     async def _run(self) -> None:
         lists = {INCIDENTS.name: self.seen.incidents, ANOMALIES.name: self.seen.anomalies,
