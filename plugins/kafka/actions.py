@@ -8,8 +8,9 @@ changes."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from aiokafka.admin.config_resource import ConfigResourceType
@@ -53,6 +54,14 @@ def retention_problems(topic: str, effective: dict[str, str] | None, new: dict[s
     return problems
 
 
+@contextlib.contextmanager
+def _refused(action: str, request: str, target: str) -> Iterator[None]:
+    """A request Kafka refuses is the action's error, saying which request on what and Kafka's reason."""
+    try:
+        yield
+    except CommandFailedError as exc:
+        raise ActionError(f"{action}: Kafka refused {request} on {target}: {exc.stderr.strip()}") from exc
+
 async def _set_retention(client: KafkaClient, params: dict[str, Any], dry_run: bool) -> ActionOutcome:
     topic = params["topic"]
     new = {_SETTINGS[k]: str(v) for k, v in params.items() if k in _SETTINGS}
@@ -66,10 +75,8 @@ async def _set_retention(client: KafkaClient, params: dict[str, Any], dry_run: b
                                       if name in new and before[name].lstrip("-").isdigit()}
     change = ", ".join(f"{name} {before[name] or 'unset'} → {value}" for name, value in new.items())
     if not dry_run:
-        try:
+        with _refused(SET_RETENTION, "AlterConfigs", topic):
             await client.alter_topic_configs(topic, overrides | new)
-        except CommandFailedError as exc:
-            raise ActionError(f"{SET_RETENTION}: Kafka refused AlterConfigs on {topic}: {exc.stderr.strip()}") from exc
     return ActionOutcome(action=SET_RETENTION, params=params, dry_run=dry_run,
                          output=f"{'would set' if dry_run else 'set'} {change} on topic {topic} (other overrides "
                                 f"kept: {', '.join(sorted(set(overrides) - set(new))) or 'none'})",
@@ -88,11 +95,8 @@ async def _add_partitions(client: KafkaClient, params: dict[str, Any], dry_run: 
         raise PreconditionFailedError(ADD_PARTITIONS, [f"{topic} has {len(partitions)} partitions already; count "
                                                        "must be more"])
     if not dry_run:
-        try:
+        with _refused(ADD_PARTITIONS, "CreatePartitions", topic):
             await client.create_partitions(topic, count)
-        except CommandFailedError as exc:
-            raise ActionError(f"{ADD_PARTITIONS}: Kafka refused CreatePartitions on {topic}: "
-                              f"{exc.stderr.strip()}") from exc
     return ActionOutcome(action=ADD_PARTITIONS, params=params, dry_run=dry_run,
                          output=f"{'would add' if dry_run else 'added'} {count - len(partitions)} partition(s) to "
                                 f"{topic} ({len(partitions)} → {count}); they cannot be removed",
@@ -124,11 +128,8 @@ async def _set_broker_config(client: KafkaClient, params: dict[str, Any], dry_ru
     new = {k: v for k, v in overrides.items() if k != setting} | ({setting: str(value)} if value is not None else {})
     after = str(value) if value is not None else "the cluster-wide value"
     if not dry_run:
-        try:
+        with _refused(SET_BROKER_CONFIG, "AlterConfigs", f"broker {broker}"):
             await client.alter_broker_configs(broker, new)
-        except CommandFailedError as exc:
-            raise ActionError(f"{SET_BROKER_CONFIG}: Kafka refused AlterConfigs on broker {broker}: "
-                              f"{exc.stderr.strip()}") from exc
     return ActionOutcome(action=SET_BROKER_CONFIG, params=params, dry_run=dry_run,
                          output=f"{'would set' if dry_run else 'set'} {setting} on broker {broker}: {before} → "
                                 f"{after} (other per-broker overrides kept: "
