@@ -13,7 +13,8 @@
   const box = document.getElementById("topology");
   const list = document.getElementById("incidents");
   let drawn = { id: null, at: 0, stamp: "" };
-  let busy = false;
+  let busy = null;      // the drawing under way, if any
+  let again = false;    // asked for while one was under way (a click on a card's link): draw once more after it
 
   // ResourceRef.key of kubestack/contract/base.py: the API sends the parts, the graph speaks in keys
   const keyOf = (r) => `${r.cluster || "-"}/${r.namespace || r.host || "-"}/${r.kind}/${r.name}`;
@@ -141,12 +142,29 @@
     return { x: b.x - dx * scale, y: b.y - dy * scale };
   }
 
+  // One drawing at a time; a call during one (the list refreshed, the address changed) is not lost: the last such
+  // call runs once the drawing under way ends, and its promise settles after that
   async function show(force = false) {
-    if (busy) return;
+    if (busy) {
+      again = again || force || "soft";
+      return busy;
+    }
+    busy = (async () => {
+      let forced = force;
+      do {
+        const pending = again;
+        again = false;
+        await drawSelected(forced || pending === true);
+        forced = false;
+      } while (again);
+    })();
+    try { await busy; } finally { busy = null; }
+  }
+
+  async function drawSelected(force) {
     const id = selectedId();
     if (!id) { drawn = { id: null, at: 0, stamp: "" }; box.replaceChildren(el("p", { class: "muted", text: "No open incident." })); return; }
     if (!force && id === drawn.id && Date.now() - drawn.at < STALE_MS) return;
-    busy = true;
     try {
       const inc = await api(`/api/v1/incidents/${encodeURIComponent(id)}`);
       const answers = await Promise.all(inc.resources.map((r) => api(
@@ -158,8 +176,6 @@
     } catch (error) {
       box.replaceChildren(el("p", { class: "error", text: `Topology unavailable: ${error.message}` }));
       drawn = { id, at: Date.now(), stamp: "" };
-    } finally {
-      busy = false;
     }
   }
 
