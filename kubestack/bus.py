@@ -86,9 +86,10 @@ async def wait_for_cluster(kafka: KafkaSettings, timeout_s: float, interval_s: f
 
 
 async def ensure_topics(kafka: KafkaSettings, specs: tuple[TopicSpec, ...] = TOPICS) -> dict[str, str]:
-    """Create the registry's topics with their partitions and retention; name → 'created' or 'exists'."""
+    """Create the registry's topics with the partitions the settings give them and the registry's retention;
+    name → 'created' or 'exists'."""
     return await create_topics(kafka, [
-        NewTopic(spec.qualified(kafka.topic_prefix), spec.partitions, kafka.replication_factor,
+        NewTopic(spec.qualified(kafka.topic_prefix), kafka.partitions_of(spec), kafka.replication_factor,
                  topic_configs=spec.topic_configs)
         for spec in specs
     ])
@@ -118,6 +119,20 @@ async def create_topics(kafka: KafkaSettings, new: list[NewTopic]) -> dict[str, 
         await admin.close()
     log.info("topics: %s", ", ".join(f"{n} {s}" for n, s in sorted(outcome.items())))
     return outcome
+
+
+async def partition_counts(kafka: KafkaSettings, names: list[str]) -> dict[str, int]:
+    """Partitions of each of ``names`` that exists on the cluster (a topic that does not is left out)."""
+    admin = AIOKafkaAdminClient(**client_options(kafka))
+    try:
+        await admin.start()
+        described = await admin.describe_topics(sorted(set(names)))
+    except (KafkaConnectionError, AIOKafkaError, OSError) as exc:
+        raise KafkaUnavailableError(f"cannot describe topics on {kafka.bootstrap}: {exc}") from exc
+    finally:
+        await admin.close()
+    return {topic.get("topic", topic.get("name")): len(topic.get("partitions") or [])
+            for topic in described if topic.get("error_code", 0) == 0 and topic.get("partitions")}
 
 
 def _created(topic_errors) -> dict[str, str]:

@@ -5,11 +5,14 @@ its ``Settings`` from these; ``kubestack.agents.settings`` reads the same source
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from kubestack.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kubestack.contract.topics import TopicSpec
 
 BOOTSTRAP_SHORTCUT_ENV = "KUBESTACK_KAFKA_BOOTSTRAP"
 CONFIG_FILE_ENV = "KUBESTACK_CONFIG"
@@ -58,6 +61,13 @@ class KafkaSettings(_Section):
         "Replicas of the topics the product creates (the contract's, the worker's changelogs and signals)"))
     min_insync_replicas: int | None = Field(default=None, ge=1, description=(
         "min.insync.replicas of the topics the product creates; default: the broker's"))
+    min_partitions: int = Field(default=1, ge=1, description=(
+        "Every partitioned topic the product creates (the contract's keyed topics, the worker's signals) gets at "
+        "least this many partitions: workers share partitions, so a group of N workers wants N. The topics whose "
+        "order is their meaning (audit-entries, audit, silences, dead-letter) keep one"))
+    partitions: dict[str, int] = Field(default_factory=dict, description=(
+        "Partitions of single contract topics by short name, over min_partitions and the registry's counts, "
+        "e.g. {metrics: 32, logs: 32}"))
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaSettings:
@@ -69,7 +79,15 @@ class KafkaSettings(_Section):
         if self.min_insync_replicas is not None and self.min_insync_replicas > self.replication_factor:
             raise ValueError(f"min_insync_replicas {self.min_insync_replicas} is over replication_factor "
                              f"{self.replication_factor}: no write could ever succeed")
+        if self.partitions:
+            _check_partitions(self)
         return self
+
+    def partitions_of(self, spec: TopicSpec) -> int:
+        """How many partitions the product creates ``spec``'s topic with (and its tables on it expect)."""
+        if spec.short in self.partitions:
+            return self.partitions[spec.short]
+        return max(spec.partitions, self.min_partitions) if spec.partitions > 1 else spec.partitions
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -105,3 +123,26 @@ ENV_NESTED_DELIMITER = "__"
 def default_home() -> Path:
     """State: broker jars and data, spools, indexes."""
     return Path.home() / ".local" / "share" / "kubestack"
+
+
+def _check_partitions(kafka: KafkaSettings) -> None:
+    """``kafka.partitions`` names contract topics, with counts of at least one; a topic whose order is its meaning
+    keeps its one partition, and topics one table reads together keep the same count."""
+    from kubestack.contract.topics import TOPICS  # only when set: the registry is heavy for the agent
+
+    partitions = kafka.partitions
+    by_short = {spec.short: spec for spec in TOPICS}
+    unknown = sorted(set(partitions) - set(by_short))
+    if unknown:
+        raise ValueError(f"kafka.partitions: no contract topic {', '.join(unknown)}; the topics are "
+                         f"{', '.join(by_short)}")
+    for short, count in partitions.items():
+        if count < 1:
+            raise ValueError(f"kafka.partitions.{short} is {count}: a topic needs at least one partition")
+        if by_short[short].partitions == 1 and count != 1:
+            raise ValueError(f"kafka.partitions.{short}: {short} keeps one partition, its order is its meaning")
+    together = ("remediation-proposals", "remediation-decisions")  # one table of the worker reads both
+    counts = {short: kafka.partitions_of(by_short[short]) for short in together}
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"kafka.partitions: {' and '.join(together)} are read together, give them the same count "
+                         f"(now {', '.join(f'{k} {v}' for k, v in counts.items())})")

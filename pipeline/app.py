@@ -45,13 +45,14 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
-def contract_topic(app: faust.App, spec: TopicSpec, prefix: str, **extra: Any) -> faust.TopicT:
-    """The Faust topic for a registry entry; partitions and retention come from the registry."""
+def contract_topic(app: faust.App, spec: TopicSpec, kafka: KafkaSettings, **extra: Any) -> faust.TopicT:
+    """The Faust topic for a registry entry: its name under the settings' prefix, the partitions the settings give
+    it, the registry's retention."""
     return app.topic(
-        spec.qualified(prefix),
+        spec.qualified(kafka.topic_prefix),
         key_serializer="raw",
         value_serializer="raw",
-        partitions=spec.partitions,
+        partitions=kafka.partitions_of(spec),
         retention=spec.retention,
         **extra,
     )

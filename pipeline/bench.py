@@ -61,7 +61,7 @@ async def _baseline(kafka: KafkaSettings, topic: str) -> float:
                                 group_id=f"bench-baseline-{uuid.uuid4().hex[:6]}")
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in range(METRICS.partitions)]  # created by ensure_topics
+        partitions = [TopicPartition(topic, p) for p in range(kafka.partitions_of(METRICS))]  # as ensure_topics made it
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

@@ -61,10 +61,10 @@ def _earn(stages) -> faust.Table:
     (the audit topic's), so they survive a restart. The worker that holds the audit partition holds the records;
     on another worker the table is empty there and every proposal waits for a person, as without the policy."""
     app, needed = stages.app, stages.settings.remediation.auto_approve_earned
-    entries = contract_topic(app, AUDIT_ENTRIES, stages.prefix)
-    table = app.Table("remediation-earned", partitions=AUDIT.partitions,
+    entries = contract_topic(app, AUDIT_ENTRIES, stages.kafka)
+    table = app.Table("remediation-earned", partitions=stages.kafka.partitions_of(AUDIT),
                       schema=faust.Schema(key_serializer="json", value_serializer="json"))
-    stages.verdict_table = app.Table("rca-verdicts", partitions=AUDIT.partitions,
+    stages.verdict_table = app.Table("rca-verdicts", partitions=stages.kafka.partitions_of(AUDIT),
                                      schema=faust.Schema(key_serializer="json", value_serializer="json"))
 
     async def on_record(event: EventT) -> None:
@@ -87,7 +87,7 @@ def _earn(stages) -> faust.Table:
             log.info("%s: %s (%s)", entry.action, entry.details["record"], entry.subject_id)
         await stages.emit(entries, AUDIT_ENTRIES, step[1])
 
-    stages._agent(contract_topic(app, AUDIT, stages.prefix), "earn", on_record)
+    stages._agent(contract_topic(app, AUDIT, stages.kafka), "earn", on_record)
     return table
 
 
@@ -102,9 +102,9 @@ def verdicts(stages, tenant: str) -> list[CauseVerdict]:
 def _remediate(stages, records: faust.Table) -> None:
     app, settings = stages.app, stages.settings.remediation
     prefix = stages.prefix
-    results = contract_topic(app, REMEDIATION_RESULTS, prefix)
-    entries = contract_topic(app, AUDIT_ENTRIES, prefix)
-    table = app.Table("remediation", partitions=REMEDIATION_PROPOSALS.partitions,
+    results = contract_topic(app, REMEDIATION_RESULTS, stages.kafka)
+    entries = contract_topic(app, AUDIT_ENTRIES, stages.kafka)
+    table = app.Table("remediation", partitions=stages.kafka.partitions_of(REMEDIATION_PROPOSALS),
                       schema=faust.Schema(key_serializer="json", value_serializer="json"))
     targets = TargetSet.load(settings.targets)
     keys_path = settings.decision_keys or decision_keys_path(stages.settings.home)
@@ -179,7 +179,7 @@ def _decision_keys(path) -> DecisionKeys | None:
 
 def _chain_audit(stages) -> None:
     app, settings = stages.app, stages.settings
-    records = contract_topic(app, AUDIT, stages.prefix)
+    records = contract_topic(app, AUDIT, stages.kafka)
     store = AuditStore(settings.audit.store or default_path(settings.home))
     chain: list[AuditChain] = []
 
@@ -193,7 +193,7 @@ def _chain_audit(stages) -> None:
         store.append(record)
         await stages.emit(records, AUDIT, [record])
 
-    stages._agent(contract_topic(app, AUDIT_ENTRIES, stages.prefix), "audit", on_entry)
+    stages._agent(contract_topic(app, AUDIT_ENTRIES, stages.kafka), "audit", on_entry)
 
 
 def _notify(stages) -> None:
@@ -202,8 +202,8 @@ def _notify(stages) -> None:
     app = stages.app
     specs = {spec.qualified(stages.prefix): spec
              for spec in (INCIDENTS, RCA_REPORTS, REMEDIATION_PROPOSALS, REMEDIATION_RESULTS, PREDICTIONS)}
-    notices = contract_topic(app, NOTIFICATIONS, stages.prefix)
-    entries = contract_topic(app, AUDIT_ENTRIES, stages.prefix)
+    notices = contract_topic(app, NOTIFICATIONS, stages.kafka)
+    entries = contract_topic(app, AUDIT_ENTRIES, stages.kafka)
     notifier = Notifier(stages.settings.notify, source=stages.source, silences=stages.silences)
 
     async def publish(events: list) -> None:

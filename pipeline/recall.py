@@ -19,15 +19,16 @@ import faust
 from kubestack.contract.events import AuditRecord, Incident, RcaReport
 from kubestack.contract.topics import AUDIT, INCIDENTS
 from kubestack.pipeline import memory
+from kubestack.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
 
-def tables(app: faust.App) -> tuple[faust.Table, faust.Table]:
-    """(incidents, actions) tables of the memory."""
+def tables(app: faust.App, kafka: KafkaSettings) -> tuple[faust.Table, faust.Table]:
+    """(incidents, actions) tables of the memory, partitioned as the incidents and audit topics."""
     schema = faust.Schema(key_serializer="json", value_serializer="json")
-    return (app.Table("incident-memory", partitions=INCIDENTS.partitions, schema=schema),
-            app.Table("incident-actions", partitions=AUDIT.partitions, schema=schema))
+    return (app.Table("incident-memory", partitions=kafka.partitions_of(INCIDENTS), schema=schema),
+            app.Table("incident-actions", partitions=kafka.partitions_of(AUDIT), schema=schema))
 
 
 def _of(table: faust.Table, tenant: str) -> dict[str, dict]:

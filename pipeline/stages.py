@@ -26,11 +26,12 @@ import faust
 from faust.types import EventT
 from aiokafka.admin import NewTopic
 
-from kubestack.bus import create_topics
+from kubestack.bus import create_topics, partition_counts
 from kubestack.contract.base import Event, Source
 from kubestack.contract.events import ConfigSnapshot, IncidentStatus, PredictionStatus
 from kubestack.contract.topics import (
     ANOMALIES,
+    AUDIT,
     CONFIG_CHANGES,
     CONFIG_SNAPSHOTS,
     DEAD_LETTER,
@@ -40,6 +41,7 @@ from kubestack.contract.topics import (
     METRICS,
     PREDICTIONS,
     RCA_REPORTS,
+    REMEDIATION_DECISIONS,
     REMEDIATION_PROPOSALS,
     TopicSpec,
     topic,
@@ -84,15 +86,38 @@ def signals_topic(settings: Settings) -> str:
     return f"{settings.worker.app_id}-signals"
 
 
+def signal_partitions(settings: Settings) -> int:
+    """Partitions of the signals topic and of the tables keyed like it (correlation, drift)."""
+    return max(settings.worker.signal_partitions, settings.kafka.min_partitions)
+
+
 async def create_internal_topics(app: faust.App, settings: Settings) -> None:
     """Topics the stages use between themselves (the signals topic, every table's changelog), created before
     the worker subscribes: Faust's own lazy creation races its first partition assignment, and the worker then
     never reads them or refuses to write its tables."""
-    new = [NewTopic(signals_topic(settings), settings.worker.signal_partitions, 1)]
+    new = [NewTopic(signals_topic(settings), signal_partitions(settings), 1)]
     for table in app.tables.values():
         new.append(NewTopic(table.changelog_topic.get_topic_name(), table.partitions or app.conf.topic_partitions, 1,
                             topic_configs={"cleanup.policy": "compact"}))
     await create_topics(settings.kafka, new)
+    expected = {topic.name: topic.num_partitions for topic in new}
+    for spec in (METRICS, LOGS, INCIDENTS, REMEDIATION_PROPOSALS, REMEDIATION_DECISIONS, AUDIT):  # tables' sources
+        expected[spec.qualified(settings.kafka.topic_prefix)] = settings.kafka.partitions_of(spec)
+    check_partitions(expected, await partition_counts(settings.kafka, list(expected)))
+
+
+def check_partitions(expected: dict[str, int], actual: dict[str, int]) -> None:
+    """``ConfigError`` when a topic a table is keyed on, or a table's changelog, has other partitions than the
+    settings give it: the worker's tables would be split otherwise than their input (Faust stops the worker on that
+    at its first event, with a message that does not say what to change)."""
+    wrong = {name: (actual[name], want) for name, want in expected.items() if name in actual and actual[name] != want}
+    if wrong:
+        listed = "; ".join(f"{name} has {have}, the settings give it {want}"
+                           for name, (have, want) in sorted(wrong.items()))
+        raise ConfigError(f"partitions differ from the settings: {listed}. Kafka does not change a topic's partitions "
+                          f"by itself: set kafka.partitions (or kafka.min_partitions, worker.signal_partitions) to "
+                          f"what the cluster has, or add partitions with kafka-topics --alter (keys move) and start "
+                          f"the worker under a new worker.app_id (its tables relearn)")
 
 
 def private_folder(path: Path) -> None:
@@ -135,26 +160,28 @@ class Stages:
     def __init__(self, app: faust.App, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self.kafka = settings.kafka
         self.prefix = settings.kafka.topic_prefix
         self.source = Source(agent="worker", host=socket.gethostname())
-        self.dead_letters = contract_topic(app, DEAD_LETTER, self.prefix)
-        self.anomalies = contract_topic(app, ANOMALIES, self.prefix)
-        self.incidents = contract_topic(app, INCIDENTS, self.prefix)
-        self.predictions = contract_topic(app, PREDICTIONS, self.prefix)
-        self.rca_reports = contract_topic(app, RCA_REPORTS, self.prefix)
-        self.proposals = contract_topic(app, REMEDIATION_PROPOSALS, self.prefix)
+        self.dead_letters = contract_topic(app, DEAD_LETTER, self.kafka)
+        self.anomalies = contract_topic(app, ANOMALIES, self.kafka)
+        self.incidents = contract_topic(app, INCIDENTS, self.kafka)
+        self.predictions = contract_topic(app, PREDICTIONS, self.kafka)
+        self.rca_reports = contract_topic(app, RCA_REPORTS, self.kafka)
+        self.proposals = contract_topic(app, REMEDIATION_PROPOSALS, self.kafka)
         json_schema = faust.Schema(key_serializer="json", value_serializer="json")
-        self.inventory = app.Table("resource-inventory", partitions=METRICS.partitions, schema=json_schema)
-        self.detectors = app.Table("metric-detectors", partitions=METRICS.partitions, schema=json_schema)
-        self.forecasters = app.Table("forecasters", partitions=METRICS.partitions, schema=json_schema)
-        self.log_miners = app.Table("log-miners", partitions=LOGS.partitions, schema=json_schema)
-        self.correlation = app.Table("correlation", partitions=settings.worker.signal_partitions,
+        per_resource = self.kafka.partitions_of(METRICS)
+        self.inventory = app.Table("resource-inventory", partitions=per_resource, schema=json_schema)
+        self.detectors = app.Table("metric-detectors", partitions=per_resource, schema=json_schema)
+        self.forecasters = app.Table("forecasters", partitions=per_resource, schema=json_schema)
+        self.log_miners = app.Table("log-miners", partitions=self.kafka.partitions_of(LOGS), schema=json_schema)
+        self.correlation = app.Table("correlation", partitions=signal_partitions(settings),
                                      schema=json_schema)
-        self.drift = app.Table("config-drift", partitions=settings.worker.signal_partitions, schema=json_schema)
-        self.ranked = app.Table("root-causes", partitions=INCIDENTS.partitions, schema=json_schema)
-        self.memory, self.memory_actions = recall.tables(app)  # similar past incidents (``memory.py``)
+        self.drift = app.Table("config-drift", partitions=signal_partitions(settings), schema=json_schema)
+        self.ranked = app.Table("root-causes", partitions=self.kafka.partitions_of(INCIDENTS), schema=json_schema)
+        self.memory, self.memory_actions = recall.tables(app, self.kafka)  # similar past incidents (``memory.py``)
         self.signals = app.topic(signals_topic(settings), internal=True,
-                                 partitions=settings.worker.signal_partitions, key_serializer="raw",
+                                 partitions=signal_partitions(settings), key_serializer="raw",
                                  value_serializer="raw")
 
         self.live = LiveState(settings.worker.checkpoint_s)
@@ -239,7 +266,7 @@ class Stages:
                 self.live.keep("forecasts", key, forecasts, self.forecasters)
                 await self.emit(self.predictions, PREDICTIONS, predictions)
 
-        self._agent(contract_topic(self.app, METRICS, self.prefix), "intake", on_metrics)
+        self._agent(contract_topic(self.app, METRICS, self.kafka), "intake", on_metrics)
 
     # --- logs: templates and their rates ----------------------------------------------------------
 
@@ -258,7 +285,7 @@ class Stages:
             self.live.keep("logs", key, mining, self.log_miners)
             await self.emit(self.anomalies, ANOMALIES, anomalies)
 
-        self._agent(contract_topic(self.app, LOGS, self.prefix), "logs", on_logs)
+        self._agent(contract_topic(self.app, LOGS, self.kafka), "logs", on_logs)
 
     # --- configuration changes checked against their plugin's rules -----------------------------
 
@@ -266,7 +293,7 @@ class Stages:
         async def on_change(event: EventT) -> None:
             await self.emit(self.anomalies, ANOMALIES, assess(CONFIG_CHANGES.decode(event.value), self.source))
 
-        self._agent(contract_topic(self.app, CONFIG_CHANGES, self.prefix), "config-risk", on_change)
+        self._agent(contract_topic(self.app, CONFIG_CHANGES, self.kafka), "config-risk", on_change)
 
     # --- signals: re-keyed by tenant so one place sees all of a tenant's signals ---------------------
 
@@ -407,7 +434,7 @@ class Stages:
                     "proposed": sorted(proposed | {p.proposal_id for p in fresh})}
                 await self.emit(self.proposals, REMEDIATION_PROPOSALS, fresh)
 
-        self._agent(contract_topic(self.app, INCIDENTS, self.prefix), "root-cause", on_incident)
+        self._agent(contract_topic(self.app, INCIDENTS, self.kafka), "root-cause", on_incident)
 
 
 def register(app: faust.App, settings: Settings) -> Stages:
