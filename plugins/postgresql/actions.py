@@ -1,7 +1,8 @@
 """Carrying out the PostgreSQL plugin's actions (declared with their typed parameters in ``declaration.py``): on the
 live server, the preconditions that can be read there (the backend's type and owner, the setting's context and
 source, the role's attributes), the state before, and the change. Names and values reach SQL only as quoted
-identifiers and literals (``psycopg.sql``), so that ``psql`` and a psycopg connection run the same text.
+identifiers and literals (as the server's ``quote_ident`` and ``quote_literal`` write them), so that ``psql`` and
+the direct connection run the same text.
 
 Beyond ``pg_monitor`` the role needs ``pg_signal_backend`` (cancel and terminate other roles' sessions; never a
 superuser's), ``CREATEROLE`` (lock and unlock roles), and for settings ``GRANT ALTER SYSTEM ON PARAMETER <name>``
@@ -15,9 +16,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import sql
-
-from kubestack.errors import ActionError, CommandFailedError, PreconditionFailedError
+from kubestack.errors import ActionError, ActionParamsError, CommandFailedError, PreconditionFailedError
 from kubestack.plugins.base import ActionOutcome, ActionSpec, declared
 from kubestack.plugins.postgresql.client import PostgreSQLClient, Rows
 
@@ -65,11 +64,21 @@ from pg_roles where rolname = {name}"""
 
 
 def literal(value: str) -> str:
-    return sql.Literal(value).as_string(None).strip()
+    """A string constant: quotes doubled; with a backslash, the ``E''`` form with backslashes doubled, which reads
+    the same whatever ``standard_conforming_strings`` says."""
+    _no_nul(value)
+    quoted = "'" + value.replace("'", "''") + "'"
+    return "E" + quoted.replace("\\", "\\\\") if "\\" in value else quoted
 
 
 def identifier(name: str) -> str:
-    return sql.Identifier(name).as_string(None)
+    _no_nul(name)
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _no_nul(text: str) -> None:
+    if "\0" in text:
+        raise ActionParamsError(f"{text!r}: PostgreSQL text cannot hold a NUL character")
 
 
 # --- preconditions (pure, on rows read from the server) ------------------------------------------------

@@ -1,18 +1,16 @@
 """What the PostgreSQL plugin asks of a server (rows of text for a statement), and two ways to ask it: a direct
-psycopg 3 async connection, or ``psql`` run through a ``CommandRunner`` (locally or over SSH). Both turn
-connection failures into ``TargetError`` subclasses.
+connection speaking the protocol itself (``wire.py``), or ``psql`` run through a ``CommandRunner`` (locally or over
+SSH). Both turn connection failures into ``TargetError`` subclasses.
 
 The password never appears on a command line: ``psql`` is started by ``sh``, which reads it from stdin into
 ``PGPASSWORD`` and then execs ``psql``."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Protocol
-
-import psycopg
-from psycopg.conninfo import make_conninfo
 
 from kubestack.errors import (
     CommandFailedError,
@@ -24,6 +22,7 @@ from kubestack.errors import (
 from kubestack.plugins.base import CommandRunner
 from kubestack.plugins.postgresql.config import PostgreSQLConfig
 from kubestack.plugins.postgresql.parse import parse_psql_rows
+from kubestack.plugins.postgresql.wire import Login, PgConnection, PgLoginError, PgProtocolError, PgServerError, Rows
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +34,10 @@ _UNREACHABLE_MARKERS = ("could not connect", "connection refused", "could not tr
                         "no such file or directory", "connection to server", "server closed the connection",
                         "is the server running", "the database system is")
 _QUERY_CANCELED = "57014"
+_LOGIN_CLASSES = ("28", "3D")  # invalid authorization, no such database: a login problem, not an outage
+_OPERATIONAL_CLASSES = ("08", "27", "28", "2F", "38", "39", "3B", "40", "53", "54", "55", "57", "58", "F0", "HV")
+"""SQLSTATE classes psycopg raised as OperationalError: the server's state, not the statement, is at fault."""
 _SH_READ_PASSWORD = 'IFS= read -r PGPASSWORD; export PGPASSWORD; exec "$0" "$@"'
-
-Rows = list[tuple[str | None, ...]]
 
 
 class PostgreSQLClient(Protocol):
@@ -67,57 +67,113 @@ def classify(message: str, where: str) -> TargetError | None:
 
 
 def _conninfo(config: PostgreSQLConfig) -> str:
-    """Connection string without the password; statements time out on the server after ``timeout_s``."""
-    return make_conninfo(host=config.host, port=config.port, dbname=config.dbname, user=config.user,
-                         sslmode=config.sslmode, connect_timeout=max(2, round(config.timeout_s)),
-                         application_name="kubestack",
-                         options=f"-c statement_timeout={int(config.timeout_s * 1000)}")
+    """libpq connection string for ``psql``, without the password; statements time out on the server after
+    ``timeout_s``."""
+    params = {"host": config.host, "port": config.port, "dbname": config.dbname, "user": config.user,
+              "sslmode": config.sslmode, "sslrootcert": config.sslrootcert, "connect_timeout": _connect_timeout(config),
+              "application_name": "kubestack", "options": _statement_timeout(config)}
+    return " ".join(f"{key}={_conninfo_value(str(value))}" for key, value in params.items() if value is not None)
+
+
+def _conninfo_value(value: str) -> str:
+    """Quoted as libpq reads it: in single quotes, with backslash and quote escaped, when it holds either or a space."""
+    if value and not any(c in value for c in " '\\"):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _connect_timeout(config: PostgreSQLConfig) -> int:
+    return max(2, round(config.timeout_s))
+
+
+def _statement_timeout(config: PostgreSQLConfig) -> str:
+    return f"-c statement_timeout={int(config.timeout_s * 1000)}"
+
+
+def _login(config: PostgreSQLConfig) -> Login:
+    return Login(host=config.host, port=config.port, user=config.user, dbname=config.dbname,
+                 password=config.password.resolve() if config.password else None, sslmode=config.sslmode,
+                 root_cert=config.sslrootcert,
+                 parameters={"application_name": "kubestack", "options": _statement_timeout(config)})
 
 
 class DirectPostgreSQLClient:
-    """One autocommit psycopg connection, opened on first use and reopened after it breaks."""
+    """One session over the protocol spoken in ``wire.py``, opened on first use, one statement at a time, closed
+    after anything but an ordinary SQL error so that the next call starts afresh."""
 
     def __init__(self, config: PostgreSQLConfig) -> None:
         self._config = config
-        self._conn: psycopg.AsyncConnection | None = None
+        self._conn: PgConnection | None = None
+        self._lock = asyncio.Lock()
 
-    async def _connection(self) -> psycopg.AsyncConnection:
-        if self._conn is None or self._conn.closed:
-            password = self._config.password.resolve() if self._config.password else None
+    async def _connection(self) -> PgConnection:
+        if self._conn is None:
+            where = self._config.address
             try:
-                self._conn = await psycopg.AsyncConnection.connect(_conninfo(self._config), password=password,
-                                                                   autocommit=True)
-            except psycopg.OperationalError as exc:
-                raise self._error(exc) from exc
+                self._conn = await asyncio.wait_for(PgConnection.connect(_login(self._config)),
+                                                    _connect_timeout(self._config))
+            except PgServerError as exc:
+                raise self._server_error(exc) from exc
+            except PgLoginError as exc:
+                if "TLS" in str(exc):
+                    raise TargetUnreachableError(f"PostgreSQL at {where} cannot be reached: {exc}") from exc
+                raise TargetAuthError(f"PostgreSQL at {where} refused the login: {exc}") from exc
+            except TimeoutError as exc:
+                raise TargetTimeoutError(f"PostgreSQL at {where} did not complete the login in "
+                                         f"{_connect_timeout(self._config)}s") from exc
+            except (OSError, asyncio.IncompleteReadError, PgProtocolError) as exc:
+                raise TargetUnreachableError(f"PostgreSQL at {where} cannot be reached: {_reason(exc)}") from exc
         return self._conn
 
-    def _error(self, exc: psycopg.Error) -> TargetError:
+    def _server_error(self, exc: PgServerError) -> TargetError:
         where = self._config.address
         if exc.sqlstate == _QUERY_CANCELED:
             return TargetTimeoutError(f"PostgreSQL at {where} gave no answer in {self._config.timeout_s:g}s")
+        if exc.sqlstate[:2] in _LOGIN_CLASSES:
+            return TargetAuthError(f"PostgreSQL at {where} refused the login: {exc}")
         return classify(str(exc), where) or TargetUnreachableError(f"PostgreSQL at {where} failed: {exc}")
 
     async def rows(self, sql: str) -> Rows:
-        conn = await self._connection()
-        try:
-            async with conn.cursor() as cur:
-                await cur.execute(sql)
-                return [tuple(row) for row in await cur.fetchall()] if cur.description else []
-        except psycopg.OperationalError as exc:
-            if conn.broken:
+        async with self._lock:
+            conn = await self._connection()
+            try:
+                return await asyncio.wait_for(conn.query(sql), self._config.timeout_s + 5)
+            except PgServerError as exc:
+                if exc.fatal:
+                    log.info("PostgreSQL at %s ended the session; the next call reconnects", self._config.address)
+                    await self._close_now()
+                if exc.fatal or exc.sqlstate[:2] in _OPERATIONAL_CLASSES:
+                    raise self._server_error(exc) from exc
+                raise CommandFailedError(["postgresql", sql], 1, str(exc)) from exc
+            except TimeoutError as exc:
+                await self._close_now()
+                raise TargetTimeoutError(f"PostgreSQL at {self._config.address} gave no answer in "
+                                         f"{self._config.timeout_s + 5:g}s") from exc
+            except (OSError, asyncio.IncompleteReadError, PgProtocolError) as exc:
                 log.info("connection to PostgreSQL at %s broke; the next call reconnects", self._config.address)
-                await self.close()
-            raise self._error(exc) from exc
-        except psycopg.Error as exc:
-            raise CommandFailedError(["postgresql", sql], 1, str(exc)) from exc
+                await self._close_now()
+                raise TargetUnreachableError(f"PostgreSQL at {self._config.address} cannot be reached: "
+                                             f"{_reason(exc)}") from exc
+            except BaseException:  # cancelled mid-reply: what is left on the socket belongs to no one
+                await self._close_now()
+                raise
 
     async def write(self, sql: str) -> Rows:
         return await self.rows(sql)
 
+    async def _close_now(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        await self._close_now()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return "the server closed the connection"
+    return str(exc) or type(exc).__name__
 
 
 class PsqlClient:

@@ -14,6 +14,8 @@ class PostgreSQLConfig(PluginConfig):
     user: str = "kubestack"
     password: SecretRef | None = None
     sslmode: str = Field(default="prefer", pattern=r"^(disable|allow|prefer|require|verify-ca|verify-full)$")
+    sslrootcert: str | None = Field(default=None, description="CA certificates (PEM) that verify-ca and verify-full "
+                                                            "check the server against (default ~/.postgresql/root.crt)")
     psql: str = Field(default="psql", description="psql binary, used when collecting through a runner")
     connections_high_ratio: float = Field(default=0.8, gt=0, le=1,
                                           description="Client connections / (max_connections - reserved)")

@@ -1,5 +1,5 @@
 """Pure parsers of the plugin's query results. Both clients hand them rows of text cells (None for NULL):
-psycopg directly, ``psql -A -t`` through ``parse_psql_rows``."""
+the direct connection (``wire.py``) as it reads them, ``psql -A -t`` through ``parse_psql_rows``."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ class PostgreSQLPlugin:
 
     name: ClassVar[str] = "postgresql"
     config_model: ClassVar[type[PostgreSQLConfig]] = PostgreSQLConfig
-    client_module: ClassVar[str] = "psycopg"
+    client_module: ClassVar[str] = "asyncio"
     rules: ClassVar[tuple[str, ...]] = RULES
     symptoms: ClassVar[frozenset[str]] = SYMPTOMS
     keywords: ClassVar[tuple[str, ...]] = KEYWORDS

@@ -1,4 +1,4 @@
-"""The statements the plugin runs. Every column is cast to text so that a psycopg connection and ``psql -A -t``
+"""The statements the plugin runs. Every column is cast to text so that the direct connection and ``psql -A -t``
 return the same strings to the same parsers; query texts are cut and flattened to one line so that ``psql``'s
 tab- and newline-separated output stays parseable. Findings quote these statements as their ``query``."""
 
