@@ -25,6 +25,7 @@ from kubernetes.dynamic import DynamicClient
 
 from kubestack.agents.config import load_agent_config
 from kubestack.approval import DecisionKeys
+from kubestack.contract.topics import AUDIT, HEALTH, INCIDENTS, LOGS, METRICS
 from kubestack.deploy.kube.binaries import HELM, binary
 from kubestack.errors import ActionDeniedError
 from kubestack.plugins.kubernetes import actions
@@ -48,7 +49,8 @@ CHANNELS = {  # the other channels (kubestack/notifysettings.py): inline credent
 }
 FULL = {
     "clusterName": "prod-eu",
-    "kafka": {"bootstrap": "kafka.example.net:9093", "topicPrefix": "staging.",
+    "kafka": {"bootstrap": "kafka.example.net:9093", "topicPrefix": "staging.", "replicationFactor": 3,
+              "minInsyncReplicas": 2, "partitions": {"metrics": 32, "logs": 16},
               "tls": {"enabled": True, "existingSecret": "kafka-ca", "certKey": "tls.crt", "keyKey": "tls.key"},
               "sasl": {"mechanism": "SCRAM-SHA-512", "username": "kubestack", "password": "s3cret",
                        "components": {"worker": {"username": "kubestack-worker", "password": "w0rker"}}}},
@@ -58,7 +60,7 @@ FULL = {
                "webhooks": [{"name": "ops", "url": "https://ops.example.com/hook", "secret": "hmac-key"}],
                **CHANNELS},
     "llm": {"provider": "openai", "model": "qwen2.5", "baseUrl": "http://llm:8000/v1", "apiKey": "sk-test"},
-    "worker": {"replicas": 4, "pdb": {"enabled": True}},
+    "worker": {"replicas": 6, "partitions": 6, "pdb": {"enabled": True}},
     "agent": {"runAsRoot": True, "targets": [{"type": "redis", "name": "node-cache", "config": {"port": 6379}}]},
     "clusterAgent": {"config": {"thresholds": {"restarts": 5}}, "persistence": {"enabled": True, "size": "2Gi"}},
     "settings": {"worker": {"anomaly_threshold": 0.8}},
@@ -312,6 +314,10 @@ def test_the_programs_read_the_settings_the_chart_renders(tmp_path: Path, monkey
         assert settings.kafka.sasl_password.get_secret_value() == "s3cret"
         assert list(settings.kafka.components) == (["worker"] if suffix == "-worker" else [])
         assert str(settings.kafka.ssl_cafile) == "/etc/kubestack-tls/kafka/ca.crt"
+        # a group of six workers: every partitioned topic and the signals get six, metrics and logs more
+        assert (settings.kafka.replication_factor, settings.kafka.min_insync_replicas) == (3, 2)
+        assert [settings.kafka.partitions_of(s) for s in (METRICS, LOGS, HEALTH, INCIDENTS, AUDIT)] == [32, 16, 6, 6, 1]
+        assert settings.worker.signal_partitions == 6
         assert str(settings.home) == "/var/lib/kubestack" and settings.worker.anomaly_threshold == 0.8
         assert str(settings.remediation.decision_keys) == "/etc/kubestack-keys/decision-keys.json"
         if suffix == "-worker":

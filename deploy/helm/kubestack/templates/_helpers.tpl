@@ -174,6 +174,15 @@ kafka:
   bootstrap: {{ required "kafka.bootstrap is required: host:port[,host:port] of your Kafka brokers (the chart runs no Kafka)" .Values.kafka.bootstrap | quote }}
   topic_prefix: {{ .Values.kafka.topicPrefix | quote }}
   security_protocol: {{ include "kubestack.securityProtocol" . }}
+  replication_factor: {{ int .Values.kafka.replicationFactor }}
+  {{- with .Values.kafka.minInsyncReplicas }}
+  min_insync_replicas: {{ int . }}
+  {{- end }}
+  min_partitions: {{ int .Values.worker.partitions }}
+  {{- with .Values.kafka.partitions }}
+  partitions:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   {{- with .Values.kafka.sasl }}
   {{- if .mechanism }}
   sasl_mechanism: {{ .mechanism | quote }}
@@ -209,6 +218,7 @@ kafka:
   {{- end }}
 worker:
   store: {{ .Values.worker.store | quote }}
+  signal_partitions: {{ int .Values.worker.partitions }}
 remediation:
   enabled: {{ .Values.remediation.enabled }}
   auto_approve_low: {{ .Values.remediation.autoApproveLow }}
