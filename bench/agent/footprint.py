@@ -1,16 +1,16 @@
 """The agent's footprint watching five middleware (Redis, MariaDB, PostgreSQL, Kafka, the host) at 10 s
 intervals: resident memory and CPU share of one core, read from /proc of the agent process.
 
-    .venv/bin/python -m bench.agent.footprint [--seconds 120] [--interval 10] [--against REV]
+    .venv/bin/python -m bench.agent.footprint [--seconds 120] [--interval 10] [--against REV ...]
 
 Starts real servers (the test suite's launchers) and a broker on free ports in a temporary directory, runs
 `python -m kubestack.agents` against them, and prints one JSON object. Targets: < 60 MB RSS, < 3 % of one core.
 The resident set is also split (``/proc/<pid>/smaps_rollup`` at the end): anonymous memory (the heap, Python's
 object arenas) and file-backed pages (shared libraries: libpython, OpenSSL, pydantic-core, the clients' own).
 
-``--against REV`` runs the agent of that git revision (exported to the temporary directory) at the same time,
-on the same servers, and adds its figures and the ratios: a change is judged side by side in one run, since
-the machine is shared and noisy. Both agents start through ``bench/agent/source_tree.py`` so that they pay the
+``--against REV`` (repeatable) runs the agent of that git revision (exported to the temporary directory) at the
+same time, on the same servers, and adds its figures and the ratios under ``baselines``: a change is judged side
+by side in one run, since the machine is shared and noisy. Both agents start through ``bench/agent/source_tree.py`` so that they pay the
 same launcher.
 """
 
@@ -117,8 +117,8 @@ def main(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         base = Path(tmp)
         trees = {"agent": Path(__file__).resolve().parents[2]}
-        if args.against:
-            trees["baseline"] = export_revision(args.against, base / "baseline-tree")
+        for rev in args.against:
+            trees[rev] = export_revision(rev, base / f"tree-{rev}")
         redis_process, redis = start_redis("bench", base, secrets.token_hex(8), "--maxmemory", "64mb")
         stack.callback(redis_process.stop)
         mariadb = stack.enter_context(running_mariadb(base / "mariadb"))
@@ -129,7 +129,7 @@ def main(args: argparse.Namespace) -> dict:
         argvs = {}
         for label, tree in trees.items():
             config = agent_config(redis, mariadb, postgres, broker.settings.bootstrap, args.interval,
-                                  base / label, name=f"bench-{label}")
+                                  base / f"home-{label}", name=f"bench-{label}")
             (base / f"{label}.yaml").write_text(yaml.safe_dump(config))
             argvs[label] = [sys.executable, str(LAUNCHER), str(tree), "-m", "kubestack.agents",
                             "--config", str(base / f"{label}.yaml")]
@@ -139,10 +139,11 @@ def main(args: argparse.Namespace) -> dict:
     result = {"targets": 5, "interval_s": args.interval, **agent,
               "targets_met": agent["rss_mb_max"] < 60 and agent["cpu_percent_of_one_core"] < 3}
     if args.against:
-        baseline = figures["baseline"]
-        result["baseline"] = {"rev": args.against, **baseline}
-        result["rss_max_ratio"] = round(agent["rss_mb_max"] / baseline["rss_mb_max"], 3)
-        result["cpu_ratio"] = round(agent["cpu_percent_of_one_core"] / max(baseline["cpu_percent_of_one_core"], 0.01), 2)
+        result["baselines"] = [
+            {"rev": rev, **figures[rev], "rss_max_ratio": round(agent["rss_mb_max"] / figures[rev]["rss_mb_max"], 3),
+             "cpu_ratio": round(agent["cpu_percent_of_one_core"] / max(figures[rev]["cpu_percent_of_one_core"], 0.01),
+                                2)}
+            for rev in args.against]
     return result
 
 
@@ -150,5 +151,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--interval", type=float, default=10.0)
-    parser.add_argument("--against", metavar="REV", help="also run the agent of this git revision, side by side")
+    parser.add_argument("--against", metavar="REV", action="append", default=[],
+                        help="also run the agent of this git revision, side by side (repeatable)")
     print(json.dumps(main(parser.parse_args())))
