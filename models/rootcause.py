@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kubestack.models.rootcause_attribution import symptom_shares
-from kubestack.models.rootcause_metrics import MetricTable, Movement, find_onset, movements, split_rows
+from kubestack.models.rootcause_metrics import (MetricTable, Movement, find_onset, median_step, movements,
+                                                split_rows)
 
 OTHER_FAMILY = 0.5
 ANOMALOUS = 0.5 * math.log1p(3.0)   # a component whose travelling anomaly reaches this counts as anomalous
@@ -136,7 +137,7 @@ def rank_causes(metrics: MetricTable | None = None, *, onset: float | None = Non
     if edges:
         _graph(causes, edges, travelling, symptom)
     stamps = metrics.timestamps
-    _earliest(causes, float(np.median(np.diff(stamps))) if len(stamps) > 1 else SIGNAL_STEP_S)
+    _earliest(causes, median_step(stamps) if len(stamps) > 1 else SIGNAL_STEP_S)
     for name, (factor, note) in (learned or {}).items():  # operators' verdicts on similar incidents (feedback.py)
         if name in causes:
             causes[name].score *= factor

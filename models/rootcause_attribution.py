@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kubestack.models.rootcause_metrics import nanmedian
+
 MIN_ROWS = 48          # four hours of 5-minute rows
 RIDGE = 0.1            # per row, on standardised regressors: keeps collinear candidates from cancelling out
 
@@ -29,10 +31,11 @@ def symptom_shares(values: np.ndarray, after: np.ndarray, symptom_column: int,
     names = [n for n, j in candidates.items() if seen[:, j].any()]
     if not names or not seen[:, symptom_column].any():
         return {}
-    x = values[:, [candidates[n] for n in names]]
+    columns = [candidates[n] for n in names]
+    x = values[:, columns]
     y = values[:, symptom_column]
-    dx = np.nan_to_num(x - np.nanmedian(x[base], axis=0))
-    dy = np.nan_to_num(y - np.nanmedian(y[base]))
+    dx = np.nan_to_num(x - nanmedian(x[base], seen[:, columns].sum(axis=0)))
+    dy = np.nan_to_num(y - nanmedian(y[base][:, None], seen[:, [symptom_column]].sum(axis=0))[0])
     moved = float(dy[after].mean())
     spread = np.sqrt((dx[base] ** 2).mean(axis=0))
     usable = spread > 0

@@ -92,7 +92,7 @@ class Movement:
 
 def split_rows(timestamps: np.ndarray, onset: float) -> np.ndarray:
     """True for the rows scored as "after" the onset (from LEAD_ROWS before it); at least one row each side."""
-    step = float(np.median(np.diff(timestamps))) if len(timestamps) > 1 else 0.0
+    step = median_step(timestamps) if len(timestamps) > 1 else 0.0
     after = timestamps >= onset - LEAD_ROWS * step
     if after.all():
         after[0] = False
@@ -128,7 +128,7 @@ def _deviations(pre: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarr
     its peers' units) and the share of baseline rows with a value."""
     seen = np.isfinite(pre)
     count = seen.sum(axis=0)
-    level = _nanmedian(pre, count)
+    level = nanmedian(pre, count)
     rows = np.arange(pre.shape[1])
     last = pre[np.maximum(len(pre) - 1 - np.argmax(seen[::-1], axis=0), 0), rows]
     ok = np.isfinite(post)
@@ -144,9 +144,10 @@ def _deviations(pre: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.nan_to_num(size), np.nan_to_num(from_level), short, count / max(len(pre), 1)
 
 
-def _nanmedian(values: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Median of each column's finite values (NaN for none): a sort puts NaN last, so it is the middle of the
-    first ``count`` rows."""
+def nanmedian(values: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median of each column's finite values (NaN for none; ``count``: how many each has), as ``np.nanmedian``
+    gives it, which imports ``numpy.ma`` (0.1 s of each replay's start): a sort puts NaN last, so it is the middle
+    of the first ``count`` rows."""
     ordered = np.sort(values, axis=0)
     low, high = np.maximum((count - 1) // 2, 0), np.maximum(count // 2, 0)
     cols = np.arange(values.shape[1])
@@ -159,7 +160,7 @@ def _spread(values: np.ndarray, level: np.ndarray, count: np.ndarray) -> np.ndar
     sit on the median; at least a thousandth of the level."""
     floor = np.maximum(1e-3 * np.abs(np.nan_to_num(level)), 1e-12)
     deviation = np.abs(values - level)
-    mad = 1.4826 * _nanmedian(deviation, count)
+    mad = 1.4826 * nanmedian(deviation, count)
     with np.errstate(invalid="ignore"):
         mean = 1.2533 * np.where(count > 0, np.nansum(deviation, axis=0) / np.maximum(count, 1), np.nan)
     return np.maximum(np.where(mad > 0, mad, mean), floor)
@@ -173,8 +174,20 @@ def _peer_units(columns: list[tuple[str, str]], size: np.ndarray, short: np.ndar
     for j in np.nonzero(short)[0]:
         by_metric.setdefault(columns[j][1], []).append(int(j))
     for js in by_metric.values():
-        units[js] = max(SHORT_UNIT, 1.4826 * float(np.median(size[:, js])))
+        units[js] = max(SHORT_UNIT, 1.4826 * median(size[:, js]))
     return units
+
+
+def median(values: np.ndarray) -> float:
+    """The median of finite ``values`` (all of them, flattened), as ``np.median`` gives it without importing
+    ``numpy.ma``."""
+    flat = values.ravel()
+    return float(nanmedian(flat[:, None], np.array([len(flat)]))[0])
+
+
+def median_step(timestamps: np.ndarray) -> float:
+    """The typical time between rows."""
+    return median(np.diff(timestamps))
 
 
 def _held(z: np.ndarray) -> np.ndarray:
@@ -255,12 +268,23 @@ def _scale(values: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     if len(values) < 2:
         return 0.0
-    q75, q25 = np.percentile(values, [75, 25])
-    iqr = float(q75 - q25) / 1.349
+    ordered = np.sort(values)
+    iqr = (_quantile(ordered, 0.75) - _quantile(ordered, 0.25)) / 1.349
     if iqr > 0:
         return iqr
-    mad = float(np.median(np.abs(values - np.median(values)))) * 1.4826
+    mad = median(np.abs(values - median(values))) * 1.4826
     return mad if mad > 0 else float(np.std(values))
+
+
+def _quantile(ordered: np.ndarray, q: float) -> float:
+    """``np.percentile(values, 100 * q)`` of sorted finite values (linear, as numpy interpolates), without the
+    import of ``numpy.ma`` that costs."""
+    virtual = (len(ordered) - 1) * q
+    below = math.floor(virtual)
+    above = min(below + 1, len(ordered) - 1)
+    gamma = virtual - below
+    low, high = float(ordered[below]), float(ordered[above])
+    return high - (high - low) * (1 - gamma) if gamma >= 0.5 else low + (high - low) * gamma
 
 
 def _filled(values: np.ndarray) -> np.ndarray | None:
