@@ -1,5 +1,5 @@
 """Data loss foreseen on a real broker: a consumer group slowed on purpose against a topic with a short retention
-(80 s, 1 s segments, a broker that checks retention every second) falls behind until retention deletes records it
+(30 s, 1 s segments, a broker that checks retention every second) falls behind until retention deletes records it
 has not read. The real agent collects the cluster, the real worker forecasts at a compressed time scale
 (``tests/dataloss.py``), and the notice must come before the first record is lost: when it arrives the group's
 committed offset is still at or above the log start offset. It must say what will be lost, reach an incident, and
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -26,15 +27,15 @@ from kubestack.agents.config import AgentConfig
 from kubestack.agents.runtime import Agent
 from kubestack.deploy.kafka.launcher import LocalKafka
 from kubestack.settings import LocalKafkaSettings
-from tests.dataloss import TIME_SCALE, at_scale, worker_and_watch
+from tests.dataloss import COLLECT_S, TIME_SCALE, at_scale, hours, until, worker_and_watch
 from tests.services.process import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]  # two brokers to start, then minutes of traffic
 
-RETENTION_S = 80
+RETENTION_S = 30          # reached some 45 h at scale after the start
 PRODUCE_PER_S = 20
 SLOW_CONSUME_PER_S = 4     # the oldest unconsumed record then ages 0.8 s every second
-WARMUP_S = 15              # the group keeps up at first
+WARMUP_S = hours(7.5)      # the group keeps up at first
 LOSS_BOUND_S = WARMUP_S + RETENTION_S / 0.8 + 60
 
 
@@ -50,15 +51,44 @@ class FastRetention(LocalKafka):
                                                     "log.retention.check.interval.ms=1000"))
 
 
+class Starting:
+    """The broker starting in a thread, so that a test can start its worker meanwhile (each takes seconds)."""
+
+    def __init__(self, broker: FastRetention) -> None:
+        self.broker, self.error = broker, None
+        self.thread = threading.Thread(target=self._up, name="retention-kafka", daemon=True)
+        self.thread.start()
+
+    def _up(self) -> None:
+        try:
+            self.broker.up()
+        except Exception as exc:  # raised again in the test's thread by ready()
+            self.error = exc
+
+    def ready(self) -> str:
+        """The broker's bootstrap once it is up (its start error raised here)."""
+        self.thread.join(self.broker.settings.start_timeout_s + 60)
+        if self.thread.is_alive():
+            raise TimeoutError(f"the broker on {self.broker.settings.bootstrap} is still starting")
+        if self.error is not None:
+            raise self.error
+        return self.broker.settings.bootstrap
+
+
 @pytest.fixture(scope="module")
-def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def starting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Starting]:
     local = LocalKafkaSettings(port=free_port(), controller_port=free_port(), heap="384m", start_timeout_s=240)
-    broker = FastRetention(local, tmp_path_factory.mktemp("retention-kafka"))
-    broker.up()
+    started = Starting(FastRetention(local, tmp_path_factory.mktemp("retention-kafka")))
     try:
-        yield local.bootstrap
+        yield started
     finally:
-        broker.stop()
+        started.thread.join()
+        started.broker.stop()
+
+
+@pytest.fixture
+def monitored(starting: Starting) -> str:
+    return starting.ready()
 
 
 class Truth:
@@ -133,33 +163,33 @@ async def consume(bootstrap: str, topic: str, group: str) -> None:
 def agent_config(name: str, bootstrap: str, group: str) -> AgentConfig:
     return AgentConfig.model_validate({
         "agent": {"name": name, "metrics_listen": None},
-        "targets": [{"type": "kafka", "name": f"{name}-orders-cluster", "interval": 1, "health_interval": 5,
+        "targets": [{"type": "kafka", "name": f"{name}-orders-cluster", "interval": COLLECT_S, "health_interval": 5,
                      "config_interval": 60, "config": {"bootstrap": bootstrap, "groups": [group], "timeout_s": 5}}],
     })
 
 
-async def test_a_slowed_group_is_warned_before_retention_deletes_what_it_has_not_read(kafka, monitored: str,
+async def test_a_slowed_group_is_warned_before_retention_deletes_what_it_has_not_read(kafka, starting: Starting,
                                                                                        tmp_path: Path,
                                                                                        unique: str) -> None:
     topic, group = f"orders.{unique}", f"billing-{unique}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=monitored)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1, topic_configs={
-            "retention.ms": str(RETENTION_S * 1000), "segment.ms": "1000"})])
-    finally:
-        await admin.close()
-    truth = Truth(monitored, topic, group)
-    async with worker_and_watch(kafka, tmp_path) as (settings, watch, worker):
+    async with worker_and_watch(kafka, tmp_path) as (settings, watch, worker):   # while the broker starts
+        monitored = await asyncio.to_thread(starting.ready)
+        admin = AIOKafkaAdminClient(bootstrap_servers=monitored)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, 1, 1, topic_configs={
+                "retention.ms": str(RETENTION_S * 1000), "segment.ms": "1000"})])
+        finally:
+            await admin.close()
+        truth = Truth(monitored, topic, group)
         agent = Agent(agent_config(f"loss-{unique}", monitored, group), settings)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(agent.run(stop)), asyncio.create_task(produce(monitored, topic)),
                  asyncio.create_task(consume(monitored, topic, group)), asyncio.create_task(truth.run())]
-        started = time.monotonic()
         try:
-            while truth.lost_at is None and time.monotonic() - started < LOSS_BOUND_S:
-                await asyncio.sleep(1)
-            await asyncio.sleep(5)  # the last batches through the worker
+            await until(lambda: truth.lost_at is not None, LOSS_BOUND_S)
+            await until(lambda: watch.told(f"group {group} on {topic} will lose unconsumed records",
+                                           "kafka.set_topic_retention"), 10)  # the last batches through the worker
         finally:
             stop.set()
             for task in tasks[1:]:
@@ -189,7 +219,8 @@ async def test_a_slowed_group_is_warned_before_retention_deletes_what_it_has_not
     print(f"\nkafka {group} on {topic}: first notice {lead:.1f} s before the first record was lost ({at_scale(lead)} "
           f"at scale 1/{1 / TIME_SCALE:.0f}), {first.severity.value}; foreseen loss {first.exhaustion_at:%H:%M:%S} "
           f"(early bound {first.exhaustion_lower_bound:%H:%M:%S}), lost at {truth.lost_at:%H:%M:%S} "
-          f"({foreseen:+.1f} s after the likely time); committed {committed} >= log start {start} at the notice")
+          f"({foreseen:+.1f} s after the likely time); committed {committed} >= log start {start} at the notice; "
+          f"{watch.timeline(notice=arrived, lost=truth.lost_at)}")
 
 
 async def topic_overrides(bootstrap: str, topic: str) -> dict[str, str]:

@@ -1,10 +1,10 @@
-"""Data loss foreseen on a real MariaDB pair: the replica's IO thread is stopped on purpose while the primary writes
-and rotates its binary logs every two seconds with a short expiry (66 s); each rotation purges the files last written
-longer ago than that. The real agent collects the replica (and, through it, its primary's binary logs), the real
-worker forecasts at a compressed time scale (``tests/dataloss.py``), and the notice must come while the primary
-still has the binary log the replica needs. It must say what will be lost, reach an incident and come with the
-proposal to keep binary logs longer on the primary. Once the file is purged the replica's health says its stream is
-lost, before its IO thread asks for the file and after (error 1236)."""
+"""Data loss foreseen on a real MariaDB pair: the replica's IO thread is stopped on purpose while the primary writes and
+rotates its binary logs every hour at scale with a short expiry (40 s: 40 h at scale); each rotation purges the files
+last written longer ago than that. The real agent collects the replica (and, through it, its primary's binary logs),
+the real worker forecasts at a compressed time scale (``tests/dataloss.py``), and the notice must come while the
+primary still has the binary log the replica needs. It must say what will be lost, reach an incident and come with
+the proposal to keep binary logs longer on the primary. Once the file is purged the replica's health says its stream
+is lost, before its IO thread asks for the file and after (error 1236)."""
 
 from __future__ import annotations
 
@@ -27,15 +27,15 @@ from kubestack.plugins.mysql import MySQLConfig, MySQLPlugin
 from kubestack.plugins.mysql.client import DirectMySQLClient
 from kubestack.plugins.mysql.parse import parse_replica_status
 from kubestack.plugins.mysql.sources import BinlogReader
-from tests.dataloss import TIME_SCALE, at_scale, worker_and_watch
+from tests.dataloss import COLLECT_S, TIME_SCALE, at_scale, hours, until, worker_and_watch
 from tests.services.mariadb import MariadbPair, MariadbServer
 from tests.services.process import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
-EXPIRE_S = 66            # the first notice can come 48 s (a day at scale) after the first sample
-ROTATE_S = 2.0
-STOP_AFTER_S = 3.0          # the replica keeps up at first
+EXPIRE_S = 40            # the first notice can come 24 s (a day at scale) after the first sample
+ROTATE_S = hours(1)
+STOP_AFTER_S = hours(1.5)   # the replica keeps up at first
 LOSS_BOUND_S = STOP_AFTER_S + EXPIRE_S + 30
 
 
@@ -68,7 +68,7 @@ class Writer(threading.Thread):
     def run(self) -> None:
         with self.primary.admin() as admin, admin.cursor() as cur:
             rotated = time.monotonic()
-            while not self.stopping.wait(0.2):
+            while not self.stopping.wait(hours(0.1)):
                 cur.execute("INSERT INTO shop.orders (note) VALUES (REPEAT('x', 200))")
                 if time.monotonic() - rotated >= ROTATE_S:
                     cur.execute("FLUSH BINARY LOGS")
@@ -105,7 +105,7 @@ def config_for(server: MariadbServer) -> dict:
 def agent_config(name: str, replica: MariadbServer) -> AgentConfig:
     return AgentConfig.model_validate({
         "agent": {"name": name, "metrics_listen": None},
-        "targets": [{"type": "mysql", "name": f"{name}-db-2", "interval": 1, "health_interval": 5,
+        "targets": [{"type": "mysql", "name": f"{name}-db-2", "interval": COLLECT_S, "health_interval": 5,
                      "config_interval": 60, "config": config_for(replica)}],
     })
 
@@ -118,15 +118,12 @@ async def test_a_stopped_replica_is_warned_before_its_primary_purges_the_binlog_
         stop = asyncio.Event()
         collecting, polling = asyncio.create_task(agent.run(stop)), asyncio.create_task(truth.run())
         writer.start()
-        started = time.monotonic()
         try:
             await asyncio.sleep(STOP_AFTER_S)
             truth.stop_replica_io()
-            while truth.purged_at is None and time.monotonic() - started < LOSS_BOUND_S:
-                await asyncio.sleep(0.5)
-            settled = time.monotonic()
-            while not watch.proposals and time.monotonic() - settled < 5:   # the last batches through the worker
-                await asyncio.sleep(0.5)
+            await until(lambda: truth.purged_at is not None, LOSS_BOUND_S - STOP_AFTER_S)
+            await until(lambda: watch.told("will lose its binary log stream", "mysql.set_source_binlog_expiry"),
+                        10)  # the last batches through the worker
         finally:
             writer.stopping.set()
             stop.set()
@@ -154,7 +151,7 @@ async def test_a_stopped_replica_is_warned_before_its_primary_purges_the_binlog_
     print(f"\nmariadb replica of {source}: first notice {lead:.1f} s before {truth.needed} was purged "
           f"({at_scale(lead)} at scale 1/{1 / TIME_SCALE:.0f}), {first.severity.value}; foreseen "
           f"{first.exhaustion_at:%H:%M:%S} (early bound {first.exhaustion_lower_bound:%H:%M:%S}), purged "
-          f"{truth.purged_at:%H:%M:%S}")
+          f"{truth.purged_at:%H:%M:%S}; {watch.timeline(notice=arrived, purged=truth.purged_at)}")
 
     plugin = MySQLPlugin.create(MySQLConfig.model_validate(config_for(pair.replica)))
     try:
