@@ -17,9 +17,16 @@ Beside them, a value beyond the range the series has taken so far by more than `
 has no record to judge it against (on NAB's development part, after its probation, 1 of 22 such points
 fell outside a labelled window).
 
+The same view in time: a run of one repeated value longer than any the series has shown (a disk writer
+that stopped, a feed that froze) scores ``spatial_score`` once, at the point it passes the record, when the
+record has outlived ``still_runs`` shorter runs (a young record is broken by luck: after k runs the next
+breaks it about once in k) and lasted as long as ``still_min`` points of a 5-minute series. The stuck test
+of the inner detector judges a run by how often the series sits at *that* value, so a rate that is often 0
+never looks stuck there, however long it stays.
+
 Each of the three goes through a :class:`Likelihood`: the mean of its last ``short`` values against the
 long-run mean and deviation of that mean (exponential memory), as a Gaussian tail ``q``, reported as
-``log(q) / log(1e-10)`` (``q = 1e-4`` is 0.4). The score is the largest of the four. A score at least
+``log(q) / log(1e-10)`` (``q = 1e-4`` is 0.4). The score is the largest of all five views. A score at least
 ``level`` is an alert; it opens a quiet period of ``quiet`` points in which scores are scaled by ``damp``,
 so one anomaly is announced once (NAB counts the first detection in a window and charges every later one
 outside it; people on call do the same); a score still at the level when the quiet period ends is the same
@@ -56,10 +63,10 @@ _SQRT2 = math.sqrt(2.0)
 _HALF = 3.0                # MetricDetector's score is s / (s + half): turned back into the surprise s
 PARAMS = ("threshold", "level", "warmup", "quiet", "damp", "memory", "short", "lag_short", "density_short",
           "lag_k", "density_k", "min_sd", "surprise_min_sd", "pace", "pace_level", "pace_surprise", "spatial",
-          "spatial_score", "pace_spatial")
-MAGIC = b"KSLD2"
+          "spatial_score", "pace_spatial", "still_min", "still_runs")
+MAGIC = b"KSLD3"
 _PARAMS = f"<{len(PARAMS)}d"
-_STATE = "<qqqdddddddddd"
+_STATE = "<qqqdddddddddddd"
 
 
 class Likelihood:
@@ -113,14 +120,15 @@ class Likelihood:
 class LikelihoodDetector:
     __slots__ = (*PARAMS, "inner", "surprise", "lagged", "dense", "n", "since_alert", "first_ts", "period",
                  "lag", "lag_at", "lag_mean", "ew_mean", "ew_var", "scale", "alert_level", "surprise_shift",
-                 "density_k2", "low", "high", "spatial_level", "spatial_tol", "armed")
+                 "density_k2", "low", "high", "spatial_level", "spatial_tol", "armed", "longest", "outlived",
+                 "still_run")
 
     def __init__(self, threshold: float = 0.5, level: float = 0.47, warmup: int = 250, quiet: int = 300,
                  damp: float = 0.3, memory: float = 5000, short: int = 20, lag_short: int = 20,
                  density_short: int = 30, lag_k: float = 4.0, density_k: float = 3.0, min_sd: float = 0.02,
                  surprise_min_sd: float = 0.08, pace: float = 300.0, pace_level: float = 0.15,
                  pace_surprise: float = 2.0, spatial: float = 0.15, spatial_score: float = 0.6,
-                 pace_spatial: float = 0.5) -> None:
+                 pace_spatial: float = 0.5, still_min: int = 10, still_runs: int = 50) -> None:
         if not (0.0 < threshold <= 1.0 and 0.0 < level < 1.0):
             raise ValueError(f"threshold {threshold} and level {level} must lie in (0, 1]")
         self.threshold, self.level, self.warmup, self.quiet = threshold, level, int(warmup), int(quiet)
@@ -130,6 +138,7 @@ class LikelihoodDetector:
         self.min_sd, self.surprise_min_sd = min_sd, surprise_min_sd
         self.pace, self.pace_level, self.pace_surprise = pace, pace_level, pace_surprise
         self.spatial, self.spatial_score, self.pace_spatial = spatial, spatial_score, pace_spatial
+        self.still_min, self.still_runs = int(still_min), int(still_runs)
         # the inner detector never alerts (its threshold is above any score): its quieting would hide what the
         # likelihood calibrates
         self.inner = MetricDetector(threshold=2.0, quiet=0, warmup=0)
@@ -147,6 +156,8 @@ class LikelihoodDetector:
         self.ew_mean = math.nan
         self.ew_var = 0.0
         self.low = self.high = math.nan
+        self.longest = 0               # the longest run of one repeated value that has ended
+        self.outlived = 0              # runs that ended since, each shorter
         self._set_scale(0.0)
 
     def _set_scale(self, scale: float) -> None:
@@ -158,13 +169,18 @@ class LikelihoodDetector:
         self.spatial_level = level + (self.spatial_score - self.level) * (1.0 - level) / (1.0 - self.level)
         self.spatial_tol = self.spatial + self.pace_spatial * scale
         self.surprise_shift = self.pace_surprise * scale
+        # a record of stillness counts once it lasted as long as still_min points of a 5-minute series
+        self.still_run = self.still_min * 10.0 ** scale
 
     def update(self, ts: float, value: float) -> float:
         """The score of this point in [0, 1], from this point and the ones before it only."""
         self.n = n = self.n + 1
         if self.period == 0:
             self._first_interval(ts, n)
-        sc = self.inner.update(ts, value)
+        inner = self.inner
+        ran = inner.run
+        sc = inner.update(ts, value)
+        run = inner.run
         s = _HALF * sc / (1.0 - sc) - self.surprise_shift if sc < 1.0 else 1e3
         score = self.surprise.update(s if s > 0.0 else 0.0)
         if self.period > 0:
@@ -196,6 +212,17 @@ class LikelihoodDetector:
             self.low = value
         elif low != low:
             self.low = self.high = value
+        # still for longer than ever, once the record has outlived still_runs shorter runs: the same view in
+        # time (a writer that stopped, a feed that froze); run counts the repeats of the current value
+        longest = self.longest
+        if run == 0:
+            if ran > longest:
+                self.longest, self.outlived = ran, 0
+            elif ran > 0:
+                self.outlived += 1
+        elif (run == longest + 1 and longest >= self.still_run and self.outlived >= self.still_runs
+              and n > self.warmup):
+            score = max(score, self.spatial_level)
         if n <= self.warmup:
             return 0.0
         self.since_alert += 1
@@ -252,7 +279,8 @@ class LikelihoodDetector:
         params = struct.pack(_PARAMS, *(float(getattr(self, p)) for p in PARAMS))
         own = struct.pack(_STATE, self.n, min(self.since_alert, 1 << 62), self.period, self.first_ts,
                           float(self.lag_at), self.lag_mean, self.ew_mean, self.ew_var, float(len(self.lag)),
-                          self.scale, self.low, self.high, float(self.armed))
+                          self.scale, self.low, self.high, float(self.armed), float(self.longest),
+                          float(self.outlived))
         parts = (MAGIC, params, own, self.surprise.to_state(), self.lagged.to_state(), self.dense.to_state(),
                  self.lag.tobytes(), self.inner.to_state())
         return b"".join(parts)
@@ -266,7 +294,8 @@ class LikelihoodDetector:
         det = cls(**dict(zip(PARAMS, struct.unpack_from(_PARAMS, raw, at))))
         at += struct.calcsize(_PARAMS)
         (det.n, det.since_alert, det.period, det.first_ts, lag_at, det.lag_mean, det.ew_mean, det.ew_var,
-         lag_len, scale, det.low, det.high, armed) = struct.unpack_from(_STATE, raw, at)
+         lag_len, scale, det.low, det.high, armed, longest, outlived) = struct.unpack_from(_STATE, raw, at)
+        det.longest, det.outlived = int(longest), int(outlived)
         det.armed = armed != 0.0
         det.lag_at = int(lag_at)
         det._set_scale(scale)

@@ -163,3 +163,49 @@ def test_an_event_still_scoring_when_its_quiet_period_ends_is_not_announced_agai
     calm = [det.update(next(t), rnd.uniform(0.0, 1.0)) for _ in range(10)]
     assert max(calm) < 0.5
     assert det.update(next(t), 2.0 ** 20) >= 0.5
+
+
+def idle_writer(step: float, runs: int, seed: int = 7) -> tuple[list[tuple[float, float]], int]:
+    """A writer idle at 0 between bursts of 3-6 busy points, idle for 5-40 points at a time, ``runs`` times;
+    then idle for good. Also the longest idle run before the last (its repeats: one point less)."""
+    rnd = random.Random(seed)
+    values: list[float] = []
+    longest = 0
+    for _ in range(runs):
+        values += [rnd.uniform(1e5, 9e5) for _ in range(rnd.randint(3, 6))]
+        idle = rnd.randint(5, 40)
+        longest = max(longest, idle - 1)
+        values += [0.0] * idle
+    values += [rnd.uniform(1e5, 9e5)] + [0.0] * 200
+    return [(1_700_000_000 + step * i, v) for i, v in enumerate(values)], longest
+
+
+def test_a_writer_idle_for_longer_than_ever_alerts_once_as_it_passes_its_record() -> None:
+    """Idle runs at 0 are the writer's most common value, so the stuck test does not hear the last one; the
+    run that passes the record, once the record has outlived many shorter runs, does."""
+    points, longest = idle_writer(STEP, runs=120)
+    det = LikelihoodDetector()
+    out = scores(det, points)
+    passed = len(points) - 200 + longest + 1           # the first 0 repeated once more than in the record
+    assert det.longest == longest and det.outlived >= det.still_runs
+    assert max(out[passed - longest:passed]) < 0.5
+    assert out[passed] >= 0.5
+    assert max(out[passed + 1:]) < 0.5
+    unheard = scores(LikelihoodDetector(still_runs=10**6), points)
+    assert unheard[passed] < 0.5
+
+
+def test_a_young_record_of_stillness_or_one_of_a_fast_series_is_no_alert() -> None:
+    """After a few runs a record is broken by luck; a series sampled every second must have been still for
+    as long as a 5-minute one (50 minutes) before its record counts."""
+    points, _ = idle_writer(STEP, runs=20)
+    assert max(scores(LikelihoodDetector(), points)) < 0.5
+    fast, _ = idle_writer(1.0, runs=120)
+    assert max(scores(LikelihoodDetector(), fast)[-200:]) < 0.5
+
+
+def test_a_state_of_the_previous_version_is_refused() -> None:
+    det = LikelihoodDetector()
+    scores(det, daily(days=1))
+    with pytest.raises(ValueError):
+        LikelihoodDetector.from_state(b"KSLD2" + det.to_state()[5:])
