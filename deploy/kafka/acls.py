@@ -16,7 +16,8 @@ from typing import get_args
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError as AIOKafkaError
-from aiokafka.protocol.admin import CreateAclsRequest
+from aiokafka.protocol.admin import CreateAclsRequestStruct
+from aiokafka.protocol.api import Request
 
 from kubestack.bus import client_options
 from kubestack.contract.topics import (
@@ -93,18 +94,32 @@ def topic_acls(prefix: str, users: dict[KafkaComponent, str]) -> list[Acl]:
     return acls
 
 
+class _CreateAcls(Request[CreateAclsRequestStruct]):
+    """Every binding in one CreateAcls request, which the controller commits at once (aiokafka's CreateAclsRequest
+    carries one: a request each took about 0.3 s on a loaded 3-node cluster, 27 s for the contract's 75)."""
+
+    API_KEY = 30
+
+    def __init__(self, acls: list[Acl]) -> None:
+        self.acls = acls
+
+    def build(self, request_struct_class: type[CreateAclsRequestStruct]) -> CreateAclsRequestStruct:
+        if request_struct_class.API_VERSION < 1:  # no pattern type: literal
+            return request_struct_class([(a.resource_type, a.resource_name, a.principal, "*", a.operation, _ALLOW)
+                                         for a in self.acls])
+        return request_struct_class([(a.resource_type, a.resource_name, _LITERAL, a.principal, "*", a.operation,
+                                      _ALLOW) for a in self.acls])
+
+
 async def create_acls(admin_kafka: KafkaSettings, acls: list[Acl]) -> None:
     """Create ``acls`` as the super user ``admin_kafka`` authenticates as (creating one twice is harmless)."""
     admin = AIOKafkaAdminClient(**client_options(admin_kafka))
     try:
         await admin.start()
-        for acl in acls:  # aiokafka builds one binding per request; its admin client has no create_acls of its own
-            request = CreateAclsRequest(acl.resource_type, acl.resource_name, _LITERAL, acl.principal, "*",
-                                        acl.operation, _ALLOW)
-            response = await admin._send_request(request)
-            for code, message in response.creation_responses:
-                if code != 0:
-                    raise KafkaError(f"creating the ACL {acl} failed with Kafka error {code}: {message}")
+        response = await admin._send_request(_CreateAcls(acls))  # aiokafka's admin client has no create_acls
+        for acl, (code, message) in zip(acls, response.creation_responses, strict=True):  # in the request's order
+            if code != 0:
+                raise KafkaError(f"creating the ACL {acl} failed with Kafka error {code}: {message}")
     except (KafkaConnectionError, AIOKafkaError, OSError) as exc:
         raise KafkaUnavailableError(f"cannot create ACLs on {admin_kafka.bootstrap}: {exc}") from exc
     finally:

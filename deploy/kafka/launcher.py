@@ -47,6 +47,9 @@ SERVER_TEMPLATE = HERE / "server.properties"
 LOG4J2 = HERE / "log4j2.properties"
 MIN_JAVA = 17
 _JVM_FLAGS = ["-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"]
+# a tool that runs for seconds: the quick JIT tier only and the serial collector (StorageTool format: 1.1 s of CPU
+# instead of 1.8 s, 2.9 s wall instead of 5.7 s on the loaded 2-CPU machine)
+_TOOL_JVM_FLAGS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Djava.awt.headless=true"]
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,7 @@ class LocalKafka:
         for node in self.nodes:  # side by side: each is a JVM start of several seconds
             if (node.data / "meta.properties").exists():
                 continue
-            cmd = [java, "-Xmx256m", "-cp", f"{self.lib}/*", f"-Dlog4j2.configurationFile={LOG4J2}",
+            cmd = [java, "-Xmx256m", *_TOOL_JVM_FLAGS, "-cp", f"{self.lib}/*", f"-Dlog4j2.configurationFile={LOG4J2}",
                    "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(node.properties),
                    "--ignore-formatted", *users]
             formats[node] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
