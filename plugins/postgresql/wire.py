@@ -25,6 +25,7 @@ from pathlib import Path
 PROTOCOL_3 = 196608
 SSL_REQUEST = 80877103
 _MAX_MESSAGE = 256 * 1024 * 1024
+_CLOSE_TIMEOUT_S = 5.0
 _VERIFYING = ("verify-ca", "verify-full")
 _FIELD_NAMES = {b"S": "severity", b"V": "severity", b"C": "sqlstate", b"M": "message", b"D": "detail", b"H": "hint"}
 
@@ -292,13 +293,13 @@ class PgConnection:
                 raise PgProtocolError(f"message {kind!r} in a query's reply")
 
     async def close(self) -> None:
-        """Terminate, then close the socket."""
+        """Terminate, then close the socket; a peer that does not answer TLS's closing is not waited for long."""
         try:
             self._send(b"X", b"")
             self._writer.close()
-            await self._writer.wait_closed()
-        except (OSError, ssl.SSLError):
-            pass
+            await asyncio.wait_for(self._writer.wait_closed(), _CLOSE_TIMEOUT_S)
+        except OSError:  # TimeoutError and ssl.SSLError among them
+            self.abort()
 
     def abort(self) -> None:
         self._writer.transport.abort()
