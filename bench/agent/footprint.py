@@ -10,8 +10,8 @@ object arenas) and file-backed pages (shared libraries: libpython, OpenSSL, pyda
 
 ``--against REV`` (repeatable) runs the agent of that git revision (exported to the temporary directory) at the
 same time, on the same servers, and adds its figures and the ratios under ``baselines``: a change is judged side
-by side in one run, since the machine is shared and noisy. Both agents start through ``bench/agent/source_tree.py`` so that they pay the
-same launcher.
+by side in one run, since the machine is shared and noisy. Every agent starts through
+``bench/agent/source_tree.py`` so that they all pay the same launcher.
 """
 
 from __future__ import annotations

@@ -22,7 +22,15 @@ from kubestack.errors import (
 from kubestack.plugins.base import CommandRunner
 from kubestack.plugins.postgresql.config import PostgreSQLConfig
 from kubestack.plugins.postgresql.parse import parse_psql_rows
-from kubestack.plugins.postgresql.wire import Login, PgConnection, PgLoginError, PgProtocolError, PgServerError, Rows
+from kubestack.plugins.postgresql.wire import (
+    Login,
+    PgConnection,
+    PgLoginError,
+    PgProtocolError,
+    PgServerError,
+    PgTlsRefusedError,
+    Rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +122,9 @@ class DirectPostgreSQLClient:
                                                     _connect_timeout(self._config))
             except PgServerError as exc:
                 raise self._server_error(exc) from exc
+            except PgTlsRefusedError as exc:
+                raise TargetUnreachableError(f"PostgreSQL at {where} cannot be reached: {exc}") from exc
             except PgLoginError as exc:
-                if "TLS" in str(exc):
-                    raise TargetUnreachableError(f"PostgreSQL at {where} cannot be reached: {exc}") from exc
                 raise TargetAuthError(f"PostgreSQL at {where} refused the login: {exc}") from exc
             except TimeoutError as exc:
                 raise TargetTimeoutError(f"PostgreSQL at {where} did not complete the login in "

@@ -4,9 +4,10 @@ every cell as text. psycopg's import alone (its binary wheel bundles libpq and a
 about 10 MB resident for a few statements; ``plugins/redis/resp.py`` did the same for Redis.
 
 What goes wrong comes out as ``PgServerError`` (an ErrorResponse: SQLSTATE, severity, message), ``PgLoginError``
-(this side refuses to go on: no password to give, a method it does not speak, TLS refused while required, a
-server that cannot prove it knows the password), ``PgProtocolError`` (what came back is not the protocol), or the
-socket's own ``OSError`` / ``asyncio.IncompleteReadError``. ``client.py`` maps them to the plugin's errors.
+(this side refuses to go on: no password to give, a method it does not speak, a server that cannot prove it
+knows the password; ``PgTlsRefusedError`` when TLS is required and the server has none), ``PgProtocolError``
+(what came back is not the protocol), or the socket's own ``OSError`` / ``asyncio.IncompleteReadError``.
+``client.py`` maps them to the plugin's errors.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class PgServerError(Exception):
 
 class PgLoginError(Exception):
     """This side cannot or will not complete the login."""
+
+
+class PgTlsRefusedError(PgLoginError):
+    """The server has no TLS, and ``sslmode`` requires it."""
 
 
 class PgProtocolError(Exception):
@@ -218,7 +223,7 @@ class PgConnection:
         elif answer != b"N":
             raise PgProtocolError(f"answer {answer!r} to the TLS request")
         elif sslmode != "prefer":
-            raise PgLoginError(f"the server does not offer TLS, and sslmode is {sslmode}")
+            raise PgTlsRefusedError(f"the server does not offer TLS, and sslmode is {sslmode}")
 
     async def _login(self, login: Login) -> None:
         self._writer.write(startup_message(login))
