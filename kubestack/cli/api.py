@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from kubestack.apisettings import ApiSettings, Role
-from kubestack.settings import Settings
+
+if TYPE_CHECKING:
+    from kubestack.settings import Settings
 
 app = typer.Typer(help="The REST API and web console.", no_args_is_help=True)
 err = Console(stderr=True)

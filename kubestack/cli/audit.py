@@ -6,16 +6,12 @@ import asyncio
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError as AIOKafkaError
-from aiokafka.structs import TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from kubestack.bus import client_options
 from kubestack.contract.events import AuditRecord
 from kubestack.contract.topics import AUDIT
 from kubestack.errors import EventDecodeError, KafkaError, KafkaUnavailableError, KubestackError
@@ -30,7 +26,9 @@ from kubestack.pipeline.audit import (
     verify,
 )
 from kubestack.pipeline.auditstore import AuditStore, default_path
-from kubestack.settings import KafkaSettings, Settings
+
+if TYPE_CHECKING:
+    from kubestack.settings import KafkaSettings, Settings
 
 app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 out = Console()
@@ -50,6 +48,12 @@ def _store(ctx: typer.Context, path: Path | None, keys: Path | None = None) -> A
 
 async def read_topic(kafka: KafkaSettings, timeout_s: float = 30.0) -> list[AuditRecord | Unreadable]:
     """Every message on the ``audit`` topic now, from its first retained offset to its end."""
+    from aiokafka import AIOKafkaConsumer  # the Kafka client only for --topic
+    from aiokafka.errors import KafkaError as AIOKafkaError
+    from aiokafka.structs import TopicPartition
+
+    from kubestack.bus import client_options
+
     name = AUDIT.qualified(kafka.topic_prefix)
     consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False)
     try:

@@ -12,14 +12,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from kubestack.demo.faults import FAULTS
-from kubestack.settings import Settings
+if TYPE_CHECKING:
+    from kubestack.settings import Settings
 
 app = typer.Typer(help="A demo application to watch and break (see kubestack demo up)", no_args_is_help=True)
 out = Console(stderr=True)
@@ -41,6 +41,7 @@ def _write_private(path: Path, text: str) -> None:
 def list_faults() -> None:
     """The faults ``kubestack demo fault`` can inject, with the component at fault and what the shop feels."""
     from kubestack.demo.config import DemoConfig
+    from kubestack.demo.faults import FAULTS  # with the clients of the servers it breaks: not at start-up
 
     table = Table("fault", "cause", "what happens")
     for name, cls in FAULTS.items():
@@ -110,7 +111,7 @@ def fault(
 ) -> None:
     """Inject one fault into the running demo, hold it, then undo it (Ctrl-C undoes it at once)."""
     from kubestack.demo.config import DemoConfig
-    from kubestack.demo.faults import FaultError, KafkaPaused, hold
+    from kubestack.demo.faults import FAULTS, FaultError, KafkaPaused, hold
     from kubestack.demo.faults import fault as make_fault
 
     settings: Settings = ctx.obj

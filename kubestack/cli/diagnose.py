@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from kubestack.agents.config import TargetConfig
 from kubestack.contract.events import Severity
 from kubestack.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kubestack.agents.config import TargetConfig
 
 out = Console()
 EXIT = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from kubestack.settings import Settings
+if TYPE_CHECKING:
+    from kubestack.settings import Settings
 
 app = typer.Typer(help="The runbook knowledge base: ingest, search.", no_args_is_help=True)
 out = Console()

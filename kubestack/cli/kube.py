@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from kubestack.deploy.kube.launcher import LocalKube
-from kubestack.settings import Settings
+if TYPE_CHECKING:
+    from kubestack.deploy.kube.launcher import LocalKube
+    from kubestack.settings import Settings
 
 app = typer.Typer(help="A local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager, "
                        "kube-scheduler; no kubelet) built from source by `make setup`, for development and tests.",
@@ -19,6 +20,8 @@ out = Console()
 
 
 def _kube(ctx: typer.Context) -> LocalKube:
+    from kubestack.deploy.kube.launcher import LocalKube
+
     settings: Settings = ctx.obj
     return LocalKube(settings.local_kube, settings.home)
 

@@ -9,9 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from kubestack.models.forecast_series import forecast_points, format_forecast, parse_duration
 from kubestack.models.registry import DETECTORS
 from kubestack.models.series import format_scored, read_series, score_points
 
@@ -69,6 +67,8 @@ def _replay(convert: Callable[[Path], str], input_csv: Path | None, output: Path
         raise typer.BadParameter("--input-dir needs --output-dir")
     if not input_dir.is_dir():
         raise typer.BadParameter(f"{input_dir} is not a folder")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     files = sorted(p for p in input_dir.rglob("*.csv") if p.is_file())
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as progress:
@@ -82,6 +82,8 @@ def _replay(convert: Callable[[Path], str], input_csv: Path | None, output: Path
 
 
 def _forecast_file(src: Path, capacity: float, horizon_s: float) -> str:
+    from kubestack.models.forecast_series import forecast_points, format_forecast
+
     points = read_series(src)
     return format_forecast(points, forecast_points(points, capacity, horizon_s))
 
@@ -109,6 +111,8 @@ def forecast(
                                  param_hint="--capacity")
     if not (capacity > 0 and capacity != float("inf")):
         raise typer.BadParameter(f"{capacity} is not a positive capacity", param_hint="--capacity")
+    from kubestack.models.forecast_series import parse_duration  # numpy: only for a forecast
+
     try:
         horizon_s = parse_duration(horizon)
     except ValueError as exc:

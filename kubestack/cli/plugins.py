@@ -6,17 +6,16 @@ import json
 from typing import Annotated
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
-
-from kubestack.plugins.registry import broken_plugins, client_installed, get_plugin, plugins
 
 app = typer.Typer(help="Middleware plugins: list them, check one.", no_args_is_help=True)
 out = Console()
 
 
 def _describe(name: str) -> dict:
+    from kubestack.plugins.registry import client_installed, get_plugin  # each plugin's module: not at start-up
+
     plugin = get_plugin(name)
     instance = plugin.create(plugin.config_model.model_validate(plugin.example_config()))
     return {
@@ -33,6 +32,8 @@ def _describe(name: str) -> dict:
 @app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False) -> None:
     """Installed plugins, their client library and actions (and any that fail to load)."""
+    from kubestack.plugins.registry import broken_plugins, plugins
+
     rows = [_describe(name) for name in plugins()]
     broken = broken_plugins()
     if as_json:
@@ -52,6 +53,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable
 @app.command()
 def check(name: str) -> None:
     """Whether a plugin's client library is installed, and an example target config for it."""
+    import yaml
+
     row = _describe(name)
     state = "[green]installed[/]" if row["client_installed"] else "[red]not installed[/] (pip install it)"
     out.print(f"plugin [bold]{name}[/]: client library {row['client_module']} {state}")

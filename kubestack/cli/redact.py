@@ -10,8 +10,6 @@ from typing import Annotated
 
 import typer
 
-from kubestack.redaction import redact as redact_text
-
 
 def redact(
     file: Annotated[Path | None, typer.Argument(help="Text to redact; standard input without it",
@@ -19,5 +17,7 @@ def redact(
     ips: Annotated[bool, typer.Option("--ips", help="Also replace IP addresses (as llm.redact_ips does)")] = False,
 ) -> None:
     """Print a text with its secrets (passwords, tokens, keys, connection strings, e-mails) replaced."""
+    from kubestack.redaction import redact as redact_text
+
     text = file.read_text(encoding="utf-8", errors="replace") if file is not None else sys.stdin.read()
     sys.stdout.write(redact_text(text, ips=ips))

@@ -3,13 +3,16 @@ console, so ``kubestack proposals approve`` is recorded with the token's name li
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
 from kubestack.errors import RemoteApiError
-from kubestack.settings import Settings
+
+if TYPE_CHECKING:  # httpx only when the API is called (its import is most of a command's start otherwise)
+    import httpx
+
+    from kubestack.settings import Settings
 
 UrlOption = Annotated[str | None, typer.Option(
     "--api-url", envvar="KUBESTACK_API_URL", help="The API (default: http://<api.host>:<api.port>)")]
@@ -22,6 +25,8 @@ class ApiClient:
         if not token:
             raise RemoteApiError("no API token: pass --token or set KUBESTACK_API_TOKEN "
                                  "(`kubestack api serve` prints one; `kubestack api token` makes one)")
+        import httpx
+
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s)
 
@@ -36,6 +41,8 @@ class ApiClient:
         return self._call("POST", path, json=body)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict:
+        import httpx
+
         try:
             response = self._http.request(method, f"/api/v1{path}", **kwargs)
         except httpx.HTTPError as exc:

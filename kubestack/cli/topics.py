@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -11,7 +11,9 @@ from rich.table import Table
 
 from kubestack.contract.schemas import SCHEMA_DIR, stale_schemas, write_schemas
 from kubestack.contract.topics import TOPICS
-from kubestack.settings import Settings
+
+if TYPE_CHECKING:
+    from kubestack.settings import Settings
 
 app = typer.Typer(help="The topics of the event contract.", no_args_is_help=True)
 out = Console()
