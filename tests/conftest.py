@@ -51,11 +51,12 @@ def _testcontainers_kafka() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _local_kafka(home: Path) -> Iterator[str]:
+def _local_kafka(home: Path, jars: Path) -> Iterator[str]:
     from kubestack.deploy.kafka.launcher import LocalKafka
+    from tests.services.kafka_jars import with_jars
 
     local = LocalKafkaSettings(port=free_port(), controller_port=free_port())
-    broker = LocalKafka(local, home)
+    broker = LocalKafka(local, with_jars(home, jars))
     broker.up()
     try:
         yield local.bootstrap
@@ -64,14 +65,14 @@ def _local_kafka(home: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
     if os.environ.get(BOOTSTRAP_SHORTCUT_ENV):
         yield os.environ[BOOTSTRAP_SHORTCUT_ENV]
     elif _docker_engine_answers():
         with _testcontainers_kafka() as bootstrap:
             yield bootstrap
     else:
-        with _local_kafka(tmp_path_factory.mktemp("kafka-home")) as bootstrap:
+        with _local_kafka(tmp_path_factory.mktemp("kafka-home"), request.getfixturevalue("kafka_jars")) as bootstrap:
             yield bootstrap
 
 

@@ -15,6 +15,7 @@ from kubestack.deploy.kafka.launcher import LocalKafka
 from kubestack.settings import KafkaSettings, LocalKafkaSettings
 from tests.factories import example
 from tests.kafka_io import consume_all
+from tests.services.kafka_jars import with_jars
 from tests.services.process import free_port
 
 pytestmark = pytest.mark.kafka
@@ -23,9 +24,9 @@ RESOURCES = [ResourceRef(kind="redis", name=f"cache-{i}", host="db-1") for i in 
 
 
 @pytest.fixture(scope="module")
-def own_broker(tmp_path_factory):
+def own_broker(tmp_path_factory, kafka_jars):
     broker = LocalKafka(LocalKafkaSettings(port=free_port(), controller_port=free_port()),
-                        tmp_path_factory.mktemp("outage-kafka"))
+                        with_jars(tmp_path_factory.mktemp("outage-kafka"), kafka_jars))
     broker.up()
     yield broker
     broker.stop()

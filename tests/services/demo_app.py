@@ -27,6 +27,7 @@ from kubestack.demo.config import DemoConfig, Endpoint
 from kubestack.demo.schema import setup_mariadb, setup_postgresql
 from kubestack.deploy.kafka.launcher import LocalKafka
 from kubestack.settings import LocalKafkaSettings
+from tests.services.kafka_jars import with_jars
 from tests.services.process import ServerProcess, ServerStartError, free_port
 
 if TYPE_CHECKING:  # imported where used: the session's plugin loader registers these modules after this one
@@ -160,14 +161,15 @@ def start_part(stack: DemoStack, part: str, base: Path) -> ServerProcess:
 
 
 @contextlib.contextmanager
-def running_demo(base: Path, *, rate: float = 20.0) -> Iterator[DemoStack]:
-    """The demo's servers, its two parts and its load, until the block ends."""
+def running_demo(base: Path, *, rate: float = 20.0, jars: Path | None = None) -> Iterator[DemoStack]:
+    """The demo's servers, its two parts and its load, until the block ends (its broker on ``jars`` when given,
+    else on jars it resolves)."""
     from tests.services.mariadb import running_mariadb
     from tests.services.postgresql import running_postgresql
     from tests.services.redis import start_redis
 
     local = LocalKafkaSettings(port=free_port(), controller_port=free_port())
-    broker = LocalKafka(local, base / "kafka-home")
+    broker = LocalKafka(local, with_jars(base / "kafka-home", jars) if jars else base / "kafka-home")
     broker.up()
     redis_process = None
     try:
@@ -207,8 +209,8 @@ def running_demo(base: Path, *, rate: float = 20.0) -> Iterator[DemoStack]:
 
 
 @pytest.fixture(scope="session")
-def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
-    with running_demo(tmp_path_factory.mktemp("demo")) as stack:
+def demo_stack(tmp_path_factory: pytest.TempPathFactory, kafka_jars: Path) -> Iterator[DemoStack]:
+    with running_demo(tmp_path_factory.mktemp("demo"), jars=kafka_jars) as stack:
         yield stack
 
 
