@@ -326,7 +326,7 @@ async def test_resource_alarms_block_a_real_publisher(rabbitmq_server: RabbitMQS
         with rabbitmq_server.api() as api:
             used = api.get("/nodes").json()[0]["mem_used"]
         before = await plugin.snapshot_config()
-        rabbitmq_server.ctl("set_vm_memory_high_watermark", "absolute", str(int(used * 1.6)))
+        rabbitmq_server.eval(f"vm_memory_monitor:set_vm_memory_high_watermark({{absolute, {int(used * 1.6)}}}).")
         rabbitmq_server.wait_for("the lower watermark", lambda api: api.get("/nodes").json()[0]["mem_limit"]
                                  == int(used * 1.6))
         near = rules(await plugin.check_health())["rabbitmq.memory_near_watermark"]
@@ -337,8 +337,8 @@ async def test_resource_alarms_block_a_real_publisher(rabbitmq_server: RabbitMQS
                                            changes=changes, observed={"rabbitmq_mem_used_bytes": float(used)}))
         assert risk.rule_id == "rabbitmq.memory_watermark_lowered" and risk.severity == "warning"
 
-        rabbitmq_server.ctl("eval", "vm_memory_monitor:set_vm_memory_high_watermark({absolute, 10000000}), "
-                                    "rabbit_disk_monitor:set_disk_free_limit(100000000000000).")
+        rabbitmq_server.eval("vm_memory_monitor:set_vm_memory_high_watermark({absolute, 10000000}), "
+                             "rabbit_disk_monitor:set_disk_free_limit(100000000000000).")
         rabbitmq_server.wait_for("both alarms", lambda api: all(
             api.get("/nodes").json()[0][alarm] for alarm in ("mem_alarm", "disk_free_alarm")))
         publisher.publish(queue, b"m", count=1)
@@ -356,8 +356,8 @@ async def test_resource_alarms_block_a_real_publisher(rabbitmq_server: RabbitMQS
         assert samples["rabbitmq_mem_alarm"] == samples["rabbitmq_disk_free_alarm"] == 1
         assert samples["rabbitmq_blocked_connections"] >= 1
     finally:
-        rabbitmq_server.ctl("eval", "vm_memory_monitor:set_vm_memory_high_watermark(0.4), "
-                                    "rabbit_disk_monitor:set_disk_free_limit(50000000).")
+        rabbitmq_server.eval("vm_memory_monitor:set_vm_memory_high_watermark(0.4), "
+                             "rabbit_disk_monitor:set_disk_free_limit(50000000).")
         publisher.sock.close()
         await plugin.close()
     rabbitmq_server.wait_for("the alarms cleared", lambda api: not any(
