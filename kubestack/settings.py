@@ -127,6 +127,9 @@ class WorkerSettings(_Section):
         "A signal of a resolved incident's resource this soon after reopens it (0: never)"))
     checkpoint_s: float = Field(default=30.0, ge=0, description="Inventory, detector and miner state to its table at most this often")
     signal_partitions: int = Field(default=4, ge=1, description="Partitions of the tenant-keyed correlation input")
+    session_timeout_s: float = Field(default=60.0, ge=6, le=300, description=(
+        "A worker gone without leaving its group (kill -9, a lost host) keeps its partitions this long before "
+        "another worker or its own restart takes them over (heartbeats every 3 s, or a tenth of it if shorter)"))
     forecast_warning_s: float = Field(default=86_400.0, gt=0, description="Warn when a capacity runs out this soon")
     forecast_critical_s: float = Field(default=14_400.0, gt=0, description="Critical when it runs out this soon")
     forecast_time_scale: float = Field(default=1.0, gt=0, le=1,

@@ -42,6 +42,8 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,  # all in-sync replicas, as every producer of the product (kubestack.bus.producer_options)
         topic_replication_factor=kafka.replication_factor,
+        broker_session_timeout=settings.worker.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.worker.session_timeout_s / 10),
     )
 
 

@@ -36,8 +36,11 @@ class Worker:
     def __init__(self, kafka, unique: str, home) -> None:
         self.kafka = kafka
         self.prefix, self.app_id = f"test.drill.{unique}.", f"test-drill-{unique}"
+        # the worker killed with -9 holds its partitions for the session timeout (60 s by default) before its
+        # restart gets them: 20 s here, still far above a heartbeat's delay on the loaded 2-CPU machine
         self.env = cli_env(KUBESTACK_KAFKA__BOOTSTRAP=kafka.bootstrap, KUBESTACK_KAFKA__TOPIC_PREFIX=self.prefix,
-                           KUBESTACK_WORKER__APP_ID=self.app_id, KUBESTACK_HOME=str(home))
+                           KUBESTACK_WORKER__APP_ID=self.app_id, KUBESTACK_HOME=str(home),
+                           KUBESTACK_WORKER__SESSION_TIMEOUT_S="20")
         self.home = home
         self.process: Followed | None = None
         self.outputs: list[str] = []
@@ -278,6 +281,16 @@ async def test_drill_a_busy_tenant_does_not_stop_the_worker_or_crash_loop_it(wor
 
 
 # --- kill -9 mid-stream ----------------------------------------------------------------------------------------
+
+
+def test_the_session_timeout_setting_is_the_workers_and_its_heartbeats_follow(tmp_path) -> None:
+    """What the drill's worker runs with (the default is Faust's 60 s, heartbeats every 3 s)."""
+    from kubestack.pipeline.app import create_app
+    from kubestack.settings import Settings, WorkerSettings
+
+    for timeout_s, heartbeat_s in ((60.0, 3.0), (20.0, 2.0)):
+        app = create_app(Settings(home=tmp_path, worker=WorkerSettings(session_timeout_s=timeout_s)))
+        assert (app.conf.broker_session_timeout, app.conf.broker_heartbeat_interval) == (timeout_s, heartbeat_s)
 
 
 async def test_drill_kill_9_mid_stream_loses_no_incident_revision_and_repeats_none(worker: Worker) -> None:
