@@ -12,6 +12,7 @@ from kubestack.deploy.kafka.launcher import LocalKafka, min_heap
 from kubestack.errors import JavaNotFoundError
 from kubestack.settings import LocalKafkaSettings
 from tests.cli import cli_env, follow, run
+from tests.services.kafka_jars import with_jars
 from tests.services.process import free_port
 
 pytestmark = pytest.mark.kafka
@@ -27,9 +28,9 @@ def _accepts(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_kafka_up_status_down_cycle(tmp_path) -> None:
+def test_kafka_up_status_down_cycle(tmp_path, kafka_jars) -> None:
     port, controller = free_port(), free_port()
-    env = _env(tmp_path, port, controller)
+    env = _env(with_jars(tmp_path, kafka_jars), port, controller)  # the session's jars: no Maven run of its own
     assert run("kafka", "status", env=env).returncode == 1, "not running yet"
 
     up = run("kafka", "up", env=env)
@@ -87,9 +88,10 @@ def test_min_heap() -> None:
     assert min_heap("1g") == "256m" and min_heap("256m") == "128m"
 
 
-def test_up_runs_broker_and_worker_in_the_foreground_and_ctrl_c_stops_both(tmp_path) -> None:
+def test_up_runs_broker_and_worker_in_the_foreground_and_ctrl_c_stops_both(tmp_path, kafka_jars) -> None:
     port, controller, api_port = free_port(), free_port(), free_port()
-    env = _env(tmp_path, port, controller, KUBESTACK_WORKER__APP_ID="test-up", KUBESTACK_API__PORT=str(api_port))
+    env = _env(with_jars(tmp_path, kafka_jars), port, controller, KUBESTACK_WORKER__APP_ID="test-up",
+               KUBESTACK_API__PORT=str(api_port))
     stack = follow("up", "--verbose", env=env)  # every process's log in the terminal too (the quiet terminal:
     try:                                         # tests/test_up_terminal.py)
         assert stack.wait_for("Worker ready"), stack.output

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -71,11 +72,16 @@ def _start(settings: Settings, kafka_bootstrap: str, *argv: str, output: Path | 
                                 stderr=log_file, text=echo or None)
 
 
-def _stop(process: subprocess.Popen, timeout_s: float = 30.0) -> None:
-    if process.poll() is None:
+def _stop(*processes: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """SIGTERM to every one at once, so that they shut down side by side; those still running after ``timeout_s``
+    are killed."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
         process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in running:
         try:
-            process.wait(timeout_s)
+            process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -171,9 +177,7 @@ def up(
     finally:
         terminal.print("stopping the agent, the incident memory and the API...")
         incidents.stop()
-        _stop(agent)
-        _stop(memory)
-        _stop(api)
+        _stop(agent, memory, api)
         if started_here:
             terminal.print("stopping Kafka...")
             broker.stop()

@@ -17,6 +17,7 @@ import pytest
 from kubestack.deploy.kafka.launcher import LocalKafka
 from kubestack.settings import KafkaSettings, LocalKafkaSettings, load_settings
 from tests.cli import cli_env, run
+from tests.services.kafka_jars import with_jars
 from tests.services.process import free_port
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ def _ports(count: int) -> list[int]:
 
 
 @pytest.fixture(scope="session")
-def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    home = tmp_path_factory.mktemp("kafka-cluster-home")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory, kafka_jars: Path) -> Iterator[KafkaCluster]:
+    home = with_jars(tmp_path_factory.mktemp("kafka-cluster-home"), kafka_jars)  # the session's: no Maven run
     ports = _ports(2 * BROKERS)
     local = LocalKafkaSettings(brokers=BROKERS, secure=True, ports=ports[:BROKERS], controller_ports=ports[BROKERS:],
                                heap="384m", start_timeout_s=300)
