@@ -45,9 +45,10 @@ async def until(done, bound_s: float, step_s: float = 0.25) -> bool:
 class Watch:
     """Predictions, incidents and proposals as they arrive (a background consumer), each with its arrival time."""
 
-    def __init__(self, kafka: KafkaSettings, ready_s: float) -> None:
-        self.kafka, self.ready_s = kafka, ready_s   # how long the worker took to start
-        self.ready_at = datetime.now(timezone.utc)
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+        self.started_at = datetime.now(timezone.utc)   # the worker's start
+        self.ready_at: datetime | None = None          # ... and when it said it was ready
         self.predictions: list[tuple[datetime, Prediction]] = []
         self.incidents: list[Incident] = []
         self.proposals: list[RemediationProposal] = []
@@ -80,10 +81,10 @@ class Watch:
         """An incident whose summary has ``summary`` and a proposal of ``action`` have arrived."""
         return any(summary in i.summary for i in self.incidents) and any(p.action == action for p in self.proposals)
 
-    def timeline(self, **moments: datetime) -> str:
-        """'worker ready in 8.1 s, notice +30.2 s, lost +52.0 s' (after the worker was ready)."""
-        return ", ".join([f"worker ready in {self.ready_s:.1f} s"] + [
-            f"{name} +{(at - self.ready_at).total_seconds():.1f} s" for name, at in moments.items()])
+    def timeline(self, **moments: datetime | None) -> str:
+        """'worker ready +8.1 s, notice +30.2 s, lost +52.0 s' (after the worker's start)."""
+        return ", ".join(f"{name} +{(at - self.started_at).total_seconds():.1f} s" if at else f"{name} never"
+                         for name, at in {"worker ready": self.ready_at, **moments}.items())
 
     def said(self) -> str:
         return "\n".join(f"{at:%H:%M:%S} {p.status.value} {p.signal} {p.outcome!r} at {p.exhaustion_at}"
@@ -92,7 +93,11 @@ class Watch:
 
 @contextlib.asynccontextmanager
 async def worker_and_watch(kafka: KafkaSettings, home: Path):
-    """The real worker (forecasts at ``TIME_SCALE``, metric anomalies off) on its own topics, and a watch on them."""
+    """The real worker (forecasts at ``TIME_SCALE``, metric anomalies off) on its own topics, and a watch on them.
+    Both start at once and the test's agent need not wait for the worker to be ready: the worker reads its topics
+    from the start, and the forecaster's clock is the samples' time, so the history it needs accrues while it
+    starts. The fault itself waits for the worker (``calm_before_the_fault``), so that a slow start never eats the
+    warning's lead."""
     unique = secrets.token_hex(5)
     settings = Settings(home=home / "home", kafka=kafka.model_copy(update={"topic_prefix": f"loss.{unique}."}))
     await ensure_topics(settings.kafka)
@@ -101,17 +106,30 @@ async def worker_and_watch(kafka: KafkaSettings, home: Path):
                   KUBESTACK_WORKER__FORECAST_TIME_SCALE=repr(TIME_SCALE),
                   KUBESTACK_WORKER__ANOMALY_THRESHOLD="1", KUBESTACK_WORKER__METRIC_ALONE_SCORE="1",
                   KUBESTACK_WORKER__CORRELATION_WINDOW_S="30")
-    started = time.monotonic()
+    watch = Watch(settings.kafka)
     worker: Followed = follow("worker", env=env)
     try:
-        assert worker.wait_for("Worker ready"), worker.output
-        watch = Watch(settings.kafka, time.monotonic() - started)
-        watching = asyncio.create_task(watch.run())
+        tasks = [asyncio.create_task(watch.run()), asyncio.create_task(_note_ready(worker, watch))]
         try:
             yield settings, watch, worker
         finally:
-            watching.cancel()
+            for task in tasks:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await watching
+                await asyncio.gather(*tasks)
     finally:
         worker.stop()
+
+
+async def calm_before_the_fault(watch: Watch, worker: Followed, calm_s: float, since: datetime | None = None) -> None:
+    """Returns once the worker is ready and at least ``calm_s`` has passed ``since`` (default: the worker's start):
+    the agent collects the calm series meanwhile, and the fault starts then."""
+    started = await until(lambda: watch.ready_at is not None or worker.proc.poll() is not None, 180)
+    assert started and watch.ready_at is not None, f"the worker did not start\n{worker.output[-3000:]}"
+    calm = (datetime.now(timezone.utc) - (since or watch.started_at)).total_seconds()
+    await asyncio.sleep(max(0.0, calm_s - calm))
+
+
+async def _note_ready(worker: Followed, watch: Watch) -> None:
+    if await asyncio.to_thread(worker.wait_for, "Worker ready", 300):
+        watch.ready_at = datetime.now(timezone.utc)

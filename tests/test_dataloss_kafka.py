@@ -27,15 +27,15 @@ from kubestack.agents.config import AgentConfig
 from kubestack.agents.runtime import Agent
 from kubestack.deploy.kafka.launcher import LocalKafka
 from kubestack.settings import LocalKafkaSettings
-from tests.dataloss import COLLECT_S, TIME_SCALE, at_scale, hours, until, worker_and_watch
+from tests.dataloss import COLLECT_S, TIME_SCALE, at_scale, calm_before_the_fault, hours, until, worker_and_watch
 from tests.services.process import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]  # two brokers to start, then minutes of traffic
 
-RETENTION_S = 30          # reached some 45 h at scale after the start
+RETENTION_S = 30          # reached some 38 h at scale after the group slows down
 PRODUCE_PER_S = 20
 SLOW_CONSUME_PER_S = 4     # the oldest unconsumed record then ages 0.8 s every second
-WARMUP_S = hours(7.5)      # the group keeps up at first
+WARMUP_S = hours(7.5)      # the group keeps up at first (and until the worker is ready)
 LOSS_BOUND_S = WARMUP_S + RETENTION_S / 0.8 + 60
 
 
@@ -142,15 +142,14 @@ async def produce(bootstrap: str, topic: str) -> None:
         await producer.stop()
 
 
-async def consume(bootstrap: str, topic: str, group: str) -> None:
-    """Keeps up for ``WARMUP_S``, then reads ``SLOW_CONSUME_PER_S`` records a second, committing each."""
+async def consume(bootstrap: str, topic: str, group: str, slowed: asyncio.Event) -> None:
+    """Keeps up until ``slowed`` is set, then reads ``SLOW_CONSUME_PER_S`` records a second, committing each."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:
-        slow_from = time.monotonic() + WARMUP_S
         while True:
-            slow = time.monotonic() >= slow_from
+            slow = slowed.is_set()
             batch = await consumer.getmany(timeout_ms=200, max_records=1 if slow else 1000)
             if any(batch.values()):
                 await consumer.commit()
@@ -183,10 +182,12 @@ async def test_a_slowed_group_is_warned_before_retention_deletes_what_it_has_not
             await admin.close()
         truth = Truth(monitored, topic, group)
         agent = Agent(agent_config(f"loss-{unique}", monitored, group), settings)
-        stop = asyncio.Event()
+        stop, slowed, collected_from = asyncio.Event(), asyncio.Event(), datetime.now(timezone.utc)
         tasks = [asyncio.create_task(agent.run(stop)), asyncio.create_task(produce(monitored, topic)),
-                 asyncio.create_task(consume(monitored, topic, group)), asyncio.create_task(truth.run())]
+                 asyncio.create_task(consume(monitored, topic, group, slowed)), asyncio.create_task(truth.run())]
         try:
+            await calm_before_the_fault(watch, worker, WARMUP_S, since=collected_from)
+            slowed.set()
             await until(lambda: truth.lost_at is not None, LOSS_BOUND_S)
             await until(lambda: watch.told(f"group {group} on {topic} will lose unconsumed records",
                                            "kafka.set_topic_retention"), 10)  # the last batches through the worker

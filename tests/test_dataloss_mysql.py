@@ -1,5 +1,5 @@
 """Data loss foreseen on a real MariaDB pair: the replica's IO thread is stopped on purpose while the primary writes and
-rotates its binary logs every hour at scale with a short expiry (40 s: 40 h at scale); each rotation purges the files
+rotates its binary logs every hour at scale with a short expiry (34 s: 34 h at scale); each rotation purges the files
 last written longer ago than that. The real agent collects the replica (and, through it, its primary's binary logs),
 the real worker forecasts at a compressed time scale (``tests/dataloss.py``), and the notice must come while the
 primary still has the binary log the replica needs. It must say what will be lost, reach an incident and come with
@@ -27,15 +27,15 @@ from kubestack.plugins.mysql import MySQLConfig, MySQLPlugin
 from kubestack.plugins.mysql.client import DirectMySQLClient
 from kubestack.plugins.mysql.parse import parse_replica_status
 from kubestack.plugins.mysql.sources import BinlogReader
-from tests.dataloss import COLLECT_S, TIME_SCALE, at_scale, hours, until, worker_and_watch
+from tests.dataloss import COLLECT_S, TIME_SCALE, at_scale, calm_before_the_fault, hours, until, worker_and_watch
 from tests.services.mariadb import MariadbPair, MariadbServer
 from tests.services.process import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
-EXPIRE_S = 40            # the first notice can come 24 s (a day at scale) after the first sample
+EXPIRE_S = 34            # the first notice can come 24 s (a day at scale) after the first sample
 ROTATE_S = hours(1)
-STOP_AFTER_S = hours(1.5)   # the replica keeps up at first
+STOP_AFTER_S = hours(10)    # the replica keeps up at first (and until the worker is ready)
 LOSS_BOUND_S = STOP_AFTER_S + EXPIRE_S + 30
 
 
@@ -119,7 +119,7 @@ async def test_a_stopped_replica_is_warned_before_its_primary_purges_the_binlog_
         collecting, polling = asyncio.create_task(agent.run(stop)), asyncio.create_task(truth.run())
         writer.start()
         try:
-            await asyncio.sleep(STOP_AFTER_S)
+            await calm_before_the_fault(watch, worker, STOP_AFTER_S)
             truth.stop_replica_io()
             await until(lambda: truth.purged_at is not None, LOSS_BOUND_S - STOP_AFTER_S)
             await until(lambda: watch.told("will lose its binary log stream", "mysql.set_source_binlog_expiry"),

@@ -1,5 +1,5 @@
 """Data loss foreseen on a real PostgreSQL: a physical replication slot whose standby is gone retains WAL while a writer
-produces it at a varying rate, towards ``max_slot_wal_keep_size`` (96 MB, passed some 40 h at scale after the start);
+produces it at a varying rate, towards ``max_slot_wal_keep_size`` (96 MB, passed some 40 h at scale after it starts);
 a checkpoint every hour at scale invalidates the slot soon after it passes the limit. The real agent collects the
 server, the real worker forecasts at a compressed time scale (``tests/dataloss.py``), and the notice must come while
 the slot still holds what its consumer needs (``wal_status`` reserved or extended, before unreserved and lost). It
@@ -19,14 +19,15 @@ import pytest
 
 from kubestack.agents.config import AgentConfig
 from kubestack.agents.runtime import Agent
-from tests.dataloss import COLLECT_S, TIME_SCALE, at_scale, hours, until, worker_and_watch
+from tests.dataloss import COLLECT_S, TIME_SCALE, at_scale, calm_before_the_fault, hours, until, worker_and_watch
 from tests.services.postgresql import PostgresServer, running_postgresql
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]  # minutes of WAL at a compressed time scale
 
 KEEP_MB = 96
 SLOT = "standby_gone"
-WAL_RATES = (1.7e6, 2.8e6, 2.2e6)   # bytes of WAL a (real) second, each for 2.5 h at scale in turn
+CALM_S = hours(10)                   # the slot is collected this long at least before the writer starts
+WAL_RATES = (1.9e6, 3.1e6, 2.5e6)   # bytes of WAL a (real) second, each for 2.5 h at scale in turn
 MESSAGE = 64 * 1024
 LOSS_BOUND_S = 120.0
 
@@ -104,8 +105,9 @@ async def test_a_slot_is_warned_before_it_passes_max_slot_wal_keep_size(kafka, p
         agent = Agent(agent_config(f"slot-{unique}", postgres), settings)
         stop = asyncio.Event()
         collecting, polling = asyncio.create_task(agent.run(stop)), asyncio.create_task(truth.run())
-        writer.start()
         try:
+            await calm_before_the_fault(watch, worker, CALM_S)
+            writer.start()
             await until(lambda: truth.lost_at is not None, LOSS_BOUND_S)
             await until(lambda: watch.told(f"replication slot {SLOT} will lose WAL", "postgresql.alter_system_set"),
                         10)  # the last batches through the worker

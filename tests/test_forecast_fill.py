@@ -5,7 +5,7 @@ rotation empties every few hours at scale (a sawtooth that never fills) must rai
 
 Time is compressed (``tests/dataloss.py``): the worker runs with ``forecast_time_scale`` = 1/3600, so one real second
 stands for an hour (the 24 h warning horizon is 24 s, the 4 h critical one 4 s) with the very same forecasting code;
-the fills take some 45 h at scale. Mounting tmpfs needs root (CI runs as root)."""
+the fills take some 40 h at scale. Mounting tmpfs needs root (CI runs as root)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import redis
 from kubestack.agents.config import AgentConfig
 from kubestack.agents.runtime import Agent
 from kubestack.plugins.host.config import PSEUDO_FILESYSTEMS
-from tests.dataloss import COLLECT_S, at_scale, hours, until, worker_and_watch
+from tests.dataloss import COLLECT_S, at_scale, calm_before_the_fault, hours, until, worker_and_watch
 from tests.services.redis import start_redis
 
 pytestmark = pytest.mark.kafka
@@ -120,12 +120,12 @@ async def test_fills_are_foreseen_before_they_are_full_and_a_rotation_is_not(kaf
         client = cache.connect()
         stack.callback(client.close)
         writers = [
-            Writer("fs-fill", file_writer(filling), rates=(400e3, 780e3, 540e3)),
+            Writer("fs-fill", file_writer(filling), rates=(460e3, 900e3, 620e3)),
             Writer("redis-fill", lambda n: client.set(f"fill:{n}", os.urandom(CHUNK)), rates=(780e3, 390e3, 560e3)),
             Writer("fs-rotate", file_writer(rotating), rates=(1800e3, 2800e3), empty=rotate(rotating),
                    empty_every_s=hours(6)),
         ]
-        await asyncio.sleep(hours(10))  # a calm start: the series flat before the fills and the rotation begin
+        await calm_before_the_fault(watch, worker, hours(10))  # the series flat before the fills and the rotation
         for writer in writers:
             writer.start()
         fills = writers[:2]
@@ -140,14 +140,14 @@ async def test_fills_are_foreseen_before_they_are_full_and_a_rotation_is_not(kaf
     where = f"predictions: {[(p.signal, p.status.value, p.ts.isoformat()) for _, p in watch.predictions]}\n" \
             f"worker: {worker.output[-3000:]}"
     for writer, fragment in ((fills[0], f"mountpoint={filling}"), (fills[1], "redis_used_memory_bytes")):
-        early = [p for _, p in watch.notices(fragment) if p.ts < writer.full_at]
+        early = [(at, p) for at, p in watch.notices(fragment) if at < writer.full_at]   # arrived before full
         assert early, f"no notice for {fragment} before it was full at {writer.full_at}\n{where}"
-        first = early[0]
+        arrived, first = early[0]
         assert first.exhaustion_lower_bound <= first.exhaustion_at, first
-        print(f"\n{writer.name}: first notice {(writer.full_at - first.ts).total_seconds():.0f} s before full "
-              f"({at_scale((writer.full_at - first.ts).total_seconds())} at scale), "
+        lead = (writer.full_at - arrived).total_seconds()
+        print(f"\n{writer.name}: first notice {lead:.0f} s before full ({at_scale(lead)} at scale), "
               f"{first.severity.value}, foreseen at {first.exhaustion_at:%H:%M:%S}, full at {writer.full_at:%H:%M:%S}; "
-              f"{watch.timeline(notice=first.ts, full=writer.full_at)}")
+              f"{watch.timeline(notice=arrived, full=writer.full_at)}")
     assert watch.notices(f"mountpoint={rotating}") == [], f"the rotation raised a notice\n{where}"
     assert any("runs out in" in i.summary for i in watch.incidents), \
         f"no incident carries a forecast: {[i.summary for i in watch.incidents]}"
