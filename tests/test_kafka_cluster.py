@@ -155,9 +155,7 @@ async def test_agent_worker_api_and_cli_work_through_it_with_their_own_credentia
     env = {**kafka_cluster.env, "KUBESTACK_KAFKA__TOPIC_PREFIX": prefix, "KUBESTACK_WORKER__APP_ID": app_id,
            "KUBESTACK_HOME": str(tmp_path / "worker")}
     worker = follow("worker", env=env)  # settings from the cluster's client.yaml: SASL_SSL as kubestack-worker
-    try:
-        assert worker.wait_for("Worker ready", timeout_s=240), worker.output[-6000:]
-
+    try:  # the agent's part while the worker starts: the worker reads the health topic from its beginning
         # The agent's own identity, proven by a wrong password for it alone: nothing leaves its spool.
         wrong = kafka.model_copy(update={"components": kafka.components | {
             "agent": KafkaCredentials(username="kubestack-agent", password=SecretStr("wrong"))}})
@@ -177,6 +175,7 @@ async def test_agent_worker_api_and_cli_work_through_it_with_their_own_credentia
         finally:
             await agent.stop()
 
+        assert worker.wait_for("Worker ready", timeout_s=240), worker.output[-6000:]
         records = await consume(kafka, INCIDENTS.qualified(prefix), 1, f"{app_id}-incidents", timeout_s=120)
         assert records, worker.output[-6000:]
         incident = INCIDENTS.decode(records[0].value)
@@ -185,11 +184,12 @@ async def test_agent_worker_api_and_cli_work_through_it_with_their_own_credentia
 
         await _api_reads_it(kafka, tmp_path, incident.incident_id)
         # The CLI as the shared identity: `knowledge follow` reads the incidents topic (this one is open, so it is
-        # not remembered); with a wrong password it cannot.
-        cli = run("knowledge", "follow", "--idle-exit", "3", env=env, timeout=180)
+        # not remembered); with a wrong password it cannot. Both at once: each is a CLI start of its own.
+        cli, refused = await asyncio.gather(
+            asyncio.to_thread(run, "knowledge", "follow", "--idle-exit", "3", env=env, timeout=180),
+            asyncio.to_thread(run, "knowledge", "follow", "--idle-exit", "3",
+                              env={**env, "KUBESTACK_KAFKA__SASL_PASSWORD": "wrong"}, timeout=180))
         assert cli.returncode == 0 and "0 resolved incident(s) remembered" in cli.stderr, cli.stdout + cli.stderr
-        refused = run("knowledge", "follow", "--idle-exit", "3", env={**env, "KUBESTACK_KAFKA__SASL_PASSWORD": "wrong"},
-                      timeout=180)
         assert refused.returncode == 1 and "SaslAuthenticationFailed" in refused.stderr, refused.stderr[-3000:]
     finally:
         code = worker.stop()
