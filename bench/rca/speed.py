@@ -6,7 +6,7 @@ start, side by side with another revision.
 Each of the 20 issues becomes a replay DIR as ``../shared/eval/eval_petshop.py`` builds it (its own functions:
 the variant's normal history prepended, ``incident.json`` with the symptom, ``graph.csv`` unless ``--no-graph``).
 Timed, as separate processes started the same way (``bench/agent/source_tree.py``): ``kubestack --help``,
-``kubestack rca replay --help`` (start-up: the command's imports and its parameters, nothing read) and
+``kubestack rca replay --help`` (the CLI's start-up up to the command: typer, pydantic; not the engine's numpy) and
 ``kubestack rca replay DIR --json`` per issue; wall and CPU (user + system of the child) seconds, the median
 over every run. With ``--against REV`` the same commands of that git revision (exported to a temporary folder)
 run interleaved with this tree's, one after the other, so both see the same load on a shared machine; the
@@ -60,7 +60,7 @@ def run(argv: list[str]) -> tuple[float, float, str]:
         child = subprocess.Popen(argv, stdout=out, stderr=err)
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.monotonic() - started
-        child.returncode = code = os.waitstatus_to_exitcode(status)
+        code = child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
         out.seek(0)
         err.seek(0)
         if code != 0:
@@ -118,8 +118,9 @@ def main(args: argparse.Namespace) -> dict:
         result["rankings_identical"] = not differ
         if differ:
             result["rankings_differ"] = differ
-        result["ratio_this_to_baseline"] = {key: round(result["this"][key] / result["baseline"][key], 2)
-                                            for key in result["this"] if key.endswith("_s") and key in result["baseline"]}
+        this, baseline = result["this"], result["baseline"]
+        result["ratio_this_to_baseline"] = {key: round(this[key] / baseline[key], 2)
+                                            for key in this if key.endswith("_s") and key in baseline}
     return result
 
 
