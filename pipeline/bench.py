@@ -6,6 +6,10 @@
 - latency: while background batches stream in at a sustained rate, health findings on fresh resources are
   sent stamped with their time; the time until their incident is on the incidents topic, p50 and p99.
 - detector cost: µs per sample and state bytes per series of the stream's detection, in process.
+- scale-out: on ``brokers`` local brokers (replication 3 and min.insync.replicas 2 from three on), each group size
+  of ``workers`` (e.g. 1, 2, 3 workers sharing the partitions) is measured on the same batches: total and
+  per-worker samples/s, the workers' CPU seconds per million samples (the figure that carries to other machines)
+  and the latency. The first group's figures are also the top-level ones.
 
 Not a test: figures depend on the machine; compare the ratios.
 """
@@ -28,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
-from kubestack.bus import client_options, ensure_topics
+from kubestack.bus import client_options, describe_cluster, ensure_topics
 from kubestack.contract.base import ResourceRef, Source, utcnow
 from kubestack.contract.events import Finding, HealthReport, MetricBatch, Sample, Severity
 from kubestack.contract.topics import HEALTH, INCIDENTS, METRICS
@@ -88,14 +92,18 @@ async def _committed(kafka: KafkaSettings, group: str, topic: str) -> int:
 
 
 def _start_worker(kafka: KafkaSettings, app_id: str, home: Path) -> subprocess.Popen:
+    home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "KUBESTACK_KAFKA__BOOTSTRAP": kafka.bootstrap, "KUBESTACK_KAFKA__TOPIC_PREFIX":
-           kafka.topic_prefix, "KUBESTACK_WORKER__APP_ID": app_id, "KUBESTACK_HOME": str(home)}
+           kafka.topic_prefix, "KUBESTACK_KAFKA__REPLICATION_FACTOR": str(kafka.replication_factor),
+           "KUBESTACK_WORKER__APP_ID": app_id, "KUBESTACK_HOME": str(home)}
+    if kafka.min_insync_replicas is not None:
+        env["KUBESTACK_KAFKA__MIN_INSYNC_REPLICAS"] = str(kafka.min_insync_replicas)
     log = (home / "worker.log").open("w")
     return subprocess.Popen([sys.executable, "-m", "kubestack", "worker"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-async def _wait_ready(home: Path, timeout_s: float = 120.0) -> None:
+async def _wait_ready(home: Path, timeout_s: float = 180.0) -> None:
     deadline = time.monotonic() + timeout_s
     while "Worker ready" not in (home / "worker.log").read_text(errors="replace"):
         if time.monotonic() > deadline:
@@ -103,22 +111,33 @@ async def _wait_ready(home: Path, timeout_s: float = 120.0) -> None:
         await asyncio.sleep(0.2)
 
 
-async def _throughput(kafka: KafkaSettings, app_id: str, total: int, timeout_s: float) -> float:
-    """Records per second the worker commits at, in steady state: from its first commit to its last (commits
-    come every few seconds, so the volume must span many commit intervals). With too little volume for that,
-    from when it was ready to its last commit."""
+def _cpu_s(pids: list[int]) -> float:
+    """User and system CPU seconds the processes (all their threads) have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15 of stat(5))
+    return total
+
+
+async def _throughput(kafka: KafkaSettings, app_id: str, total: int, timeout_s: float,
+                      pids: list[int]) -> tuple[float, float]:
+    """Records per second the group commits at, in steady state: from its first commit to its last (commits
+    come every few seconds, so the volume must span many commit intervals), and the workers' CPU seconds over
+    the same records. With too little volume for that, from when they were ready to their last commit."""
     topic = METRICS.qualified(kafka.topic_prefix)
     deadline = time.monotonic() + timeout_s
-    first: tuple[float, int] = (time.perf_counter(), 0)
+    first: tuple[float, int, float] = (time.perf_counter(), 0, _cpu_s(pids))
     while (done := await _committed(kafka, app_id, topic)) < total:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the worker committed {done} of {total} records within {timeout_s:.0f} s")
+            raise TimeoutError(f"the workers committed {done} of {total} records within {timeout_s:.0f} s")
         if first[1] == 0 and done > 0:
-            first = (time.perf_counter(), done)
+            first = (time.perf_counter(), done, _cpu_s(pids))
         await asyncio.sleep(0.2)
     if done == first[1]:
         raise RuntimeError("no progress measured")
-    return (done - first[1]) / (time.perf_counter() - first[0])
+    return (done - first[1]) / (time.perf_counter() - first[0]), (_cpu_s(pids) - first[2]) / (done - first[1])
 
 
 async def _latency(kafka: KafkaSettings, seconds: float, rate: float, background: int) -> list[float]:
@@ -176,54 +195,85 @@ def detector_cost(series: int = 200, rounds: int = 300) -> tuple[float, float]:
     return elapsed / (series * rounds) * 1e6, len(state) / series
 
 
+async def _group(kafka: KafkaSettings, workers: int, home: Path, total: int, samples: int, seconds: float,
+                 rate: float, background: int) -> dict:
+    """``workers`` workers of one new group over the same batches: throughput, CPU, latency."""
+    app_id = f"bench-worker-{uuid.uuid4().hex[:8]}"
+    processes: list[subprocess.Popen] = []
+    try:
+        started = time.perf_counter()
+        homes = [home / f"{app_id}-{i}" for i in range(workers)]
+        processes = [_start_worker(kafka, app_id, h) for h in homes]
+        await asyncio.gather(*[_wait_ready(h) for h in homes])
+        ready_s = time.perf_counter() - started
+        rate_records, cpu_per_record = await _throughput(kafka, app_id, total, 1800, [p.pid for p in processes])
+        latencies = sorted(await _latency(kafka, seconds, rate, background))
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(60)
+    return {
+        "workers": workers,
+        "samples_per_s": round(rate_records * samples),
+        "per_worker_samples_per_s": round(rate_records * samples / workers),
+        "cpu_s_per_million_samples": round(cpu_per_record / samples * 1e6, 1),
+        "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "latency_p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1)
+        if latencies else None,
+        "latency_samples": len(latencies),
+        "worker_start_s": round(ready_s, 1),
+    }
+
+
 async def run(kafka: KafkaSettings | None, seconds: float, resources: int = 100, samples: int = 20,
-              rate: float = 5.0) -> dict:
-    """Every figure of the benchmark; starts its own broker on free ports when ``kafka`` is None."""
+              rate: float = 5.0, brokers: int = 1, workers: tuple[int, ...] = (1,)) -> dict:
+    """Every figure of the benchmark; starts its own ``brokers`` on free ports when ``kafka`` is None."""
     from kubestack.deploy.kafka.launcher import LocalKafka
     from kubestack.settings import LocalKafkaSettings
 
     with tempfile.TemporaryDirectory() as tmp:
-        home, broker = Path(tmp), None
+        home, cluster = Path(tmp), None
         if kafka is None:
-            broker = LocalKafka(LocalKafkaSettings(port=_free_port(), controller_port=_free_port()), home)
-            await asyncio.to_thread(broker.up)
-            kafka = KafkaSettings(bootstrap=broker.settings.bootstrap)
+            ports = [_free_port() for _ in range(2 * brokers)]
+            local = LocalKafkaSettings(brokers=brokers, ports=ports[:brokers], controller_ports=ports[brokers:])
+            cluster = LocalKafka(local, home)
+            await asyncio.to_thread(cluster.up)
+            kafka = KafkaSettings(bootstrap=local.bootstrap, replication_factor=local.replication_factor,
+                                  min_insync_replicas=local.min_insync_replicas if brokers > 1 else None)
         unique = uuid.uuid4().hex[:8]
         kafka = kafka.model_copy(update={"topic_prefix": f"bench.{unique}."})
-        worker = None
         try:
             await ensure_topics(kafka)
+            brokers_seen = len((await describe_cluster(kafka)).brokers)
             rounds = max(10, int(seconds * 5))
             records = [METRICS.encode(_batch(r, n, samples, rounds * 10)) for n in range(rounds)
                        for r in range(resources)]
             topic = METRICS.qualified(kafka.topic_prefix)
             await _produce(kafka, topic, records)
             baseline_rate = await _baseline(kafka, topic)
-            app_id = f"bench-worker-{unique}"
-            started = time.perf_counter()
-            worker = _start_worker(kafka, app_id, home)
-            await _wait_ready(home)
-            ready_s = time.perf_counter() - started
-            worker_rate = await _throughput(kafka, app_id, len(records), timeout_s=1800)
-            latencies = await _latency(kafka, seconds, rate, background=max(1, resources // 10))
+            groups = [await _group(kafka, m, home, len(records), samples, seconds, rate, max(1, resources // 10))
+                      for m in workers]
         finally:
-            if worker is not None:
-                worker.terminate()
-                worker.wait(60)
-            if broker is not None:
-                await asyncio.to_thread(broker.stop)
+            if cluster is not None:
+                await asyncio.to_thread(cluster.stop)
     us, per_series = detector_cost()
-    ordered = sorted(latencies)
+    baseline = baseline_rate * samples
+    for group in groups:
+        group["ratio"] = float(f"{group['samples_per_s'] / baseline:.3g}")  # a tiny run is far under 0.001
+    first = groups[0]
     return {
-        "samples_per_s": round(worker_rate * samples),
-        "baseline_samples_per_s": round(baseline_rate * samples),
-        "ratio": float(f"{worker_rate / baseline_rate:.3g}"),   # significant digits: a tiny run is far under 0.001
-        "latency_p50_ms": round(statistics.median(ordered), 1) if ordered else None,
-        "latency_p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 1) if ordered else None,
-        "latency_samples": len(ordered),
+        "samples_per_s": first["samples_per_s"],
+        "baseline_samples_per_s": round(baseline),
+        "ratio": first["ratio"],
+        "latency_p50_ms": first["latency_p50_ms"],
+        "latency_p99_ms": first["latency_p99_ms"],
+        "latency_samples": first["latency_samples"],
         "detector_us_per_sample": round(us, 2),
         "bytes_per_series": round(per_series),
-        "batches": len(records), "samples_per_batch": samples, "worker_start_s": round(ready_s, 1),
+        "batches": len(records), "samples_per_batch": samples, "worker_start_s": first["worker_start_s"],
+        "brokers": brokers_seen, "metrics_partitions": kafka.partitions_of(METRICS),
+        "groups": groups,
     }
 
 

@@ -34,7 +34,8 @@ from kubestack.settings import KafkaSettings
 from tests.cli import Followed, follow
 from tests.factories import SOURCE
 
-pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="session"),
+              pytest.mark.timeout(900)]  # three workers starting on a loaded machine: the first test holds that
 
 SESSION_TIMEOUT_S = 10  # a killed worker's partitions move after this (the product's default is 60)
 
