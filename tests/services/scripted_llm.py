@@ -5,6 +5,7 @@ produce on demand: chosen answers, 429 with Retry-After, slow answers, malformed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -51,6 +52,13 @@ class Scripted:
 
 @pytest.fixture
 async def scripted() -> AsyncIterator[Scripted]:
+    async with scripted_server() as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def scripted_server() -> AsyncIterator[Scripted]:
+    """A ``Scripted`` server until the block ends (several at once, for requests made side by side)."""
     server = Scripted()
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", server.handle)
