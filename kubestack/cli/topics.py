@@ -36,7 +36,7 @@ def list_(
             "name": spec.qualified(settings.kafka.topic_prefix),
             "model": spec.model.__name__,
             "key": spec.key_doc,
-            "partitions": spec.partitions,
+            "partitions": settings.kafka.partitions_of(spec),  # as the product creates it
             "retention_ms": int(spec.retention.total_seconds() * 1000),
             "cleanup_policy": spec.topic_configs["cleanup.policy"],
             "description": spec.description,
