@@ -33,6 +33,7 @@ pytestmark = pytest.mark.kafka
 FS_SIZE = 24 * 2**20
 REDIS_MAXMEMORY = 24 * 2**20
 FILL_BOUND_S = 120.0
+CALM_S = hours(10)        # the series flat before the fills and the rotation
 CHUNK = 64 * 1024
 
 
@@ -125,10 +126,14 @@ async def test_fills_are_foreseen_before_they_are_full_and_a_rotation_is_not(kaf
             Writer("fs-rotate", file_writer(rotating), rates=(1800e3, 2800e3), empty=rotate(rotating),
                    empty_every_s=hours(6)),
         ]
-        await calm_before_the_fault(watch, worker, hours(10))  # the series flat before the fills and the rotation
-        for writer in writers:
+        fills, rotation = writers[:2], writers[2]
+        # the rotation starts 10 h at scale after the worker (ready or not), so that the forecaster has seen its
+        # cycles for 14 h when it may first forecast (a day of history); the fills once the worker is ready
+        await asyncio.sleep(max(0.0, CALM_S - (datetime.now(timezone.utc) - watch.started_at).total_seconds()))
+        rotation.start()
+        await calm_before_the_fault(watch, worker, CALM_S)
+        for writer in fills:
             writer.start()
-        fills = writers[:2]
         await until(lambda: all(w.full_at is not None for w in fills), FILL_BOUND_S)
         await until(lambda: any("runs out in" in i.summary for i in watch.incidents), 10)  # the last batches
         for writer in writers:
