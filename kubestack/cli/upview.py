@@ -110,7 +110,7 @@ class IncidentLines:
                                     **client_options(self.kafka))
         await consumer.start()
         try:
-            consumer.assign([TopicPartition(topic, p) for p in range(INCIDENTS.partitions)])  # as ensure_topics made
+            consumer.assign([TopicPartition(topic, p) for p in range(self.kafka.partitions_of(INCIDENTS))])  # as made
             await consumer.seek_to_end()
             for tp in consumer.assignment():
                 await consumer.position(tp)  # from here on nothing is missed
