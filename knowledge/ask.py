@@ -154,7 +154,7 @@ async def recent_incidents(kafka: KafkaSettings, question: Question, limit: int 
         topic = INCIDENTS.qualified(kafka.topic_prefix)
         if topic not in await consumer.topics():
             return []
-        partitions = [TopicPartition(topic, p) for p in range(kafka.partitions_of(INCIDENTS))]  # as the settings made it
+        partitions = [TopicPartition(topic, p) for p in range(kafka.partitions_of(INCIDENTS))]  # as made
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         for tp, end in ends.items():
