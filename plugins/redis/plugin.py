@@ -36,7 +36,7 @@ def redact(config: dict[str, str]) -> dict[str, str]:
 class RedisPlugin:
     name: ClassVar[str] = "redis"
     config_model: ClassVar[type[RedisConfig]] = RedisConfig
-    client_module: ClassVar[str] = "redis"
+    client_module: ClassVar[str] = "asyncio"  # it speaks RESP2 itself (resp.py): no client library
     rules: ClassVar[tuple[str, ...]] = RULES
     symptoms: ClassVar[frozenset[str]] = SYMPTOMS
     keywords: ClassVar[tuple[str, ...]] = KEYWORDS
