@@ -276,8 +276,14 @@ class Correlator:
         its own: it waits (for ``window``) until another signal of the same resource, or any other signal of a
         related one, comes; a lone wobble of one series is not worth a page, two things going wrong together
         are."""
-        self.signals_in += 1
         incident = self._match(signal)
+        if incident is not None and signal.event_id in incident.members:
+            # the same signal again: its record was read twice (a worker stopped after its state reached the
+            # changelog, before its offset was committed, perhaps before the revision it caused was sent). The
+            # state already holds it: the incident's latest revision goes out again, the very same event, which
+            # consumers that drop repeats by event_id see once; nothing is counted twice.
+            return [self._build(incident, source)]
+        self.signals_in += 1
         if incident is None:
             if self._needs_company(signal) and not self._company(signal):
                 self._hold(signal)
@@ -461,9 +467,15 @@ class Correlator:
 
     def _event(self, incident: OpenIncident, source: Source, status: IncidentStatus | None = None,
                note: str = "") -> Incident:
+        """The incident's next revision."""
         incident.revision += 1
         self.touched.add(incident.incident_id)
         self.incidents_out += incident.revision == 1
+        return self._build(incident, source, status, note)
+
+    def _build(self, incident: OpenIncident, source: Source, status: IncidentStatus | None = None,
+               note: str = "") -> Incident:
+        """The event of the incident's current revision, from its state alone (so built again, it is the same)."""
         first = next(iter(incident.resources.values()))
         status = status or (IncidentStatus.OPEN if incident.revision == 1 else IncidentStatus.UPDATED)
         signals = ", ".join(k.split("#", 1)[1].split(":", 1)[1] for k in incident.active) or "cleared"
@@ -544,12 +556,15 @@ def state_records(tenant: str, state: dict, incidents: Iterable[str] | None = No
     index = {"open": sorted(state["open"]), "resolved": {k: v["at"] for k, v in state["resolved"].items()},
              "signals_in": state["signals_in"], "incidents_out": state["incidents_out"],
              "pending": state["pending"]}
-    records = {tenant: fit_index(index)}
-    if graph:
-        records[topology_key(tenant)] = fit_topology(state["topology"])
+    records = {}
     every = {k: v for k, v in state["open"].items()} | {k: v["incident"] for k, v in state["resolved"].items()}
     for incident_id in every if incidents is None else [i for i in incidents if i in every]:
         records[incident_key(tenant, incident_id)] = fit_incident(every[incident_id])
+    if graph:
+        records[topology_key(tenant)] = fit_topology(state["topology"])
+    # the index last: a worker stopped while writing these leaves at worst records no index names yet (the signal,
+    # read again, writes them again), never an index naming an incident whose record never reached the changelog
+    records[tenant] = fit_index(index)
     return records
 
 

@@ -340,3 +340,33 @@ def test_a_state_written_whole_before_the_split_is_read_and_then_split() -> None
     feed(restored, report(PG, "postgresql.lock_waits", at=T0 + timedelta(minutes=1)))
     written = state_records("acme", restored.to_state(), restored.touched)
     assert incident_key("acme", first.incident_id) in written and len(written["acme"]["open"]) == 2
+
+
+def test_a_signal_read_again_after_its_state_was_saved_sends_the_same_revision_again() -> None:
+    """A worker killed after its state reached the changelog and before its offset was committed (perhaps before the
+    revision was sent): the next owner reads the signal again on the saved state, and the revision goes out again,
+    the very same event, counted once."""
+    from kubestack.pipeline.correlation import load_state, state_records
+
+    c = Correlator("acme")
+    feed(c, report(REDIS, "redis.evictions"))
+    second = report(HOST1, "host.memory_pressure", at=T0 + timedelta(minutes=1))
+    sent = feed(c, second)
+    saved = state_records("acme", c.to_state())
+    again = Correlator("acme", state=load_state("acme", saved.get))
+    resent = feed(again, second)
+    assert [e.event_id for e in resent] == [e.event_id for e in sent] and sent[0].event_id.endswith("-r2")
+    assert resent[0].model_dump(exclude={"ts"}) == sent[0].model_dump(exclude={"ts"})
+    assert again.to_state() == c.to_state(), "nothing counted twice"
+    later = feed(again, report(MYSQL, "mysql.connections_high", at=T0 + timedelta(minutes=2)))
+    assert [e.event_id for e in later] == [sent[0].event_id[:-1] + "3"]
+
+
+def test_the_index_is_written_after_the_incidents_it_names() -> None:
+    """A worker stopped while writing a tenant's records leaves no index naming an incident record never written."""
+    from kubestack.pipeline.correlation import state_records
+
+    c = Correlator("acme")
+    feed(c, report(REDIS, "redis.evictions"))
+    feed(c, report(PG, "postgresql.lock_waits", at=T0 + timedelta(minutes=1)))
+    assert list(state_records("acme", c.to_state(), graph=True))[-1] == "acme"

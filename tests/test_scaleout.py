@@ -72,6 +72,15 @@ class Group:
         self.gone[name] = member.output
         return code
 
+    def keep_logs(self, drill: str) -> Path:
+        """Every member's output so far (running or gone), as files beside the stores: what a failed drill shows."""
+        folder = self.base / f"logs-{drill}"
+        folder.mkdir(exist_ok=True)
+        outputs = {**self.gone, **{name: m.output for name, m in self.members.items()}}
+        for name, output in outputs.items():
+            (folder / f"{name}.log").write_text(output)
+        return folder
+
     def dead(self) -> dict[str, str]:
         """Members that should be running and are not, with the end of their output."""
         return {name: m.output[-4000:] for name, m in self.members.items() if m.proc.poll() is not None}
@@ -138,6 +147,45 @@ async def _incidents(group: Group, drill: str, until: Callable[[list[Incident]],
         await consumer.stop()
 
 
+async def _trace(group: Group, drill: str, lacking: list[str]) -> str:
+    """Where the signals of a drill went, for a failed drill: per signals partition, the drill's records on it
+    (health reports routed there), the group's committed offset and the end; and the incidents lacking r2 with the
+    partition their tenant is routed to."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    signals = f"{group.app_id}-signals"
+    consumer = AIOKafkaConsumer(**client_options(group.kafka.for_component("api")), enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(**client_options(group.kafka.for_component("api")))
+    await consumer.start()
+    await admin.start()
+    try:
+        partitions = [TopicPartition(signals, p) for p in sorted(consumer.partitions_for_topic(signals) or [])]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        routed: dict[int, list[tuple[int, str]]] = {}
+        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+            for tp, records in (await consumer.getmany(timeout_ms=500, max_records=5000)).items():
+                for r in records:
+                    if r.key and r.key.decode().startswith(f"{drill}-"):
+                        routed.setdefault(tp.partition, []).append((r.offset, r.key.decode()))
+        committed = await admin.list_consumer_group_offsets(group.app_id)
+        lines = [f"the tenants of the incidents lacking r2: {lacking}"]
+        for tp in partitions:
+            done = committed.get(tp)
+            lines.append(f"{signals}[{tp.partition}]: end {ends[tp]}, committed {done.offset if done else None}, "
+                         f"the drill's records: {len(routed.get(tp.partition, []))}, offsets "
+                         f"{[o for o, _ in routed.get(tp.partition, [])]}, tenants "
+                         f"{sorted({t for _, t in routed.get(tp.partition, [])})}")
+        for topic_partition, meta in sorted(committed.items()):
+            if topic_partition.topic != signals:
+                lines.append(f"committed {topic_partition.topic}[{topic_partition.partition}] = {meta.offset}")
+        return "\n".join(lines)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
 def _revisions(events: list[Incident]) -> dict[str, set[int]]:
     revisions: dict[str, set[int]] = {}
     for event in events:
@@ -168,9 +216,14 @@ async def _drill(group: Group, name: str, disrupt: Callable[[], object], inciden
     print(f"\n{name}: {len(seen)} incident events, {len(by_id)} distinct revisions of {len(revisions)} incidents, "
           f"{len(seen) - len(by_id)} repeats dropped by event_id; every revision in {flowing:.1f}s after the "
           f"disruption began ({len(group.members)} workers after it)")
+    logs = group.keep_logs(drill)
     assert not group.dead(), group.dead()
-    assert len(revisions) == incidents, f"{name}: {len(revisions)} incidents of {incidents}"
-    assert all(r == {1, 2} for r in revisions.values()), {i: r for i, r in revisions.items() if r != {1, 2}}
+    assert len(revisions) == incidents, f"{name}: {len(revisions)} incidents of {incidents} (workers' logs: {logs})"
+    missing = {i: r for i, r in revisions.items() if r != {1, 2}}
+    if missing:
+        lacking = sorted(e.tenant for e in seen if e.event_id.rsplit("-r", 1)[0] in missing)
+        trace = await _trace(group, drill, lacking)
+        pytest.fail(f"{name}: {len(missing)} incidents lack a revision (workers' logs: {logs}): {missing}\n{trace}")
     for event_id, events in by_id.items():  # a repeat is the very same revision: dropping it loses nothing
         first = events[0].model_dump(mode="json", exclude={"ts"})
         assert all(e.model_dump(mode="json", exclude={"ts"}) == first for e in events[1:]), event_id
