@@ -75,8 +75,8 @@ class TargetCollector:
         self.metrics.collect_seconds.labels(self.name).observe(time.perf_counter() - started)
         self.metrics.samples.labels(self.name).inc(len(samples))
         batches = [
-            (METRICS, MetricBatch(**self._common(), samples=samples[i:i + MAX_SAMPLES_PER_BATCH],
-                                  interval_s=self.interval))
+            (METRICS, MetricBatch.of_samples(samples[i:i + MAX_SAMPLES_PER_BATCH], **self._common(),
+                                             interval_s=self.interval))
             for i in range(0, len(samples), MAX_SAMPLES_PER_BATCH)
         ]
         if batches:

@@ -89,7 +89,7 @@ def to_batches(results: Sequence[tuple[PromQuery, Any]], *, source: Source, tena
     for query, result in results:
         for resource, sample in samples_of(query, result):
             grouped.setdefault(resource.key, (resource, []))[1].append(sample)
-    return [MetricBatch(source=source, resource=resource, tenant=tenant, samples=samples, interval_s=interval_s)
+    return [MetricBatch.of_samples(samples, source=source, resource=resource, tenant=tenant, interval_s=interval_s)
             for resource, samples in grouped.values()]
 
 

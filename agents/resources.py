@@ -48,7 +48,7 @@ class ResourcePublisher:
             return
         self.agent_metrics.samples.labels(self.target).inc(len(samples))
         await self.publisher.publish_many([
-            (METRICS, MetricBatch(**self._common(resource), samples=samples[i:i + MAX_SAMPLES_PER_BATCH]))
+            (METRICS, MetricBatch.of_samples(samples[i:i + MAX_SAMPLES_PER_BATCH], **self._common(resource)))
             for i in range(0, len(samples), MAX_SAMPLES_PER_BATCH)])
 
     async def health(self, resource: ResourceRef, findings: list[Finding], peers: list[Peer] = ()) -> None:

@@ -34,7 +34,7 @@ from aiokafka.structs import TopicPartition
 
 from kubestack.bus import client_options, describe_cluster, ensure_topics
 from kubestack.contract.base import ResourceRef, Source, utcnow
-from kubestack.contract.events import Finding, HealthReport, MetricBatch, Sample, Severity
+from kubestack.contract.events import Finding, HealthReport, MetricBatch, Severity
 from kubestack.contract.topics import HEALTH, INCIDENTS, METRICS
 from kubestack.pipeline.detection import ResourceDetectors
 from kubestack.settings import KafkaSettings
@@ -45,8 +45,8 @@ SOURCE = Source(agent="bench", host="bench")
 def _batch(resource: int, round_: int, samples: int, start: float) -> MetricBatch:
     ts = utcnow() - timedelta(seconds=start - round_ * 10.0)
     return MetricBatch(source=SOURCE, resource=ResourceRef(kind="redis", name=f"r{resource}", host=f"h{resource}"),
-                       interval_s=10, samples=[Sample(name=f"m{i}", value=100.0 + (round_ * 7 + i) % 5, ts=ts)
-                                               for i in range(samples)])
+                       interval_s=10, ts=ts, names=[f"m{i}" for i in range(samples)],
+                       values=[100.0 + (round_ * 7 + i) % 5 for i in range(samples)])
 
 
 async def _produce(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes]]) -> None:

@@ -39,9 +39,11 @@ def fillings(batch: MetricBatch, capacities: tuple[Capacity, ...]) -> list[Filli
     ``match_labels``, or a constant)."""
     if not capacities:
         return []
+    wanted = {name for capacity in capacities for name in (capacity.used, capacity.limit) if name is not None}
     by_name: dict[str, list[Sample]] = {}
-    for sample in batch.samples:
-        by_name.setdefault(sample.name, []).append(sample)
+    for i, name in enumerate(batch.names):  # a Sample only for the few capacity series of the batch
+        if name in wanted:
+            by_name.setdefault(name, []).append(batch.sample(i))
     out = []
     for capacity in capacities:
         for used in by_name.get(capacity.used, ()):

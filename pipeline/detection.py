@@ -22,10 +22,15 @@ STRONG_SCORE = 0.9      # the default of ``worker.metric_alone_score``: critical
 
 
 def series_key(sample: Sample) -> str:
-    if not sample.labels:
-        return sample.name
-    labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-    return f"{sample.name}{{{labels}}}"
+    return labelled(sample.name, sample.labels)
+
+
+def labelled(name: str, labels: dict[str, str]) -> str:
+    """The series of metric ``name`` with ``labels``: ``name{k=v,...}``, labels sorted."""
+    if not labels:
+        return name
+    pairs = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    return f"{name}{{{pairs}}}"
 
 
 class ResourceDetectors:
@@ -45,15 +50,15 @@ class ResourceDetectors:
         self.rates: dict[str, CounterRate] = rates or {}
 
     def observe(self, batch: MetricBatch, source: Source) -> list[Anomaly]:
+        """Each sample of ``batch`` through its series' detector, read from the batch's columns."""
         anomalies = []
         detectors, threshold = self.detectors, self.threshold
-        stamps: dict = {}  # the samples of a batch mostly share one timestamp
-        for sample in batch.samples:
-            key = series_key(sample)
-            ts = stamps.get(sample.ts)
-            if ts is None:
-                ts = stamps[sample.ts] = sample.ts.timestamp()
-            value = self._rate(key, ts, sample.value) if is_counter(sample.name) else sample.value
+        names, values, labels, offsets = batch.names, batch.values, batch.series_labels, batch.offsets_s
+        start = batch.ts.timestamp()
+        for i, name in enumerate(names):
+            key = labelled(name, labels[i]) if labels is not None else name
+            ts = start if offsets is None else start + offsets[i]
+            value = self._rate(key, ts, values[i]) if is_counter(name) else values[i]
             if value is None or not math.isfinite(value):
                 continue
             detector = detectors.get(key)
@@ -63,7 +68,7 @@ class ResourceDetectors:
                 detector = detectors[key] = create(self.detector, threshold)
             score = detector.update(ts, value)
             if score >= threshold:
-                anomalies.append(self._anomaly(batch, sample, key, value, score, source))
+                anomalies.append(self._anomaly(batch, i, key, value, score, source))
         return anomalies
 
     def _rate(self, key: str, ts: float, value: float) -> float | None:
@@ -73,8 +78,10 @@ class ResourceDetectors:
         value = rate.update(ts, value)
         return None if math.isnan(value) else value
 
-    def _anomaly(self, batch: MetricBatch, sample: Sample, key: str, value: float, score: float,
+    def _anomaly(self, batch: MetricBatch, i: int, key: str, value: float, score: float,
                  source: Source) -> Anomaly:
+        """The anomaly of sample ``i`` of ``batch``."""
+        sample = batch.sample(i)
         window = timedelta(seconds=3 * (batch.interval_s or 10))
         return Anomaly(
             source=source, resource=batch.resource, tenant=batch.tenant, ts=sample.ts,

@@ -30,21 +30,21 @@ class ResourceSeen(BaseModel):
 
 def observe(previous: ResourceSeen | None, batch: MetricBatch) -> ResourceSeen:
     """The entry after ``batch``; out-of-order batches never move ``last_seen`` backwards."""
-    seen = {s.name for s in batch.samples}
+    seen = set(batch.names)
     if previous is not None and seen.issubset(previous.metric_names):
         names = previous.metric_names
     else:
         names = sorted(seen | set(previous.metric_names if previous else ()))
     if previous is None:
         return ResourceSeen(resource=batch.resource, tenant=batch.tenant, first_seen=batch.ts, last_seen=batch.ts,
-                            batches=1, samples=len(batch.samples), metric_names=names[:MAX_METRIC_NAMES],
+                            batches=1, samples=len(batch.names), metric_names=names[:MAX_METRIC_NAMES],
                             interval_s=batch.interval_s)
     return previous.model_copy(update={
         "resource": batch.resource,
         "first_seen": min(previous.first_seen, batch.ts),
         "last_seen": max(previous.last_seen, batch.ts),
         "batches": previous.batches + 1,
-        "samples": previous.samples + len(batch.samples),
+        "samples": previous.samples + len(batch.names),
         "metric_names": names[:MAX_METRIC_NAMES],
         "interval_s": batch.interval_s or previous.interval_s,
     })

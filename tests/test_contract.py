@@ -134,16 +134,16 @@ def test_json_that_is_not_an_object_is_refused(raw) -> None:
 
 
 @pytest.mark.parametrize(("value", "reason"), [
-    ("NaN", "samples.0.value: Input should be a finite number"),
-    ("Infinity", "samples.0.value: Input should be a finite number"),
-    ("-Infinity", "samples.0.value: Input should be a finite number"),
-    ("1e999", "samples.0.value: Input should be a finite number"),
-    ("true", "samples.0.value: Input should be a valid number"),
-    ('"12"', "samples.0.value: Input should be a valid number"),
+    ("NaN", "values.0: Input should be a finite number"),
+    ("Infinity", "values.0: Input should be a finite number"),
+    ("-Infinity", "values.0: Input should be a finite number"),
+    ("1e999", "values.0: Input should be a finite number"),
+    ("true", "values.0: Input should be a valid number"),
+    ('"12"', "values.0: Input should be a valid number"),
 ])
 def test_metric_values_must_be_finite_numbers(value, reason) -> None:
     batch = example(METRICS)
-    raw = batch.model_dump_json().replace('"value":1500000000.0', f'"value":{value}', 1)
+    raw = batch.model_dump_json().replace('"values":[1500000000.0', f'"values":[{value}', 1)
     assert raw != batch.model_dump_json()
     with pytest.raises(EventDecodeError) as caught:
         METRICS.decode(raw)
@@ -152,7 +152,7 @@ def test_metric_values_must_be_finite_numbers(value, reason) -> None:
 
 def test_integers_stay_valid_metric_values_and_observed_values_are_checked_too() -> None:
     batch = example(METRICS)
-    assert METRICS.decode(batch.model_dump_json().replace('"value":1500000000.0', '"value":7', 1)).samples[0].value == 7
+    assert METRICS.decode(batch.model_dump_json().replace('"values":[1500000000.0', '"values":[7', 1)).values[0] == 7
     change = topic("config-changes")
     raw = change.encode(example(change))[1].decode().replace('"observed":{}', '"observed":{"used_memory":NaN}')
     with pytest.raises(EventDecodeError, match="observed.used_memory: Input should be a finite number"):

@@ -139,7 +139,7 @@ def test_samples_pair_the_needed_age_with_the_primarys_expiry_and_say_what_will_
     assert outcome(filling.capacity, filling.sample.labels) == \
         "this replica will lose its binary log stream from 10.0.0.1:3306 (binlog_expire_logs_seconds)"
     never = stream_samples(status, LOGS, {"mariadb-bin.000004": NOW - 600}, 0, TS)
-    batch = batch.model_copy(update={"samples": never})
+    batch = MetricBatch(source=SOURCE, resource={"kind": "mysql", "name": "db-2"}, ts=TS, samples=never)
     assert [f for f in fillings(batch, CAPACITIES) if f.capacity.used.startswith("mysql_replica")] == [], \
         "binary logs never expire: nothing to forecast"
 

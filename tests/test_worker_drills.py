@@ -182,7 +182,7 @@ def _typed(spec: TopicSpec, valid: dict, rng: random.Random) -> bytes:
     """A wrong value where the topic's own fields are: NaN, infinities, booleans, text as numbers, empty lists."""
     if spec is METRICS:
         bad = rng.choice(["NaN", "Infinity", "-Infinity", "1e999", "true", "false", '"12"', "null", "{}"])
-        text = json.dumps(valid).replace('"value": 1500000000.0', f'"value": {bad}', 1)
+        text = json.dumps(valid).replace('"values": [1500000000.0', f'"values": [{bad}', 1)
         return text.encode() if rng.random() < 0.8 else json.dumps(valid | {"samples": []}).encode()
     if spec is LOGS:
         return json.dumps(valid | rng.choice([{"lines": []}, {"lines": [{"line": 5}]}, {"lines": "x"}])).encode()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -27,6 +29,8 @@ class Risk(StrEnum):
 
 
 class Sample(ContractModel):
+    """One measured value: what plugins collect, and the older wire form of a ``MetricBatch``."""
+
     name: Name = Field(description="Metric name, e.g. redis_used_memory_bytes")
     value: FiniteNumber
     ts: UtcDatetime
@@ -34,10 +38,73 @@ class Sample(ContractModel):
 
 
 class MetricBatch(Event):
-    """Samples of one resource collected in one round."""
+    """The samples of one resource collected in one round, as columns: sample ``i`` is metric ``names[i]`` with
+    value ``values[i]`` and labels ``series_labels[i]``, taken at ``ts`` (plus ``offsets_s[i]`` seconds when the
+    samples of the batch were taken at different times, e.g. a Prometheus range).
 
-    samples: list[Sample] = Field(min_length=1)
+    The columns are checked once per batch (lengths agree, names valid, values finite, ``ts`` in UTC), without a
+    model per sample: the worker decodes thousands of batches a second. The older form, one ``Sample`` object per
+    sample in ``samples``, is still read: it is turned into the columns when validated and never written.
+    ``samples`` reads any batch as ``Sample`` objects, for the edges (CLI, tests); the worker reads the columns."""
+
+    names: list[Name] = Field(default_factory=list, description="Metric name of each sample")
+    values: list[FiniteNumber] = Field(default_factory=list, description="Value of each sample, aligned with names")
+    series_labels: list[dict[str, str]] | None = Field(
+        default=None, description="Labels of each sample, aligned with names; absent when no sample has labels")
+    offsets_s: list[FiniteNumber] | None = Field(
+        default=None, description="Seconds from ts at which each sample was taken, aligned with names; absent when "
+                                  "every sample was taken at ts")
     interval_s: FiniteNumber | None = Field(default=None, gt=0, description="Collection interval of the target")
+    old_samples: list[Sample] | None = Field(default=None, alias="samples", exclude=True, min_length=1,
+                                             description="The older form, read and turned into the columns")
+
+    @model_validator(mode="after")
+    def _columns(self) -> MetricBatch:
+        if self.old_samples is not None:
+            if self.names:
+                raise ValueError("a batch carries its samples as columns (names, values) or as samples, not both")
+            for name, column in zip(_COLUMNS, columns_of(self.old_samples, self.ts), strict=True):
+                object.__setattr__(self, name, column)
+            object.__setattr__(self, "old_samples", None)
+            self.__pydantic_fields_set__.update(_COLUMNS)
+        count = len(self.names)
+        if count == 0:
+            raise ValueError("a batch carries at least one sample (names and values, or samples)")
+        for name in _COLUMNS[1:]:
+            column = getattr(self, name)
+            if column is not None and len(column) != count:
+                raise ValueError(f"{name} has {len(column)} entries for {count} names: the columns must be aligned")
+        return self
+
+    @classmethod
+    def of_samples(cls, samples: Sequence[Sample], **envelope: Any) -> MetricBatch:
+        """The columnar batch of ``samples`` (already validated), at the time of the first of them."""
+        ts = samples[0].ts
+        return cls(ts=ts, **dict(zip(_COLUMNS, columns_of(samples, ts), strict=True)), **envelope)
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The batch as ``Sample`` objects (built unvalidated from the checked columns)."""
+        return [self.sample(i) for i in range(len(self.names))]
+
+    def sample(self, i: int) -> Sample:
+        """Sample ``i`` of the batch as a ``Sample`` (built unvalidated from the checked columns)."""
+        ts = self.ts if self.offsets_s is None else self.ts + timedelta(seconds=self.offsets_s[i])
+        labels = self.series_labels[i] if self.series_labels is not None else {}
+        return Sample.model_construct(name=self.names[i], value=self.values[i], ts=ts, labels=labels)
+
+
+_COLUMNS = ("names", "values", "series_labels", "offsets_s")
+
+
+def columns_of(samples: Sequence[Sample], ts: datetime) -> tuple[list, list, list | None, list | None]:
+    """``samples`` as the columns of a ``MetricBatch`` at ``ts``: names, values, labels (None when no sample has
+    any) and offsets from ``ts`` (None when every sample was taken at ``ts``)."""
+    names = [s.name for s in samples]
+    values = [s.value for s in samples]
+    labels = [s.labels for s in samples]
+    offsets = [(s.ts - ts).total_seconds() for s in samples]
+    return names, values, labels if any(labels) else None, offsets if any(offsets) else None
 
 
 class LogLine(ContractModel):

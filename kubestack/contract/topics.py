@@ -102,7 +102,7 @@ def kind_check(spec: TopicSpec, fields: dict) -> None:
     foreign = fields.keys() & _foreign_fields(spec.model)
     if not foreign:
         return
-    kinds = sorted({model.__name__ for model in _MODELS if foreign & model.model_fields.keys()})
+    kinds = sorted({model.__name__ for model in _MODELS if foreign & _wire_names(model)})
     raise EventDecodeError(spec.name, f"not a {spec.model.__name__}: a {' or '.join(kinds)}-shaped message (its "
                                       f"fields {', '.join(sorted(foreign))} are not {spec.model.__name__}'s); "
                                       f"{spec.name} carries {spec.model.__name__} only")
@@ -111,8 +111,13 @@ def kind_check(spec: TopicSpec, fields: dict) -> None:
 @functools.cache
 def _foreign_fields(model: type[Event]) -> frozenset[str]:
     """Top-level field names of the other registry events that ``model`` does not have."""
-    every = {name for other in _MODELS for name in other.model_fields}
-    return frozenset(every - model.model_fields.keys())
+    every = {name for other in _MODELS for name in _wire_names(other)}
+    return frozenset(every - _wire_names(model))
+
+
+def _wire_names(model: type[Event]) -> set[str]:
+    """The names ``model``'s fields have in a message (a field's alias, when it has one)."""
+    return {info.alias or name for name, info in model.model_fields.items()}
 
 
 def _json_kind(value: object) -> str:
