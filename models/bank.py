@@ -59,17 +59,13 @@ class DetectorBank:
         """The score of ``values[i]`` at ``ts[i]`` (epoch seconds) for row ``rows[i]``, as
         ``LikelihoodDetector.update`` gives it; points of one row are taken in the order given. Values must be
         finite (the worker drops the others before any detector)."""
-        rows = np.ascontiguousarray(rows, np.int64)
-        ts = np.ascontiguousarray(ts, np.float64)
-        values = np.ascontiguousarray(values, np.float64)
-        if not rows.shape == ts.shape == values.shape:
-            raise ValueError(f"rows {rows.shape}, ts {ts.shape} and values {values.shape} differ in shape")
-        if rows.size and (rows.min() < 0 or rows.max() >= len(self._keys)):
-            raise IndexError("a row outside the bank")
-        out = np.empty(rows.shape[0])
+        rows, ts, values = np.asarray(rows, np.int64), np.asarray(ts, np.float64), np.asarray(values, np.float64)
+        if not len(rows) == len(ts) == len(values):
+            raise ValueError(f"{len(rows)} rows, {len(ts)} stamps and {len(values)} values")
+        out = np.empty(len(rows))
         a = self._arrays
-        k.update_rows(rows, ts, values, out, self.params, self._ladder, self._slopes, a.F, a.I, a.LB, a.PROF,
-                      a.LAG)
+        k.update_rows(rows, ts, values, out, len(self._keys), self.params, self._ladder, self._slopes, a.F, a.I,
+                      a.LB, a.PROF, a.LAG)
         return out
 
     def export(self, key: Hashable) -> bytes:

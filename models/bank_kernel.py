@@ -61,8 +61,12 @@ HOLD, MULTIPLES, MIN_GAP, MAX_PERIOD, LARGER, KNOWN = 3, 4, 8, 3600.0, 2.0, 1
 
 
 @njit(cache=True)
-def update_rows(rows, ts, values, out, P, LAD, SLOPES, F, I, LB, PROF, LAG):  # noqa: N803 (state arrays)
-    """Score ``values[i]`` at ``ts[i]`` for row ``rows[i]`` into ``out[i]``, in order (a row may repeat)."""
+def update_rows(rows, ts, values, out, used, P, LAD, SLOPES, F, I, LB, PROF, LAG):  # noqa: N803 (state arrays)
+    """Score ``values[i]`` at ``ts[i]`` for row ``rows[i]`` into ``out[i]``, in order (a row may repeat);
+    ``IndexError`` before anything changes if a row is not one of the ``used`` first ones."""
+    for i in range(rows.shape[0]):
+        if not 0 <= rows[i] < used:
+            raise IndexError("a row outside the bank")
     for i in range(rows.shape[0]):
         out[i] = _likelihood_update(rows[i], ts[i], values[i], P, LAD, SLOPES, F, I, LB, PROF, LAG)
 

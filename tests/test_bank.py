@@ -198,6 +198,8 @@ def test_a_state_of_other_parameters_or_layout_is_refused_and_changes_nothing() 
         bank.adopt("a", before[:len(before) // 2])
     with pytest.raises(ValueError, match="LikelihoodDetector"):
         bank.adopt("a", b"KSMD3" + before[5:])
+    with pytest.raises(IndexError):
+        bank.update(np.array([0, 1]), np.array([2.0, 2.0]), np.array([2.0, 2.0]))
     assert bank.export("a") == before and len(bank) == 1 and "b" not in bank
 
 
