@@ -61,7 +61,7 @@ HOLD, MULTIPLES, MIN_GAP, MAX_PERIOD, LARGER, KNOWN = 3, 4, 8, 3600.0, 2.0, 1
 
 
 @njit(cache=True)
-def update_rows(rows, ts, values, out, used, P, LAD, SLOPES, F, I, LB, PROF, LAG):  # noqa: N803 (state arrays)
+def update_rows(rows, ts, values, out, used, P, LAD, SLOPES, F, I, LB, PROF, LAG):
     """Score ``values[i]`` at ``ts[i]`` for row ``rows[i]`` into ``out[i]``, in order (a row may repeat);
     ``IndexError`` before anything changes if a row is not one of the ``used`` first ones."""
     for i in range(rows.shape[0]):
@@ -72,7 +72,7 @@ def update_rows(rows, ts, values, out, used, P, LAD, SLOPES, F, I, LB, PROF, LAG
 
 
 @njit(cache=True)
-def _likelihood_update(r, ts, value, P, LAD, SLOPES, F, I, LB, PROF, LAG):  # noqa: N803
+def _likelihood_update(r, ts, value, P, LAD, SLOPES, F, I, LB, PROF, LAG):
     n = I[r, O_N] + 1
     I[r, O_N] = n
     if I[r, O_PERIOD] == 0:
@@ -146,7 +146,7 @@ def _likelihood_update(r, ts, value, P, LAD, SLOPES, F, I, LB, PROF, LAG):  # no
 
 
 @njit(cache=True)
-def set_scale(r, scale, P, F):  # noqa: N803
+def set_scale(r, scale, P, F):
     """``LikelihoodDetector._set_scale`` for row ``r``."""
     F[r, O_SCALE] = scale
     lv = P[P_LEVEL]
@@ -169,7 +169,7 @@ def _round_half_even(x):
 
 
 @njit(cache=True)
-def _first_interval(r, ts, n, P, F, I, LAG):  # noqa: N803
+def _first_interval(r, ts, n, P, F, I, LAG):
     if n == 1:
         F[r, O_FIRST_TS] = ts
         return
@@ -184,7 +184,7 @@ def _first_interval(r, ts, n, P, F, I, LAG):  # noqa: N803
 
 
 @njit(cache=True)
-def _lagged(r, value, n, period, short, lag_short, P, F, I, LB, LAG):  # noqa: N803
+def _lagged(r, value, n, period, short, lag_short, P, F, I, LB, LAG):
     at = I[r, O_LAG_AT]
     old = np.float64(LAG[r, at])
     if old != old or I[r, O_SINCE] > P[P_QUIET]:
@@ -206,7 +206,7 @@ def _lagged(r, value, n, period, short, lag_short, P, F, I, LB, LAG):  # noqa: N
 
 
 @njit(cache=True)
-def _lik(r, k, off, short, P, min_sd, raw, F, I, LB):  # noqa: N803
+def _lik(r, k, off, short, P, min_sd, raw, F, I, LB):
     """``Likelihood.update`` of likelihood ``k`` of row ``r``, its buffer at ``LB[r, off:off + short]``."""
     at = I[r, LK_AT + k]
     c = LK + 3 * k
@@ -231,7 +231,7 @@ def _lik(r, k, off, short, P, min_sd, raw, F, I, LB):  # noqa: N803
 
 
 @njit(cache=True)
-def _metric_update(r, ts, value, P, LAD, SLOPES, F, I, PROF):  # noqa: N803
+def _metric_update(r, ts, value, P, LAD, SLOPES, F, I, PROF):
     """``MetricDetector.update`` of row ``r``."""
     prev_ts = F[r, B_PREV_TS]
     z = _baseline_update(r, ts, value, P, F, I, PROF)
@@ -319,7 +319,7 @@ def _metric_update(r, ts, value, P, LAD, SLOPES, F, I, PROF):  # noqa: N803
 
 
 @njit(cache=True)
-def _reach(lo, hi, v, LAD):  # noqa: N803
+def _reach(lo, hi, v, LAD):
     """``bisect_right`` of ``v`` in the ladder ``LAD[0, lo:hi]``."""
     j = lo
     while j < hi and not (v < LAD[0, j]):
@@ -328,7 +328,7 @@ def _reach(lo, hi, v, LAD):  # noqa: N803
 
 
 @njit(cache=True)
-def _surprise(r, col, lo, hi, slope, v, weight, total, prior, LAD, F):  # noqa: N803
+def _surprise(r, col, lo, hi, slope, v, weight, total, prior, LAD, F):
     """``TailModel.surprise``: counts at ``F[r, col:]``, ladder ``LAD[:, lo:hi]``."""
     j = _reach(lo, hi, v, LAD) - 1
     w = weight * prior
@@ -343,13 +343,13 @@ def _surprise(r, col, lo, hi, slope, v, weight, total, prior, LAD, F):  # noqa: 
 
 
 @njit(cache=True)
-def _add(r, col, lo, hi, v, w, LAD, F):  # noqa: N803
+def _add(r, col, lo, hi, v, w, LAD, F):
     for j in range(_reach(lo, hi, v, LAD)):
         F[r, col + j] += w
 
 
 @njit(cache=True)
-def _rescale(r, w, F):  # noqa: N803
+def _rescale(r, w, F):
     for j in range(T_POINT, V_KEYS):
         F[r, j] /= w
     for j in range(V_W, V_W + 2 * SLOTS):
@@ -360,7 +360,7 @@ def _rescale(r, w, F):  # noqa: N803
 
 
 @njit(cache=True)
-def _slot(r, x, F):  # noqa: N803
+def _slot(r, x, F):
     for j in range(SLOTS):
         if F[r, V_KEYS + j] == x:
             return j
@@ -368,7 +368,7 @@ def _slot(r, x, F):  # noqa: N803
 
 
 @njit(cache=True)
-def _values_observe(r, x, same, w, total, F):  # noqa: N803
+def _values_observe(r, x, same, w, total, F):
     """``ValueTable.observe``."""
     j = _slot(r, x, F)
     if j < 0:
@@ -392,7 +392,7 @@ def _values_observe(r, x, same, w, total, F):  # noqa: N803
 
 
 @njit(cache=True)
-def _values_stay(r, x, prior_stay, prior_w, F):  # noqa: N803
+def _values_stay(r, x, prior_stay, prior_w, F):
     j = _slot(r, x, F)
     if j < 0:
         return prior_stay
@@ -400,7 +400,7 @@ def _values_stay(r, x, prior_stay, prior_w, F):  # noqa: N803
 
 
 @njit(cache=True)
-def _burst(r, ts, dt, size, F, I):  # noqa: N803
+def _burst(r, ts, dt, size, F, I):
     """``Recurrence.burst``."""
     last = F[r, C_LAST]
     F[r, C_LAST] = ts
@@ -430,7 +430,7 @@ def _burst(r, ts, dt, size, F, I):  # noqa: N803
 
 
 @njit(cache=True)
-def _new_day(r, ts, F, I, PROF):  # noqa: N803
+def _new_day(r, ts, F, I, PROF):
     """``Baseline._new_day``."""
     start = (ts // DAY) * DAY
     day = 1 if (int(ts // DAY) + 3) % 7 >= 5 else 0
@@ -446,7 +446,7 @@ def _new_day(r, ts, F, I, PROF):  # noqa: N803
 
 
 @njit(cache=True)
-def _baseline_update(r, ts, x, P, F, I, PROF):  # noqa: N803
+def _baseline_update(r, ts, x, P, F, I, PROF):
     """``Baseline.update``: the standardised residual."""
     n = I[r, B_N]
     if n == 0:

@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from kubestack.models import baseline, detector, likelihood, recurrence, values
 from kubestack.models import bank_kernel as k
+from kubestack.models import baseline, detector, likelihood, recurrence, values
 from kubestack.models.likelihood import LikelihoodDetector
 
 _LIK = "<qqddd"
@@ -30,11 +30,11 @@ _CHECKED = np.arange(k.P_LEVEL, k.Q_GROW)
 class Arrays(NamedTuple):
     """The state of ``rows`` series, one row each (see :mod:`~kubestack.models.bank_kernel`)."""
 
-    F: np.ndarray     # noqa: N815 (the kernel's names)
-    I: np.ndarray     # noqa: E741, N815
-    LB: np.ndarray    # noqa: N815
-    PROF: np.ndarray  # noqa: N815
-    LAG: np.ndarray   # noqa: N815
+    F: np.ndarray
+    I: np.ndarray
+    LB: np.ndarray
+    PROF: np.ndarray
+    LAG: np.ndarray
 
     @classmethod
     def empty(cls, rows: int, buffers: int) -> Arrays:
@@ -80,7 +80,7 @@ def read_row(raw: bytes, a: Arrays, r: int) -> np.ndarray:
     for a state of another layout."""
     if not raw.startswith(likelihood.MAGIC):
         raise ValueError("not a LikelihoodDetector state of this version")
-    F, I, LB, PROF, LAG = a  # noqa: N806 (the kernel's names)
+    F, I, LB, PROF, LAG = a
     p = np.full(k.NP, np.nan)
     at = len(likelihood.MAGIC)
     p[:k.Q_MEMORY] = struct.unpack_from(likelihood._PARAMS, raw, at)
@@ -139,7 +139,7 @@ def check(p: np.ndarray, state: np.ndarray) -> None:
 
 def write_row(a: Arrays, r: int, p: np.ndarray) -> bytes:
     """Row ``r`` of ``a`` as ``LikelihoodDetector.to_state`` writes it, with the parameters ``p``."""
-    F, I, LB, PROF, LAG = a  # noqa: N806
+    F, I, LB, PROF, LAG = a
     f, i = F[r].tolist(), I[r].tolist()
     period = i[k.O_PERIOD]
     lag_len = period if period > 0 else 0

@@ -129,7 +129,7 @@ def synthetic() -> Series:
 
 
 def test_synthetic_edge_cases_score_the_same() -> None:
-    points, alerts = assert_same(synthetic())
+    _, alerts = assert_same(synthetic())
     assert alerts > 3
 
 

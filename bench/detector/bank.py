@@ -1,14 +1,14 @@
 """The detector bank against the stream's default detector it computes, side by side in one run.
 
-    .venv/bin/python -m bench.detector.bank [--rounds N] [--json]
+    .venv/bin/python -m bench.detector.bank [--rounds N] [--repeats K] [--json]
 
 For 20, 200 and 2000 series per call (a resource's batch, or a worker's round over many resources), the same
 series (the recorded middleware series of ``bench/anomaly/recorded``, cycled) are scored by one
 ``LikelihoodDetector`` per series and by one ``DetectorBank`` call per round; both are warmed past their
-warm-up first, untimed. Reported per sample, the best of a few blocks of new points: the detectors, the bank's ``update`` alone, and ``rows(keys)``
-plus ``update`` (what the worker would call); the state's export per series beside ``to_state``; and the
-compile time of the bank's kernel at its first call in a fresh process, with an empty on-disk cache and again
-with the cache the first process left.
+warm-up first, untimed. Reported per sample, the best of ``K`` blocks of new points: the detectors, the bank's
+``update`` alone, and ``rows(keys)`` plus ``update`` (what the worker would call); the state's export per
+series beside ``to_state``; and the compile time of the bank's kernel at its first call in a fresh process,
+with an empty on-disk cache and again with the cache the first process left.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from kubestack.models.likelihood import LikelihoodDetector
 
 RECORDED = Path(__file__).resolve().parents[1] / "anomaly" / "recorded"
@@ -129,12 +128,12 @@ def main() -> None:
     print(f"first call (compile): {c['first_call_s_empty_cache']:.2f} s with an empty cache, "
           f"{c['first_call_s_warm_cache']:.2f} s with the cache of a previous process "
           f"(import {c['import_s_empty_cache']:.2f} / {c['import_s_warm_cache']:.2f} s)")
-    print(f"{'series':>7} {'detector µs':>12} {'bank µs':>8} {'rows+bank µs':>13} {'ratio':>6} {'ratio, rows':>11} "
-          f"{'to_state µs':>12} {'export µs':>10}")
+    print(f"{'series':>7} {'detector µs':>12} {'bank µs':>8} {'rows+bank µs':>13} {'ratio':>6} "
+          f"{'ratio, rows':>11} {'to_state µs':>12} {'export µs':>10}")
     for s in result["sizes"]:
         print(f"{s['series']:>7} {s['detector_us']:>12.2f} {s['bank_update_us']:>8.3f} "
-              f"{s['bank_rows_update_us']:>13.3f} {s['ratio']:>6.1f} {s['ratio_with_rows']:>11.1f} {s['to_state_us_per_series']:>12.1f} "
-              f"{s['export_us_per_series']:>10.1f}")
+              f"{s['bank_rows_update_us']:>13.3f} {s['ratio']:>6.1f} {s['ratio_with_rows']:>11.1f} "
+              f"{s['to_state_us_per_series']:>12.1f} {s['export_us_per_series']:>10.1f}")
 
 
 if __name__ == "__main__":
