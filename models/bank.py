@@ -53,7 +53,11 @@ class DetectorBank:
     def rows(self, keys: Iterable[Hashable]) -> np.ndarray:
         """The row of each key; a key not seen before gets a fresh detector's row."""
         index = self._keys
-        return np.fromiter((index[key] if key in index else self._new(key) for key in keys), np.int64)
+        keys = keys if isinstance(keys, list | tuple) else list(keys)
+        try:
+            return np.array([index[key] for key in keys], np.int64)
+        except KeyError:
+            return np.array([index[key] if key in index else self._new(key) for key in keys], np.int64)
 
     def update(self, rows: np.ndarray, ts: np.ndarray, values: np.ndarray) -> np.ndarray:
         """The score of ``values[i]`` at ``ts[i]`` (epoch seconds) for row ``rows[i]``, as

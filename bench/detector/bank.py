@@ -70,13 +70,13 @@ def per_sample(size: int, rounds: int, repeats: int) -> dict[str, float]:
         bank.update(rows, np.full(size, stamps[r]), series[r])
         looked_up.update(rows, np.full(size, stamps[r]), series[r])
         for det, v in zip(detectors, series[r].tolist()):
-            det.update(stamps[r], v)
+            det.update(float(stamps[r]), v)
     best = [np.inf] * 5
     for block in range(repeats):
         timed = range(WARM + block * rounds, WARM + (block + 1) * rounds)
         t0 = time.perf_counter()
         for r in timed:
-            ts = stamps[r]
+            ts = float(stamps[r])        # a Python float, as the worker passes
             for det, v in zip(detectors, series[r].tolist()):
                 det.update(ts, v)
         t1 = time.perf_counter()
