@@ -31,7 +31,6 @@ class DetectorBank:
 
     def __init__(self, threshold: float = 0.5, capacity: int = 64, **params: float) -> None:
         template = LikelihoodDetector(threshold=threshold, **params)
-        self.threshold = threshold
         self.params = parameters(template)
         self._ladder, self._slopes = ladders(template)
         self._fresh = Arrays.empty(1, buffers(self.params))
@@ -40,6 +39,17 @@ class DetectorBank:
         self._scratch = Arrays.empty(1, buffers(self.params))
         self._arrays = Arrays.empty(max(1, capacity), buffers(self.params))
         self._keys: dict[Hashable, int] = {}
+
+    @property
+    def threshold(self) -> float:
+        """The score every row alerts and quiets at (the worker's); it may change, as a restored detector's."""
+        return float(self.params[k.P_THRESHOLD])
+
+    @threshold.setter
+    def threshold(self, threshold: float) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"threshold {threshold} must lie in (0, 1]")
+        self.params[k.P_THRESHOLD] = threshold
 
     def __len__(self) -> int:
         return len(self._keys)

@@ -181,9 +181,14 @@ def test_a_state_saved_at_another_threshold_alerts_at_the_banks() -> None:
     bank = DetectorBank(threshold=THRESHOLD)
     row = bank.adopt("s", det.to_state())
     det.threshold = THRESHOLD                   # what registry.restore does with the worker's threshold
-    expected = [det.update(t, v) for t, v in zip(ts[2000:].tolist(), values[2000:].tolist())]
-    np.testing.assert_array_equal(bank.update(np.full(2000, row), ts[2000:], values[2000:]), expected)
-    assert max(expected) >= THRESHOLD
+    expected = [det.update(t, v) for t, v in zip(ts[2000:3000].tolist(), values[2000:3000].tolist())]
+    np.testing.assert_array_equal(bank.update(np.full(1000, row), ts[2000:3000], values[2000:3000]), expected)
+    det.threshold = bank.threshold = 0.8        # and the worker's threshold may change again
+    expected = [det.update(t, v) for t, v in zip(ts[3000:].tolist(), values[3000:].tolist())]
+    np.testing.assert_array_equal(bank.update(np.full(1000, row), ts[3000:], values[3000:]), expected)
+    assert max(expected) >= 0.8 and bank.export("s") == det.to_state()
+    with pytest.raises(ValueError, match="threshold"):
+        bank.threshold = 0.0
 
 
 def test_a_state_of_other_parameters_or_layout_is_refused_and_changes_nothing() -> None:
