@@ -73,7 +73,11 @@ class DetectorBank:
         """The score of ``values[i]`` at ``ts[i]`` (epoch seconds) for row ``rows[i]``, as
         ``LikelihoodDetector.update`` gives it; points of one row are taken in the order given. Values must be
         finite (the worker drops the others before any detector)."""
-        rows, ts, values = np.asarray(rows, np.int64), np.asarray(ts, np.float64), np.asarray(values, np.float64)
+        # contiguous 1-d arrays of these types: any other layout would compile the kernel again
+        rows = np.ascontiguousarray(rows, np.int64)
+        ts, values = np.ascontiguousarray(ts, np.float64), np.ascontiguousarray(values, np.float64)
+        if rows.ndim != 1:
+            raise ValueError(f"rows of {rows.ndim} dimensions")
         if not len(rows) == len(ts) == len(values):
             raise ValueError(f"{len(rows)} rows, {len(ts)} stamps and {len(values)} values")
         out = np.empty(len(rows))
