@@ -5,7 +5,8 @@
   ratio. The worker's progress is read from its committed offsets.
 - latency: while background batches stream in at a sustained rate, health findings on fresh resources are
   sent stamped with their time; the time until their incident is on the incidents topic, p50 and p99.
-- detector cost: µs per sample and state bytes per series of the stream's detection, in process.
+- detector cost: µs per sample and state bytes per series of the stream's detection, in process; decode cost: µs
+  per sample of decoding and checking the same metric records as the worker does, in process.
 - scale-out: on ``brokers`` local brokers (replication 3 and min.insync.replicas 2 from three on), each group size
   of ``workers`` (e.g. 1, 2, 3 workers sharing the partitions) is measured on the same batches: total and
   per-worker samples/s, the workers' CPU seconds per million samples (the figure that carries to other machines)
@@ -195,6 +196,14 @@ def detector_cost(series: int = 200, rounds: int = 300) -> tuple[float, float]:
     return elapsed / (series * rounds) * 1e6, len(state) / series
 
 
+def decode_cost(records: list[tuple[bytes, bytes]], limit: int = 2000) -> float:
+    """µs per sample of decoding and checking metric records as the worker does (``METRICS.decode``), in process."""
+    values = [value for _, value in records[:limit]]
+    start = time.perf_counter()
+    samples = sum(len(METRICS.decode(value).names) for value in values)
+    return (time.perf_counter() - start) / samples * 1e6
+
+
 async def _group(kafka: KafkaSettings, workers: int, home: Path, total: int, samples: int, seconds: float,
                  rate: float, background: int) -> dict:
     """``workers`` workers of one new group over the same batches: throughput, CPU, latency."""
@@ -258,6 +267,7 @@ async def run(kafka: KafkaSettings | None, seconds: float, resources: int = 100,
             if cluster is not None:
                 await asyncio.to_thread(cluster.stop)
     us, per_series = detector_cost()
+    decode_us = decode_cost(records)
     baseline = baseline_rate * samples
     for group in groups:
         group["ratio"] = float(f"{group['samples_per_s'] / baseline:.3g}")  # a tiny run is far under 0.001
@@ -270,6 +280,7 @@ async def run(kafka: KafkaSettings | None, seconds: float, resources: int = 100,
         "latency_p99_ms": first["latency_p99_ms"],
         "latency_samples": first["latency_samples"],
         "detector_us_per_sample": round(us, 2),
+        "decode_us_per_sample": round(decode_us, 2),
         "bytes_per_series": round(per_series),
         "batches": len(records), "samples_per_batch": samples, "worker_start_s": first["worker_start_s"],
         "brokers": brokers_seen, "metrics_partitions": kafka.partitions_of(METRICS),

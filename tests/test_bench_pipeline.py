@@ -17,7 +17,7 @@ def test_bench_pipeline_json_reports_every_figure(kafka, tmp_path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     figures = json.loads(result.stdout)
     for key in ("samples_per_s", "baseline_samples_per_s", "ratio", "latency_p50_ms", "latency_p99_ms",
-                "detector_us_per_sample", "bytes_per_series"):
+                "detector_us_per_sample", "decode_us_per_sample", "bytes_per_series"):
         assert figures[key] > 0, (key, figures)
     assert figures["latency_p50_ms"] <= figures["latency_p99_ms"]
     assert figures["batches"] == 20 * 10 and figures["samples_per_batch"] == 10
