@@ -219,3 +219,36 @@ def test_a_bank_of_other_parameters_scores_as_its_detector() -> None:
         i = rows[list(series).index(key)]
         np.testing.assert_array_equal(bank.update(np.full(len(ts), i), ts, values), expected)
         assert bank.export(key) == det.to_state()
+
+
+
+def test_the_stages_detection_through_the_bank_is_the_per_series_detectors() -> None:
+    """``ResourceDetectors`` (the worker's detection) with the bank and with one detector per series: the same
+    anomalies from recorded batches, and table states that each restores from the other mid-way."""
+    from datetime import datetime, timezone
+
+    from kubestack.contract.base import ResourceRef, Source
+    from kubestack.contract.events import MetricBatch
+    from kubestack.pipeline.detection import ResourceDetectors
+
+    source = Source(agent="test", host="h")
+    series = [read_csv(p) for p in sorted(RECORDED.rglob("*.csv"))[:12]]
+    rounds = min(len(ts) for ts, _ in series)
+    bank, single = ResourceDetectors(0.5), ResourceDetectors(0.5, banked=False)
+    assert bank.bank is not None and single.bank is None
+    found: dict[str, list] = {"bank": [], "single": []}
+    for r in range(rounds):
+        start = float(series[0][0][r])
+        batch = MetricBatch(source=source, resource=ResourceRef(kind="redis", name="r", host="h"),
+                            ts=datetime.fromtimestamp(start, timezone.utc),
+                            names=[f"s{i}_value" for i in range(len(series))], values=[float(v[r]) for _, v in series],
+                            offsets_s=[float(ts[r]) - start for ts, _ in series])
+        found["bank"] += [(a.signal, a.score) for a in bank.observe(batch, source)]
+        found["single"] += [(a.signal, a.score) for a in single.observe(batch, source)]
+        if r == rounds // 2:
+            assert bank.to_state() == single.to_state()
+            bank, single = (ResourceDetectors.from_state(single.to_state(), 0.5),
+                            ResourceDetectors.from_state(bank.to_state(), 0.5, banked=False))
+    assert found["bank"] == found["single"]
+    assert found["bank"], "the recorded series raise anomalies"
+    assert bank.to_state() == single.to_state()
