@@ -7,11 +7,12 @@ losses in all. Out of ``make test`` while the group loses revisions in that dril
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
 
-from tests.test_scaleout import Group, _drill, group  # noqa: F401 (the fixture, used by name)
+from bench.scaleout.drills import Group, _drill, group  # noqa: F401 (the fixture, used by name)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(3600)]
 
@@ -25,7 +26,7 @@ async def test_sigkill_drills(group: Group) -> None:
             await _drill(group, f"kill{run}", lambda: group.kill("w3"))
         except (AssertionError, pytest.fail.Exception) as exc:
             failures.append(f"run {run + 1}: {str(exc).splitlines()[0][:300]}")
-        await __import__("asyncio").to_thread(group.start, "w3")  # back to three for the next run
+        await asyncio.to_thread(group.start, "w3")  # back to three for the next run
     print(f"\nsigkill drill: {RUNS - len(failures)} of {RUNS} runs lost nothing")
     for failure in failures:
         print(failure)
