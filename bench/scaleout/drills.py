@@ -3,7 +3,8 @@ three ``kubestack worker`` processes in one group share the partitions, and unde
 reports of many tenants, two signals per incident) a worker is added, one is removed cleanly, one broker is stopped
 and brought back, then one broker is killed and brought back.
 
-The drill that kills a worker with SIGKILL is not here: it lost incident revisions in 5 of 10 runs here (a
+Out of ``make test`` since stop 24: the group's hand-over can lose revisions (``README.md``). The drill that kills a
+worker with SIGKILL is not here: it lost incident revisions in 5 of 10 runs here (a
 defect in the group's hand-over, not yet understood, see ``bench/scaleout/README.md``), so it runs as a benchmark
 (``bench/scaleout/sigkill_drill.py``) that counts the losses until it is fixed.
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from kubestack.bus import client_options, ensure_topics, producer_options
@@ -155,8 +157,6 @@ async def _trace(group: Group, drill: str, lacking: list[str]) -> str:
     """Where the signals of a drill went, for a failed drill: per signals partition, the drill's records on it
     (health reports routed there), the group's committed offset and the end; and the incidents lacking r2 with the
     partition their tenant is routed to."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
     signals = f"{group.app_id}-signals"
     worker = group.kafka.for_component("worker")   # the internal topics are the worker's own (ACLs)
     consumer = AIOKafkaConsumer(**client_options(worker), enable_auto_commit=False)
